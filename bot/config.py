@@ -1,0 +1,101 @@
+"""Policy from ``opsloop.toml``: who may use the bot, limits, budgets, prices.
+
+Nothing here is secret (secrets are environment variables, see ``bot.settings``).
+Every section is optional; an unknown key is an error, so a typo is caught at start-up
+instead of silently ignored. ``deploy/opsloop.example.toml`` shows every key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoopPolicy(_Section):
+    """Limits of the loop (see ``domain.limits``)."""
+
+    turns_per_message: int = Field(default=10, ge=1, le=100)
+    token_budget: int | None = Field(default=None, ge=1)  # per conversation, in+out tokens
+    cost_budget: float | None = Field(default=None, gt=0)  # per conversation, USD
+
+
+class SandboxPolicy(_Section):
+    """Limits and wiring of the sandbox (see ``sandbox.limits.Limits``)."""
+
+    wall_seconds: float = Field(default=10.0, gt=0, le=3600)
+    cpu_seconds: float | None = Field(default=None, gt=0, le=3600)
+    memory_mb: int = Field(default=256, ge=16, le=65536)
+    tasks: int = Field(default=64, ge=1, le=4096)
+    file_size_mb: int = Field(default=16, ge=1, le=4096)
+    open_files: int = Field(default=256, ge=16, le=65536)
+    tmpfs_mb: int = Field(default=64, ge=1, le=4096)
+    output_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    python: str = "python3"
+    bash: str = "bash"
+    extra_mounts: list[str] = Field(default_factory=list)  # read-only host paths, e.g. a venv
+    env: dict[str, str] = Field(default_factory=dict)  # extra environment inside the jail
+    workspace_quota_mb: int = Field(default=256, ge=1)
+    workspace_idle_hours: float = Field(default=72.0, gt=0)
+
+
+class PromptPolicy(_Section):
+    """How prompts are built."""
+
+    result_chars: int = Field(default=4000, ge=200)  # head+tail of each stream sent back
+    context_tokens: dict[str, int] = Field(default_factory=dict)  # per model; default 8192
+
+
+class Price(_Section):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class AccessPolicy(_Section):
+    """Who may use the bot on one platform. Empty lists allow everyone."""
+
+    allow_users: list[str] = Field(default_factory=list)
+    allow_channels: list[str] = Field(default_factory=list)
+    allow_workspaces: list[str] = Field(default_factory=list)  # Slack teams / Discord guilds
+    mention_guilds: list[str] = Field(default_factory=list)  # Discord: servers where mentions answer
+
+
+class Policy(_Section):
+    """The whole of ``opsloop.toml``."""
+
+    loop: LoopPolicy = Field(default_factory=LoopPolicy)
+    sandbox: SandboxPolicy = Field(default_factory=SandboxPolicy)
+    prompt: PromptPolicy = Field(default_factory=PromptPolicy)
+    prices: dict[str, Price] = Field(default_factory=dict)  # "provider:model" or "model"
+    slack: AccessPolicy = Field(default_factory=AccessPolicy)
+    discord: AccessPolicy = Field(default_factory=AccessPolicy)
+
+
+def load_policy(path: Path | None) -> Policy:
+    """Read ``path`` (or ``./opsloop.toml`` when it exists); defaults when there is none."""
+    if path is None:
+        candidate = Path("opsloop.toml")
+        if not candidate.is_file():
+            return Policy()
+        path = candidate
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None

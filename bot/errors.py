@@ -1,0 +1,56 @@
+"""Errors of the application layer.
+
+OpsloopError
+├── ConfigError            bad settings or opsloop.toml
+├── StoreError             the event store cannot be used
+│   ├── StoreUnreachable   database down or URL malformed
+│   ├── WrongCipherKey     events cannot be decrypted with OPSLOOP_CIPHER_KEY
+│   └── SchemaTooNew       the database was written by a newer event schema
+├── NotFound               no conversation with that id or prefix
+├── AmbiguousId            a prefix matches several conversations
+└── ModelUnavailable       every provider (and fallback) failed
+
+Every message is one human sentence: the CLI prints it as is, with no traceback.
+"""
+
+from __future__ import annotations
+
+
+class OpsloopError(Exception):
+    """Root of opsloop's application errors."""
+
+
+class ConfigError(OpsloopError):
+    """Settings or opsloop.toml are invalid."""
+
+
+class StoreError(OpsloopError):
+    """The event store cannot be used."""
+
+
+class StoreUnreachable(StoreError):
+    """The database cannot be reached, or its URL is malformed."""
+
+
+class WrongCipherKey(StoreError):
+    """Stored events cannot be decrypted with the configured key."""
+
+
+class SchemaTooNew(StoreError):
+    """The database holds events of a newer schema than this opsloop knows."""
+
+
+class NotFound(OpsloopError):
+    """No conversation matches the given id or prefix."""
+
+
+class AmbiguousId(OpsloopError):
+    """A conversation id prefix matches more than one conversation."""
+
+
+class ModelUnavailable(OpsloopError):
+    """Every configured provider failed to answer."""
+
+    def __init__(self, message: str, *, failures: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.failures = failures  # tuple[bot.ports.ProviderFailure, ...]

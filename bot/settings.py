@@ -1,0 +1,67 @@
+"""Process settings from the environment (and a ``.env`` file).
+
+Secrets and deployment wiring live here, under each ecosystem's own variable names
+(``SLACK_BOT_TOKEN``, ``OLLAMA_HOST``, ``OPENAI_API_KEY`` …); opsloop's own start with
+``OPSLOOP_``. Policy that is not a secret (who may use the bot, limits, budgets, prices)
+lives in ``opsloop.toml`` and is read by ``bot.config``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """Where opsloop keeps its SQLite file and sandbox workspaces by default.
+
+    ``platformdirs.user_data_dir("opsloop")``: ``~/.local/share/opsloop`` on Linux
+    (``$XDG_DATA_HOME/opsloop`` when that is set), ``~/Library/Application Support/opsloop``
+    on macOS.
+    """
+    return Path(platformdirs.user_data_dir("opsloop", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Everything opsloop reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OPSLOOP_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    # -- opsloop's own ------------------------------------------------------------------
+    data_dir: Path = Field(default_factory=default_data_dir)
+    config: Path | None = None  # opsloop.toml; default: ./opsloop.toml when present
+    database_url: str | None = None  # sqlite:///path | postgresql://… | memory:
+    cipher_key: str | None = None  # base64 AES key; enables encryption at rest
+    provider: str = "ollama"
+    model: str | None = None
+    fallback: str = ""  # "ollama:llama3.1,groq:llama-3.3-70b-versatile"
+    sandbox: str = "nsjail"  # nsjail | unsafe-local
+    sandbox_url: str | None = None  # use the sandbox service instead of in-process nsjail
+    sandbox_token: str | None = None  # bearer token of the sandbox service
+    nsjail: Path | None = None  # override the nsjail binary
+
+    # -- other ecosystems' names ---------------------------------------------------------
+    ollama_host: str = Field(
+        default="http://127.0.0.1:11434", validation_alias=AliasChoices("OLLAMA_HOST")
+    )
+    openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    groq_api_key: str | None = Field(default=None, validation_alias="GROQ_API_KEY")
+    slack_bot_token: str | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", validation_alias="SLACK_API_URL"
+    )
+    discord_token: str | None = Field(default=None, validation_alias="DISCORD_TOKEN")
+
+    def resolved_database_url(self) -> str:
+        """The event store URL, defaulting to a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'opsloop.sqlite3'}"

@@ -1,0 +1,20 @@
+"""Errors of the sandbox itself (never of the code it runs: those are results).
+
+SandboxError
+├── SandboxUnavailable   nsjail missing, namespaces not permitted, no cgroup …
+└── BadRequest           empty code, unknown language, code too big, limits out of range
+"""
+
+from __future__ import annotations
+
+
+class SandboxError(Exception):
+    """Root of the sandbox's errors."""
+
+
+class SandboxUnavailable(SandboxError):
+    """The sandbox cannot run code here; the message says why and how to fix it."""
+
+
+class BadRequest(SandboxError):
+    """A run request is invalid (empty code, unknown language, too big, bad limits)."""
