@@ -1,0 +1,72 @@
+"""The view of a conversation that the loop's decision (``domain.steps.next_step``) reads.
+
+The ``Conversation`` aggregate satisfies ``LoopState``; tests of ``next_step`` use a plain
+dataclass instead. Keeping the contract this small is what lets the decision stay a pure
+function of recorded facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+BlockStatus = Literal[
+    "pending",  # parsed from the model's reply, not started
+    "started",  # BlockStarted recorded, no outcome yet (running, or the process died)
+    "succeeded",  # BlockFinished with exit code 0
+    "failed",  # BlockFinished with a non-zero exit, a signal, or a limit hit
+    "skipped",  # BlockSkipped (an earlier block of the same turn failed)
+    "refused",  # BlockRefused (policy, or the sandbox would not run it)
+    "unknown",  # BlockOutcomeUnknown (interrupted; never re-run)
+]
+
+ConversationStatus = Literal[
+    "idle",  # started, nothing to do yet
+    "open",  # a user message is being worked on
+    "answered",  # the last user message has its answer
+    "stopped",  # Stopped recorded and no message since
+]
+
+
+@dataclass(frozen=True)
+class BlockState:
+    """One helper block of a model turn and how far it got."""
+
+    block_id: str  # "t{turn}b{index}", unique within the conversation
+    turn: int
+    index: int  # 1-based position in its turn
+    language: str  # "python" | "bash"
+    code: str
+    status: BlockStatus
+
+
+class LoopState(Protocol):
+    """What ``next_step`` needs to know about a conversation."""
+
+    @property
+    def status(self) -> ConversationStatus: ...
+
+    @property
+    def turns_since_message(self) -> int:
+        """Model turns (ModelReplied) since the latest MessageReceived."""
+        ...
+
+    @property
+    def last_reply_text(self) -> str | None:
+        """Text of the latest model reply since the latest message; None if there is none."""
+        ...
+
+    @property
+    def last_turn_blocks(self) -> tuple[BlockState, ...]:
+        """Blocks of that reply, in order; empty when it had none or there is no reply."""
+        ...
+
+    @property
+    def tokens_used(self) -> int:
+        """Input plus output tokens of the whole conversation."""
+        ...
+
+    @property
+    def cost_used(self) -> float:
+        """USD spent on the whole conversation."""
+        ...
