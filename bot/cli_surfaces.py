@@ -1,9 +1,13 @@
-"""Commands of this group; filled in by the issue that owns them."""
+"""``opsloop serve slack`` and ``opsloop serve discord``: each surface registers its own."""
 
 from __future__ import annotations
 
 import typer
 
+from bot import cli_discord, cli_slack
 
-def register(app: typer.Typer) -> None:
-    """Add this group's commands to ``app``."""
+
+def register(serve_app: typer.Typer) -> None:
+    """Add the chat surfaces' serve commands to ``serve_app``."""
+    cli_slack.register(serve_app)
+    cli_discord.register(serve_app)
