@@ -53,6 +53,17 @@ class PromptPolicy(_Section):
     context_tokens: dict[str, int] = Field(default_factory=dict)  # per model; default 8192
 
 
+class ModelsPolicy(_Section):
+    """Timeouts, retries and streaming of the model providers (see ``bot.providers``)."""
+
+    timeout_seconds: float = Field(default=120.0, gt=0, le=3600)  # per request, per read
+    attempts: int = Field(default=4, ge=1, le=20)  # per provider, first try included
+    backoff_seconds: float = Field(default=1.0, ge=0, le=600)  # first wait; doubles, jittered
+    backoff_max_seconds: float = Field(default=20.0, ge=0, le=3600)
+    retry_after_max_seconds: float = Field(default=60.0, ge=0, le=3600)  # longer: fall back
+    stream: bool = True  # false only for servers whose streaming is broken
+
+
 class Price(_Section):
     """USD per million tokens."""
 
@@ -76,6 +87,7 @@ class Policy(_Section):
     sandbox: SandboxPolicy = Field(default_factory=SandboxPolicy)
     prompt: PromptPolicy = Field(default_factory=PromptPolicy)
     prices: dict[str, Price] = Field(default_factory=dict)  # "provider:model" or "model"
+    models: ModelsPolicy = Field(default_factory=ModelsPolicy)
     slack: AccessPolicy = Field(default_factory=AccessPolicy)
     discord: AccessPolicy = Field(default_factory=AccessPolicy)
 
