@@ -1,15 +1,52 @@
-"""Parsing ``<helpers>`` blocks out of a model's reply (pure).
+"""Parsing ``<helpers>`` blocks out of a model's reply (pure, never raises).
 
-Provisional implementation; the loop issue replaces it with the full parser (fenced code,
-quoted closing tags, unclosed tags reported) keeping this signature.
+The protocol the system prompt teaches::
+
+    <helpers>                      python (the default)
+    print("hello")
+    </helpers>
+    <helpers lang="bash">          also lang='bash' or lang=bash; py -> python, sh -> bash
+    ls -la /workspace
+    </helpers>
+
+Rules, in the order they apply:
+
+- An opening tag is ``<helpers>`` with optional attributes (any case). Only ``lang`` (or
+  ``language``) is read; a language we do not know is kept as written, so the loop can refuse
+  the block with a clear reason. An opening tag written inside backticks (`` `<helpers>` ``)
+  is a quotation in prose, not a tag.
+- **Closing rule.** A block ends at the first ``</helpers>`` that is *not inside a quoted
+  string on its own line*: the part of that line before the tag (after the opening tag, for a
+  block's first line) is scanned for ``'`` and ``"`` quotes, with backslash escapes, and a
+  ``#`` comment (at a line's start or after whitespace) ends the scan. So
+  ``print("</helpers>")`` does not close a block, while a tag at the start of a line (the
+  usual layout) always does. Code that must print the tag at a line's start, e.g. inside a
+  triple-quoted string, should build it from parts: ``"</" + "helpers>"``.
+- An opening tag with no closing tag is left as plain text, and a problem is reported so the
+  model can be told on its next turn. A ``</helpers>`` outside any block is reported too.
+- Inside a block, a Markdown fence line first and/or last (```` ```python ```` … ```` ``` ````)
+  is removed; without a ``lang`` attribute the fence's language is used. The code is then
+  dedented and blank lines around it are dropped. An empty block is ignored and reported.
+- ``ParsedReply.text`` is the prose outside the blocks: each piece between blocks trimmed,
+  empty pieces left out, the rest joined by a blank line. Empty fences left behind when a
+  model wrapped its blocks in a Markdown fence are removed.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 
-_BLOCK = re.compile(r'<helpers(?:\s+lang="(?P<lang>[a-z0-9_+-]+)")?\s*>(?P<code>.*?)</helpers>', re.S)
+SUPPORTED_LANGUAGES = ("python", "bash")
+_ALIASES = {"python": "python", "python3": "python", "py": "python",
+            "bash": "bash", "sh": "bash", "shell": "bash"}
+
+_OPEN = re.compile(r"<helpers(?P<attrs>\s[^<>]*)?>", re.I)
+_CLOSE = re.compile(r"</helpers\s*>", re.I)
+_LANG = re.compile(r"""\b(?:lang|language)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
+_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+-]*)[ \t]*$")
+_EMPTY_FENCE = re.compile(r"\n*^[ \t]*```[\w+-]*[ \t]*\n(?:[ \t]*\n)*[ \t]*```[ \t]*$\n*", re.M)
 
 
 @dataclass(frozen=True)
@@ -28,12 +65,159 @@ class ParsedReply:
     blocks: tuple[HelperBlock, ...]
     text: str  # the reply without its blocks: what the user sees as progress or answer
     problems: tuple[str, ...] = ()  # e.g. an unclosed tag, told to the model next turn
+    unclosed: bool = False  # an opening tag was never closed: the model meant to run something
+
+
+def normalise_language(name: str) -> str:
+    """``py``/``python3`` -> ``python``, ``sh``/``shell`` -> ``bash``; others kept as written."""
+    stripped = name.strip()
+    return _ALIASES.get(stripped.lower(), stripped)
+
+
+def format_block(*, language: str, code: str) -> str:
+    """The canonical text of a block, as the system prompt shows it (parses back to itself)."""
+    return f'<helpers lang="{language}">\n{code}\n</helpers>'
 
 
 def parse_helpers(reply: str) -> ParsedReply:
-    """Split ``reply`` into helper blocks and outside text."""
-    blocks = tuple(
-        HelperBlock(index=i, language=m.group("lang") or "python", code=m.group("code").strip("\n"))
-        for i, m in enumerate(_BLOCK.finditer(reply), start=1)
+    """Split ``reply`` into helper blocks and outside text (rules in the module docstring)."""
+    blocks: list[HelperBlock] = []
+    pieces: list[str] = []
+    problems: list[str] = []
+    pos = 0  # start of the outside text not yet consumed
+    search = 0  # where to look for the next opening tag
+    unclosed = False
+    while (opening := _OPEN.search(reply, search)) is not None:
+        if _in_backticks(reply, opening.start(), opening.end()):
+            search = opening.end()
+            continue
+        attrs = opening.group("attrs") or ""
+        declared = _declared_language(attrs)
+        closing = _find_close(reply, start=opening.end(), language=declared or "python")
+        if closing is None:
+            problems.append(_unclosed_problem(reply, opening.start(), opening.end()))
+            unclosed = True
+            break
+        pieces.append(reply[pos : opening.start()])
+        language, code = _block_body(reply[opening.end() : closing.start()], declared)
+        if code:
+            blocks.append(HelperBlock(index=len(blocks) + 1, language=language, code=code))
+        else:
+            problems.append(
+                f"A <helpers> block at line {_line_of(reply, opening.start())} was empty and "
+                "was ignored."
+            )
+        pos = search = closing.end()
+    pieces.append(reply[pos:])
+    # the tail after an unclosed tag is code-like text; its closing tags were already explained
+    problems.extend(_stray_closing_problems(pieces[:-1] if unclosed else pieces))
+    if not reply.strip():
+        problems.append("Your reply was empty; answer the user or run a helper block.")
+    return ParsedReply(
+        blocks=tuple(blocks), text=_join_prose(pieces), problems=tuple(problems), unclosed=unclosed
     )
-    return ParsedReply(blocks=blocks, text=_BLOCK.sub("", reply).strip())
+
+
+def _declared_language(attrs: str) -> str | None:
+    found = _LANG.search(attrs)
+    if found is None:
+        return None
+    value = next(group for group in found.groups() if group is not None)
+    return normalise_language(value) if value.strip() else None
+
+
+def _in_backticks(reply: str, start: int, end: int) -> bool:
+    return reply[start - 1 : start] == "`" and reply[end : end + 1] == "`"
+
+
+def _find_close(reply: str, *, start: int, language: str) -> re.Match[str] | None:
+    """The first closing tag after ``start`` that is outside a quoted string on its line."""
+    for closing in _CLOSE.finditer(reply, start):
+        line_start = max(start, reply.rfind("\n", 0, closing.start()) + 1)
+        if not _ends_inside_string(reply[line_start : closing.start()], language=language):
+            return closing
+    return None
+
+
+def _ends_inside_string(prefix: str, *, language: str) -> bool:
+    """Whether a quoted string is still open at the end of ``prefix`` (one line of code)."""
+    # In bash a backslash does not escape inside single quotes; in Python it does.
+    single_escapes = language != "bash"
+    quote: str | None = None
+    i = 0
+    while i < len(prefix):
+        char = prefix[i]
+        if quote is None:
+            if char in "\"'":
+                quote = char
+            elif char == "#" and (i == 0 or prefix[i - 1].isspace()):
+                return False  # a comment: quotes after it mean nothing
+        elif char == "\\" and (quote == '"' or single_escapes):
+            i += 1
+        elif char == quote:
+            quote = None
+        i += 1
+    return quote is not None
+
+
+def _block_body(raw: str, declared: str | None) -> tuple[str, str]:
+    """The language and the cleaned code of a block's raw content."""
+    lines = _trim_blank(raw.split("\n"))
+    fence_language = ""
+    if lines and (opening := _FENCE.match(lines[0])):
+        fence_language = opening.group(2)
+        lines = _trim_blank(lines[1:])
+    if lines and (closing := _FENCE.match(lines[-1])) and not closing.group(2):
+        lines = _trim_blank(lines[:-1])
+    # models often indent a whole block; Python would refuse it, so remove the common indent
+    code = textwrap.dedent("\n".join(lines)).rstrip()
+    language = declared or (normalise_language(fence_language) if fence_language else "python")
+    return language, code
+
+
+def _trim_blank(lines: list[str]) -> list[str]:
+    start, end = 0, len(lines)
+    while start < end and not lines[start].strip():
+        start += 1
+    while end > start and not lines[end - 1].strip():
+        end -= 1
+    return lines[start:end]
+
+
+def _line_of(reply: str, index: int) -> int:
+    return reply.count("\n", 0, index) + 1
+
+
+def _unclosed_problem(reply: str, start: int, end: int) -> str:
+    quoted = any(True for _ in _CLOSE.finditer(reply, end))
+    hint = (
+        " (a </helpers> inside a quoted string on its line does not count)" if quoted else ""
+    )
+    return (
+        f"Your reply opened a <helpers> block at line {_line_of(reply, start)} but never closed "
+        f"it{hint}, so it was not run and was treated as text. End every block with </helpers> "
+        "on its own line."
+    )
+
+
+def _stray_closing_problems(pieces: list[str]) -> list[str]:
+    strays = sum(
+        1
+        for piece in pieces
+        for tag in _CLOSE.finditer(piece)
+        if not _in_backticks(piece, tag.start(), tag.end())
+    )
+    if not strays:
+        return []
+    return [
+        f"Your reply has {strays} </helpers> tag(s) outside any block; they were treated as "
+        "text. If a block ended early, a </helpers> at the start of a line inside your code "
+        "closed it: build that text from parts instead."
+    ]
+
+
+def _join_prose(pieces: list[str]) -> str:
+    joined = "\n\n".join(piece.strip() for piece in pieces if piece.strip())
+    if "```" in joined:
+        joined = _EMPTY_FENCE.sub("\n\n", joined).strip()
+    return joined

@@ -1,0 +1,115 @@
+"""``next_step``: the loop's decision, a pure function of the recorded conversation.
+
+The runner asks, performs exactly the step it gets (a model call, one block, or a record),
+records the outcome, and asks again; so the event log alone says where a loop stands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from domain.helpers import parse_helpers
+from domain.limits import LoopLimits
+from domain.state import BlockState, LoopState
+
+StopReason = Literal["turn_limit", "budget"]  # the runner adds "cancelled", "model_unavailable"
+
+
+@dataclass(frozen=True)
+class CallModel:
+    """Ask the model: a new user message, or every block of its last turn has an outcome."""
+
+
+@dataclass(frozen=True)
+class RunBlock:
+    """Run this block of the last turn in the sandbox (record BlockStarted first)."""
+
+    block: BlockState
+
+
+@dataclass(frozen=True)
+class SkipBlock:
+    """Record this block as skipped: an earlier block of the same turn did not succeed."""
+
+    block: BlockState
+    reason: str
+
+
+@dataclass(frozen=True)
+class ResolveUnknown:
+    """This block started but has no outcome (the process died): record it unknown, never re-run."""
+
+    block: BlockState
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The last reply has no blocks: its prose is the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The loop must stop without an answer."""
+
+    reason: StopReason
+    detail: str
+
+
+@dataclass(frozen=True)
+class Idle:
+    """Nothing to do until the next user message."""
+
+
+Step = CallModel | RunBlock | SkipBlock | ResolveUnknown | Answer | Stop | Idle
+
+_NOT_RUN = {"failed": "failed", "refused": "was refused", "unknown": "has an unknown outcome",
+            "skipped": "was skipped"}
+
+
+def next_step(state: LoopState, limits: LoopLimits) -> Step:
+    """Decide what the loop does next, from recorded facts only."""
+    if state.status != "open":
+        return Idle()
+    if state.last_reply_text is None:
+        return _call_model(state, limits)
+    blocks = state.last_turn_blocks
+    for position, block in enumerate(blocks):
+        if block.status == "started":
+            return ResolveUnknown(block=block)
+        if block.status == "pending":
+            return _run_or_skip(block, earlier=blocks[:position])
+    if not blocks:
+        parsed = parse_helpers(state.last_reply_text)
+        # An unclosed tag means the model meant to run code, and an empty reply answers
+        # nothing: ask again so it hears about the problem (the turn limit bounds this).
+        if parsed.text and not parsed.unclosed:
+            return Answer(text=parsed.text)
+    return _call_model(state, limits)
+
+
+def _run_or_skip(block: BlockState, *, earlier: tuple[BlockState, ...]) -> Step:
+    for previous in earlier:
+        if previous.status != "succeeded":
+            how = _NOT_RUN.get(previous.status, f"ended as {previous.status}")
+            return SkipBlock(
+                block=block, reason=f"an earlier block of this turn ({previous.block_id}) {how}"
+            )
+    return RunBlock(block=block)
+
+
+def _call_model(state: LoopState, limits: LoopLimits) -> Step:
+    if state.turns_since_message >= limits.turns_per_message:
+        return Stop(
+            reason="turn_limit",
+            detail=(
+                f"the model used all {limits.turns_per_message} turns allowed for one message "
+                "without giving an answer"
+            ),
+        )
+    exhausted = limits.budget_exhausted(tokens_used=state.tokens_used, cost_used=state.cost_used)
+    if exhausted is not None:
+        return Stop(reason="budget", detail=exhausted)
+    return CallModel()
