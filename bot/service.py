@@ -1,0 +1,130 @@
+"""The ``ChatService`` that chat surfaces (Slack, Discord, the terminal) call.
+
+It records every incoming message *before* any work starts (so a surface may acknowledge its
+platform as soon as ``receive`` returns), runs loops through the ``LoopRunner``, and answers
+the surfaces' commands (stop, cost, new). Ids cross this boundary as strings; a short prefix
+is accepted wherever a person may type one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from bot.loop import LoopApp, LoopRunner
+from bot.ports import Progress
+from bot.surface import Coordinates, Incoming, Outcome, Receipt, Totals
+
+T = TypeVar("T")
+
+STOPPED_ELSEWHERE = "stopped by the user (no loop of it was running in this process)"
+
+
+class ServiceApp(LoopApp, Protocol):
+    """The part of ``bot.application.ConversationApp`` the service uses."""
+
+    def receive_message(
+        self, *, coordinates: Coordinates, message_key: str, author: str, text: str
+    ) -> tuple[UUID, bool]: ...
+    def refuse_message(
+        self, *, coordinates: Coordinates, message_key: str, author: str, text: str, reason: str
+    ) -> UUID: ...
+    def renew(self, *, coordinates: Coordinates, by: str) -> UUID: ...
+    def current_id(self, coordinates: Coordinates) -> UUID: ...
+    def resolve(self, id_or_prefix: str) -> UUID: ...
+    def totals(self, conversation_id: UUID) -> Totals: ...
+    def open_conversations(self) -> list[tuple[UUID, Coordinates]]: ...
+
+
+class OpsloopService:
+    """The application as a chat surface sees it (implements ``bot.surface.ChatService``)."""
+
+    def __init__(self, *, app: ServiceApp, runner: LoopRunner, model_name: str = "") -> None:
+        self.app = app
+        self.runner = runner
+        self.model_name = model_name  # "provider:model", for banners and doctor
+
+    async def receive(self, incoming: Incoming) -> Receipt:
+        """Record the message (or recognise a redelivery); never runs the loop itself."""
+        cid, recorded = await _thread(
+            self.app.receive_message, coordinates=incoming.coordinates,
+            message_key=incoming.message_key, author=incoming.author, text=incoming.text,
+        )
+        return Receipt(conversation_id=str(cid), status="recorded" if recorded else "duplicate")
+
+    async def refuse(self, incoming: Incoming, *, reason: str) -> Receipt:
+        """Record that this message was refused and return the reply to show."""
+        cid = await _thread(
+            self.app.refuse_message, coordinates=incoming.coordinates,
+            message_key=incoming.message_key, author=incoming.author, text=incoming.text,
+            reason=reason,
+        )
+        reply = f"Sorry, I can't take this request: {reason}."
+        return Receipt(conversation_id=str(cid), status="refused", reply=reply)
+
+    async def run(self, conversation_id: str, progress: Progress) -> Outcome:
+        """Run the loop of this conversation until it answers, stops or has nothing to do."""
+        cid = await self.resolve(conversation_id)
+        return await self.runner.run(cid, progress)
+
+    async def stop(self, conversation_id: str) -> bool:
+        """Cancel a running loop (recorded as ``Stopped(reason="cancelled")``); False if none ran.
+
+        A conversation left open by a killed process (or run by another replica) is stopped
+        through the log too, so it is not resumed against the user's wish.
+        """
+        cid = await self.resolve(conversation_id)
+        if await self.runner.cancel(cid):
+            return True
+        state = await _thread(self.app.get, cid)
+        if state.status != "open":
+            return False
+        await _thread(self.app.stop, cid, reason="cancelled", detail=STOPPED_ELSEWHERE)
+        return True
+
+    async def totals(self, conversation_id: str) -> Totals:
+        """Tokens, cost, blocks and duration so far."""
+        return await _thread(self.app.totals, await self.resolve(conversation_id))
+
+    async def current_conversation(self, coordinates: Coordinates) -> str:
+        """The id of the conversation these coordinates currently map to."""
+        return str(await _thread(self.app.current_id, coordinates))
+
+    async def new_conversation(self, coordinates: Coordinates, *, by: str = "user") -> str:
+        """Start a fresh conversation at the same coordinates; returns its id."""
+        return str(await _thread(self.app.renew, coordinates=coordinates, by=by))
+
+    async def interrupted(self, *, platform: str | None = None) -> list[tuple[str, Coordinates]]:
+        """Conversations whose loop was interrupted (process killed), to resume at start-up."""
+        found = await _thread(self.app.open_conversations)
+        return [
+            (str(cid), coords)
+            for cid, coords in found
+            if (platform is None or coords.platform == platform) and not self.runner.is_running(cid)
+        ]
+
+    async def resume_all(
+        self, *, platform: str | None, progress_for: Callable[[str, Coordinates], Progress]
+    ) -> list[Outcome]:
+        """Resume every interrupted conversation of ``platform``, one after the other."""
+        outcomes = []
+        for cid, coords in await self.interrupted(platform=platform):
+            outcomes.append(await self.run(cid, progress_for(cid, coords)))
+        return outcomes
+
+    async def timeline(self, conversation_id: str) -> list[dict[str, Any]]:
+        """The recorded events of a conversation, as ``replay --format json`` shows them."""
+        return await _thread(self.app.timeline, await self.resolve(conversation_id))
+
+    async def resolve(self, id_or_prefix: str) -> UUID:
+        """A full conversation id from an id or a unique prefix (``NotFound``/``AmbiguousId``)."""
+        try:
+            return UUID(id_or_prefix)
+        except ValueError:
+            return await _thread(self.app.resolve, id_or_prefix)
+
+
+async def _thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    return await asyncio.to_thread(fn, *args, **kwargs)
