@@ -60,13 +60,19 @@ class LoopApp(Protocol):
     def get(self, conversation_id: UUID) -> Any: ...
     def timeline(self, conversation_id: UUID) -> list[dict[str, Any]]: ...
     def record_model_reply(
-        self, conversation_id: UUID, *, reply: ModelReply, prompt_fingerprint: str,
+        self,
+        conversation_id: UUID,
+        *,
+        reply: ModelReply,
+        prompt_fingerprint: str,
         prompt_notes: str = "",
     ) -> None: ...
     def record_model_failure(
         self, conversation_id: UUID, *, provider: str, model: str, error: str, attempts: int
     ) -> None: ...
-    def start_block(self, conversation_id: UUID, *, block_id: str, limits: dict[str, Any]) -> None: ...
+    def start_block(
+        self, conversation_id: UUID, *, block_id: str, limits: dict[str, Any]
+    ) -> None: ...
     def finish_block(self, conversation_id: UUID, *, block_id: str, result: RunResult) -> None: ...
     def skip_block(self, conversation_id: UUID, *, block_id: str, reason: str) -> None: ...
     def refuse_block(self, conversation_id: UUID, *, block_id: str, reason: str) -> None: ...
@@ -139,7 +145,9 @@ class LoopRunner:
             if isinstance(step, step_types.Idle):
                 return Outcome(conversation_id=str(cid), answer=None, stopped_reason=None)
             if running.cancelled:
-                return await self._stop(cid, progress, reason="cancelled", detail="stopped by the user")
+                return await self._stop(
+                    cid, progress, reason="cancelled", detail="stopped by the user"
+                )
             if isinstance(step, step_types.Answer):
                 await self._call(self.app.answer, cid, text=step.text)
                 await progress.answered(step.text)
@@ -149,7 +157,9 @@ class LoopRunner:
             try:
                 outcome = await self._perform(cid, step, state, progress, running)
             except _Cancelled:
-                return await self._stop(cid, progress, reason="cancelled", detail="stopped by the user")
+                return await self._stop(
+                    cid, progress, reason="cancelled", detail="stopped by the user"
+                )
             if outcome is not None:
                 return outcome
 
@@ -162,10 +172,15 @@ class LoopRunner:
         if isinstance(step, step_types.RunBlock):
             await self._run_block(cid, step.block, state, progress, running)
         elif isinstance(step, step_types.SkipBlock):
-            await self._call(self.app.skip_block, cid, block_id=step.block.block_id, reason=step.reason)
+            await self._call(
+                self.app.skip_block, cid, block_id=step.block.block_id, reason=step.reason
+            )
         elif isinstance(step, step_types.ResolveUnknown):
             await self._call(
-                self.app.mark_block_unknown, cid, block_id=step.block.block_id, detail=INTERRUPTED_DETAIL
+                self.app.mark_block_unknown,
+                cid,
+                block_id=step.block.block_id,
+                detail=INTERRUPTED_DETAIL,
             )
         else:  # a step this runner does not know: a programming error, said plainly
             raise TypeError(f"the loop runner cannot perform {type(step).__name__}")
@@ -187,11 +202,16 @@ class LoopRunner:
         except Exception as exc:  # a provider bug must not crash the bot: record it like a failure
             log.exception("model %s raised", self.model.name)
             provider, _, model = self.model.name.partition(":")
-            failure = ProviderFailure(provider=provider, model=model, error=_one_line(exc), attempts=1)
+            failure = ProviderFailure(
+                provider=provider, model=model, error=_one_line(exc), attempts=1
+            )
             return await self._model_failed(cid, progress, failures=(failure,), error=failure.error)
         await self._call(
-            self.app.record_model_reply, cid, reply=reply,
-            prompt_fingerprint=prompt.fingerprint, prompt_notes=prompt.notes,
+            self.app.record_model_reply,
+            cid,
+            reply=reply,
+            prompt_fingerprint=prompt.fingerprint,
+            prompt_notes=prompt.notes,
         )
         return None
 
@@ -200,8 +220,12 @@ class LoopRunner:
     ) -> Outcome:
         for failure in failures:
             await self._call(
-                self.app.record_model_failure, cid, provider=failure.provider, model=failure.model,
-                error=failure.error, attempts=failure.attempts,
+                self.app.record_model_failure,
+                cid,
+                provider=failure.provider,
+                model=failure.model,
+                error=failure.error,
+                attempts=failure.attempts,
             )
         return await self._stop(cid, progress, reason="model_unavailable", detail=error)
 
@@ -210,30 +234,44 @@ class LoopRunner:
     ) -> None:
         total = len(state.last_turn_blocks)
         if block.language not in SUPPORTED_LANGUAGES:  # nothing to start: refuse it outright
-            reason = f"unknown language {block.language!r}; blocks run {' or '.join(SUPPORTED_LANGUAGES)}"
+            known = " or ".join(SUPPORTED_LANGUAGES)
+            reason = f"unknown language {block.language!r}; blocks run {known}"
             await self._call(self.app.refuse_block, cid, block_id=block.block_id, reason=reason)
             return
         limits = _as_dict(self.sandbox_limits)
         await self._call(self.app.start_block, cid, block_id=block.block_id, limits=limits)
-        await progress.block_started(index=block.index, total=total, language=block.language, code=block.code)
+        await progress.block_started(
+            index=block.index, total=total, language=block.language, code=block.code
+        )
         run = self.sandbox.run(
-            language=block.language, code=block.code, limits=self.sandbox_limits,
+            language=block.language,
+            code=block.code,
+            limits=self.sandbox_limits,
             workspace=self.workspace_for(cid),
         )
         try:
             result = await self._cancellable(running, run)
         except _Cancelled:
-            await self._call(self.app.mark_block_unknown, cid, block_id=block.block_id, detail=CANCELLED_BLOCK_DETAIL)
+            await self._call(
+                self.app.mark_block_unknown,
+                cid,
+                block_id=block.block_id,
+                detail=CANCELLED_BLOCK_DETAIL,
+            )
             raise
         except SandboxError as exc:  # the sandbox would not run it: nothing ran
-            await self._call(self.app.refuse_block, cid, block_id=block.block_id, reason=_one_line(exc))
+            await self._call(
+                self.app.refuse_block, cid, block_id=block.block_id, reason=_one_line(exc)
+            )
             return
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # unexpected: it may have run, so its outcome is unknown
             log.exception("sandbox raised while running %s", block.block_id)
             await self._call(
-                self.app.mark_block_unknown, cid, block_id=block.block_id,
+                self.app.mark_block_unknown,
+                cid,
+                block_id=block.block_id,
                 detail=f"the sandbox failed while running it: {_one_line(exc)}",
             )
             return

@@ -49,16 +49,22 @@ class OpsloopService:
     async def receive(self, incoming: Incoming) -> Receipt:
         """Record the message (or recognise a redelivery); never runs the loop itself."""
         cid, recorded = await _thread(
-            self.app.receive_message, coordinates=incoming.coordinates,
-            message_key=incoming.message_key, author=incoming.author, text=incoming.text,
+            self.app.receive_message,
+            coordinates=incoming.coordinates,
+            message_key=incoming.message_key,
+            author=incoming.author,
+            text=incoming.text,
         )
         return Receipt(conversation_id=str(cid), status="recorded" if recorded else "duplicate")
 
     async def refuse(self, incoming: Incoming, *, reason: str) -> Receipt:
         """Record that this message was refused and return the reply to show."""
         cid = await _thread(
-            self.app.refuse_message, coordinates=incoming.coordinates,
-            message_key=incoming.message_key, author=incoming.author, text=incoming.text,
+            self.app.refuse_message,
+            coordinates=incoming.coordinates,
+            message_key=incoming.message_key,
+            author=incoming.author,
+            text=incoming.text,
             reason=reason,
         )
         reply = f"Sorry, I can't take this request: {reason}."

@@ -66,7 +66,9 @@ class FakeApp:
     def kinds(self, cid: UUID) -> list[str]:
         return [kind for kind, _ in self.events[cid]]
 
-    def receive_message(self, *, coordinates: Coordinates, message_key: str, author: str, text: str) -> tuple[UUID, bool]:
+    def receive_message(
+        self, *, coordinates: Coordinates, message_key: str, author: str, text: str
+    ) -> tuple[UUID, bool]:
         cid = next((c for c, co in self.coords.items() if co == coordinates), None) or uuid4()
         if message_key in self.keys:
             return cid, False
@@ -75,25 +77,50 @@ class FakeApp:
         self._add(cid, "MessageReceived", message_key=message_key, author=author, text=text)
         return cid, True
 
-    def refuse_message(self, *, coordinates: Coordinates, message_key: str, author: str, text: str, reason: str) -> UUID:
-        cid, _ = self.receive_message(coordinates=coordinates, message_key=message_key, author=author, text=text)
+    def refuse_message(
+        self, *, coordinates: Coordinates, message_key: str, author: str, text: str, reason: str
+    ) -> UUID:
+        cid, _ = self.receive_message(
+            coordinates=coordinates, message_key=message_key, author=author, text=text
+        )
         self.events[cid][-1] = ("MessageRefused", {"text": text, "reason": reason})
         return cid
 
-    def record_model_reply(self, cid: UUID, *, reply: ModelReply, prompt_fingerprint: str, prompt_notes: str = "") -> None:
+    def record_model_reply(
+        self, cid: UUID, *, reply: ModelReply, prompt_fingerprint: str, prompt_notes: str = ""
+    ) -> None:
         for f in reply.failures:
-            self.record_model_failure(cid, provider=f.provider, model=f.model, error=f.error, attempts=f.attempts)
-        self._add(cid, "ModelReplied", text=reply.text, input_tokens=reply.input_tokens,
-                  output_tokens=reply.output_tokens, cost=reply.cost, prompt_fingerprint=prompt_fingerprint)
+            self.record_model_failure(
+                cid, provider=f.provider, model=f.model, error=f.error, attempts=f.attempts
+            )
+        self._add(
+            cid,
+            "ModelReplied",
+            text=reply.text,
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+            cost=reply.cost,
+            prompt_fingerprint=prompt_fingerprint,
+        )
 
-    def record_model_failure(self, cid: UUID, *, provider: str, model: str, error: str, attempts: int) -> None:
-        self._add(cid, "ModelFailed", provider=provider, model=model, error=error, attempts=attempts)
+    def record_model_failure(
+        self, cid: UUID, *, provider: str, model: str, error: str, attempts: int
+    ) -> None:
+        self._add(
+            cid, "ModelFailed", provider=provider, model=model, error=error, attempts=attempts
+        )
 
     def start_block(self, cid: UUID, *, block_id: str, limits: dict[str, Any]) -> None:
         self._add(cid, "BlockStarted", block_id=block_id, limits=limits)
 
     def finish_block(self, cid: UUID, *, block_id: str, result: Any) -> None:
-        self._add(cid, "BlockFinished", block_id=block_id, exit_code=result.exit_code, stdout=result.stdout)
+        self._add(
+            cid,
+            "BlockFinished",
+            block_id=block_id,
+            exit_code=result.exit_code,
+            stdout=result.stdout,
+        )
 
     def skip_block(self, cid: UUID, *, block_id: str, reason: str) -> None:
         self._add(cid, "BlockSkipped", block_id=block_id, reason=reason)
@@ -131,11 +158,22 @@ class FakeApp:
 
     def totals(self, cid: UUID) -> Totals:
         kinds = self.kinds(cid)
-        return Totals(messages=kinds.count("MessageReceived"), model_turns=kinds.count("ModelReplied"),
-                      input_tokens=0, output_tokens=0, cost=0.0, blocks=kinds.count("BlockStarted"), duration_ms=0)
+        return Totals(
+            messages=kinds.count("MessageReceived"),
+            model_turns=kinds.count("ModelReplied"),
+            input_tokens=0,
+            output_tokens=0,
+            cost=0.0,
+            blocks=kinds.count("BlockStarted"),
+            duration_ms=0,
+        )
 
     def open_conversations(self) -> list[tuple[UUID, Coordinates]]:
-        return [(cid, self.coords[cid]) for cid in self.events if cid in self.coords and self.get(cid).status == "open"]
+        return [
+            (cid, self.coords[cid])
+            for cid in self.events
+            if cid in self.coords and self.get(cid).status == "open"
+        ]
 
     def get(self, cid: UUID) -> FakeState:
         state = FakeState()
@@ -152,8 +190,14 @@ class FakeApp:
                 state.tokens_used += p["input_tokens"] + p["output_tokens"]
                 state.cost_used += p["cost"]
                 blocks = [
-                    BlockState(block_id=f"t{turn}b{b.index}", turn=turn, index=b.index,
-                               language=b.language, code=b.code, status="pending")
+                    BlockState(
+                        block_id=f"t{turn}b{b.index}",
+                        turn=turn,
+                        index=b.index,
+                        language=b.language,
+                        code=b.code,
+                        status="pending",
+                    )
                     for b in parse_helpers(p["text"]).blocks
                 ]
             elif kind.startswith("Block"):
@@ -170,14 +214,30 @@ class FakeApp:
 
 
 def _with(block: BlockState, status: Any) -> BlockState:
-    return BlockState(block_id=block.block_id, turn=block.turn, index=block.index,
-                      language=block.language, code=block.code, status=status)
+    return BlockState(
+        block_id=block.block_id,
+        turn=block.turn,
+        index=block.index,
+        language=block.language,
+        code=block.code,
+        status=status,
+    )
 
 
 def reply(text: str, *, tokens: int = 10) -> ModelReply:
     """A model reply with made-up accounting."""
-    return ModelReply(text=text, provider="scripted", model="test", input_tokens=tokens, output_tokens=tokens,
-                      tokens_estimated=False, cost=0.0, priced=False, latency_ms=1, attempts=1)
+    return ModelReply(
+        text=text,
+        provider="scripted",
+        model="test",
+        input_tokens=tokens,
+        output_tokens=tokens,
+        tokens_estimated=False,
+        cost=0.0,
+        priced=False,
+        latency_ms=1,
+        attempts=1,
+    )
 
 
 @dataclass
@@ -195,7 +255,9 @@ class ScriptedModel:
     def name(self) -> str:
         return "scripted:test"
 
-    async def reply(self, messages: Sequence[ChatMessage], *, on_text: TextSink | None = None) -> ModelReply:
+    async def reply(
+        self, messages: Sequence[ChatMessage], *, on_text: TextSink | None = None
+    ) -> ModelReply:
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
@@ -217,7 +279,9 @@ def unavailable(message: str = "every provider failed") -> ModelUnavailable:
     """The error a provider chain raises when nobody answered."""
     from bot.ports import ProviderFailure
 
-    failure = ProviderFailure(provider="ollama", model="llama3.1", error="503 Service Unavailable", attempts=4)
+    failure = ProviderFailure(
+        provider="ollama", model="llama3.1", error="503 Service Unavailable", attempts=4
+    )
     return ModelUnavailable(message, failures=(failure,))
 
 
@@ -231,7 +295,9 @@ class FakeSandbox:
     log_at_run: list[list[str]] = field(default_factory=list)
     hold: asyncio.Event | None = None
 
-    async def run(self, *, language: str, code: str, limits: Any = None, workspace: str | None = None) -> Any:
+    async def run(
+        self, *, language: str, code: str, limits: Any = None, workspace: str | None = None
+    ) -> Any:
         self.ran.append((language, code, workspace))
         if self.app is not None:
             self.log_at_run.append([k for evs in self.app.events.values() for k, _ in evs])
@@ -258,7 +324,9 @@ class RecordingProgress:
     async def block_started(self, *, index: int, total: int, language: str, code: str) -> None:
         self.calls.append(("block_started", (index, total, language, code)))
 
-    async def block_finished(self, *, index: int, total: int, language: str, code: str, result: Any) -> None:
+    async def block_finished(
+        self, *, index: int, total: int, language: str, code: str, result: Any
+    ) -> None:
         self.calls.append(("block_finished", (index, total, result.exit_code)))
 
     async def answered(self, text: str) -> None:
@@ -273,5 +341,12 @@ class RecordingProgress:
 
 def simple_prompt(timeline: list[dict[str, Any]]) -> Prompt:
     """A prompt builder that sends each event as one user message."""
-    messages = [ChatMessage(role="user", content=f"{e['type']}: {e.get('text') or e.get('stdout') or e.get('reason') or e.get('detail', '')}") for e in timeline]
+    messages = [
+        ChatMessage(
+            role="user",
+            content=f"{e['type']}: "
+            + (e.get("text") or e.get("stdout") or e.get("reason") or e.get("detail", "")),
+        )
+        for e in timeline
+    ]
     return Prompt(messages=messages, fingerprint=f"fp{len(messages)}")

@@ -31,7 +31,10 @@ def setup(turns: list, *, results: list | None = None, turns_per_message: int = 
     model = ScriptedModel(turns=turns, app=app)
     sandbox = FakeSandbox(results=list(results or []), app=app)
     runner = LoopRunner(
-        app=app, model=model, sandbox=sandbox, limits=LoopLimits(turns_per_message=turns_per_message),
+        app=app,
+        model=model,
+        sandbox=sandbox,
+        limits=LoopLimits(turns_per_message=turns_per_message),
         build_prompt=simple_prompt,
     )
     cid, _ = app.receive_message(coordinates=HERE, message_key="m1", author="me", text="hello")
@@ -58,10 +61,19 @@ async def test_a_reply_with_two_blocks_runs_both_in_order_then_asks_the_model_ag
 
     assert outcome.answer == "All done."
     assert app.kinds(cid) == [
-        "MessageReceived", "ModelReplied", "BlockStarted", "BlockFinished",
-        "BlockStarted", "BlockFinished", "ModelReplied", "Answered",
+        "MessageReceived",
+        "ModelReplied",
+        "BlockStarted",
+        "BlockFinished",
+        "BlockStarted",
+        "BlockFinished",
+        "ModelReplied",
+        "Answered",
     ]
-    assert [(lang, code) for lang, code, _ in sandbox.ran] == [("python", "print(1)"), ("bash", "ls")]
+    assert [(lang, code) for lang, code, _ in sandbox.ran] == [
+        ("python", "print(1)"),
+        ("bash", "ls"),
+    ]
     assert ("block_started", (2, 2, "bash", "ls")) in progress.calls
     assert len(model.seen) == 2
 
@@ -86,7 +98,9 @@ async def test_blocks_run_in_the_conversation_s_own_workspace() -> None:
 
 
 async def test_after_a_failing_block_the_rest_of_the_turn_is_skipped() -> None:
-    app, _, sandbox, runner, cid = setup([TWO_BLOCKS, "It failed."], results=[Result(exit_code=1, stderr="boom")])
+    app, _, sandbox, runner, cid = setup(
+        [TWO_BLOCKS, "It failed."], results=[Result(exit_code=1, stderr="boom")]
+    )
 
     await runner.run(cid, RecordingProgress())
 
@@ -122,7 +136,9 @@ async def test_a_block_interrupted_by_a_crash_is_recorded_unknown_and_never_reru
     app.record_model_reply(cid, reply=reply(TWO_BLOCKS), prompt_fingerprint="x")
     app.start_block(cid, block_id="t1b1", limits={})  # ...and then the process was killed
     model.turns.append("The first block was interrupted, so I do not know.")
-    runner = LoopRunner(app=app, model=model, sandbox=sandbox, limits=LoopLimits(), build_prompt=simple_prompt)
+    runner = LoopRunner(
+        app=app, model=model, sandbox=sandbox, limits=LoopLimits(), build_prompt=simple_prompt
+    )
 
     outcome = await runner.run(cid, RecordingProgress())
 
@@ -134,7 +150,9 @@ async def test_a_block_interrupted_by_a_crash_is_recorded_unknown_and_never_reru
 
 
 async def test_a_model_that_writes_a_block_every_turn_is_ended_by_the_turn_limit() -> None:
-    app, _, sandbox, runner, cid = setup(["<helpers>\nprint(1)\n</helpers>"] * 5, turns_per_message=3)
+    app, _, sandbox, runner, cid = setup(
+        ["<helpers>\nprint(1)\n</helpers>"] * 5, turns_per_message=3
+    )
 
     outcome = await runner.run(cid, RecordingProgress())
 
@@ -157,7 +175,9 @@ async def test_a_sandbox_that_cannot_run_code_refuses_the_block_and_the_model_he
 
 
 async def test_a_block_in_an_unknown_language_is_refused_without_running() -> None:
-    app, _, sandbox, runner, cid = setup(['<helpers lang="ruby">\nputs 1\n</helpers>', "No ruby then."])
+    app, _, sandbox, runner, cid = setup(
+        ['<helpers lang="ruby">\nputs 1\n</helpers>', "No ruby then."]
+    )
 
     await runner.run(cid, RecordingProgress())
 
@@ -223,8 +243,12 @@ async def test_one_conversation_never_runs_two_loops_at_once() -> None:
 
 async def test_different_conversations_run_at_the_same_time() -> None:
     app, model, _, runner, cid = setup(["a", "b"])
-    other, _ = app.receive_message(coordinates=Coordinates("terminal", "h", "me", "other"),
-                                   message_key="m2", author="me", text="hi")
+    other, _ = app.receive_message(
+        coordinates=Coordinates("terminal", "h", "me", "other"),
+        message_key="m2",
+        author="me",
+        text="hi",
+    )
     model.hold = asyncio.Event()
     tasks = [asyncio.create_task(runner.run(c, RecordingProgress())) for c in (cid, other)]
     while model.active < 2:
