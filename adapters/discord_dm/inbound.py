@@ -1,0 +1,135 @@
+"""Discord message -> command or ``Incoming`` (pure).
+
+The glue turns a ``discord.Message`` into ``MessageFacts`` (plain values) and this module
+decides what it means: nothing for opsloop (``Ignore``), a refusal to record (``Refuse``),
+one of the commands ``stop``/``cost``/``replay``/``new`` (``Command``), or a question for
+the loop (``Ask``).
+
+Coordinates: a DM is its own conversation, keyed by the DM channel id. A mention in a
+server channel starts a thread on the mentioning message, and a thread started from a
+message has that message's id, so the mention and later mentions inside the thread map to
+the same coordinates ``(guild, parent channel, thread id)``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.config import AccessPolicy
+from bot.surface import CommandName, Coordinates, Incoming
+
+PLATFORM = "discord"
+COMMANDS: frozenset[str] = frozenset({"stop", "cost", "replay", "new"})
+
+
+@dataclass(frozen=True)
+class MessageFacts:
+    """What opsloop needs to know about one Discord message, as plain values."""
+
+    message_id: str
+    author_id: str
+    author_is_bot: bool
+    content: str
+    guild_id: str | None  # None in a DM
+    channel_id: str  # the thread's id when the message is in a thread
+    parent_id: str | None  # the thread's parent channel, else None
+    mentions_me: bool
+    is_system: bool = False  # pins, joins, "thread created" and other system messages
+
+
+@dataclass(frozen=True)
+class Ignore:
+    """Not for opsloop: show nothing, record nothing."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """Outside the allowlist: record the refusal and show its short reply."""
+
+    incoming: Incoming
+    reason: str
+
+
+@dataclass(frozen=True)
+class Command:
+    """One of the chat commands, for the conversation at ``coordinates``."""
+
+    name: CommandName
+    coordinates: Coordinates
+    message_key: str
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A question for the loop; ``start_thread`` when the answer goes in a new thread."""
+
+    incoming: Incoming
+    start_thread: bool
+
+
+Decision = Ignore | Refuse | Command | Ask
+
+
+def _strip_mentions(content: str, me: str) -> str:
+    return re.sub(rf"<@!?{re.escape(me)}>", " ", content).strip()
+
+
+def _coordinates(facts: MessageFacts) -> tuple[Coordinates, bool]:
+    """Where the conversation lives, and whether a thread must be started for it."""
+    if facts.guild_id is None:
+        return Coordinates(PLATFORM, "", facts.channel_id, facts.channel_id), False
+    if facts.parent_id is not None:
+        return Coordinates(PLATFORM, facts.guild_id, facts.parent_id, facts.channel_id), False
+    return Coordinates(PLATFORM, facts.guild_id, facts.channel_id, facts.message_id), True
+
+
+def _refusal(facts: MessageFacts, access: AccessPolicy) -> str | None:
+    """Why the allowlist refuses this message, or None when it is allowed."""
+    if access.allow_users and facts.author_id not in access.allow_users:
+        return f"user {facts.author_id} is not in [discord] allow_users"
+    if facts.guild_id is None:
+        return None
+    if access.allow_workspaces and facts.guild_id not in access.allow_workspaces:
+        return f"server {facts.guild_id} is not in [discord] allow_workspaces"
+    channel = facts.parent_id or facts.channel_id
+    if access.allow_channels and channel not in access.allow_channels:
+        return f"channel {channel} is not in [discord] allow_channels"
+    return None
+
+
+def command_name(text: str) -> CommandName | None:
+    """``stop``, ``cost``, ``replay`` or ``new`` (also written ``/new`` or ``!new``), else None."""
+    word = text.strip().lower().lstrip("/!")
+    if word in COMMANDS:
+        return word  # type: ignore[return-value]  # narrowed by the membership test
+    return None
+
+
+def decide(facts: MessageFacts, *, me: str, access: AccessPolicy) -> Decision:
+    """What a Discord message means for opsloop."""
+    if facts.author_is_bot or facts.author_id == me:
+        return Ignore("written by a bot")
+    if facts.is_system:
+        return Ignore("a system message")
+    if facts.guild_id is not None:
+        if not facts.mentions_me:
+            return Ignore("a server message that does not mention opsloop")
+        if facts.guild_id not in access.mention_guilds:
+            return Ignore("mentions are not enabled for this server ([discord] mention_guilds)")
+    text = _strip_mentions(facts.content, me)
+    coordinates, start_thread = _coordinates(facts)
+    incoming = Incoming(
+        coordinates=coordinates, message_key=facts.message_id, author=facts.author_id, text=text
+    )
+    reason = _refusal(facts, access)
+    if reason is not None:
+        return Refuse(incoming=incoming, reason=reason)
+    if not text:
+        return Ignore("no text (only attachments, stickers or an empty mention)")
+    name = command_name(text)
+    if name is not None:
+        return Command(name=name, coordinates=coordinates, message_key=facts.message_id)
+    return Ask(incoming=incoming, start_thread=start_thread)
