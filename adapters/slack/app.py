@@ -1,0 +1,266 @@
+"""Slack in front of a ``ChatService``: Bolt listeners, acknowledgement first, loops behind.
+
+Order for every event: translate it, record it (``ChatService.receive``), *then* ack Slack,
+*then* run the loop in a background task. Bolt runs with ``process_before_response=True``
+so that the ack really comes after the listener has recorded the message (with ``False``
+Bolt acks Events API requests before the listener even starts, and a crash between the
+two would lose the message). The listener itself only records and spawns, so Slack's
+3-second deadline holds however slow the model is. A redelivery is answered by the
+receipt's ``duplicate`` status: nothing visible happens and no second loop starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import render
+from adapters.slack.pacer import ChannelPacer
+from adapters.slack.progress import Capabilities, SlackProgress, Thread
+from adapters.slack.translate import EventKind, Ignored, Inbound, inbound_from_event, refusal_reason
+from bot.config import AccessPolicy
+from bot.errors import NotFound, OpsloopError
+from bot.surface import ChatService, Coordinates
+
+log = logging.getLogger(__name__)
+_MEMORY = 10_000  # thread and command keys remembered in process
+
+
+@dataclass
+class _Run:
+    """A conversation whose loop is running; ``next`` asks for one more run after it."""
+
+    next: SlackProgress | None
+
+
+class SlackSurface:
+    """Connects a ``ChatService`` to Slack through a Bolt ``AsyncApp``."""
+
+    def __init__(
+        self,
+        *,
+        service: ChatService,
+        access: AccessPolicy,
+        client: AsyncWebClient,
+        signing_secret: str = "",
+        pacer_interval: float = 1.0,
+        status_interval: float = 1.5,
+    ) -> None:
+        self.service = service
+        self.access = access
+        self.client = client
+        self.pacer = ChannelPacer(interval=pacer_interval)
+        self.capabilities = Capabilities()
+        self._status_interval = status_interval
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._runs: dict[str, _Run] = {}
+        self._threads: OrderedDict[Coordinates, None] = OrderedDict()
+        self._commands: OrderedDict[str, None] = OrderedDict()
+        self.app = AsyncApp(
+            client=client,
+            signing_secret=signing_secret,
+            process_before_response=True,
+            name="opsloop",
+        )
+        self.app.event("app_mention")(self._on_mention)
+        self.app.event("message")(self._on_message)
+
+    # -- listeners (must stay fast: they run before the ack) --------------------------------
+
+    async def _on_mention(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, ack: AsyncAck
+    ) -> None:
+        await self._handle(body=body, event=event, kind="mention", context=context, ack=ack)
+
+    async def _on_message(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, ack: AsyncAck
+    ) -> None:
+        await self._handle(body=body, event=event, kind="message", context=context, ack=ack)
+
+    async def _handle(
+        self,
+        *,
+        body: Mapping[str, Any],
+        event: Mapping[str, Any],
+        kind: EventKind,
+        context: AsyncBoltContext,
+        ack: AsyncAck,
+    ) -> None:
+        team = str(body.get("team_id") or event.get("team") or context.team_id or "")
+        inbound = inbound_from_event(
+            event, kind=kind, team_id=team, bot_user_id=context.bot_user_id or ""
+        )
+        if isinstance(inbound, Ignored):
+            log.debug("ignored slack event %s: %s", body.get("event_id"), inbound.reason)
+            await ack()
+            return
+        if inbound.needs_thread_check and not await self._in_thread(inbound.coordinates):
+            await ack()
+            return
+        incoming = inbound.incoming
+        reason = refusal_reason(
+            self.access, user=incoming.author, channel=inbound.channel, workspace=team
+        )
+        if reason is not None:
+            receipt = await self.service.refuse(incoming, reason=reason)
+            await ack()
+            if receipt.status == "refused" and receipt.reply:
+                self._spawn(self._progress(inbound).post_text(receipt.reply))
+            return
+        if inbound.command is not None:
+            await ack()
+            if self._remember(self._commands, incoming.message_key):
+                self._spawn(self._command(inbound))
+            return
+        receipt = await self.service.receive(incoming)
+        await ack()
+        if receipt.status == "refused" and receipt.reply:
+            self._spawn(self._progress(inbound).post_text(receipt.reply))
+        if receipt.status != "recorded":
+            return
+        self._remember(self._threads, inbound.coordinates)
+        self._spawn(self._start(receipt.conversation_id, self._progress(inbound)))
+
+    # -- background work --------------------------------------------------------------------
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)  # keep a reference: the loop holds tasks only weakly
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    def _remember(memory: OrderedDict[Any, None], key: Any) -> bool:
+        """Add ``key``; False when it was there already. Bounded, oldest forgotten first."""
+        if key in memory:
+            return False
+        memory[key] = None
+        while len(memory) > _MEMORY:
+            memory.popitem(last=False)
+        return True
+
+    def _progress(self, inbound: Inbound) -> SlackProgress:
+        return self._progress_at(
+            Thread(
+                team=inbound.coordinates.workspace,
+                channel=inbound.channel,
+                thread_ts=inbound.thread_ts,
+                message_ts=inbound.message_ts,
+                user=inbound.incoming.author,
+            )
+        )
+
+    def _progress_at(self, thread: Thread) -> SlackProgress:
+        return SlackProgress(
+            client=self.client,
+            pacer=self.pacer,
+            capabilities=self.capabilities,
+            thread=thread,
+            status_interval=self._status_interval,
+        )
+
+    async def _in_thread(self, coordinates: Coordinates) -> bool:
+        """Whether the bot takes part in this thread (a conversation has messages there)."""
+        if coordinates in self._threads:
+            return True
+        try:
+            conversation_id = await self.service.current_conversation(coordinates)
+            known = (await self.service.totals(conversation_id)).messages > 0
+        except OpsloopError:
+            return False
+        if known:
+            self._remember(self._threads, coordinates)
+        return known
+
+    async def _start(self, conversation_id: str, progress: SlackProgress) -> None:
+        await progress.react("eyes")
+        self._kick(conversation_id, progress)
+
+    def _kick(self, conversation_id: str, progress: SlackProgress) -> None:
+        """Run the loop, or ask the running loop for one more run once it ends."""
+        running = self._runs.get(conversation_id)
+        if running is not None:
+            running.next = progress
+            return
+        self._runs[conversation_id] = _Run(next=progress)
+        self._spawn(self._drive(conversation_id))
+
+    async def _drive(self, conversation_id: str) -> None:
+        try:
+            while (progress := self._runs[conversation_id].next) is not None:
+                self._runs[conversation_id].next = None
+                try:
+                    await self.service.run(conversation_id, progress)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("loop of conversation %s failed", conversation_id)
+                    if not progress.finished:
+                        await progress.failed()
+        finally:
+            del self._runs[conversation_id]
+
+    async def _command(self, inbound: Inbound) -> None:
+        coordinates = inbound.coordinates
+        try:
+            conversation_id = await self.service.current_conversation(coordinates)
+            if inbound.command == "stop":
+                text = render.stop_text(await self.service.stop(conversation_id))
+            elif inbound.command == "cost":
+                text = render.cost_text(await self.service.totals(conversation_id))
+            elif inbound.command == "replay":
+                await self.service.totals(conversation_id)  # NotFound when there is none yet
+                text = render.replay_text(conversation_id)
+            else:
+                text = render.new_text(await self.service.new_conversation(coordinates))
+        except NotFound:
+            text = "There is no conversation in this thread yet: mention me with a question."
+        except OpsloopError as exc:
+            text = render.one_sentence(str(exc))
+        except Exception:
+            log.exception("slack command %s failed", inbound.command)
+            text = render.failure_sentence()
+        await self._progress(inbound).post_text(text)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def resume_interrupted(self) -> int:
+        """Restart the loops a killed process left running; returns how many."""
+        pairs = await self.service.interrupted(platform="slack")
+        for conversation_id, c in pairs:
+            thread = Thread(
+                team=c.workspace,
+                channel=c.channel,
+                thread_ts=c.thread,
+                message_ts=c.thread,
+                user="",
+            )
+            progress = self._progress_at(thread)
+            self._remember(self._threads, c)
+            self._spawn(self._resume(conversation_id, progress))
+        return len(pairs)
+
+    async def _resume(self, conversation_id: str, progress: SlackProgress) -> None:
+        await progress.post_text(render.RESUMED_TEXT)
+        self._kick(conversation_id, progress)
+
+    async def idle(self) -> None:
+        """Wait until no background work is left (tests and graceful shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self, *, grace: float = 5.0) -> None:
+        """Give running work ``grace`` seconds, then cancel it (the log lets it resume later)."""
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)

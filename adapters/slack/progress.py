@@ -1,0 +1,241 @@
+"""The loop's ``Progress`` shown in a Slack thread.
+
+👀 on receipt; a status while working (the assistant thread status where the workspace
+allows it, otherwise one message edited in place, throttled for ``chat.update``'s limits);
+each block as code plus result; the answer streamed with ``chat.startStream`` where
+available, else posted; ✅ or ❗ at the end. A Slack call that fails is logged and never
+breaks the loop: the conversation's log matters more than a missing reaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import ClientError
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import render
+from adapters.slack.pacer import ChannelPacer
+
+if TYPE_CHECKING:
+    from sandbox.result import RunResult
+
+log = logging.getLogger(__name__)
+_SLACK_ERRORS = (SlackApiError, ClientError, asyncio.TimeoutError)
+
+
+@dataclass
+class Capabilities:
+    """What this workspace turned out to support, learnt from the first refusals."""
+
+    no_assistant_status: set[str] = field(default_factory=set)  # channels refusing setStatus
+    streaming: bool = True  # False once chat.startStream is refused
+
+
+@dataclass(frozen=True)
+class Thread:
+    """Where a conversation's progress goes."""
+
+    team: str
+    channel: str
+    thread_ts: str
+    message_ts: str  # the person's message that gets the reactions
+    user: str
+
+
+class SlackProgress:
+    """Implements ``bot.ports.Progress`` for one run of the loop in one Slack thread."""
+
+    def __init__(
+        self,
+        *,
+        client: AsyncWebClient,
+        pacer: ChannelPacer,
+        capabilities: Capabilities,
+        thread: Thread,
+        status_interval: float = 1.5,
+    ) -> None:
+        self._client = client
+        self._pacer = pacer
+        self._caps = capabilities
+        self._thread = thread
+        self._status_interval = status_interval
+        self._status_ts: str | None = None  # the fallback status message
+        self._status_shown = False
+        self._last_update = 0.0
+        self._pending: str | None = None
+        self._flush: asyncio.Task[None] | None = None
+        self.finished = False
+
+    # -- Slack calls ------------------------------------------------------------------------
+
+    async def _call(self, method: str, /, **kwargs: Any) -> dict[str, Any] | None:
+        try:
+            response = await getattr(self._client, method)(**kwargs)
+        except _SLACK_ERRORS as exc:
+            log.warning("slack %s failed in %s: %s", method, self._thread.channel, exc)
+            return None
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    async def react(self, name: str) -> None:
+        """Add reaction ``name`` to the person's message."""
+        t = self._thread
+        await self._call("reactions_add", channel=t.channel, timestamp=t.message_ts, name=name)
+
+    async def post_text(self, text: str) -> None:
+        """Post ``text`` in the thread (paced)."""
+        await self.post(render.SlackMessage(text=text))
+
+    async def post(self, message: render.SlackMessage) -> None:
+        """Post one message in the thread, then its uploads (paced, as each is a post)."""
+        t = self._thread
+        await self._pacer.wait(t.channel)
+        extra = {"blocks": list(message.blocks)} if message.blocks else {}
+        await self._call(
+            "chat_postMessage", channel=t.channel, thread_ts=t.thread_ts, text=message.text, **extra
+        )
+        for upload in message.uploads:
+            await self._pacer.wait(t.channel)
+            await self._call(
+                "files_upload_v2",
+                channel=t.channel,
+                thread_ts=t.thread_ts,
+                content=upload.content,
+                filename=upload.filename,
+                title=upload.title,
+            )
+
+    # -- status -----------------------------------------------------------------------------
+
+    async def _status(self, text: str) -> None:
+        t = self._thread
+        if t.channel not in self._caps.no_assistant_status:
+            try:
+                await self._client.assistant_threads_setStatus(
+                    channel_id=t.channel, thread_ts=t.thread_ts, status=text
+                )
+                self._status_shown = True
+                return
+            except SlackApiError as exc:
+                # Not an assistant thread, or the feature is off: fall back for this channel.
+                log.info("assistant status unavailable in %s: %s", t.channel, exc)
+                self._caps.no_assistant_status.add(t.channel)
+            except _SLACK_ERRORS as exc:
+                log.warning("slack assistant.threads.setStatus failed: %s", exc)
+                return
+        self._pending = f"_⏳ {text}_"
+        if self._status_ts is None:
+            await self._pacer.wait(t.channel)
+            data = await self._call(
+                "chat_postMessage", channel=t.channel, thread_ts=t.thread_ts, text=self._pending
+            )
+            self._pending = None
+            self._last_update = time.monotonic()
+            self._status_ts = str(data.get("ts", "")) if data else None
+            return
+        if self._flush is None:
+            delay = max(0.0, self._last_update + self._status_interval - time.monotonic())
+            self._flush = asyncio.create_task(self._flush_later(delay))
+
+    async def _flush_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._flush = None
+        text, self._pending = self._pending, None
+        if text is not None and self._status_ts:
+            self._last_update = time.monotonic()
+            await self._call(
+                "chat_update", channel=self._thread.channel, ts=self._status_ts, text=text
+            )
+
+    async def _end_status(self, final: str) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        t = self._thread
+        if self._status_ts:
+            await self._call("chat_update", channel=t.channel, ts=self._status_ts, text=final)
+        elif self._status_shown:
+            await self._call(
+                "assistant_threads_setStatus",
+                channel_id=t.channel,
+                thread_ts=t.thread_ts,
+                status="",
+            )
+
+    # -- Progress ---------------------------------------------------------------------------
+
+    async def thinking(self) -> None:
+        """The loop waits for the model."""
+        await self._status("is thinking…")
+
+    async def model_text(self, chunk: str) -> None:
+        """Streamed model text is shown once the turn is known to be the answer (``answered``)."""
+
+    async def block_started(self, *, index: int, total: int, language: str, code: str) -> None:
+        """Say which block runs."""
+        await self._status(f"is running block {index}/{total} ({language})…")
+
+    async def block_finished(
+        self, *, index: int, total: int, language: str, code: str, result: RunResult
+    ) -> None:
+        """Show the block's code and result."""
+        await self.post(
+            render.block_message(
+                index=index, total=total, language=language, code=code, result=result
+            )
+        )
+
+    async def answered(self, text: str) -> None:
+        """Show the answer (streamed where possible) and mark the message ✅."""
+        self.finished = True
+        await self._end_status("_✅ done_")
+        await self._send_answer(text)
+        await self.react("white_check_mark")
+
+    async def stopped(self, *, reason: str, detail: str) -> None:
+        """Say in one sentence why the loop stopped and mark the message ❗."""
+        self.finished = True
+        await self._end_status("_❗ stopped_")
+        await self.post_text(render.stopped_sentence(reason=reason, detail=detail))
+        await self.react("exclamation")
+
+    async def failed(self) -> None:
+        """The surface or service failed: one sentence and ❗ (the traceback goes to the log)."""
+        self.finished = True
+        await self._end_status("_❗ failed_")
+        await self.post_text(render.failure_sentence())
+        await self.react("exclamation")
+
+    async def _send_answer(self, text: str) -> None:
+        t = self._thread
+        if self._caps.streaming:
+            pieces = render.stream_chunks(text)
+            await self._pacer.wait(t.channel)
+            try:
+                started = await self._client.chat_startStream(
+                    channel=t.channel,
+                    thread_ts=t.thread_ts,
+                    markdown_text=pieces[0],
+                    recipient_team_id=t.team or None,
+                    recipient_user_id=t.user or None,
+                )
+            except SlackApiError as exc:
+                log.info("chat.startStream unavailable, posting answers instead: %s", exc)
+                self._caps.streaming = False
+            except _SLACK_ERRORS as exc:
+                log.warning("slack chat.startStream failed: %s", exc)
+            else:
+                ts = str(started.get("ts", ""))
+                for piece in pieces[1:]:
+                    await self._call(
+                        "chat_appendStream", channel=t.channel, ts=ts, markdown_text=piece
+                    )
+                await self._call("chat_stopStream", channel=t.channel, ts=ts)
+                return
+        for message in render.answer_messages(text):
+            await self.post(message)

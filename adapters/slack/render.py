@@ -1,0 +1,216 @@
+"""Results out: what the loop produced becomes Slack messages within Slack's limits.
+
+Pure functions, no I/O. Slack allows 3,000 characters in a section's text and 50 blocks in
+a message; output longer than what reads well inline is shown as a head-and-tail preview
+that *says* it is cut, and the whole stream is attached as a file (files upload v2), so
+nothing is ever cut silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bot.surface import Totals
+
+if TYPE_CHECKING:
+    from sandbox.result import RunResult
+
+SECTION_LIMIT = 3000  # Slack: characters in one section block's text
+BLOCK_LIMIT = 50  # Slack: blocks in one message
+INLINE_LIMIT = 1500  # characters of code or of one stream shown inline before attaching it
+STREAM_CHUNK = 2000  # characters per chat.appendStream call
+_FENCE_OVERHEAD = 8  # "```\n" + "\n```"
+
+Block = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file to attach in the thread (files upload v2)."""
+
+    filename: str
+    title: str
+    content: str
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """One ``chat.postMessage``: fallback text, blocks, and files to upload after it."""
+
+    text: str
+    blocks: tuple[Block, ...] = ()
+    uploads: tuple[Upload, ...] = field(default=())
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:SECTION_LIMIT]}]}
+
+
+def _fence(text: str) -> str:
+    # A literal ``` inside would close Slack's code block early.
+    return "```\n" + text.replace("```", "`\u200b``") + "\n```"
+
+
+def split_text(text: str, *, limit: int) -> list[str]:
+    """Cut ``text`` into pieces of at most ``limit`` characters, at line ends where possible."""
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        cut = rest.rfind("\n", 0, limit)
+        if cut <= limit // 2:
+            cut = limit
+        pieces.append(rest[:cut])
+        rest = rest[cut:].lstrip("\n")
+    if rest or not pieces:
+        pieces.append(rest)
+    return pieces
+
+
+def preview(text: str, *, limit: int = INLINE_LIMIT) -> str:
+    """Head and tail of ``text`` with the number of characters left out, or ``text`` itself."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit * 2 // 3]
+    tail = text[-(limit // 3) :]
+    return f"{head}\n… {len(text) - len(head) - len(tail):,} characters not shown …\n{tail}"
+
+
+def result_status(result: RunResult) -> str:
+    """A few words on how a block ended: exit status, signal, limits hit."""
+    if result.timed_out:
+        words = ["timed out"]
+    elif result.memory_exceeded:
+        words = ["hit the memory limit"]
+    elif result.signal:
+        words = [f"killed by signal {result.signal}"]
+    else:
+        words = [f"exit {result.exit_code}"]
+    if result.output_truncated:
+        words.append("output truncated by the sandbox limit")
+    words.append(f"{result.duration_ms / 1000:.1f} s")
+    if getattr(result, "unsafe_local", False):
+        words.append("⚠️ unsafe-local: no sandbox isolation")
+    return " · ".join(words)
+
+
+def block_message(
+    *, index: int, total: int, language: str, code: str, result: RunResult
+) -> SlackMessage:
+    """One block shown as its code plus its result; long code or output becomes a file."""
+    ok = result.exit_code == 0 and not (result.timed_out or result.memory_exceeded)
+    mark = "✅" if ok else "❌"
+    headline = f"{mark} *Block {index}/{total}* `{language}` · {result_status(result)}"
+    blocks: list[Block] = [_section(headline)]
+    uploads: list[Upload] = []
+    ext = "py" if language == "python" else "sh" if language == "bash" else "txt"
+    parts = (
+        ("code", code, f"block-{index}.{ext}"),
+        ("stdout", result.stdout, f"block-{index}-stdout.txt"),
+        ("stderr", result.stderr, f"block-{index}-stderr.txt"),
+    )
+    for label, content, filename in parts:
+        if not content.strip():
+            continue
+        shown = preview(content.rstrip("\n"))
+        note = ""
+        if shown != content.rstrip("\n"):
+            uploads.append(
+                Upload(filename=filename, title=f"Block {index} {label}", content=content)
+            )
+            note = f" (cut here; the full {label}, {len(content):,} characters, is attached)"
+        blocks.append(_context(f"*{label}*{note}"))
+        blocks.append(_section(_fence(shown[: SECTION_LIMIT - _FENCE_OVERHEAD])))
+    return SlackMessage(
+        text=f"Block {index}/{total}: {result_status(result)}",
+        blocks=tuple(blocks),
+        uploads=tuple(uploads),
+    )
+
+
+def answer_messages(text: str) -> list[SlackMessage]:
+    """The final answer as messages of at most 50 sections of at most 3,000 characters."""
+    sections = [_section(piece) for piece in split_text(text, limit=SECTION_LIMIT)]
+    messages = []
+    for start in range(0, len(sections), BLOCK_LIMIT):
+        chunk = sections[start : start + BLOCK_LIMIT]
+        fallback = chunk[0]["text"]["text"][:300]
+        messages.append(SlackMessage(text=fallback, blocks=tuple(chunk)))
+    return messages
+
+
+def stream_chunks(text: str) -> list[str]:
+    """The answer cut into ``chat.appendStream`` pieces."""
+    return split_text(text, limit=STREAM_CHUNK)
+
+
+_STOP_SENTENCES = {
+    "cancelled": "Stopped, as asked.",
+    "turn_limit": "I stopped because I reached the limit of model turns for one message "
+    "without an answer; ask again with more detail, or split the question.",
+    "budget": "I stopped because this conversation reached its token or cost budget.",
+    "model_unavailable": "I could not reach the language model, so I stopped; "
+    "please try again in a little while.",
+    "outcome_unknown": "I was restarted while a block was running, so its outcome is unknown "
+    "and I did not run it again.",
+}
+
+
+def one_sentence(text: str, *, limit: int = 200) -> str:
+    """The first line of ``text``, shortened: never a traceback."""
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def stopped_sentence(*, reason: str, detail: str) -> str:
+    """One human sentence for a loop that stopped without an answer."""
+    known = _STOP_SENTENCES.get(reason)
+    if known:
+        return known
+    said = one_sentence(detail)
+    pretty = reason.replace("_", " ") or "an error"
+    return f"I stopped ({pretty}): {said}" if said else f"I stopped ({pretty})."
+
+
+def failure_sentence() -> str:
+    """What the thread shows when the surface itself fails (the detail goes to the log)."""
+    return "Something went wrong on my side while working on this; the details are in my log."
+
+
+def cost_text(totals: Totals) -> str:
+    """The ``cost`` command's reply."""
+    seconds = totals.duration_ms / 1000
+    return (
+        f"So far: {totals.messages} message(s), {totals.model_turns} model turn(s), "
+        f"{totals.input_tokens:,} input + {totals.output_tokens:,} output tokens, "
+        f"${totals.cost:.4f}, {totals.blocks} block(s) run, {seconds:.1f} s."
+    )
+
+
+def replay_text(conversation_id: str) -> str:
+    """The ``replay`` command's reply: the id and the auditor's command."""
+    return (
+        f"Conversation `{conversation_id}`. An auditor can replay it with "
+        f"`opsloop replay {conversation_id}` and check the log with "
+        f"`opsloop audit verify {conversation_id}`."
+    )
+
+
+def new_text(conversation_id: str) -> str:
+    """The ``new`` command's reply."""
+    return (
+        f"Started a fresh conversation (`{conversation_id}`) in this thread; "
+        "the earlier one stays in the log."
+    )
+
+
+def stop_text(stopped: bool) -> str:
+    """The ``stop`` command's reply."""
+    return "Stopping." if stopped else "Nothing is running in this thread."
+
+
+RESUMED_TEXT = "I was restarted; picking up this conversation where it left off."

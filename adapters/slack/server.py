@@ -1,0 +1,83 @@
+"""How the Slack surface meets Slack: the Web API client, HTTP mode and Socket Mode."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.app import SlackSurface
+
+EVENTS_PATH = "/slack/events"
+
+
+def build_client(*, token: str, base_url: str, rate_limit_retries: int = 5) -> AsyncWebClient:
+    """A Web API client on ``base_url`` (``SLACK_API_URL``) that waits out 429s."""
+    if not base_url.endswith("/"):
+        base_url += "/"  # slack_sdk joins "base_url + method"
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            # Sleeps for the response's Retry-After, then tries again.
+            AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+        ],
+    )
+
+
+def web_application(surface: SlackSurface) -> web.Application:
+    """The aiohttp application of HTTP mode: Events API on ``/slack/events``.
+
+    Bolt verifies ``X-Slack-Signature`` and rejects stale timestamps with 401.
+    """
+
+    async def events(request: web.Request) -> web.Response:
+        bolt_response = await surface.app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    application = web.Application()
+    application.add_routes([web.post(EVENTS_PATH, events), web.get("/healthz", health)])
+    return application
+
+
+async def start_http(surface: SlackSurface, *, host: str, port: int) -> web.AppRunner:
+    """Start serving HTTP mode on ``host:port``; the caller cleans the runner up."""
+    runner = web.AppRunner(web_application(surface), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host=host, port=port).start()
+    return runner
+
+
+async def serve_http(surface: SlackSurface, *, host: str, port: int) -> None:
+    """Serve HTTP mode until cancelled."""
+    runner = await start_http(surface, host=host, port=port)
+    try:
+        await surface.resume_interrupted()
+        await asyncio.Event().wait()
+    finally:
+        await surface.close()
+        await runner.cleanup()
+
+
+async def serve_socket_mode(surface: SlackSurface, *, app_token: str) -> None:
+    """Serve over Socket Mode (no public URL needed) until cancelled."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    handler = AsyncSocketModeHandler(surface.app, app_token, web_client=surface.client)
+    await handler.connect_async()
+    try:
+        await surface.resume_interrupted()
+        await asyncio.Event().wait()
+    finally:
+        await surface.close()
+        await handler.close_async()

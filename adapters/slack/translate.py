@@ -1,0 +1,125 @@
+"""Slack events in: a platform event becomes an ``Incoming`` message or a thread command.
+
+Pure functions, no I/O. The message key is the Slack message's own identity
+(``channel/ts``) rather than the envelope's ``event_id``: a redelivery keeps both, but a
+mention inside a thread can also arrive as a plain ``message`` event with another
+``event_id``, and keying on the message makes that second copy a duplicate too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bot.config import AccessPolicy
+from bot.surface import CommandName, Coordinates, Incoming
+
+EventKind = Literal["mention", "message"]
+COMMANDS: frozenset[str] = frozenset({"stop", "cost", "replay", "new"})
+# Subtypes that are still a person writing to us; every other subtype (edits, deletes,
+# joins, bot posts …) is ignored explicitly.
+_PERSON_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An event the bot deliberately does nothing with, and why (for debug logs)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A person's message addressed to the bot, and where to answer it."""
+
+    incoming: Incoming
+    command: CommandName | None  # a thread command instead of a message for the model
+    channel: str
+    thread_ts: str  # the thread to answer in (the message itself when it starts one)
+    message_ts: str  # the person's message, which gets the reactions
+    needs_thread_check: bool = False  # a plain thread reply: only answer threads we are in
+
+    @property
+    def coordinates(self) -> Coordinates:
+        """The conversation's coordinates."""
+        return self.incoming.coordinates
+
+
+def strip_mentions(text: str, *, bot_user_id: str) -> str:
+    """The text without mentions of the bot, with Slack's HTML escapes undone."""
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", "", text)
+    # Slack escapes exactly these three in message text.
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return text.strip()
+
+
+def as_command(text: str) -> CommandName | None:
+    """``stop``/``cost``/``replay``/``new`` when the whole message is that word."""
+    word = text.strip().strip(".!").lower()
+    return word if word in COMMANDS else None  # type: ignore[return-value]
+
+
+def inbound_from_event(
+    event: Mapping[str, Any], *, kind: EventKind, team_id: str, bot_user_id: str
+) -> Inbound | Ignored:
+    """Translate an ``app_mention`` or ``message`` event into what the bot should do."""
+    subtype = event.get("subtype")
+    if subtype in ("message_changed", "message_deleted"):
+        return Ignored(f"{subtype}: edits and deletes do not change a recorded conversation")
+    if event.get("bot_id") or subtype == "bot_message" or event.get("bot_profile"):
+        return Ignored("a bot's message")
+    user = str(event.get("user") or "")
+    if not user:
+        return Ignored("no author")
+    if user == bot_user_id:
+        return Ignored("our own message")
+    if subtype is not None and subtype not in _PERSON_SUBTYPES:
+        return Ignored(f"subtype {subtype}")
+    if "edited" in event:
+        return Ignored("an edited message")
+    channel = str(event.get("channel") or "")
+    ts = str(event.get("ts") or "")
+    if not channel or not ts:
+        return Ignored("no channel or timestamp")
+    raw_text = str(event.get("text") or "")
+    thread_ts = str(event.get("thread_ts") or "") or ts
+    needs_check = False
+    if kind == "message" and event.get("channel_type") != "im":
+        if bot_user_id and f"<@{bot_user_id}" in raw_text:
+            return Ignored("a mention: handled by its app_mention event")
+        if not event.get("thread_ts"):
+            return Ignored("a channel message not addressed to the bot")
+        needs_check = True
+    text = strip_mentions(raw_text, bot_user_id=bot_user_id)
+    if not text:
+        return Ignored("an empty message")
+    incoming = Incoming(
+        coordinates=Coordinates(
+            platform="slack", workspace=team_id, channel=channel, thread=thread_ts
+        ),
+        message_key=f"{channel}/{ts}",
+        author=user,
+        text=text,
+    )
+    return Inbound(
+        incoming=incoming,
+        command=as_command(text),
+        channel=channel,
+        thread_ts=thread_ts,
+        message_ts=ts,
+        needs_thread_check=needs_check,
+    )
+
+
+def refusal_reason(policy: AccessPolicy, *, user: str, channel: str, workspace: str) -> str | None:
+    """Why ``policy`` refuses this author/place, or None when allowed (empty lists allow all)."""
+    if policy.allow_workspaces and workspace not in policy.allow_workspaces:
+        return f"workspace {workspace} is not in the Slack allowlist"
+    if policy.allow_channels and channel not in policy.allow_channels:
+        return f"channel {channel} is not in the Slack allowlist"
+    if policy.allow_users and user not in policy.allow_users:
+        return f"user {user} is not in the Slack allowlist"
+    return None

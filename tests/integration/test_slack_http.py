@@ -1,0 +1,196 @@
+"""The Slack surface in HTTP mode, with signed Events API requests and the Web API stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bot.config import AccessPolicy
+from tests.slack_fake_service import FakeChatService
+from tests.slack_harness import running_bot
+from tests.slack_standin import SlackStandIn, envelope, mention, message
+
+
+async def test_a_mention_gets_eyes_a_block_and_a_streamed_answer_in_its_thread() -> None:
+    service = FakeChatService()
+    async with running_bot(service) as bot:
+        status, _ = await bot.events.send(
+            envelope(mention(channel="C1", ts="100.1", text="add 2+2"), event_id="Ev1")
+        )
+        assert status == 200
+        await bot.slack.wait_for(lambda: "white_check_mark" in bot.slack.reactions("C1", "100.1"))
+        shown = bot.slack.thread_text("C1", "100.1")
+        assert "print('add 2+2')" in shown  # the block's code
+        assert "exit 0" in shown  # and its result
+        assert "Answer to 'add 2+2': 4" in shown  # the streamed answer
+        assert bot.slack.reactions("C1", "100.1") == ["eyes", "white_check_mark"]
+        assert [c.method for c in bot.slack.calls].count("chat.stopStream") == 1
+        assert service.received[0].text == "add 2+2"  # the mention itself is stripped
+
+
+async def test_the_message_is_recorded_before_slack_is_acknowledged_and_the_loop_runs_after() -> (
+    None
+):
+    service = FakeChatService()
+    service.gate = asyncio.Event()  # a model that does not answer until released
+    async with running_bot(service) as bot:
+        status, seconds = await bot.events.send(
+            envelope(mention(channel="C1", ts="1.1", text="slow"), event_id="Ev1")
+        )
+        assert status == 200 and seconds < 3.0
+        assert [m.text for m in service.received] == ["slow"]  # recorded when the ack came
+        assert not any(c.method == "chat.stopStream" for c in bot.slack.calls)  # not answered yet
+        service.gate.set()
+        await bot.slack.wait_for(lambda: bool(bot.slack.of("chat.stopStream")))
+
+
+async def test_a_redelivery_while_the_loop_runs_starts_no_second_loop_and_no_second_reply() -> None:
+    service = FakeChatService()
+    service.gate = asyncio.Event()
+    async with running_bot(service) as bot:
+        body = envelope(mention(channel="C1", ts="1.1", text="once"), event_id="Ev1")
+        assert (await bot.events.send(body))[0] == 200
+        assert (await bot.events.send(body, retry_num=1))[0] == 200
+        assert (await bot.events.send(body, retry_num=2))[0] == 200
+        service.gate.set()
+        await bot.slack.wait_for(lambda: bool(bot.slack.of("chat.stopStream")))
+        await bot.surface.idle()
+        assert len(service.received) == 1
+        assert len(service.runs) == 1
+        assert len(bot.slack.of("chat.startStream")) == 1
+        assert bot.slack.reactions("C1", "1.1") == ["eyes", "white_check_mark"]
+
+
+async def test_a_reply_in_the_thread_continues_the_conversation_without_a_mention() -> None:
+    service = FakeChatService()
+    async with running_bot(service) as bot:
+        await bot.events.send(
+            envelope(mention(channel="C1", ts="1.1", text="first"), event_id="Ev1")
+        )
+        await bot.slack.wait_for(lambda: len(bot.slack.of("chat.stopStream")) == 1)
+        reply = message(channel="C1", ts="1.2", thread_ts="1.1", text="and then?")
+        await bot.events.send(envelope(reply, event_id="Ev2"))
+        await bot.slack.wait_for(lambda: len(bot.slack.of("chat.stopStream")) == 2)
+        first, second = service.received
+        assert first.coordinates == second.coordinates  # the same conversation
+        assert "Answer to 'and then?'" in bot.slack.thread_text("C1", "1.1")
+
+
+async def test_channel_chatter_outside_our_threads_edits_deletes_and_bots_are_ignored() -> None:
+    service = FakeChatService()
+    async with running_bot(service) as bot:
+        ignored = [
+            message(channel="C1", ts="2.1", text="lunch?"),  # not addressed to the bot
+            message(channel="C1", ts="2.2", thread_ts="2.1", text="yes"),  # a thread we are not in
+            message(channel="C1", ts="2.3", text="x", subtype="message_changed"),
+            message(channel="C1", ts="2.4", text="", subtype="message_deleted"),
+            message(channel="C1", ts="2.5", text="beep", bot_id="B0OTHER"),
+            message(channel="D1", ts="2.6", text="me", user="U0BOT", channel_type="im"),
+        ]
+        for number, event in enumerate(ignored):
+            assert (await bot.events.send(envelope(event, event_id=f"EvI{number}")))[0] == 200
+        await bot.surface.idle()
+        assert service.received == []
+        assert bot.slack.of("chat.postMessage") == []
+
+
+async def test_a_direct_message_is_answered_in_the_dm() -> None:
+    service = FakeChatService()
+    async with running_bot(service) as bot:
+        await bot.events.send(
+            envelope(message(channel="D1", ts="3.1", text="hi", channel_type="im"), event_id="Ev3")
+        )
+        await bot.slack.wait_for(lambda: "white_check_mark" in bot.slack.reactions("D1", "3.1"))
+        assert "Answer to 'hi'" in bot.slack.thread_text("D1", "3.1")
+
+
+async def test_a_bad_signature_and_a_stale_timestamp_get_401_and_record_nothing() -> None:
+    service = FakeChatService()
+    async with running_bot(service) as bot:
+        body = envelope(mention(channel="C1", ts="1.1", text="x"), event_id="Ev1")
+        assert (await bot.events.send(body, secret="not-the-secret"))[0] == 401
+        assert (await bot.events.send(body, timestamp=int(time.time()) - 600))[0] == 401
+        await bot.surface.idle()
+        assert service.received == []
+
+
+async def test_users_outside_the_allowlist_get_a_short_refusal_that_is_recorded() -> None:
+    service = FakeChatService()
+    access = AccessPolicy(allow_users=["U0BOB"])
+    async with running_bot(service, access=access) as bot:
+        await bot.events.send(
+            envelope(mention(channel="C1", ts="4.1", text="rm -rf"), event_id="Ev4")
+        )
+        await bot.slack.wait_for(lambda: bool(bot.slack.posts_in("C1", "4.1")))
+        assert "Sorry" in bot.slack.thread_text("C1", "4.1")
+        assert [(i.author, reason) for i, reason in service.refused] == [
+            ("U0ALICE", "user U0ALICE is not in the Slack allowlist")
+        ]
+        assert service.received == [] and service.runs == []
+
+
+async def test_a_429_from_the_web_api_is_waited_out_with_retry_after() -> None:
+    service = FakeChatService()
+    async with running_bot(service) as bot:
+        bot.slack.rate_limit("chat.postMessage", times=1, retry_after=1)
+        await bot.events.send(envelope(mention(channel="C1", ts="5.1", text="x"), event_id="Ev5"))
+        await bot.slack.wait_for(lambda: bool(bot.slack.of("chat.postMessage")))
+        limited = bot.slack.of("chat.postMessage:429")[0]
+        retried = bot.slack.of("chat.postMessage")[0]
+        assert retried.at - limited.at >= 0.9  # waited for Retry-After before trying again
+        assert retried.params["channel"] == "C1"
+
+
+async def test_long_output_is_uploaded_as_a_file_and_the_preview_says_it_is_cut() -> None:
+    service = FakeChatService(output_for=lambda text: "".join(f"line {n}\n" for n in range(5000)))
+    async with running_bot(service) as bot:
+        await bot.events.send(envelope(mention(channel="C1", ts="6.1", text="big"), event_id="Ev6"))
+        await bot.slack.wait_for(lambda: bool(bot.slack.of("files.completeUploadExternal")))
+        (upload,) = bot.slack.uploads.values()
+        assert upload.decode().count("\n") == 5000  # the whole stdout, not a cut
+        complete = bot.slack.of("files.completeUploadExternal")[0].params
+        assert complete["channel_id"] == "C1" and complete["thread_ts"] == "6.1"
+        assert "characters not shown" in bot.slack.thread_text("C1", "6.1")
+        for call in bot.slack.of("chat.postMessage"):
+            for block in call.params.get("blocks") or []:
+                assert len(block.get("text", {}).get("text", "")) <= 3000
+
+
+async def test_without_streaming_or_assistant_status_it_posts_and_edits_one_status_message() -> (
+    None
+):
+    service = FakeChatService()
+    slack = SlackStandIn(streaming=False, assistant_status=False)
+    async with running_bot(service, slack=slack) as bot:
+        await bot.events.send(envelope(mention(channel="C1", ts="7.1", text="x"), event_id="Ev7"))
+        await bot.slack.wait_for(lambda: "white_check_mark" in bot.slack.reactions("C1", "7.1"))
+        posts = [c.params["text"] for c in bot.slack.of("chat.postMessage")]
+        assert posts[0].startswith("_⏳")  # the one status message
+        assert any("Answer to 'x'" in text for text in posts)  # the answer, posted
+        status_ts = bot.slack.of("chat.postMessage")[0].params["_ts"]
+        assert all(c.params["ts"] == status_ts for c in bot.slack.of("chat.update"))
+        assert bot.slack.of("chat.update")[-1].params["text"] == "_✅ done_"
+
+
+async def test_thread_commands_stop_cost_replay_and_new() -> None:
+    service = FakeChatService()
+    service.gate = asyncio.Event()
+    async with running_bot(service) as bot:
+        await bot.events.send(
+            envelope(mention(channel="C1", ts="8.1", text="long job"), event_id="Ev8")
+        )
+        await bot.slack.wait_for(lambda: bool(service.runs))
+        await bot.events.send(
+            envelope(mention(channel="C1", ts="8.2", thread_ts="8.1", text="stop"), event_id="Ev9")
+        )
+        await bot.slack.wait_for(lambda: "exclamation" in bot.slack.reactions("C1", "8.1"))
+        for n, word in enumerate(["cost", "replay", "new"]):
+            reply = message(channel="C1", ts=f"8.{3 + n}", thread_ts="8.1", text=word)
+            await bot.events.send(envelope(reply, event_id=f"EvC{n}"))
+        await bot.surface.idle()
+        shown = bot.slack.thread_text("C1", "8.1")
+        assert "Stopped, as asked." in shown
+        assert "So far: 1 message(s)" in shown
+        assert f"opsloop replay {service.runs[0]}" in shown
+        assert "Started a fresh conversation" in shown
+        assert [m.text for m in service.received] == ["long job"]  # commands are not messages
