@@ -1,0 +1,108 @@
+"""The nsjail command line for one run, built by a pure function (unit-tested, no I/O)."""
+
+from __future__ import annotations
+
+import math
+
+from sandbox.cgroups import CHILD_SLACK, CgroupSetup
+from sandbox.layout import JAIL_UID, JailLayout
+from sandbox.limits import MIB, Limits
+
+CODE_PATH = "/opsloop/code"  # where the block's file appears inside the jail (read-only)
+WORKSPACE = "/workspace"
+HOSTNAME = "opsloop"
+# Syscalls a block never needs and an escape often does. ERRNO(1) (EPERM) rather than KILL so a
+# probing block gets a clean error it can print. Namespace-creating clone flags are refused;
+# clone3 takes its flags in memory that seccomp cannot read, so it answers ENOSYS and libc
+# falls back to clone (which is checked). kafel calls x86-64's umount2 "umount".
+SECCOMP_POLICY = (
+    "ERRNO(1) { ptrace, process_vm_readv, process_vm_writev, mount, umount, pivot_root, "
+    "chroot, unshare, setns, kexec_load, kexec_file_load, bpf, keyctl, add_key, request_key, "
+    "perf_event_open, init_module, finit_module, delete_module, swapon, swapoff, reboot, "
+    "open_by_handle_at, userfaultfd, io_uring_setup, fsopen, fsmount, move_mount, open_tree, "
+    "clone { (clone_flags & 0x7e020000) != 0 } } "
+    "ERRNO(38) { clone3 } "
+    "DEFAULT ALLOW"
+)
+
+
+def build_argv(
+    *,
+    nsjail: str,
+    limits: Limits,
+    layout: JailLayout,
+    language: str,
+    code_file: str,
+    workspace_dir: str,
+    log_file: str,
+    cgroups: CgroupSetup,
+    owner: tuple[int, int] = (JAIL_UID, JAIL_UID),
+    memory_parent: str | None = None,
+) -> list[str]:
+    """nsjail's argv running ``code_file`` (a host path) as ``language`` under ``limits``."""
+    memory = limits.memory_mb * MIB
+    # inside:outside:count. The outside id is explicit: never the caller's uid when that is root.
+    uids = f"{JAIL_UID}:{owner[0]}:1"
+    gids = f"{JAIL_UID}:{owner[1]}:1"
+    argv = [
+        nsjail,
+        "--mode", "o",
+        "--log", log_file,
+        "--user", uids,
+        "--group", gids,
+        "--hostname", HOSTNAME,
+        "--cwd", WORKSPACE,
+        # nsjail's own clock is a backstop: the caller kills the jail at the exact wall limit.
+        "--time_limit", str(math.ceil(limits.wall_seconds) + 1),
+        "--rlimit_cpu", str(math.ceil(limits.cpu_limit)),
+        "--rlimit_fsize", str(limits.file_size_mb),
+        "--rlimit_nofile", str(limits.open_files),
+        "--rlimit_nproc", str(limits.tasks),
+        "--rlimit_core", "0",
+        # With a memory cgroup, address space is left alone: thread stacks and mmaps are
+        # virtual, and the cgroup caps what is really used. Without one, RLIMIT_AS is all we have.
+        "--rlimit_as", "inf" if cgroups.kind != "none" else str(limits.memory_mb),
+        "--seccomp_string", SECCOMP_POLICY,
+    ]
+    for target, link in layout.symlinks:
+        argv += ["--symlink", f"{target}:{link}"]
+    for path in layout.ro_binds:
+        argv += ["--bindmount_ro", path]
+    for device in layout.devices:
+        argv += ["--bindmount", device]  # rw so writing to /dev/null works; a device, not a dir
+    argv += [
+        "--mount", f"none:/tmp:tmpfs:size={limits.tmpfs_mb * MIB},mode=1777",
+        "--bindmount", f"{workspace_dir}:{WORKSPACE}",
+        "--bindmount_ro", f"{code_file}:{CODE_PATH}",
+    ]
+    for key, value in layout.env:
+        argv += ["--env", f"{key}={value}"]
+    argv += _cgroup_options(cgroups=cgroups, limits=limits, memory=memory,
+                            memory_parent=memory_parent)
+    interpreter = layout.interpreter(language)
+    argv += ["--", interpreter.path, *interpreter.args, CODE_PATH]
+    return argv
+
+
+def _cgroup_options(
+    *, cgroups: CgroupSetup, limits: Limits, memory: int, memory_parent: str | None
+) -> list[str]:
+    if cgroups.kind == "v2":
+        return [
+            "--use_cgroupv2",
+            "--cgroupv2_mount", str(cgroups.memory_mount),
+            "--cgroup_mem_max", str(memory),
+            "--cgroup_mem_swap_max", "0",
+            "--cgroup_pids_max", str(limits.tasks),
+        ]
+    if cgroups.kind == "v1":
+        return [
+            # Our run cgroup (memory_parent) holds the real cap; nsjail's child a little more.
+            "--cgroup_mem_max", str(memory + CHILD_SLACK if memory_parent else memory),
+            "--cgroup_mem_mount", str(cgroups.memory_mount),
+            "--cgroup_mem_parent", memory_parent or cgroups.parent,
+            "--cgroup_pids_max", str(limits.tasks),
+            "--cgroup_pids_mount", str(cgroups.pids_mount),
+            "--cgroup_pids_parent", cgroups.parent,
+        ]
+    return []

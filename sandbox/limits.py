@@ -1,0 +1,74 @@
+"""Hard limits of one sandboxed block, as a value that can be recorded in an event."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from sandbox.errors import BadRequest
+
+MIB = 1024 * 1024
+
+# (minimum, maximum) of each field; None means "no maximum beyond the type's".
+_RANGES: dict[str, tuple[float, float]] = {
+    "wall_seconds": (0.1, 3600.0),
+    "cpu_seconds": (0.1, 3600.0),
+    "memory_mb": (16, 65536),
+    "tasks": (1, 4096),
+    "file_size_mb": (1, 4096),
+    "open_files": (16, 65536),
+    "tmpfs_mb": (1, 4096),
+    "output_bytes": (1024, 256 * MIB),
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Wall/CPU time, memory (no swap), tasks, file size, open files, tmpfs and output caps."""
+
+    wall_seconds: float = 10.0
+    cpu_seconds: float | None = None  # None: the same as wall_seconds
+    memory_mb: int = 256
+    tasks: int = 64  # processes and threads together
+    file_size_mb: int = 16
+    open_files: int = 256
+    tmpfs_mb: int = 64
+    output_bytes: int = MIB  # per stream (stdout and stderr each keep this much of their head)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.name == "cpu_seconds":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise BadRequest(f"limit {f.name} must be a number, not {value!r}")
+            if f.type == "int" and not isinstance(value, int):
+                raise BadRequest(f"limit {f.name} must be a whole number, not {value!r}")
+            low, high = _RANGES[f.name]
+            if not (math.isfinite(value) and low <= value <= high):
+                raise BadRequest(f"limit {f.name}={value} is out of range ({low:g} to {high:g})")
+
+    @property
+    def cpu_limit(self) -> float:
+        """The CPU-time limit in seconds (defaults to the wall limit)."""
+        return self.cpu_seconds if self.cpu_seconds is not None else self.wall_seconds
+
+    def replaced(self, **changes: Any) -> Limits:
+        """A copy with ``changes`` applied (validated like any other)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, for JSON and event payloads."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Limits:
+        """The inverse of ``to_dict``; unknown keys are a ``BadRequest``."""
+        if not isinstance(data, dict):
+            raise BadRequest("limits must be an object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BadRequest(f"unknown limit {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        return cls(**data)

@@ -1,0 +1,42 @@
+"""The result of one sandboxed block, as a value that can be recorded in an event."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from sandbox.errors import BadRequest
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a block did: exit status, captured output and which limits it hit."""
+
+    exit_code: int | None  # None when it was killed by a signal
+    signal: int | None  # the signal that ended it (SIGKILL on timeout or out of memory)
+    stdout: str
+    stderr: str
+    duration_ms: int
+    timed_out: bool = False
+    memory_exceeded: bool = False
+    output_truncated: bool = False
+    cpu_ms: int | None = None  # user+system CPU time, where the host can measure it
+    unsafe_local: bool = False  # ran WITHOUT namespaces (OPSLOOP_SANDBOX=unsafe-local)
+
+    @property
+    def ok(self) -> bool:
+        """True when the block exited 0 without hitting a limit."""
+        return self.exit_code == 0 and not (self.timed_out or self.memory_exceeded)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, for JSON and event payloads."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        """The inverse of ``to_dict``; missing optional fields take their defaults."""
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise BadRequest(f"not a run result: {exc}") from None
