@@ -1,0 +1,149 @@
+"""What every provider shares: one call with retries, token accounting, the reply.
+
+A provider supplies ``attempt`` (one request, streaming its text to a sink) and
+``translate`` (its SDK's exceptions to ``retry.AttemptError``); ``answer`` does the rest,
+so retries, estimates, prices and error messages are the same for every provider.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.errors import ModelUnavailable
+from bot.ports import ChatMessage, ChatModel, ModelReply, ProviderFailure, TextSink
+from bot.providers.pricing import PriceTable
+from bot.providers.retry import AttemptError, GaveUp, RetryPolicy, SinkFailed, call_with_retries
+from bot.providers.tokens import estimate_prompt_tokens, estimate_tokens
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """What one successful attempt produced; None where the provider reported no usage."""
+
+    text: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class ProviderModel(ChatModel, Protocol):
+    """A ``ChatModel`` that can also be pinged (``opsloop doctor``) and closed."""
+
+    async def ping(self) -> float:
+        """A heartbeat; returns its latency in ms or raises ``ModelUnavailable``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close network clients."""
+        ...
+
+
+Attempt = Callable[[TextSink | None], Awaitable[Streamed]]
+Hint = Callable[[AttemptError], str]
+
+
+def describe(failure: ProviderFailure) -> str:
+    """One sentence about a provider that gave up."""
+    tries = "attempt" if failure.attempts == 1 else "attempts"
+    who = f"{failure.provider}:{failure.model}"
+    return f"{who} failed after {failure.attempts} {tries}: {failure.error}"
+
+
+def _guarded(on_text: TextSink | None) -> TextSink | None:
+    if on_text is None:
+        return None
+
+    async def sink(chunk: str) -> None:
+        try:
+            await on_text(chunk)
+        except Exception as exc:
+            raise SinkFailed() from exc
+
+    return sink
+
+
+def build_reply(
+    *,
+    provider: str,
+    model: str,
+    messages: Sequence[ChatMessage],
+    streamed: Streamed,
+    prices: PriceTable,
+    latency_ms: int,
+    attempts: int,
+) -> ModelReply:
+    """A ``ModelReply`` with usage (estimated where missing) and its cost."""
+    estimated = streamed.input_tokens is None or streamed.output_tokens is None
+    tokens_in = streamed.input_tokens
+    if tokens_in is None:
+        tokens_in = estimate_prompt_tokens(messages)
+    tokens_out = streamed.output_tokens
+    if tokens_out is None:
+        tokens_out = estimate_tokens(streamed.text)
+    cost = prices.cost(
+        provider=provider, model=model, input_tokens=tokens_in, output_tokens=tokens_out
+    )
+    return ModelReply(
+        text=streamed.text,
+        provider=provider,
+        model=model,
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        tokens_estimated=estimated,
+        cost=cost.usd,
+        priced=cost.priced,
+        latency_ms=latency_ms,
+        attempts=attempts,
+    )
+
+
+async def answer(
+    *,
+    provider: str,
+    model: str,
+    messages: Sequence[ChatMessage],
+    on_text: TextSink | None,
+    attempt: Attempt,
+    translate: Callable[[Exception], AttemptError],
+    policy: RetryPolicy,
+    prices: PriceTable,
+    hint: Hint,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> ModelReply:
+    """Call ``attempt`` with retries and account for the reply; raises ``ModelUnavailable``.
+
+    ``latency_ms`` is the duration of the attempt that answered; earlier attempts and the
+    waits between them are counted in ``attempts`` instead.
+    """
+    sink = _guarded(on_text)
+    started = time.perf_counter()
+
+    async def timed() -> Streamed:
+        nonlocal started
+        started = time.perf_counter()
+        return await attempt(sink)
+
+    try:
+        streamed, attempts = await call_with_retries(
+            timed, policy=policy, translate=translate, sleep=sleep
+        )
+    except GaveUp as exc:
+        failure = ProviderFailure(
+            provider=provider,
+            model=model,
+            error=exc.error.reason + hint(exc.error),
+            attempts=exc.attempts,
+        )
+        raise ModelUnavailable(describe(failure), failures=(failure,)) from None
+    latency_ms = round((time.perf_counter() - started) * 1000)
+    return build_reply(
+        provider=provider,
+        model=model,
+        messages=messages,
+        streamed=streamed,
+        prices=prices,
+        latency_ms=latency_ms,
+        attempts=attempts,
+    )

@@ -1,0 +1,181 @@
+"""The ``ollama`` provider: Ollama's ``/api/chat`` through the official ``ollama`` client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+
+import httpx
+import ollama
+import pydantic
+
+from bot.errors import ModelUnavailable
+from bot.ports import ChatMessage, ModelReply, TextSink
+from bot.providers.base import Streamed, answer
+from bot.providers.pricing import PriceTable
+from bot.providers.retry import (
+    AttemptError,
+    ConnectFailed,
+    HttpStatus,
+    Incomplete,
+    Malformed,
+    RetryPolicy,
+    Timeout,
+    Unexpected,
+)
+from bot.providers.wire import status_error
+
+PROVIDER = "ollama"
+
+
+async def _raise_for_status(response: httpx.Response) -> None:
+    # The ollama client turns an error status into ResponseError and drops the headers,
+    # Retry-After among them; raising our own error from the response hook keeps them.
+    if response.status_code >= 400:
+        await response.aread()
+        raise status_error(
+            status=response.status_code, body=response.text, headers=dict(response.headers)
+        )
+
+
+def translate_error(exc: Exception, *, timeout_seconds: float) -> AttemptError:
+    """Map what the ollama client (and httpx under it) raises to an ``AttemptError``."""
+    if isinstance(exc, AttemptError):
+        return exc
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return Timeout(f"no answer within {timeout_seconds:g} s")
+    if isinstance(exc, ConnectionError | httpx.ConnectError):
+        return ConnectFailed("cannot connect")
+    if isinstance(exc, httpx.TransportError):
+        return ConnectFailed(f"the connection broke ({type(exc).__name__})")
+    if isinstance(exc, ollama.ResponseError):
+        if exc.status_code >= 400:
+            return HttpStatus(status=exc.status_code, message=exc.error)
+        # A status of -1 is an {"error": …} line in the middle of a stream.
+        return Incomplete(f"the stream stopped with an error: {exc.error[:200]}")
+    if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError):
+        return Malformed(
+            f"malformed response, not Ollama's JSON ({str(exc).splitlines()[0][:120]})"
+        )
+    return Unexpected(f"{type(exc).__name__}: {exc}")
+
+
+class OllamaModel:
+    """A model served by Ollama (``OLLAMA_HOST``), streamed as NDJSON."""
+
+    provider = PROVIDER
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        host: str,
+        retry: RetryPolicy,
+        prices: PriceTable,
+        stream: bool = True,
+    ) -> None:
+        self.model = model
+        self.host = host
+        self._retry = retry
+        self._prices = prices
+        self._stream = stream
+        self._client: ollama.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def name(self) -> str:
+        """``ollama:model``."""
+        return f"{PROVIDER}:{self.model}"
+
+    def _sdk(self) -> ollama.AsyncClient:
+        # An httpx pool belongs to the event loop it was first used on; a CLI that runs
+        # asyncio.run twice (doctor, then ask) needs a fresh client for the second loop.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            limit = self._retry.timeout_seconds
+            # No retries here: httpx's transport retries nothing by default (retries=0),
+            # and the ollama client has no retry loop, so every attempt is ours.
+            self._client = ollama.AsyncClient(
+                host=self.host,
+                timeout=httpx.Timeout(limit, connect=min(limit, 10.0)),
+                event_hooks={"response": [_raise_for_status]},
+            )
+            self._loop = loop
+        return self._client
+
+    def _translate(self, exc: Exception) -> AttemptError:
+        return translate_error(exc, timeout_seconds=self._retry.timeout_seconds)
+
+    def _hint(self, error: AttemptError) -> str:
+        if isinstance(error, ConnectFailed):
+            return f" (is Ollama running at {self.host}? start it with `ollama serve`)"
+        if isinstance(error, HttpStatus) and error.status == 404:
+            return f" (run `ollama pull {self.model}`)"
+        return ""
+
+    async def _attempt(self, messages: Sequence[ChatMessage], sink: TextSink | None) -> Streamed:
+        payload = [{"role": m.role, "content": m.content} for m in messages]
+        client = self._sdk()
+        if not self._stream:
+            whole = await client.chat(model=self.model, messages=payload, stream=False)
+            text = whole.message.content or ""
+            if sink and text:
+                await sink(text)
+            return Streamed(text, whole.prompt_eval_count, whole.eval_count)
+        parts: list[str] = []
+        last = None
+        async for chunk in await client.chat(model=self.model, messages=payload, stream=True):
+            piece = chunk.message.content or ""
+            if piece:
+                parts.append(piece)
+                if sink:
+                    await sink(piece)
+            if chunk.done:
+                last = chunk
+        if last is None:
+            raise Incomplete("the stream ended before the model was done")
+        # Ollama omits prompt_eval_count when the whole prompt was cached: then it is estimated.
+        return Streamed("".join(parts), last.prompt_eval_count, last.eval_count)
+
+    async def reply(
+        self, messages: Sequence[ChatMessage], *, on_text: TextSink | None = None
+    ) -> ModelReply:
+        """Answer ``messages``, streaming text to ``on_text``; raises ``ModelUnavailable``."""
+        return await answer(
+            provider=PROVIDER,
+            model=self.model,
+            messages=messages,
+            on_text=on_text,
+            attempt=lambda sink: self._attempt(messages, sink),
+            translate=self._translate,
+            policy=self._retry,
+            prices=self._prices,
+            hint=self._hint,
+        )
+
+    async def ping(self) -> float:
+        """List the local models (the cheapest call) and check ours is among them; ms."""
+        started = time.perf_counter()
+        try:
+            listed = await self._sdk().list()
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence
+            error = self._translate(exc)
+            raise ModelUnavailable(
+                f"{self.name} heartbeat failed: {error.reason}{self._hint(error)}"
+            ) from None
+        latency = (time.perf_counter() - started) * 1000
+        names = {m.model or "" for m in listed.models}
+        wanted = self.model if ":" in self.model else f"{self.model}:latest"
+        if self.model not in names and wanted not in names:
+            raise ModelUnavailable(
+                f"Ollama at {self.host} has no model {self.model}; run `ollama pull {self.model}`"
+            )
+        return latency
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        if self._client is not None and self._loop is asyncio.get_running_loop():
+            await self._client.close()
+        self._client = None

@@ -1,0 +1,230 @@
+"""The ``openai`` and ``groq`` providers: any OpenAI-compatible chat completions API.
+
+One class serves OpenAI, Groq (its OpenAI-compatible endpoint), vLLM, the llama.cpp
+server and LM Studio, through the official ``openai`` client with its own retries off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx2
+import openai
+import pydantic
+
+from bot.errors import ModelUnavailable
+from bot.ports import ChatMessage, ModelReply, TextSink
+from bot.providers.base import Streamed, answer
+from bot.providers.pricing import PriceTable
+from bot.providers.retry import (
+    AttemptError,
+    ConnectFailed,
+    HttpStatus,
+    Incomplete,
+    Malformed,
+    RetryPolicy,
+    Timeout,
+    Unexpected,
+    parse_retry_after,
+)
+from bot.providers.wire import error_message
+
+GROQ_BASE_URL = "https://api.groq.com/openai/v1"
+
+
+def translate_error(exc: Exception, *, timeout_seconds: float) -> AttemptError:
+    """Map what the openai client raises to an ``AttemptError``."""
+    if isinstance(exc, AttemptError):
+        return exc
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException | TimeoutError):
+        return Timeout(f"no answer within {timeout_seconds:g} s")
+    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError | ConnectionError):
+        cause = exc.__cause__ or exc
+        if isinstance(cause, httpx2.ConnectError | ConnectionRefusedError):
+            return ConnectFailed("cannot connect")
+        return ConnectFailed(f"the connection broke ({type(cause).__name__})")
+    if isinstance(exc, openai.APIStatusError):
+        message, code = error_message(exc.response.text) if _readable(exc) else (exc.message, None)
+        return HttpStatus(
+            status=exc.status_code,
+            message=message,
+            code=exc.code or code,
+            retry_after=parse_retry_after(dict(exc.response.headers)),
+        )
+    if isinstance(
+        exc, openai.APIResponseValidationError | json.JSONDecodeError | pydantic.ValidationError
+    ):
+        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        return Malformed(f"malformed response, not the OpenAI wire format ({first})")
+    if isinstance(exc, openai.APIError):
+        # An {"error": …} event in the middle of a stream: the server failed while answering.
+        return Incomplete(f"the stream stopped with an error: {exc.message[:200]}")
+    return Unexpected(f"{type(exc).__name__}: {exc}")
+
+
+def _readable(exc: openai.APIStatusError) -> bool:
+    try:
+        exc.response.text  # noqa: B018 - raises when a streamed body was never read
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+class OpenAICompatModel:
+    """A model behind an OpenAI-compatible ``/chat/completions`` endpoint, streamed as SSE."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        model: str,
+        api_key: str,
+        base_url: str | None,
+        retry: RetryPolicy,
+        prices: PriceTable,
+        stream: bool = True,
+        key_variable: str = "OPENAI_API_KEY",
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.base_url = base_url
+        self._api_key = api_key
+        self._retry = retry
+        self._prices = prices
+        self._stream = stream
+        self._key_variable = key_variable
+        self._client: openai.AsyncOpenAI | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def name(self) -> str:
+        """``provider:model``."""
+        return f"{self.provider}:{self.model}"
+
+    def _sdk(self) -> openai.AsyncOpenAI:
+        # One client per event loop: its connection pool cannot outlive the loop.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            limit = self._retry.timeout_seconds
+            self._client = openai.AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=self.base_url,
+                timeout=httpx2.Timeout(limit, connect=min(limit, 10.0)),
+                max_retries=0,  # every attempt is ours, counted and recorded
+            )
+            self._loop = loop
+        return self._client
+
+    def _translate(self, exc: Exception) -> AttemptError:
+        return translate_error(exc, timeout_seconds=self._retry.timeout_seconds)
+
+    def _hint(self, error: AttemptError) -> str:
+        where = self.base_url or "api.openai.com"
+        if isinstance(error, HttpStatus) and error.status in (401, 403):
+            return f" (check {self._key_variable})"
+        if isinstance(error, HttpStatus) and error.quota_exhausted:
+            return " (the account is out of credit)"
+        if isinstance(error, HttpStatus) and error.status == 404:
+            return f" (does {where} serve the model {self.model}?)"
+        if isinstance(error, ConnectFailed):
+            return f" (is the server at {where} running?)"
+        if isinstance(error, Malformed):
+            return f" (is {where} an OpenAI-compatible API?)"
+        return ""
+
+    async def _attempt(self, messages: Sequence[ChatMessage], sink: TextSink | None) -> Streamed:
+        payload: Any = [{"role": m.role, "content": m.content} for m in messages]
+        client = self._sdk()
+        if not self._stream:
+            whole = await client.chat.completions.create(model=self.model, messages=payload)
+            text = (whole.choices[0].message.content or "") if whole.choices else ""
+            if sink and text:
+                await sink(text)
+            usage = whole.usage
+            return Streamed(
+                text,
+                usage.prompt_tokens if usage else None,
+                usage.completion_tokens if usage else None,
+            )
+        stream = await client.chat.completions.create(
+            model=self.model,
+            messages=payload,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        parts: list[str] = []
+        finished = False
+        tokens_in: int | None = None
+        tokens_out: int | None = None
+        async for chunk in stream:
+            usage = chunk.usage
+            if usage is not None:
+                tokens_in, tokens_out = usage.prompt_tokens, usage.completion_tokens
+            elif (groq := _groq_usage(chunk)) is not None:
+                tokens_in, tokens_out = groq.prompt_tokens, groq.completion_tokens
+            for choice in chunk.choices:
+                piece = choice.delta.content if choice.delta else None
+                if piece:
+                    parts.append(piece)
+                    if sink:
+                        await sink(piece)
+                if choice.finish_reason:
+                    finished = True
+        if not finished:
+            raise Incomplete("the stream ended before the model was done")
+        return Streamed("".join(parts), tokens_in, tokens_out)
+
+    async def reply(
+        self, messages: Sequence[ChatMessage], *, on_text: TextSink | None = None
+    ) -> ModelReply:
+        """Answer ``messages``, streaming text to ``on_text``; raises ``ModelUnavailable``."""
+        return await answer(
+            provider=self.provider,
+            model=self.model,
+            messages=messages,
+            on_text=on_text,
+            attempt=lambda sink: self._attempt(messages, sink),
+            translate=self._translate,
+            policy=self._retry,
+            prices=self._prices,
+            hint=self._hint,
+        )
+
+    async def ping(self) -> float:
+        """List the server's models (no tokens spent); returns the latency in ms."""
+        started = time.perf_counter()
+        try:
+            await self._sdk().models.list()
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence
+            error = self._translate(exc)
+            raise ModelUnavailable(
+                f"{self.name} heartbeat failed: {error.reason}{self._hint(error)}"
+            ) from None
+        return (time.perf_counter() - started) * 1000
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        if self._client is not None and self._loop is asyncio.get_running_loop():
+            await self._client.close()
+        self._client = None
+
+
+class _Usage(pydantic.BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def _groq_usage(chunk: Any) -> _Usage | None:
+    # Groq also reports streamed usage in an extra "x_groq" object of the last chunk.
+    extra = getattr(chunk, "model_extra", None) or {}
+    usage = (
+        (extra.get("x_groq") or {}).get("usage") if isinstance(extra.get("x_groq"), dict) else None
+    )
+    try:
+        return _Usage.model_validate(usage) if usage else None
+    except pydantic.ValidationError:
+        return None
