@@ -1,0 +1,184 @@
+"""Rendering a conversation's timeline: text for people, JSON lines for tools, markdown for tickets.
+
+The timeline is one plain dict per event: ``type``, ``version``, ``timestamp`` (ISO 8601),
+``conversation_id`` and the event's payload fields (docs/events.md has the schema).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+from uuid import UUID
+
+from domain.chain import NOT_PAYLOAD
+
+FORMATS = ("text", "json", "markdown")
+
+
+def timeline_of(events: Iterable[Any]) -> list[dict[str, Any]]:
+    """Plain dicts of stored events, in order."""
+    out = []
+    for e in events:
+        state = vars(e)
+        item: dict[str, Any] = {
+            "type": type(e).__name__,
+            "version": state["originator_version"],
+            "timestamp": state["timestamp"].isoformat(),
+            "conversation_id": str(state["originator_id"]),
+        }
+        for key, value in state.items():
+            if key not in NOT_PAYLOAD:
+                item[key] = str(value) if isinstance(value, UUID) else value
+        out.append(item)
+    return out
+
+
+def render(items: list[dict[str, Any]], *, fmt: str) -> Iterator[str]:
+    """Lines of the timeline in ``fmt`` (text | json | markdown)."""
+    if fmt == "json":
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        return (dumps(item) for item in items)
+    if fmt == "markdown":
+        return _markdown(items)
+    return _text(items)
+
+
+def _limits_hit(e: dict[str, Any]) -> list[str]:
+    hit = []
+    if e.get("timed_out"):
+        hit.append("time limit")
+    if e.get("memory_exceeded"):
+        hit.append("memory limit")
+    if e.get("output_truncated"):
+        hit.append("output truncated")
+    return hit
+
+
+def _exit(e: dict[str, Any]) -> str:
+    if e.get("signal"):
+        return f"killed by signal {e['signal']}"
+    return f"exit {e.get('exit_code')}"
+
+
+def _model_line(e: dict[str, Any]) -> str:
+    est = " (estimated)" if e.get("tokens_estimated") else ""
+    cost = f"${e['cost']:.4f}" if e.get("priced", True) else "unpriced"
+    return (
+        f"{e['provider']}/{e['model']}, {e['input_tokens']} in / {e['output_tokens']} out "
+        f"tokens{est}, {cost}, {e['latency_ms']} ms, attempt {e['attempts']}"
+    )
+
+
+def _indent(text: str, prefix: str = "    ") -> Iterator[str]:
+    for line in (text or "").splitlines() or [""]:
+        yield prefix + line
+
+
+def _text(items: list[dict[str, Any]]) -> Iterator[str]:
+    for e in items:
+        t, when = e["type"], e["timestamp"][:23].replace("T", " ")
+        head = f"{when}  "
+        if t == "Started":
+            yield (f"{head}conversation {e['conversation_id']} started by {e['started_by']} "
+                   f"on {e['platform']} {e['workspace']}/{e['channel']}/{e['thread']}"
+                   + (f" (generation {e['generation']})" if e.get("generation") else ""))
+        elif t == "MessageReceived":
+            yield f"{head}{e['author']} said:"
+            yield from _indent(e["text"])
+        elif t == "MessageRefused":
+            yield f"{head}{e['author']} was refused ({e['reason']}):"
+            yield from _indent(e["text"])
+        elif t == "ModelReplied":
+            yield f"{head}model turn {e['turn']}: {_model_line(e)}"
+            yield from _indent(e["text"])
+        elif t == "ModelFailed":
+            yield (f"{head}model failed: {e['provider']}/{e.get('model') or '?'} after "
+                   f"{e['attempts']} attempt(s): {e['error']}")
+        elif t == "BlockStarted":
+            yield (f"{head}block {e['block_id']} ({e['language']}) started, limits "
+                   f"{json.dumps(e['limits'], sort_keys=True)}:")
+            yield from _indent(e["code"])
+        elif t == "BlockFinished":
+            flags = _limits_hit(e)
+            unsafe = "  UNSAFE-LOCAL" if e.get("unsafe_local") else ""
+            limits = f", limit hit: {', '.join(flags)}" if flags else ""
+            yield (f"{head}block {e['block_id']} finished: {_exit(e)} in {e['duration_ms']} ms"
+                   f"{limits}{unsafe}")
+            if e.get("stdout"):
+                yield "    stdout:"
+                yield from _indent(e["stdout"], "      ")
+            if e.get("stderr"):
+                yield "    stderr:"
+                yield from _indent(e["stderr"], "      ")
+        elif t in ("BlockSkipped", "BlockRefused"):
+            yield f"{head}block {e['block_id']} {t[5:].lower()}: {e['reason']}"
+        elif t == "BlockOutcomeUnknown":
+            yield f"{head}block {e['block_id']} outcome unknown: {e['detail']}"
+        elif t == "Answered":
+            yield f"{head}answer:"
+            yield from _indent(e["text"])
+        elif t == "Stopped":
+            yield f"{head}stopped: {e['reason']}" + (f" ({e['detail']})" if e.get("detail") else "")
+        elif t == "Renewed":
+            yield f"{head}replaced by {e['successor_id']} (new, by {e.get('by', '?')})"
+        else:
+            yield f"{head}{t}"
+
+
+def _fence(text: str, lang: str = "") -> Iterator[str]:
+    ticks = "```"
+    while ticks in (text or ""):
+        ticks += "`"
+    yield f"{ticks}{lang}"
+    yield from (text or "").splitlines()
+    yield ticks
+
+
+def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
+    for e in items:
+        t, when = e["type"], e["timestamp"][:19].replace("T", " ")
+        if t == "Started":
+            yield f"## Conversation `{e['conversation_id']}`"
+            yield ""
+            yield (f"Started {when} UTC by **{e['started_by']}** on {e['platform']} "
+                   f"`{e['workspace']}/{e['channel']}/{e['thread']}`.")
+        elif t == "MessageReceived":
+            yield f"**{e['author']}** ({when}):"
+            yield ""
+            yield from (f"> {line}" for line in e["text"].splitlines() or [""])
+        elif t == "MessageRefused":
+            yield f"**{e['author']}** ({when}), refused: {e['reason']}"
+        elif t == "ModelReplied":
+            yield f"**Model turn {e['turn']}** ({when}): {_model_line(e)}"
+            yield ""
+            yield from _fence(e["text"])
+        elif t == "ModelFailed":
+            yield f"*Model failed* ({when}): {e['provider']}/{e.get('model') or '?'}: {e['error']}"
+        elif t == "BlockStarted":
+            yield f"**Block {e['block_id']}** ({e['language']}):"
+            yield ""
+            yield from _fence(e["code"], e["language"])
+        elif t == "BlockFinished":
+            flags = _limits_hit(e)
+            yield (f"Block {e['block_id']}: **{_exit(e)}** in {e['duration_ms']} ms"
+                   + (f", limit hit: {', '.join(flags)}" if flags else "")
+                   + (" — **UNSAFE-LOCAL**" if e.get("unsafe_local") else ""))
+            for stream in ("stdout", "stderr"):
+                if e.get(stream):
+                    yield ""
+                    yield f"{stream}:"
+                    yield from _fence(e[stream])
+        elif t in ("BlockSkipped", "BlockRefused"):
+            yield f"Block {e['block_id']} {t[5:].lower()}: {e['reason']}"
+        elif t == "BlockOutcomeUnknown":
+            yield f"Block {e['block_id']} outcome unknown: {e['detail']}"
+        elif t == "Answered":
+            yield f"### Answer ({when})"
+            yield ""
+            yield e["text"]
+        elif t == "Stopped":
+            yield f"**Stopped** ({when}): {e['reason']} {e.get('detail', '')}".rstrip()
+        elif t == "Renewed":
+            yield f"Replaced by `{e['successor_id']}` ({when})."
+        yield ""

@@ -1,0 +1,171 @@
+"""The events of a ``Conversation`` (past tense, plain-value payloads).
+
+Each event's ``apply`` hands itself to the aggregate's ``_evolve``, which changes state and
+advances the hash chain. Field lists are the stored schema: add a field only together with
+a ``class_version`` bump and an ``upcast_vN_vN+1`` (see ``ModelFailed``), and document it in
+docs/events.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+
+class ConversationEvent(Aggregate.Event):
+    """Base of every conversation event: carries the hash of its predecessor."""
+
+    prev_hash: str
+
+    def apply(self, aggregate: Any) -> None:
+        """Evolve ``aggregate`` (a ``Conversation``) by this event."""
+        aggregate._evolve(self)
+
+
+class Started(ConversationEvent, Aggregate.Created):
+    """A conversation began at these platform coordinates."""
+
+    platform: str
+    workspace: str
+    channel: str
+    thread: str
+    started_by: str
+    generation: int
+
+
+class MessageReceived(ConversationEvent):
+    """A user's message was accepted for the loop."""
+
+    message_key: str
+    author: str
+    text: str
+
+
+class MessageRefused(ConversationEvent):
+    """A user's message was recorded but not acted on (e.g. not on the allowlist)."""
+
+    message_key: str
+    author: str
+    text: str
+    reason: str
+
+
+class ModelReplied(ConversationEvent):
+    """A model answered one turn of the loop."""
+
+    turn: int
+    provider: str
+    model: str
+    text: str
+    input_tokens: int
+    output_tokens: int
+    tokens_estimated: bool
+    cost: float
+    priced: bool
+    latency_ms: int
+    attempts: int
+    prompt_fingerprint: str
+    prompt_notes: str
+
+
+class ModelFailed(ConversationEvent):
+    """A provider failed for good (the loop may have fallen back to another)."""
+
+    class_version = 2
+
+    provider: str
+    model: str
+    error: str
+    attempts: int
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Version 1 (the design sketch) had no ``model``; old events get ``""``."""
+        state["model"] = ""
+
+
+class BlockStarted(ConversationEvent):
+    """A helper block is about to run in the sandbox."""
+
+    block_id: str
+    turn: int
+    index: int
+    language: str
+    code: str
+    limits: dict[str, Any]
+
+
+class BlockFinished(ConversationEvent):
+    """A helper block ran; its exit status, output and any limit it hit."""
+
+    block_id: str
+    exit_code: int | None
+    signal: int | None
+    stdout: str
+    stderr: str
+    duration_ms: int
+    cpu_ms: int | None
+    timed_out: bool
+    memory_exceeded: bool
+    output_truncated: bool
+    unsafe_local: bool
+
+
+class BlockSkipped(ConversationEvent):
+    """A pending block was not run (an earlier block of its turn failed)."""
+
+    block_id: str
+    reason: str
+
+
+class BlockRefused(ConversationEvent):
+    """A block was refused by policy or by the sandbox."""
+
+    block_id: str
+    reason: str
+
+
+class BlockOutcomeUnknown(ConversationEvent):
+    """A started block has no recorded outcome (the process died); it is never re-run."""
+
+    block_id: str
+    detail: str
+
+
+class Answered(ConversationEvent):
+    """The model's final answer to the latest message."""
+
+    text: str
+
+
+class Stopped(ConversationEvent):
+    """The loop stopped without an answer (cancelled, limit, budget, model unavailable)."""
+
+    reason: str
+    detail: str
+
+
+class Renewed(ConversationEvent):
+    """The ``new`` command: this conversation is closed and ``successor_id`` continues."""
+
+    successor_id: UUID
+    by: str
+
+
+EVENT_TYPES: tuple[type[ConversationEvent], ...] = (
+    Started,
+    MessageReceived,
+    MessageRefused,
+    ModelReplied,
+    ModelFailed,
+    BlockStarted,
+    BlockFinished,
+    BlockSkipped,
+    BlockRefused,
+    BlockOutcomeUnknown,
+    Answered,
+    Stopped,
+    Renewed,
+)
