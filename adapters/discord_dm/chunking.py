@@ -14,7 +14,7 @@ import unicodedata
 
 DISCORD_LIMIT = 2000
 
-_FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*([\w+#.-]*)")
+_FENCE = re.compile(r"^\s*```+\s*([\w+#.-]{0,20})")  # keep at most 20 characters of language
 _CLOSE = "\n```"
 
 
@@ -63,13 +63,18 @@ def _odd_regional_run(text: str, cut: int) -> bool:
 
 
 def _fence_after(line: str, fence: str | None) -> str | None:
-    """The open fence's language ("" for none) after ``line``, or None when outside a fence."""
-    match = _FENCE.match(line)
-    if match is None:
-        return fence
+    """The open fence's language ("" for none) after ``line``, or None when outside a fence.
+
+    As in CommonMark, any line starting with ``` opens a fence, and only a line of nothing
+    but backticks closes it (```` ```python ```` inside a fence is content).
+    """
+    stripped = line.strip()
     if fence is None:
-        return match.group(2)
-    return None if not match.group(2) else fence
+        match = _FENCE.match(line)
+        return None if match is None else match.group(1)
+    if len(stripped) >= 3 and set(stripped) == {"`"}:
+        return None
+    return fence
 
 
 def split_message(text: str, *, limit: int = DISCORD_LIMIT) -> list[str]:
@@ -115,10 +120,12 @@ def split_message(text: str, *, limit: int = DISCORD_LIMIT) -> list[str]:
             flush()
             continue
         # The line alone does not fit in an (almost) empty message: cut it.
-        room = limit - size - (1 if current else 0) - (len(_CLOSE) if fence is not None else 0)
+        closing = fence is not None or _FENCE.match(line) is not None
+        room = limit - size - (1 if current else 0) - (len(_CLOSE) if closing else 0)
         cut = safe_cut(line, room)
         current.append(line[:cut])
         size += (1 if len(current) > 1 else 0) + cut
+        fence = _fence_after(line[:cut], fence)  # a cut opening line still opens its fence
         pending.append(line[cut:])
         flush()
     if current:

@@ -1,0 +1,112 @@
+"""The loop's progress as the Discord surface shows it, and the chat commands."""
+
+from __future__ import annotations
+
+import asyncio
+
+from adapters.discord_dm.commands import execute
+from adapters.discord_dm.inbound import Command
+from adapters.discord_dm.progress import DiscordProgress, TypingKeeper
+from bot.surface import Coordinates, Outcome
+from sandbox.result import RunResult
+from tests.discord_fakes import RecordingPoster, ScriptedService
+
+DM = Coordinates("discord", "", "500", "500")
+
+
+async def test_prose_then_the_block_with_its_result_then_the_answer_are_posted_in_order() -> None:
+    poster = RecordingPoster()
+    service = ScriptedService(answer="It is the logs.")
+    outcome = await service.run("c1", DiscordProgress(poster))
+    texts = [m.text for m in poster.posted]
+    assert texts[0] == "Let me check."
+    assert texts[1].startswith("**Block 1/1** · `python` · exit 0")
+    assert "usage(total=10)" in texts[1]
+    assert texts[2] == "It is the logs."
+    assert outcome.answer == "It is the logs."
+
+
+async def test_settle_posts_an_outcome_the_loop_did_not_report_and_never_twice() -> None:
+    poster = RecordingPoster()
+    progress = DiscordProgress(poster)
+    await progress.settle(Outcome("c1", answer=None, stopped_reason="budget"))
+    await progress.settle(Outcome("c1", answer=None, stopped_reason="budget"))
+    assert [m.text for m in poster.posted] == [
+        "Stopped: this conversation has used its token or cost budget."
+    ]
+
+
+async def test_settle_after_an_answer_shown_by_the_loop_adds_nothing() -> None:
+    poster = RecordingPoster()
+    progress = DiscordProgress(poster)
+    await progress.answered("42")
+    await progress.settle(Outcome("c1", answer="42", stopped_reason=None))
+    assert [m.text for m in poster.posted] == ["42"]
+
+
+async def test_an_idle_outcome_posts_nothing() -> None:
+    poster = RecordingPoster()
+    await DiscordProgress(poster).settle(Outcome("c1", answer=None, stopped_reason=None))
+    assert poster.posted == []
+
+
+async def test_typing_is_refreshed_while_a_long_loop_runs_and_stops_before_the_answer() -> None:
+    poster = RecordingPoster()
+    async with TypingKeeper(poster, interval=0.01) as typing:
+        while poster.typings < 3:  # refreshed again and again, however long the loop takes
+            await asyncio.sleep(0.005)
+        progress = DiscordProgress(poster, typing=typing)
+        await progress.answered("done")
+        after_answer = poster.typings
+        await asyncio.sleep(0.05)
+        assert poster.typings == after_answer  # "typing…" does not outlive the answer
+
+
+async def test_a_posted_block_kicks_the_typing_indicator_at_once() -> None:
+    poster = RecordingPoster()
+    async with TypingKeeper(poster, interval=3600) as typing:
+        while poster.typings < 1:
+            await asyncio.sleep(0)
+        progress = DiscordProgress(poster, typing=typing)
+        result = RunResult(exit_code=0, signal=None, stdout="", stderr="", duration_ms=1)
+        await progress.block_finished(index=1, total=1, language="bash", code="true", result=result)
+        while poster.typings < 2:  # would hang for an hour without the kick
+            await asyncio.sleep(0)
+
+
+async def test_a_failing_typing_request_does_not_stop_the_keeper() -> None:
+    class Flaky(RecordingPoster):
+        async def typing(self) -> None:
+            self.typings += 1
+            raise RuntimeError("429")
+
+    poster = Flaky()
+    async with TypingKeeper(poster, interval=0.001):
+        while poster.typings < 3:
+            await asyncio.sleep(0.001)
+
+
+async def test_new_starts_a_fresh_conversation_at_the_same_place() -> None:
+    service = ScriptedService()
+    before = await service.current_conversation(DM)
+    reply = await execute(service, Command(name="new", coordinates=DM, message_key="1"))
+    assert reply.startswith("Started a fresh conversation")
+    assert await service.current_conversation(DM) != before
+
+
+async def test_cost_shows_tokens_cost_blocks_and_time() -> None:
+    reply = await execute(ScriptedService(), Command(name="cost", coordinates=DM, message_key="1"))
+    assert "1,200 tokens in / 80 out" in reply
+    assert "$0.0021" in reply and "1 block(s)" in reply and "3.4 s" in reply
+
+
+async def test_replay_points_to_the_audit_log_of_this_conversation() -> None:
+    service = ScriptedService()
+    cid = await service.current_conversation(DM)
+    reply = await execute(service, Command(name="replay", coordinates=DM, message_key="1"))
+    assert f"opsloop replay {cid}" in reply
+
+
+async def test_stop_with_nothing_running_says_so() -> None:
+    reply = await execute(ScriptedService(), Command(name="stop", coordinates=DM, message_key="1"))
+    assert reply == "Nothing is running here."
