@@ -134,6 +134,8 @@ def block_message(
 
 def answer_messages(text: str) -> list[SlackMessage]:
     """The final answer as messages of at most 50 sections of at most 3,000 characters."""
+    if not text.strip():
+        text = "(the answer was empty)"  # Slack rejects an empty section
     sections = [_section(piece) for piece in split_text(text, limit=SECTION_LIMIT)]
     messages = []
     for start in range(0, len(sections), BLOCK_LIMIT):

@@ -1,0 +1,120 @@
+"""Results out: blocks, answers and sentences within Slack's limits, never cut silently."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from adapters.slack import render
+from adapters.slack.pacer import ChannelPacer
+from bot.surface import Totals
+from sandbox.result import RunResult
+
+
+def result(**fields: object) -> RunResult:
+    base: dict[str, object] = {
+        "exit_code": 0,
+        "signal": None,
+        "stdout": "ok\n",
+        "stderr": "",
+        "duration_ms": 1234,
+    }
+    base.update(fields)
+    return RunResult(**base)  # type: ignore[arg-type]
+
+
+def sections(message: render.SlackMessage) -> list[str]:
+    return [b["text"]["text"] for b in message.blocks if b["type"] == "section"]
+
+
+def test_a_block_shows_its_code_its_status_and_its_output() -> None:
+    message = render.block_message(
+        index=1, total=2, language="python", code="print('ok')", result=result()
+    )
+    shown = "\n".join(sections(message))
+    assert "Block 1/2" in shown and "exit 0" in shown and "1.2 s" in shown
+    assert "print('ok')" in shown and "ok" in shown
+    assert message.uploads == ()
+
+
+def test_limits_hit_and_unsafe_local_are_said_out_loud() -> None:
+    assert "timed out" in render.result_status(result(exit_code=None, signal=9, timed_out=True))
+    assert "memory limit" in render.result_status(result(exit_code=None, memory_exceeded=True))
+    assert "signal 11" in render.result_status(result(exit_code=None, signal=11))
+    assert "truncated" in render.result_status(result(output_truncated=True))
+    assert "unsafe-local" in render.result_status(result(unsafe_local=True))
+
+
+def test_long_output_is_previewed_with_a_note_and_attached_whole() -> None:
+    stdout = "".join(f"{n}\n" for n in range(10_000))
+    message = render.block_message(
+        index=1, total=1, language="bash", code="seq 10000", result=result(stdout=stdout)
+    )
+    (upload,) = message.uploads
+    assert upload.content == stdout and upload.filename == "block-1-stdout.txt"
+    shown = "\n".join(sections(message)) + str(message.blocks)
+    assert "characters not shown" in shown and "attached" in shown
+
+
+def test_a_code_fence_inside_output_cannot_close_the_code_block() -> None:
+    message = render.block_message(
+        index=1, total=1, language="python", code="x", result=result(stdout="```\nbreakout")
+    )
+    assert sections(message)[-1].count("```") == 2
+
+
+@given(st.text(min_size=1, max_size=20_000))
+def test_every_answer_fits_in_sections_of_3000_and_loses_nothing_but_line_breaks(text: str) -> None:
+    messages = render.answer_messages(text)
+    assert all(len(m.blocks) <= render.BLOCK_LIMIT for m in messages)
+    assert all(0 < len(s) <= render.SECTION_LIMIT for m in messages for s in sections(m))
+    if text.strip():
+        rebuilt = "".join(s for m in messages for s in sections(m))
+        assert rebuilt.replace("\n", "") == text.replace("\n", "")
+
+
+def test_a_very_long_answer_is_spread_over_several_messages_of_at_most_50_blocks() -> None:
+    text = ("x" * 99 + "\n") * 2000  # 200,000 characters: about 67 sections
+    messages = render.answer_messages(text)
+    assert len(messages) == 2
+    assert [len(m.blocks) for m in messages][0] == render.BLOCK_LIMIT
+
+
+@given(st.text(min_size=1, max_size=20_000))
+def test_stream_chunks_put_the_whole_answer_back_together_apart_from_line_breaks(text: str) -> None:
+    chunks = render.stream_chunks(text)
+    assert all(len(c) <= render.STREAM_CHUNK for c in chunks)
+    assert "".join(chunks).replace("\n", "") == text.replace("\n", "")
+
+
+def test_a_stop_is_one_human_sentence_even_when_the_detail_is_a_traceback() -> None:
+    detail = 'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: boom'
+    sentence = render.stopped_sentence(reason="crashed", detail=detail)
+    assert "\n" not in sentence and "File" not in sentence
+    assert render.stopped_sentence(reason="budget", detail="").startswith("I stopped because")
+
+
+def test_cost_and_replay_replies_carry_the_numbers_and_the_auditors_command() -> None:
+    totals = Totals(
+        messages=2,
+        model_turns=3,
+        input_tokens=1200,
+        output_tokens=300,
+        cost=0.0042,
+        blocks=1,
+        duration_ms=5300,
+    )
+    assert render.cost_text(totals) == (
+        "So far: 2 message(s), 3 model turn(s), 1,200 input + 300 output tokens, $0.0042, "
+        "1 block(s) run, 5.3 s."
+    )
+    assert "opsloop replay abc-123" in render.replay_text("abc-123")
+
+
+def test_the_pacer_spaces_posts_in_one_channel_but_not_across_channels() -> None:
+    now = [100.0]
+    pacer = ChannelPacer(interval=1.0, clock=lambda: now[0])
+    assert [pacer.reserve("C1") for _ in range(3)] == [0.0, 1.0, 2.0]
+    assert pacer.reserve("C2") == 0.0
+    now[0] = 110.0
+    assert pacer.reserve("C1") == 0.0  # an idle channel starts afresh

@@ -1,0 +1,128 @@
+"""Slack events in: which events become messages or commands, and which are ignored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from adapters.slack.translate import (
+    Ignored,
+    Inbound,
+    as_command,
+    inbound_from_event,
+    refusal_reason,
+    strip_mentions,
+)
+from bot.config import AccessPolicy
+from bot.surface import Coordinates
+
+BOT = "U0BOT"
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "type": "message",
+        "user": "U0ALICE",
+        "channel": "C1",
+        "ts": "10.1",
+        "text": "hello",
+        "channel_type": "channel",
+    }
+    base.update(fields)
+    return base
+
+
+def translate(kind: str = "message", **fields: Any) -> Inbound | Ignored:
+    return inbound_from_event(event(**fields), kind=kind, team_id="T1", bot_user_id=BOT)  # type: ignore[arg-type]
+
+
+def test_a_mention_starts_a_conversation_in_the_thread_of_the_mentioning_message() -> None:
+    inbound = translate("mention", type="app_mention", text=f"<@{BOT}> why is disk full?")
+    assert isinstance(inbound, Inbound)
+    assert inbound.coordinates == Coordinates(
+        platform="slack", workspace="T1", channel="C1", thread="10.1"
+    )
+    assert inbound.incoming.text == "why is disk full?"
+    assert inbound.incoming.author == "U0ALICE"
+    assert (inbound.thread_ts, inbound.message_ts) == ("10.1", "10.1")
+    assert inbound.command is None and not inbound.needs_thread_check
+
+
+def test_a_mention_inside_a_thread_belongs_to_that_thread() -> None:
+    inbound = translate("mention", text=f"<@{BOT}> more", ts="10.5", thread_ts="10.1")
+    assert isinstance(inbound, Inbound)
+    assert inbound.coordinates.thread == "10.1" and inbound.message_ts == "10.5"
+
+
+def test_the_message_key_is_the_messages_own_identity_so_both_event_kinds_agree() -> None:
+    as_mention = translate("mention", text=f"<@{BOT}> x", ts="10.5", thread_ts="10.1")
+    assert isinstance(as_mention, Inbound)
+    assert as_mention.incoming.message_key == "C1/10.5"
+
+
+def test_a_thread_reply_without_a_mention_is_taken_only_after_checking_the_bot_is_in_it() -> None:
+    inbound = translate(text="and then?", ts="10.6", thread_ts="10.1")
+    assert isinstance(inbound, Inbound) and inbound.needs_thread_check
+
+
+def test_a_thread_reply_that_mentions_the_bot_is_left_to_its_app_mention_event() -> None:
+    assert isinstance(translate(text=f"<@{BOT}> hi", thread_ts="10.1"), Ignored)
+
+
+def test_a_direct_message_is_taken_without_a_mention() -> None:
+    inbound = translate(channel="D1", channel_type="im", text="hi")
+    assert isinstance(inbound, Inbound) and not inbound.needs_thread_check
+    assert inbound.coordinates.channel == "D1"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"text": "lunch?"},  # a top-level channel message without a mention
+        {"subtype": "message_changed"},
+        {"subtype": "message_deleted"},
+        {"subtype": "bot_message", "bot_id": "B9"},
+        {"bot_id": "B9"},
+        {"user": BOT, "channel_type": "im"},
+        {"subtype": "channel_join", "channel_type": "im"},
+        {"edited": {"user": "U0ALICE"}, "channel_type": "im"},
+        {"text": "   ", "channel_type": "im"},
+        {"user": None, "channel_type": "im"},
+    ],
+)
+def test_edits_deletes_bots_our_own_and_unaddressed_messages_are_ignored(
+    fields: dict[str, Any],
+) -> None:
+    assert isinstance(translate(**fields), Ignored)
+
+
+def test_a_file_share_by_a_person_still_counts_as_a_message() -> None:
+    assert isinstance(translate(channel_type="im", subtype="file_share"), Inbound)
+
+
+@pytest.mark.parametrize("text", ["stop", "Stop", " cost ", "replay", "new", "stop!"])
+def test_a_message_that_is_only_a_command_word_is_a_thread_command(text: str) -> None:
+    assert as_command(text) == text.strip().strip("!").lower()
+
+
+@pytest.mark.parametrize("text", ["stop the server", "what does new mean", "costs"])
+def test_a_command_word_inside_a_sentence_is_a_message(text: str) -> None:
+    assert as_command(text) is None
+
+
+def test_mentions_are_stripped_and_slack_escapes_undone() -> None:
+    assert strip_mentions(f"<@{BOT}|opsloop> a &lt;b&gt; &amp; c", bot_user_id=BOT) == "a <b> & c"
+    assert strip_mentions("<@U0OTHER> hi", bot_user_id=BOT) == "<@U0OTHER> hi"
+
+
+def test_an_empty_allowlist_allows_everyone() -> None:
+    assert refusal_reason(AccessPolicy(), user="U1", channel="C1", workspace="T1") is None
+
+
+def test_each_allowlist_refuses_what_it_does_not_list() -> None:
+    policy = AccessPolicy(allow_users=["U1"], allow_channels=["C1"], allow_workspaces=["T1"])
+    assert refusal_reason(policy, user="U1", channel="C1", workspace="T1") is None
+    assert "user U2" in (refusal_reason(policy, user="U2", channel="C1", workspace="T1") or "")
+    assert "channel C2" in (refusal_reason(policy, user="U1", channel="C2", workspace="T1") or "")
+    assert "workspace T2" in (refusal_reason(policy, user="U1", channel="C1", workspace="T2") or "")
