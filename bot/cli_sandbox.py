@@ -1,9 +1,154 @@
-"""Commands of this group; filled in by the issue that owns them."""
+"""``opsloop sandbox run|check`` and ``opsloop serve sandbox``."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+run_help = "Run one helper block (FILE, or - for stdin) in the sandbox."
+
+
+def _load() -> tuple[object, object]:
+    from bot.config import load_policy
+    from bot.settings import Settings
+
+    settings = Settings()
+    return settings, load_policy(settings.config)
+
+
+def _exit_status(result: object) -> int:
+    from sandbox.result import RunResult
+
+    assert isinstance(result, RunResult)
+    if result.exit_code is not None:
+        return result.exit_code
+    return 128 + (result.signal or 9)
 
 
 def register(app: typer.Typer, serve_app: typer.Typer) -> None:
     """Add this group's commands to ``app`` and ``serve_app``."""
+    sandbox_app = typer.Typer(help="Run code in the nsjail sandbox.", no_args_is_help=True)
+    app.add_typer(sandbox_app, name="sandbox")
+
+    @sandbox_app.command("run", help=run_help)
+    def run(
+        file: Annotated[str, typer.Argument(help="A file of code, or - to read stdin.")],
+        lang: Annotated[str, typer.Option("--lang", help="python or bash.")] = "python",
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result object.")] = False,
+        timeout: Annotated[float | None, typer.Option(help="Wall limit in seconds.")] = None,
+        memory: Annotated[int | None, typer.Option(help="Memory limit in MiB.")] = None,
+        workspace: Annotated[
+            str | None, typer.Option(help="Keep files in this named workspace.")
+        ] = None,
+    ) -> None:
+        from bot.sandboxing import limits_from, make_sandbox
+        from sandbox.errors import BadRequest
+
+        settings, policy = _load()
+        if file == "-":
+            code = sys.stdin.read()
+        else:
+            try:
+                code = Path(file).read_text(encoding="utf-8", errors="surrogateescape")
+            except OSError as exc:
+                raise BadRequest(f"cannot read {file}: {exc.strerror}") from None
+        limits = limits_from(policy.sandbox)  # type: ignore[attr-defined]
+        changes = {}
+        if timeout is not None:
+            changes["wall_seconds"] = timeout
+        if memory is not None:
+            changes["memory_mb"] = memory
+        limits = limits.replaced(**changes) if changes else limits
+        sandbox = make_sandbox(settings=settings, policy=policy)  # type: ignore[arg-type]
+
+        async def go() -> object:
+            try:
+                return await sandbox.run(
+                    language=lang, code=code, limits=limits, workspace=workspace
+                )
+            finally:
+                close = getattr(sandbox, "aclose", None)
+                if close is not None:
+                    await close()
+
+        result = asyncio.run(go())
+        if as_json:
+            print(json.dumps(result.to_dict(), indent=2))  # type: ignore[attr-defined]
+        else:
+            sys.stdout.write(result.stdout)  # type: ignore[attr-defined]
+            sys.stderr.write(result.stderr)  # type: ignore[attr-defined]
+            for flag, text in (
+                ("timed_out", "the block hit its time limit"),
+                ("memory_exceeded", "the block hit its memory limit"),
+                ("output_truncated", "output was truncated"),
+                ("unsafe_local", "ran WITHOUT isolation (OPSLOOP_SANDBOX=unsafe-local)"),
+            ):
+                if getattr(result, flag):
+                    print(f"opsloop: {text}", file=sys.stderr)
+        raise typer.Exit(_exit_status(result))
+
+    @sandbox_app.command("check", help="Can jails run here, and which limits are enforced?")
+    def check(
+        as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    ) -> None:
+        from bot.sandboxing import layout_options_from
+        from sandbox.check import diagnose_sync
+
+        settings, policy = _load()
+        found = diagnose_sync(
+            nsjail=settings.nsjail,  # type: ignore[attr-defined]
+            options=layout_options_from(policy.sandbox),  # type: ignore[attr-defined]
+            workspace_root=settings.data_dir / "workspaces",  # type: ignore[attr-defined]
+            unsafe_local=settings.sandbox == "unsafe-local",  # type: ignore[attr-defined]
+        )
+        if as_json:
+            print(json.dumps(found.to_dict(), indent=2))
+        else:
+            print(f"jails work here:   {'yes' if found.jails_work else 'NO'}")
+            print(
+                f"nsjail:            {found.nsjail_path or 'missing'}"
+                f" (version {found.nsjail_version or 'unknown'})"
+            )
+            print(f"limits enforced:   {found.enforcement}")
+            print(f"  memory:          {found.memory_cap}")
+            print(f"  tasks:           {found.task_cap}")
+            print(f"blocks run as:     host uid {found.jail_uid}")
+            for language, path in found.interpreters.items():
+                print(f"{language + ':':<19}{path}")
+            if found.unsafe_local:
+                print("WARNING: OPSLOOP_SANDBOX=unsafe-local: blocks run WITHOUT isolation")
+            for problem in found.problems:
+                print(f"problem: {problem}")
+        raise typer.Exit(0 if found.jails_work else 1)
+
+    @serve_app.command("sandbox", help="Serve the sandbox over HTTP (POST /v1/run).")
+    def serve_sandbox(
+        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8700,
+        concurrency: Annotated[int, typer.Option(help="Blocks running at once.")] = 4,
+        queue: Annotated[int, typer.Option(help="Blocks waiting before 429.")] = 16,
+    ) -> None:
+        import logging
+
+        from bot.sandboxing import make_sandbox
+        from sandbox.service import ServiceOptions, check_bind, serve
+
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        settings, policy = _load()
+        token = settings.sandbox_token  # type: ignore[attr-defined]
+        check_bind(host=host, token=token)
+        if settings.sandbox_url:  # type: ignore[attr-defined]
+            # A service forwarding to another service would loop; serve the local sandbox.
+            settings = settings.model_copy(update={"sandbox_url": None})  # type: ignore[attr-defined]
+        runner = make_sandbox(settings=settings, policy=policy)  # type: ignore[arg-type]
+        serve(
+            runner=runner,
+            host=host,
+            port=port,
+            options=ServiceOptions(token=token, concurrency=concurrency, queue=queue),
+        )

@@ -40,6 +40,7 @@ class SandboxPolicy(_Section):
     output_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     python: str = "python3"
     bash: str = "bash"
+    python_args: list[str] = Field(default_factory=lambda: ["-I", "-S"])  # -S: stdlib only
     extra_mounts: list[str] = Field(default_factory=list)  # read-only host paths, e.g. a venv
     env: dict[str, str] = Field(default_factory=dict)  # extra environment inside the jail
     workspace_quota_mb: int = Field(default=256, ge=1)

@@ -46,23 +46,37 @@ def build_argv(
     gids = f"{JAIL_UID}:{owner[1]}:1"
     argv = [
         nsjail,
-        "--mode", "o",
-        "--log", log_file,
-        "--user", uids,
-        "--group", gids,
-        "--hostname", HOSTNAME,
-        "--cwd", WORKSPACE,
+        "--mode",
+        "o",
+        "--log",
+        log_file,
+        "--user",
+        uids,
+        "--group",
+        gids,
+        "--hostname",
+        HOSTNAME,
+        "--cwd",
+        WORKSPACE,
         # nsjail's own clock is a backstop: the caller kills the jail at the exact wall limit.
-        "--time_limit", str(math.ceil(limits.wall_seconds) + 1),
-        "--rlimit_cpu", str(math.ceil(limits.cpu_limit)),
-        "--rlimit_fsize", str(limits.file_size_mb),
-        "--rlimit_nofile", str(limits.open_files),
-        "--rlimit_nproc", str(limits.tasks),
-        "--rlimit_core", "0",
+        "--time_limit",
+        str(math.ceil(limits.wall_seconds) + 1),
+        "--rlimit_cpu",
+        str(math.ceil(limits.cpu_limit)),
+        "--rlimit_fsize",
+        str(limits.file_size_mb),
+        "--rlimit_nofile",
+        str(limits.open_files),
+        "--rlimit_nproc",
+        str(limits.tasks),
+        "--rlimit_core",
+        "0",
         # With a memory cgroup, address space is left alone: thread stacks and mmaps are
         # virtual, and the cgroup caps what is really used. Without one, RLIMIT_AS is all we have.
-        "--rlimit_as", "inf" if cgroups.kind != "none" else str(limits.memory_mb),
-        "--seccomp_string", SECCOMP_POLICY,
+        "--rlimit_as",
+        "inf" if cgroups.kind != "none" else str(limits.memory_mb),
+        "--seccomp_string",
+        SECCOMP_POLICY,
     ]
     for target, link in layout.symlinks:
         argv += ["--symlink", f"{target}:{link}"]
@@ -71,14 +85,18 @@ def build_argv(
     for device in layout.devices:
         argv += ["--bindmount", device]  # rw so writing to /dev/null works; a device, not a dir
     argv += [
-        "--mount", f"none:/tmp:tmpfs:size={limits.tmpfs_mb * MIB},mode=1777",
-        "--bindmount", f"{workspace_dir}:{WORKSPACE}",
-        "--bindmount_ro", f"{code_file}:{CODE_PATH}",
+        "--mount",
+        f"none:/tmp:tmpfs:size={limits.tmpfs_mb * MIB},mode=1777",
+        "--bindmount",
+        f"{workspace_dir}:{WORKSPACE}",
+        "--bindmount_ro",
+        f"{code_file}:{CODE_PATH}",
     ]
     for key, value in layout.env:
         argv += ["--env", f"{key}={value}"]
-    argv += _cgroup_options(cgroups=cgroups, limits=limits, memory=memory,
-                            memory_parent=memory_parent)
+    argv += _cgroup_options(
+        cgroups=cgroups, limits=limits, memory=memory, memory_parent=memory_parent
+    )
     interpreter = layout.interpreter(language)
     argv += ["--", interpreter.path, *interpreter.args, CODE_PATH]
     return argv
@@ -90,19 +108,29 @@ def _cgroup_options(
     if cgroups.kind == "v2":
         return [
             "--use_cgroupv2",
-            "--cgroupv2_mount", str(cgroups.memory_mount),
-            "--cgroup_mem_max", str(memory),
-            "--cgroup_mem_swap_max", "0",
-            "--cgroup_pids_max", str(limits.tasks),
+            "--cgroupv2_mount",
+            str(cgroups.memory_mount),
+            "--cgroup_mem_max",
+            str(memory),
+            "--cgroup_mem_swap_max",
+            "0",
+            "--cgroup_pids_max",
+            str(limits.tasks),
         ]
     if cgroups.kind == "v1":
         return [
             # Our run cgroup (memory_parent) holds the real cap; nsjail's child a little more.
-            "--cgroup_mem_max", str(memory + CHILD_SLACK if memory_parent else memory),
-            "--cgroup_mem_mount", str(cgroups.memory_mount),
-            "--cgroup_mem_parent", memory_parent or cgroups.parent,
-            "--cgroup_pids_max", str(limits.tasks),
-            "--cgroup_pids_mount", str(cgroups.pids_mount),
-            "--cgroup_pids_parent", cgroups.parent,
+            "--cgroup_mem_max",
+            str(memory + CHILD_SLACK if memory_parent else memory),
+            "--cgroup_mem_mount",
+            str(cgroups.memory_mount),
+            "--cgroup_mem_parent",
+            memory_parent or cgroups.parent,
+            "--cgroup_pids_max",
+            str(limits.tasks),
+            "--cgroup_pids_mount",
+            str(cgroups.pids_mount),
+            "--cgroup_pids_parent",
+            cgroups.parent,
         ]
     return []

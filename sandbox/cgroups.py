@@ -63,8 +63,9 @@ def detect_cgroups(*, parent: str = PARENT) -> CgroupSetup:
                 (V2_ROOT / "cgroup.subtree_control").write_text("+memory +pids")
             if _writable_dir(ours):
                 (ours / "cgroup.subtree_control").write_text("+memory +pids")
-                return CgroupSetup(kind="v2", memory_mount=str(ours), pids_mount=str(ours),
-                                   parent=parent)
+                return CgroupSetup(
+                    kind="v2", memory_mount=str(ours), pids_mount=str(ours), parent=parent
+                )
         except OSError as exc:
             v2_error = f"cgroup v2 is present but not delegated to us ({exc.strerror})"
         else:
@@ -73,8 +74,9 @@ def detect_cgroups(*, parent: str = PARENT) -> CgroupSetup:
         v2_error = "no cgroup v2 with the memory and pids controllers"
     if (V1_MEMORY / "memory.limit_in_bytes").exists() and (V1_PIDS / "cgroup.procs").exists():
         if _writable_dir(V1_MEMORY / parent) and _writable_dir(V1_PIDS / parent):
-            return CgroupSetup(kind="v1", memory_mount=str(V1_MEMORY), pids_mount=str(V1_PIDS),
-                               parent=parent)
+            return CgroupSetup(
+                kind="v1", memory_mount=str(V1_MEMORY), pids_mount=str(V1_PIDS), parent=parent
+            )
         return CgroupSetup(kind="none", reason="cgroup v1 memory/pids are not writable by us")
     return CgroupSetup(kind="none", reason=v2_error)
 

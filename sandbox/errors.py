@@ -1,7 +1,8 @@
 """Errors of the sandbox itself (never of the code it runs: those are results).
 
 SandboxError
-├── SandboxUnavailable   nsjail missing, namespaces not permitted, no cgroup …
+├── SandboxUnavailable   nsjail missing, namespaces not permitted, no cgroup … (block did not run)
+├── OutcomeUnknown       the jail or the service was lost after the block may have started
 └── BadRequest           empty code, unknown language, code too big, limits out of range
 """
 
@@ -14,6 +15,10 @@ class SandboxError(Exception):
 
 class SandboxUnavailable(SandboxError):
     """The sandbox cannot run code here; the message says why and how to fix it."""
+
+
+class OutcomeUnknown(SandboxError):
+    """The block may have run but its result was lost; it must not be retried blindly."""
 
 
 class BadRequest(SandboxError):

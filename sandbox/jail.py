@@ -11,7 +11,7 @@ from pathlib import Path
 from sandbox.argv import build_argv
 from sandbox.binary import locate_nsjail
 from sandbox.cgroups import CgroupSetup, RunCgroup, detect_cgroups, remove_stale_runs
-from sandbox.errors import SandboxUnavailable
+from sandbox.errors import OutcomeUnknown, SandboxUnavailable
 from sandbox.layout import JailLayout, LayoutOptions, discover_layout, jail_owner
 from sandbox.limits import MIB, Limits
 from sandbox.process import run_process
@@ -95,7 +95,12 @@ class NsjailSandbox:
         )
 
     async def run(
-        self, *, language: str, code: str, limits: Limits | None = None, workspace: str | None = None
+        self,
+        *,
+        language: str,
+        code: str,
+        limits: Limits | None = None,
+        workspace: str | None = None,
     ) -> RunResult:
         """Run one block in a fresh jail; errors of the sandbox itself are raised."""
         data = check_request(language=language, code=code, max_code_bytes=self.max_code_bytes)
@@ -125,6 +130,11 @@ class NsjailSandbox:
             log = run_dir.log_file.read_text(encoding="utf-8", errors="replace")
             status = parse_log(log)
             if status.exit_code is None and status.signal is None and not outcome.timed_out:
+                if "Executing '" in log:  # the child got as far as exec: the block may have run
+                    raise OutcomeUnknown(
+                        f"the jail ended without reporting the block's status "
+                        f"({'; '.join(status.problems[:2]) or 'nsjail was killed'})"
+                    )
                 raise SandboxUnavailable(_launch_failure(status, outcome.stderr))
             memory_exceeded = bool(cgroup and cgroup.hit_limit() and status.signal == 9)
             stderr = decode(outcome.stderr)

@@ -93,6 +93,8 @@ async def run_process(
             timed_out = True
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(stop_signal)
+            if stop_signal == signal.SIGKILL:  # no jail to clean up after it: kill the group
+                _kill_group(process.pid, signal.SIGKILL)
             try:
                 await asyncio.wait_for(process.wait(), GRACE_SECONDS)
             except TimeoutError:

@@ -20,9 +20,7 @@ def check_request(*, language: str, code: str, max_code_bytes: int = MAX_CODE_BY
         raise BadRequest("the code is empty")
     data = code.encode("utf-8", errors="surrogatepass")
     if len(data) > max_code_bytes:
-        raise BadRequest(
-            f"the code is {len(data)} bytes, over the limit of {max_code_bytes} bytes"
-        )
+        raise BadRequest(f"the code is {len(data)} bytes, over the limit of {max_code_bytes} bytes")
     return data
 
 

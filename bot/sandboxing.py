@@ -1,0 +1,80 @@
+"""Choosing the sandbox: in-process nsjail, the sandbox service's client, or unsafe-local."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.config import Policy, SandboxPolicy
+from bot.errors import ConfigError
+from bot.ports import Sandbox
+from bot.settings import Settings
+from sandbox.layout import LayoutOptions
+from sandbox.limits import Limits
+from sandbox.workspace import Workspaces
+
+log = logging.getLogger(__name__)
+MODES = ("nsjail", "unsafe-local")
+
+
+def limits_from(policy: SandboxPolicy) -> Limits:
+    """The default ``Limits`` of every block, from opsloop.toml's [sandbox]."""
+    return Limits(
+        wall_seconds=policy.wall_seconds,
+        cpu_seconds=policy.cpu_seconds,
+        memory_mb=policy.memory_mb,
+        tasks=policy.tasks,
+        file_size_mb=policy.file_size_mb,
+        open_files=policy.open_files,
+        tmpfs_mb=policy.tmpfs_mb,
+        output_bytes=policy.output_bytes,
+    )
+
+
+def layout_options_from(policy: SandboxPolicy) -> LayoutOptions:
+    """Interpreters, mounts and environment of the jail, from opsloop.toml's [sandbox]."""
+    return LayoutOptions(
+        python=policy.python,
+        bash=policy.bash,
+        python_args=tuple(policy.python_args),
+        extra_mounts=tuple(policy.extra_mounts),
+        env=dict(policy.env),
+    )
+
+
+def workspaces_from(*, settings: Settings, policy: SandboxPolicy) -> Workspaces:
+    """The per-conversation workspaces under the data directory."""
+    return Workspaces(
+        root=settings.data_dir / "workspaces",
+        quota_bytes=policy.workspace_quota_mb * 1024 * 1024,
+        idle_seconds=policy.workspace_idle_hours * 3600,
+    )
+
+
+def make_sandbox(*, settings: Settings, policy: Policy) -> Sandbox:
+    """The sandbox this process should use, per settings and policy."""
+    limits = limits_from(policy.sandbox)
+    if settings.sandbox_url:
+        from sandbox.client import SandboxClient
+
+        return SandboxClient(
+            url=settings.sandbox_url, token=settings.sandbox_token, default_limits=limits
+        )
+    if settings.sandbox not in MODES:
+        raise ConfigError(
+            f"OPSLOOP_SANDBOX={settings.sandbox!r} is not a sandbox mode (use one of: "
+            f"{', '.join(MODES)})"
+        )
+    workspaces = workspaces_from(settings=settings, policy=policy.sandbox)
+    options = layout_options_from(policy.sandbox)
+    if settings.sandbox == "unsafe-local":
+        from sandbox.unsafe import UnsafeLocalSandbox
+
+        return UnsafeLocalSandbox(workspaces=workspaces, options=options, default_limits=limits)
+    from sandbox.jail import NsjailSandbox
+
+    return NsjailSandbox.create(
+        workspaces=workspaces,
+        options=options,
+        nsjail=settings.nsjail,
+        default_limits=limits,
+    )

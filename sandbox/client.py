@@ -1,0 +1,144 @@
+"""A client of the sandbox service that implements the same port as the in-process sandbox.
+
+Retries are limited to what cannot have run a block: failing to connect, 429 (queue full)
+and 503 (the jail could not start). A request that was sent and then lost (a dropped
+connection, a timeout, a 500) is never retried, since the block may already have run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from sandbox.errors import BadRequest, OutcomeUnknown, SandboxUnavailable
+from sandbox.limits import Limits
+from sandbox.result import RunResult
+
+MAX_RETRY_AFTER = 10.0
+
+
+class _Retryable(Exception):
+    """The block did not run; trying again is safe."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _wait(state: RetryCallState) -> float:
+    """Honour Retry-After when the service gave one, else back off exponentially."""
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, _Retryable) and exc.retry_after is not None:
+        return min(exc.retry_after, MAX_RETRY_AFTER)
+    return float(wait_exponential(multiplier=0.1, max=2.0)(state))
+
+
+class SandboxClient:
+    """Runs blocks on a remote ``opsloop serve sandbox``."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        token: str | None = None,
+        default_limits: Limits | None = None,
+        attempts: int = 5,
+        margin_seconds: float = 15.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.default_limits = default_limits or Limits()
+        self.attempts = attempts
+        self.margin_seconds = margin_seconds  # on top of the wall limit, for queueing and start-up
+        self._session: aiohttp.ClientSession | None = None
+
+    async def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+            self._session = aiohttp.ClientSession(headers=headers)
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        if self._session is not None:
+            await self._session.close()
+
+    async def run(
+        self,
+        *,
+        language: str,
+        code: str,
+        limits: Limits | None = None,
+        workspace: str | None = None,
+    ) -> RunResult:
+        """Run one block on the service; retries only what cannot have run it."""
+        limits = limits or self.default_limits
+        body = {
+            "language": language,
+            "code": code,
+            "limits": limits.to_dict(),
+            "workspace": workspace,
+        }
+        timeout = aiohttp.ClientTimeout(total=limits.wall_seconds + self.margin_seconds)
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(_Retryable),
+                wait=_wait,
+                stop=stop_after_attempt(self.attempts),
+                reraise=True,
+            ):
+                with attempt:
+                    return await self._post(body, timeout)
+        except _Retryable as exc:
+            raise SandboxUnavailable(
+                f"the sandbox service at {self.url} is unavailable after {self.attempts} "
+                f"attempts: {exc}"
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _post(self, body: dict[str, Any], timeout: aiohttp.ClientTimeout) -> RunResult:
+        session = await self._client()
+        try:
+            async with session.post(f"{self.url}/v1/run", json=body, timeout=timeout) as response:
+                payload = await response.json(content_type=None)
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+        except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent
+            raise _Retryable(f"cannot connect ({exc.os_error or exc})") from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise OutcomeUnknown(
+                f"lost the sandbox service at {self.url} mid-request ({type(exc).__name__}); "
+                "the block may have run, so it is not retried"
+            ) from None
+        error = payload.get("error", "") if isinstance(payload, dict) else ""
+        if status == 200:
+            return RunResult.from_dict(payload)
+        if status == 400:
+            raise BadRequest(error)
+        if status == 413:
+            raise BadRequest("the request is larger than the sandbox service accepts")
+        if status == 429:
+            raise _Retryable(error or "busy", _seconds(retry_after))
+        if status == 503:
+            raise _Retryable(error or "unavailable", _seconds(retry_after))
+        if status == 401:
+            raise SandboxUnavailable(
+                "the sandbox service rejected our token (check OPSLOOP_SANDBOX_TOKEN)"
+            )
+        raise OutcomeUnknown(f"the sandbox service answered {status}: {error}")
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
