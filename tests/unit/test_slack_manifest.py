@@ -1,0 +1,51 @@
+"""The Slack app manifest asks for exactly the scopes and events the adapter uses."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFEST = yaml.safe_load((ROOT / "deploy" / "slack-manifest.yaml").read_text(encoding="utf-8"))
+ADAPTER = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "adapters" / "slack").glob("*.py"))
+
+# Web API methods the adapter calls (by slack_sdk method name) and the scope each needs.
+METHOD_SCOPES = {
+    "chat_postMessage": "chat:write",
+    "chat_update": "chat:write",
+    "chat_startStream": "chat:write",
+    "chat_appendStream": "chat:write",
+    "chat_stopStream": "chat:write",
+    "reactions_add": "reactions:write",
+    "files_upload_v2": "files:write",
+    "assistant_threads_setStatus": "assistant:write",
+}
+EVENT_SCOPES = {
+    "app_mention": "app_mentions:read",
+    "message.channels": "channels:history",
+    "message.groups": "groups:history",
+    "message.im": "im:history",
+}
+
+
+def called_methods() -> set[str]:
+    return set(re.findall(r"\b(chat_\w+|reactions_\w+|files_\w+|assistant_\w+)\b", ADAPTER))
+
+
+def test_every_web_api_method_the_adapter_calls_has_its_scope_and_nothing_more_is_asked() -> None:
+    assert called_methods() == set(METHOD_SCOPES)
+    wanted = set(METHOD_SCOPES.values()) | set(EVENT_SCOPES.values())
+    assert set(MANIFEST["oauth_config"]["scopes"]["bot"]) == wanted
+
+
+def test_the_subscribed_events_are_the_ones_the_app_listens_to() -> None:
+    events = set(MANIFEST["settings"]["event_subscriptions"]["bot_events"])
+    assert events == set(EVENT_SCOPES)
+    listened = set(re.findall(r'self\.app\.event\("(\w+)"\)', ADAPTER))
+    assert listened == {"app_mention", "message"}  # message.* all arrive as "message"
+
+
+def test_socket_mode_is_the_default_mode() -> None:
+    assert MANIFEST["settings"]["socket_mode_enabled"] is True
