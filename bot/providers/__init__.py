@@ -9,9 +9,15 @@ from __future__ import annotations
 from bot.providers.base import ProviderModel
 from bot.providers.factory import DEFAULT_MODELS, make_model
 from bot.providers.fallback import FallbackModel, ModelChoice, parse_fallback
-from bot.providers.pricing import PriceTable, Rate, price_table
+from bot.providers.pricing import PriceTable, Rate, default_rates, price_table
 from bot.providers.retry import RetryPolicy
-from bot.providers.scripted import SCRIPT_EXHAUSTED, ScriptedModel, ScriptedTurn, load_script
+from bot.providers.scripted import (
+    SCRIPT_EXHAUSTED,
+    ScriptedModel,
+    ScriptedTurn,
+    load_script,
+    parse_script,
+)
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -24,8 +30,10 @@ __all__ = [
     "RetryPolicy",
     "ScriptedModel",
     "ScriptedTurn",
+    "default_rates",
     "load_script",
     "make_model",
     "parse_fallback",
+    "parse_script",
     "price_table",
 ]
