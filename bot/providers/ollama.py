@@ -163,7 +163,7 @@ class OllamaModel:
         except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence
             error = self._translate(exc)
             raise ModelUnavailable(
-                f"{self.name} heartbeat failed: {error.reason}{self._hint(error)}"
+                f"the heartbeat to {self.host} failed: {error.reason}{self._hint(error)}"
             ) from None
         latency = (time.perf_counter() - started) * 1000
         names = {m.model or "" for m in listed.models}

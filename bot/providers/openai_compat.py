@@ -131,6 +131,8 @@ class OpenAICompatModel:
         if isinstance(error, HttpStatus) and error.status == 404:
             return f" (does {where} serve the model {self.model}?)"
         if isinstance(error, ConnectFailed):
+            if self.base_url is None:
+                return " (is api.openai.com reachable from here?)"
             return f" (is the server at {where} running?)"
         if isinstance(error, Malformed):
             return f" (is {where} an OpenAI-compatible API?)"
@@ -201,8 +203,9 @@ class OpenAICompatModel:
             await self._sdk().models.list()
         except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence
             error = self._translate(exc)
+            where = self.base_url or "api.openai.com"
             raise ModelUnavailable(
-                f"{self.name} heartbeat failed: {error.reason}{self._hint(error)}"
+                f"the heartbeat to {where} failed: {error.reason}{self._hint(error)}"
             ) from None
         return (time.perf_counter() - started) * 1000
 
