@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.ports import ChatMessage, Role
 from bot.prompts import (
@@ -25,6 +26,7 @@ from bot.prompts import (
     HistoryItem,
     UserMessage,
     clip,
+    history_from_timeline,
     render_problems,
     render_result,
 )
@@ -94,7 +96,10 @@ def build_prompt(
     reply_tokens: int = DEFAULT_REPLY_TOKENS,
     estimate: TokenEstimator = estimate_tokens,
 ) -> Prompt:
-    """The messages for the next model call, inside ``context_tokens`` minus the reply's room."""
+    """The messages for the next model call, inside ``context_tokens`` minus the reply's room.
+
+    The reply's room is ``reply_tokens``, at most a quarter of the window.
+    """
     budget = context_tokens - min(reply_tokens, context_tokens // 4)
     parts = _parts(history, result_chars=result_chars, estimate=estimate)
     fitter = _Fitter(system=system, parts=parts, budget=budget, estimate=estimate)
@@ -106,6 +111,32 @@ def build_prompt(
         notes=fitter.notes(),
         tokens=fitter.total(),
     )
+
+
+def prompt_builder(
+    *,
+    system: str,
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+    result_chars: int = DEFAULT_RESULT_CHARS,
+    reply_tokens: int = DEFAULT_REPLY_TOKENS,
+    estimate: TokenEstimator = estimate_tokens,
+) -> Callable[[Sequence[Mapping[str, Any]]], Prompt]:
+    """A timeline -> ``Prompt`` function with these settings (the loop's ``build_prompt``).
+
+    A replay rebuilds the prompt of a ``ModelReplied`` by calling it on the events before it.
+    """
+
+    def build(timeline: Sequence[Mapping[str, Any]]) -> Prompt:
+        return build_prompt(
+            system=system,
+            history=history_from_timeline(timeline),
+            context_tokens=context_tokens,
+            result_chars=result_chars,
+            reply_tokens=reply_tokens,
+            estimate=estimate,
+        )
+
+    return build
 
 
 def _parts(

@@ -11,19 +11,22 @@ The protocol the system prompt teaches::
 
 Rules, in the order they apply:
 
-- An opening tag is ``<helpers>`` with optional attributes (any case). Only ``lang`` (or
-  ``language``) is read; a language we do not know is kept as written, so the loop can refuse
-  the block with a clear reason. An opening tag written inside backticks (`` `<helpers>` ``)
-  is a quotation in prose, not a tag.
+- An opening tag is ``<helpers>`` with optional ``name=value`` attributes (any case). Only
+  ``lang`` (or ``language``) is read; a language we do not know is kept as written, so the
+  loop can refuse the block with a clear reason. An opening tag written inside backticks
+  (`` `<helpers>` ``) is a quotation in prose, not a tag.
 - **Closing rule.** A block ends at the first ``</helpers>`` that is *not inside a quoted
   string on its own line*: the part of that line before the tag (after the opening tag, for a
-  block's first line) is scanned for ``'`` and ``"`` quotes, with backslash escapes, and a
+  block's first line) is scanned for ``'`` and ``"`` quotes, with backslash escapes (bash:
+  none inside single quotes), and a
   ``#`` comment (at a line's start or after whitespace) ends the scan. So
   ``print("</helpers>")`` does not close a block, while a tag at the start of a line (the
   usual layout) always does. Code that must print the tag at a line's start, e.g. inside a
   triple-quoted string, should build it from parts: ``"</" + "helpers>"``.
 - An opening tag with no closing tag is left as plain text, and a problem is reported so the
-  model can be told on its next turn. A ``</helpers>`` outside any block is reported too.
+  model can be told on its next turn (``ParsedReply.unclosed`` is then true). A
+  ``</helpers>`` outside any block, and an opening tag on its own line inside a block (a
+  forgotten closing tag), are reported too.
 - Inside a block, a Markdown fence line first and/or last (```` ```python ```` … ```` ``` ````)
   is removed; without a ``lang`` attribute the fence's language is used. The code is then
   dedented and blank lines around it are dropped. An empty block is ignored and reported.
@@ -42,7 +45,9 @@ SUPPORTED_LANGUAGES = ("python", "bash")
 _ALIASES = {"python": "python", "python3": "python", "py": "python",
             "bash": "bash", "sh": "bash", "shell": "bash"}
 
-_OPEN = re.compile(r"<helpers(?P<attrs>\s[^<>]*)?>", re.I)
+_ATTR = r"""\s+[\w-]+\s*=\s*(?:"[^"\n]*"|'[^'\n]*'|[^\s"'<>]+)"""
+_OPEN = re.compile(rf"<helpers(?P<attrs>(?:{_ATTR})*)\s*>", re.I)
+_OPEN_AT_LINE_START = re.compile(rf"^[ \t]*<helpers(?:{_ATTR})*\s*>", re.I | re.M)
 _CLOSE = re.compile(r"</helpers\s*>", re.I)
 _LANG = re.compile(r"""\b(?:lang|language)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+-]*)[ \t]*$")
@@ -102,6 +107,11 @@ def parse_helpers(reply: str) -> ParsedReply:
         language, code = _block_body(reply[opening.end() : closing.start()], declared)
         if code:
             blocks.append(HelperBlock(index=len(blocks) + 1, language=language, code=code))
+            if _OPEN_AT_LINE_START.search(code):
+                problems.append(
+                    f"Block {len(blocks)} contains an opening <helpers> tag on a line of its "
+                    "own; did you forget a </helpers> before it? It was treated as one block."
+                )
         else:
             problems.append(
                 f"A <helpers> block at line {_line_of(reply, opening.start())} was empty and "
@@ -132,32 +142,45 @@ def _in_backticks(reply: str, start: int, end: int) -> bool:
 
 def _find_close(reply: str, *, start: int, language: str) -> re.Match[str] | None:
     """The first closing tag after ``start`` that is outside a quoted string on its line."""
+    # One forward pass: the quote state is carried along a line from one candidate tag to
+    # the next, so a line full of quoted tags costs linear, not quadratic, time.
+    scan = _LineScan(reply, start=start, backslash_in_single=language != "bash")
     for closing in _CLOSE.finditer(reply, start):
-        line_start = max(start, reply.rfind("\n", 0, closing.start()) + 1)
-        if not _ends_inside_string(reply[line_start : closing.start()], language=language):
+        if not scan.inside_string_at(closing.start()):
             return closing
     return None
 
 
-def _ends_inside_string(prefix: str, *, language: str) -> bool:
-    """Whether a quoted string is still open at the end of ``prefix`` (one line of code)."""
-    # In bash a backslash does not escape inside single quotes; in Python it does.
-    single_escapes = language != "bash"
-    quote: str | None = None
-    i = 0
-    while i < len(prefix):
-        char = prefix[i]
-        if quote is None:
-            if char in "\"'":
-                quote = char
-            elif char == "#" and (i == 0 or prefix[i - 1].isspace()):
-                return False  # a comment: quotes after it mean nothing
-        elif char == "\\" and (quote == '"' or single_escapes):
-            i += 1
-        elif char == quote:
-            quote = None
-        i += 1
-    return quote is not None
+class _LineScan:
+    """Whether a quoted string is open at a position, scanning each line from its start."""
+
+    def __init__(self, text: str, *, start: int, backslash_in_single: bool) -> None:
+        self.text = text
+        self.backslash_in_single = backslash_in_single  # bash: no escapes in '...'
+        self.line_start = self.pos = start
+        self.quote: str | None = None
+        self.comment = False
+
+    def inside_string_at(self, end: int) -> bool:
+        newline = self.text.rfind("\n", self.pos, end)
+        if newline >= 0:  # a new line: its quote state starts afresh
+            self.line_start = self.pos = newline + 1
+            self.quote, self.comment = None, False
+        text = self.text
+        while self.pos < end and not self.comment:
+            char = text[self.pos]
+            if self.quote is None:
+                if char in "\"'":
+                    self.quote = char
+                elif char == "#" and (self.pos == self.line_start or text[self.pos - 1].isspace()):
+                    self.comment = True  # quotes in a comment mean nothing
+            elif char == "\\" and (self.quote == '"' or self.backslash_in_single):
+                self.pos += 1
+            elif char == self.quote:
+                self.quote = None
+            self.pos += 1
+        self.pos = max(self.pos, end)
+        return self.quote is not None and not self.comment
 
 
 def _block_body(raw: str, declared: str | None) -> tuple[str, str]:

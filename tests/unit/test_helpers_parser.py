@@ -170,6 +170,23 @@ def test_a_plain_answer_has_no_blocks_and_no_problems() -> None:
 
 def test_tag_lookalikes_are_not_tags() -> None:
     assert parse_helpers("<helpersfoo>x</helpersfoo> <helper>y</helper>").blocks == ()
+    assert parse_helpers("Use <helpers and then x > y").blocks == ()
+
+
+def test_attributes_may_span_lines() -> None:
+    assert codes('<helpers\n  lang="bash"\n>\nls\n</helpers>') == [("bash", "ls")]
+
+
+def test_a_forgotten_closing_tag_before_a_new_block_is_reported() -> None:
+    parsed = parse_helpers("<helpers>\na = 1\n<helpers lang=bash>\nls\n</helpers>")
+    assert [b.code for b in parsed.blocks] == ["a = 1\n<helpers lang=bash>\nls"]
+    assert "did you forget a </helpers>" in parsed.problems[0]
+
+
+def test_many_quoted_tags_on_one_line_are_all_skipped() -> None:
+    line = 'x = "</helpers>" + \'</helpers>\' + "\\"</helpers>"  # </helpers>'
+    parsed = parse_helpers(f"<helpers>\n{line}\nprint(x)\n</helpers>")
+    assert [b.code for b in parsed.blocks] == [line.split("  # ")[0] + "  #"]
 
 
 # -- properties --------------------------------------------------------------------------

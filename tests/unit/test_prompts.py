@@ -18,6 +18,7 @@ from bot.context import (
     context_tokens_for,
     estimate_tokens,
     fingerprint,
+    prompt_builder,
 )
 from bot.ports import ChatMessage
 from bot.prompts import (
@@ -170,8 +171,8 @@ def test_clip_keeps_a_prefix_and_a_suffix_and_accounts_for_every_character(
 def conversation() -> list[HistoryItem]:
     return [
         UserMessage("why is the disk full?"),
-        ModelTurn("Checking.\n<helpers>\nprint(1)\n</helpers>\n<helpers lang=bash>\ndf\n</helpers>"
-                  ),
+        ModelTurn("Checking.\n<helpers>\nprint(1)\n</helpers>\n"
+                  "<helpers lang=bash>\ndf\n</helpers>"),
         finished("t1b1", stdout="1\n"),
         finished("t1b2", status="failed", exit_code=1, stderr="df: oops\n"),
         ModelTurn("It is /var/log."),
@@ -399,3 +400,19 @@ def test_refused_and_unknown_outcomes_map_with_their_reason() -> None:
                                     status="refused", detail="ruby is not supported")
     assert items[2] == BlockOutcome(block_id="t4b1", language="?", code="", status="unknown",
                                     detail="interrupted")
+
+
+def test_a_prompt_builder_turns_a_timeline_into_the_same_prompt_as_its_history() -> None:
+    timeline: list[dict[str, Any]] = [
+        {"type": "MessageReceived", "text": "hi"},
+        {"type": "ModelReplied", "turn": 1, "text": "<helpers>\nprint(1)\n</helpers>"},
+        {"type": "BlockStarted", "block_id": "t1b1", "language": "python", "code": "print(1)"},
+        {"type": "BlockFinished", "block_id": "t1b1", "exit_code": 0, "signal": None,
+         "stdout": "1\n", "stderr": ""},
+    ]
+    build = prompt_builder(system="S", context_tokens=4096, result_chars=500)
+    expected = build_prompt(
+        system="S", history=history_from_timeline(timeline), context_tokens=4096, result_chars=500
+    )
+    assert build(timeline) == expected
+    assert expected.messages[-1].content.startswith("Result of block t1b1 (python): exit status 0")
