@@ -55,10 +55,10 @@ def render_result(result: RunResult, *, index: int, total: int, language: str) -
     status = f"exit {result.exit_code}" if result.signal is None else f"signal {result.signal}"
     ok = result.exit_code == 0 and result.signal is None and not flags
     body = Text()
-    if result.stdout:
-        body.append(result.stdout.rstrip("\n") + "\n")
-    if result.stderr:
-        body.append(result.stderr.rstrip("\n") + "\n", style="red")
+    if result.stdout.strip():
+        body.append(result.stdout.rstrip("\n"))
+    if result.stderr.strip():
+        body.append(("\n" if body else "") + result.stderr.rstrip("\n"), style="red")
     if not body:
         body.append("(no output)", style="dim")
     title = f"result {index}/{total} · {status} · {result.duration_ms} ms"
@@ -78,8 +78,9 @@ def render_code(*, index: int, total: int, language: str, code: str) -> Panel:
 def render_totals(totals: Totals, *, conversation_id: str) -> str:
     """The ``/cost`` line."""
     return (
-        f"conversation {conversation_id[:8]}: {totals.messages} messages, {totals.model_turns} model "
-        f"turns, {totals.input_tokens} in / {totals.output_tokens} out tokens, "
+        f"conversation {conversation_id[:8]}: {totals.messages} messages, "
+        f"{totals.model_turns} model turns, "
+        f"{totals.input_tokens} in / {totals.output_tokens} out tokens, "
         f"${totals.cost:.4f}, {totals.blocks} blocks, {totals.duration_ms / 1000:.1f} s"
     )
 

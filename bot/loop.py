@@ -27,7 +27,7 @@ from bot.surface import Outcome
 from domain import steps as step_types
 from domain.helpers import SUPPORTED_LANGUAGES
 from domain.steps import next_step
-from sandbox.errors import SandboxError
+from sandbox.errors import OutcomeUnknown, SandboxError
 
 if TYPE_CHECKING:
     from domain.limits import LoopLimits
@@ -43,6 +43,17 @@ INTERRUPTED_DETAIL = (
     "it was not run again, so its effects are unknown"
 )
 CANCELLED_BLOCK_DETAIL = "cancelled by the user while it was running; its effects are unknown"
+
+
+class PromptLike(Protocol):
+    """What a prompt builder returns (``bot.context.Prompt`` is one)."""
+
+    @property
+    def messages(self) -> Sequence[ChatMessage]: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def notes(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,7 @@ class LoopApp(Protocol):
     def stop(self, conversation_id: UUID, *, reason: str, detail: str = "") -> None: ...
 
 
-PromptBuilder = Callable[[list[dict[str, Any]]], Prompt]  # timeline -> prompt
+PromptBuilder = Callable[[list[dict[str, Any]]], PromptLike]  # timeline -> prompt
 
 
 class _Cancelled(Exception):
@@ -259,6 +270,11 @@ class LoopRunner:
                 detail=CANCELLED_BLOCK_DETAIL,
             )
             raise
+        except OutcomeUnknown as exc:  # lost after it may have started: never re-run it
+            await self._call(
+                self.app.mark_block_unknown, cid, block_id=block.block_id, detail=_one_line(exc)
+            )
+            return
         except SandboxError as exc:  # the sandbox would not run it: nothing ran
             await self._call(
                 self.app.refuse_block, cid, block_id=block.block_id, reason=_one_line(exc)

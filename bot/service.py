@@ -19,6 +19,8 @@ from bot.surface import Coordinates, Incoming, Outcome, Receipt, Totals
 
 T = TypeVar("T")
 
+RESUME_KEY_PREFIX = "resume:"  # message keys of retries recorded by ``opsloop resume ID``
+STOP_OR_MESSAGE = ("Stopped", "MessageReceived", "Answered")
 STOPPED_ELSEWHERE = "stopped by the user (no loop of it was running in this process)"
 
 
@@ -123,6 +125,45 @@ class OpsloopService:
     async def timeline(self, conversation_id: str) -> list[dict[str, Any]]:
         """The recorded events of a conversation, as ``replay --format json`` shows them."""
         return await _thread(self.app.timeline, await self.resolve(conversation_id))
+
+    async def coordinates_of(self, conversation_id: str) -> Coordinates:
+        """Where a conversation lives (to send another message into it)."""
+        state = await _thread(self.app.get, await self.resolve(conversation_id))
+        platform, workspace, channel, thread = state.coordinates
+        return Coordinates(platform=platform, workspace=workspace, channel=channel, thread=thread)
+
+    async def reopen_if_model_failed(self, conversation_id: str, *, by: str = "resume") -> bool:
+        """Let ``opsloop resume ID`` retry a loop that stopped because no model answered.
+
+        Only a new message reopens a stopped conversation, so the retry is recorded as the
+        last user message again, under a ``resume:`` key; the prompt builder leaves such
+        repeats out, so the model sees what it would have seen the first time.
+        """
+        timeline = await self.timeline(conversation_id)
+        last_stop = next((e for e in reversed(timeline) if e["type"] in STOP_OR_MESSAGE), None)
+        if last_stop is None or last_stop["type"] != "Stopped":
+            return False
+        if last_stop.get("reason") != "model_unavailable":
+            return False
+        message = next(e for e in reversed(timeline) if e["type"] == "MessageReceived")
+        key = f"{RESUME_KEY_PREFIX}{last_stop['version']}:{message['message_key']}"
+        await _thread(
+            self.app.receive_message,
+            coordinates=await self.coordinates_of(conversation_id),
+            message_key=key,
+            author=message["author"],
+            text=message["text"],
+        )
+        return True
+
+    async def aclose(self) -> None:
+        """Close the model's network clients and the event store."""
+        close_model = getattr(self.runner.model, "aclose", None)
+        if close_model is not None:
+            await close_model()
+        close_app = getattr(self.app, "close", None)
+        if close_app is not None:
+            await _thread(close_app)
 
     async def resolve(self, id_or_prefix: str) -> UUID:
         """A full conversation id from an id or a unique prefix (``NotFound``/``AmbiguousId``)."""
