@@ -24,7 +24,7 @@ from bot.audit import VerifyReport, verify_log
 from bot.errors import AmbiguousId, NotFound, OpsloopError, StoreError
 from bot.readmodel import ConversationSummary, ReadModel
 from bot.replay import timeline_of
-from bot.store import CheckedMapper, store_env, translated
+from bot.store import CheckedMapper, probe, store_env, translated
 from bot.surface import Coordinates, Totals
 from domain.conversation import Conversation
 from domain.ids import conversation_id
@@ -60,6 +60,7 @@ class ConversationApp(Application[UUID]):
     def __init__(self, env: EnvType | None = None, *, database_url: str = "") -> None:
         self.database_url = database_url
         with translated(database_url):
+            probe(dict(env or {}))
             super().__init__(env)
             self.readmodel = ReadModel(
                 recorder=self.recorder,

@@ -123,6 +123,26 @@ def _check_key(key: str) -> None:
         )
 
 
+def probe(env: dict[str, str]) -> None:
+    """Connect once to a PostgreSQL store, so an unreachable one fails fast and says why."""
+    if env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
+        return
+    import psycopg
+
+    where = f"{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}/{env['POSTGRES_DBNAME']}"
+    try:
+        conn = psycopg.connect(
+            host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"],
+            connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT", "5")),
+        )
+    except psycopg.Error as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = lines[0].removeprefix("connection failed: ") if lines else type(exc).__name__
+        raise StoreUnreachable(f"cannot connect to PostgreSQL at {where}: {detail}") from None
+    conn.close()
+
+
 def describe(database_url: str) -> str:
     """The URL without its password, for messages."""
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", database_url)
@@ -159,7 +179,7 @@ class CheckedMapper(Mapper):  # type: ignore[type-arg]
                 f"the event store was written by a newer opsloop ({cls.__name__} "
                 f"version {stored_version}, this one knows {known}); upgrade opsloop"
             )
-        if stored_version < known and hasattr(cls, "prev_hash"):
+        if stored_version < known and "prev_hash" in getattr(cls, "__dataclass_fields__", {}):
             # Remember the hash of the form that was stored, before the upcast changes it.
             state[STORED_HASH] = event_hash(
                 type_name=cls.__name__,
@@ -180,6 +200,8 @@ class CheckedMapper(Mapper):  # type: ignore[type-arg]
     def decode_state(self, stored_event: StoredEvent) -> dict[str, Any]:
         """The stored state as a dict, exactly as written (no upcast)."""
         data = stored_event.state
+        if isinstance(data, str):  # a row edited by hand may come back as text
+            data = data.encode("utf-8")
         try:
             if self.cipher:
                 data = self.cipher.decrypt(data)
@@ -197,6 +219,11 @@ class CheckedMapper(Mapper):  # type: ignore[type-arg]
                 raise WrongCipherKey(
                     f"event {stored_event.originator_version} of {stored_event.originator_id} "
                     "decrypts but cannot be decoded"
+                ) from None
+            if data[:1] == b"{":
+                raise WrongCipherKey(
+                    f"event {stored_event.originator_version} of {stored_event.originator_id} "
+                    "is damaged: it cannot be decoded"
                 ) from None
             raise WrongCipherKey(
                 "stored events cannot be read: they look encrypted or compressed; "
