@@ -12,7 +12,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import httpx2
 import openai
 import pydantic
 
@@ -40,11 +39,12 @@ def translate_error(exc: Exception, *, timeout_seconds: float) -> AttemptError:
     """Map what the openai client raises to an ``AttemptError``."""
     if isinstance(exc, AttemptError):
         return exc
-    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException | TimeoutError):
+    if isinstance(exc, openai.APITimeoutError | TimeoutError):
         return Timeout(f"no answer within {timeout_seconds:g} s")
-    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError | ConnectionError):
+    if isinstance(exc, openai.APIConnectionError | ConnectionError):
         cause = exc.__cause__ or exc
-        if isinstance(cause, httpx2.ConnectError | ConnectionRefusedError):
+        # By name: the SDK wraps httpx's (openai 2) or httpx2's (openai 3) ConnectError.
+        if isinstance(cause, ConnectionRefusedError) or type(cause).__name__ == "ConnectError":
             return ConnectFailed("cannot connect")
         return ConnectFailed(f"the connection broke ({type(cause).__name__})")
     if isinstance(exc, openai.APIStatusError):
@@ -113,7 +113,7 @@ class OpenAICompatModel:
             self._client = openai.AsyncOpenAI(
                 api_key=self._api_key,
                 base_url=self.base_url,
-                timeout=httpx2.Timeout(limit, connect=min(limit, 10.0)),
+                timeout=openai.Timeout(limit, connect=min(limit, 10.0)),
                 max_retries=0,  # every attempt is ours, counted and recorded
             )
             self._loop = loop
