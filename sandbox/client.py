@@ -7,6 +7,7 @@ connection, a timeout, a 500) is never retried, since the block may already have
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -108,18 +109,24 @@ class SandboxClient:
         session = await self._client()
         try:
             async with session.post(f"{self.url}/v1/run", json=body, timeout=timeout) as response:
-                payload = await response.json(content_type=None)
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
+                text = await response.text()
         except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent
             raise _Retryable(f"cannot connect ({exc.os_error or exc})") from None
-        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise OutcomeUnknown(
                 f"lost the sandbox service at {self.url} mid-request ({type(exc).__name__}); "
                 "the block may have run, so it is not retried"
             ) from None
-        error = payload.get("error", "") if isinstance(payload, dict) else ""
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            payload = None
+        error = payload.get("error", "") if isinstance(payload, dict) else text[:200]
         if status == 200:
+            if not isinstance(payload, dict):
+                raise OutcomeUnknown("the sandbox service answered 200 without a result")
             return RunResult.from_dict(payload)
         if status == 400:
             raise BadRequest(error)

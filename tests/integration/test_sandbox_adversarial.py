@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures are imported by name and used as parameters)
 """The adversarial suite: hostile blocks run in a real nsjail, each contained, the host unaffected.
 
 Every test here needs real namespaces: on a laptop without them it skips with the reason,
@@ -6,6 +7,7 @@ under CI=true it fails (``require_real``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -181,10 +183,8 @@ async def test_there_is_no_network_by_name_by_ip_or_to_the_host_loopback(jail) -
     accepted: list[object] = []
 
     def accept() -> None:
-        try:
+        with contextlib.suppress(OSError):
             accepted.append(listener.accept())
-        except OSError:
-            pass
 
     code = f"""
         import socket
@@ -273,8 +273,16 @@ async def test_privileged_syscalls_are_refused(jail) -> None:
     """
     result = await py(jail, code)
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
-    assert set(lines) == {"setuid", "ptrace", "unshare", "mount", "bpf", "keyctl", "perf",
-                          "clone-newuser"}, result.stdout + result.stderr
+    assert set(lines) == {
+        "setuid",
+        "ptrace",
+        "unshare",
+        "mount",
+        "bpf",
+        "keyctl",
+        "perf",
+        "clone-newuser",
+    }, result.stdout + result.stderr
     assert "ok" not in lines.values()
     assert lines["unshare"] == lines["mount"] == lines["ptrace"] == "Operation not permitted"
 
