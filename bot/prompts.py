@@ -51,6 +51,8 @@ class BlockOutcome:
     output_truncated: bool = False
     unsafe_local: bool = False
     detail: str = ""  # why it was skipped or refused, or what is known of an unknown outcome
+    wall_seconds: float | None = None  # the limits it ran under (BlockStarted.limits), if known
+    memory_mb: int | None = None
 
 
 HistoryItem = UserMessage | ModelTurn | BlockOutcome
@@ -175,17 +177,21 @@ def render_problems(problems: Sequence[str]) -> str:
 
 
 def _exit_status(outcome: BlockOutcome) -> str:
-    if outcome.timed_out:
-        return "killed: it ran past the wall-time limit"
-    if outcome.memory_exceeded:
-        return "killed: it went past the memory limit"
     if outcome.signal is not None:
-        return f"killed by signal {outcome.signal}{_signal_name(outcome.signal)}"
-    if outcome.exit_code == 0:
-        return "exit status 0 (success)"
-    if outcome.exit_code is None:
-        return "no exit status"
-    return f"exit status {outcome.exit_code} (failure)"
+        status = f"killed by signal {outcome.signal}{_signal_name(outcome.signal)}"
+    elif outcome.exit_code is None:
+        status = "no exit status"
+    else:
+        status = f"exit status {outcome.exit_code}"
+    if outcome.timed_out:
+        limit = f"{outcome.wall_seconds:g}-second " if outcome.wall_seconds else ""
+        return f"{status}: it ran past the {limit}wall-time limit"
+    if outcome.memory_exceeded:
+        limit = f"{outcome.memory_mb} MB " if outcome.memory_mb else ""
+        return f"{status}: it went past the {limit}memory limit"
+    if outcome.signal is None and outcome.exit_code is not None:
+        return f"{status} ({'success' if outcome.exit_code == 0 else 'failure'})"
+    return status
 
 
 def _signal_name(number: int) -> str:
@@ -208,6 +214,7 @@ def history_from_timeline(timeline: Sequence[Mapping[str, Any]]) -> list[History
     """The history items of a conversation's timeline (``ConversationApp.timeline`` dicts)."""
     items: list[HistoryItem] = []
     blocks: dict[str, tuple[str, str]] = {}  # block_id -> (language, code)
+    limits: dict[str, Mapping[str, Any]] = {}  # block_id -> BlockStarted.limits
     for event in timeline:
         kind = str(event.get("type", "")).rsplit(".", 1)[-1].rsplit(":", 1)[-1]
         if kind == "MessageReceived":
@@ -218,8 +225,9 @@ def history_from_timeline(timeline: Sequence[Mapping[str, Any]]) -> list[History
                 blocks[f"t{event['turn']}b{block.index}"] = (block.language, block.code)
         elif kind == "BlockStarted":
             blocks[event["block_id"]] = (event["language"], event["code"])
+            limits[event["block_id"]] = event.get("limits") or {}
         elif kind == "BlockFinished" or kind in _NOT_RUN:
-            items.append(_outcome(kind, event, blocks))
+            items.append(_outcome(kind, event, blocks, limits.get(event["block_id"], {})))
     return items
 
 
@@ -231,7 +239,10 @@ _NOT_RUN: dict[str, OutcomeStatus] = {
 
 
 def _outcome(
-    kind: str, event: Mapping[str, Any], blocks: Mapping[str, tuple[str, str]]
+    kind: str,
+    event: Mapping[str, Any],
+    blocks: Mapping[str, tuple[str, str]],
+    limits: Mapping[str, Any],
 ) -> BlockOutcome:
     block_id = event["block_id"]
     language, code = blocks.get(block_id, ("?", ""))
@@ -259,4 +270,6 @@ def _outcome(
         memory_exceeded=bool(event.get("memory_exceeded")),
         output_truncated=bool(event.get("output_truncated")),
         unsafe_local=bool(event.get("unsafe_local")),
+        wall_seconds=limits.get("wall_seconds"),
+        memory_mb=limits.get("memory_mb"),
     )

@@ -18,8 +18,8 @@ Rules, in the order they apply:
 - **Closing rule.** A block ends at the first ``</helpers>`` that is *not inside a quoted
   string on its own line*: the part of that line before the tag (after the opening tag, for a
   block's first line) is scanned for ``'`` and ``"`` quotes, with backslash escapes (bash:
-  none inside single quotes), and a
-  ``#`` comment (at a line's start or after whitespace) ends the scan. So
+  none inside single quotes), and a ``#`` comment (at a line's start or after whitespace)
+  ends the scan. So
   ``print("</helpers>")`` does not close a block, while a tag at the start of a line (the
   usual layout) always does. Code that must print the tag at a line's start, e.g. inside a
   triple-quoted string, should build it from parts: ``"</" + "helpers>"``.

@@ -132,6 +132,16 @@ def test_long_output_keeps_its_head_and_tail_and_says_how_much_was_cut() -> None
     assert len(body) < 300
 
 
+def test_the_limit_that_was_hit_is_named_when_known() -> None:
+    timed_out = finished(status="failed", exit_code=None, signal=9, timed_out=True,
+                         wall_seconds=2.5)
+    assert "killed by signal 9 (SIGKILL): it ran past the 2.5-second wall-time limit." in (
+        render_result(timed_out)
+    )
+    oom = finished(status="failed", exit_code=137, memory_exceeded=True, memory_mb=64)
+    assert "exit status 137: it went past the 64 MB memory limit." in render_result(oom)
+
+
 def test_skipped_refused_and_unknown_blocks_are_told_clearly() -> None:
     skipped = finished(status="skipped", detail="an earlier block of this turn (t1b1) failed")
     assert render_result(skipped) == (
@@ -370,7 +380,8 @@ def test_a_timeline_maps_to_history_items() -> None:
         {"type": "MessageReceived", "message_key": "k1", "author": "ann", "text": "hi"},
         {"type": "ModelReplied", "turn": 1, "text": reply, "provider": "scripted"},
         {"type": "BlockStarted", "block_id": "t1b1", "turn": 1, "index": 1,
-         "language": "python", "code": "print(1)", "limits": {}},
+         "language": "python", "code": "print(1)",
+         "limits": {"wall_seconds": 5.0, "memory_mb": 128}},
         {"type": "BlockFinished", "block_id": "t1b1", "exit_code": None, "signal": 9,
          "stdout": "", "stderr": "", "duration_ms": 5, "cpu_ms": None, "timed_out": True,
          "memory_exceeded": False, "output_truncated": False, "unsafe_local": False},
@@ -382,7 +393,7 @@ def test_a_timeline_maps_to_history_items() -> None:
         UserMessage("hi"),
         ModelTurn(reply),
         BlockOutcome(block_id="t1b1", language="python", code="print(1)", status="failed",
-                     exit_code=None, signal=9, timed_out=True),
+                     exit_code=None, signal=9, timed_out=True, wall_seconds=5.0, memory_mb=128),
         BlockOutcome(block_id="t1b2", language="bash", code="ls", status="skipped",
                      detail="t1b1 failed"),
         ModelTurn("Done."),
