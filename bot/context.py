@@ -280,9 +280,9 @@ class _Fitter:
     def notes(self) -> str:
         said: list[str] = []
         if self.shortened:
-            said.append("shortened output of " + ", ".join(self.shortened))
+            said.append("shortened output of " + _blocks(self.shortened))
         if self.stubbed:
-            said.append("left out output of " + ", ".join(self.stubbed))
+            said.append("left out output of " + _blocks(self.stubbed))
         if self.dropped_replies:
             said.append(f"left out {self.dropped_replies} model replies with their results")
         if self.dropped_users:
@@ -290,3 +290,10 @@ class _Fitter:
         if self.user_cut:
             said.append(f"cut {self.user_cut} characters from the latest user message")
         return "; ".join(said)
+
+
+def _blocks(ids: list[str]) -> str:
+    """Block ids for a short note: all of a few, or the count and the first and last."""
+    if len(ids) <= 4:
+        return ", ".join(ids)
+    return f"{len(ids)} blocks ({ids[0]} … {ids[-1]})"

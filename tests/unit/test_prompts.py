@@ -262,6 +262,14 @@ def test_after_shortening_the_oldest_outputs_are_left_out() -> None:
     assert prompt.tokens <= chars(1200)
 
 
+def test_the_note_stays_short_when_many_outputs_are_cut() -> None:
+    history: list[HistoryItem] = [UserMessage("go")]
+    for turn in range(1, 9):
+        history += [ModelTurn("<helpers>\nx\n</helpers>"), finished(f"t{turn}b1", stdout="o" * 900)]
+    prompt = build_prompt(system="S", history=history, context_tokens=chars(4000), reply_tokens=0)
+    assert prompt.notes.startswith("shortened output of 8 blocks (t1b1 … t8b1)")
+
+
 def test_user_messages_stay_while_old_replies_are_left_out() -> None:
     history: list[HistoryItem] = []
     for i in range(20):
