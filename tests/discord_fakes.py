@@ -35,11 +35,13 @@ class ScriptedService:
     """
 
     answer: str = "The disk is full of logs."
+    stdout: str = "usage(total=10)\n"
     hold: asyncio.Event | None = None
     interrupted_list: list[tuple[str, Coordinates]] = field(default_factory=list)
     received: list[Incoming] = field(default_factory=list)
     refused: list[tuple[Incoming, str]] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)  # every receipt's status, in order
     renewed: list[Coordinates] = field(default_factory=list)
     _keys: set[str] = field(default_factory=set)
     _generation: dict[Coordinates, int] = field(default_factory=dict)
@@ -51,11 +53,12 @@ class ScriptedService:
 
     async def receive(self, incoming: Incoming) -> Receipt:
         cid = self.conversation_of(incoming.coordinates)
-        if incoming.message_key in self._keys:
-            return Receipt(conversation_id=cid, status="duplicate")
-        self._keys.add(incoming.message_key)
-        self.received.append(incoming)
-        return Receipt(conversation_id=cid, status="recorded")
+        status = "duplicate" if incoming.message_key in self._keys else "recorded"
+        self.statuses.append(status)
+        if status == "recorded":
+            self._keys.add(incoming.message_key)
+            self.received.append(incoming)
+        return Receipt(conversation_id=cid, status=status)  # type: ignore[arg-type]
 
     async def refuse(self, incoming: Incoming, *, reason: str) -> Receipt:
         cid = self.conversation_of(incoming.coordinates)
@@ -73,8 +76,7 @@ class ScriptedService:
         await progress.thinking()
         await progress.model_text(f"Let me check.\n<helpers>\n{code}\n</helpers>")
         await progress.block_started(index=1, total=1, language="python", code=code)
-        result = RunResult(exit_code=0, signal=None, stdout="usage(total=10)\n", stderr="",
-                           duration_ms=12)
+        result = RunResult(exit_code=0, signal=None, stdout=self.stdout, stderr="", duration_ms=12)
         await progress.block_finished(index=1, total=1, language="python", code=code, result=result)
         if self.hold is not None:
             waiters = [asyncio.ensure_future(e.wait()) for e in (self.hold, cancel)]
