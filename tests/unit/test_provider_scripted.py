@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.errors import ConfigError, ModelUnavailable
 from bot.ports import ChatMessage
@@ -114,3 +116,10 @@ def test_chunks_cut_at_spaces_and_lose_nothing() -> None:
     assert "".join(pieces) == text
     assert all(len(p) <= 8 for p in pieces)
     assert pieces[0] == "alpha "
+
+
+@given(text=st.text(max_size=300), size=st.integers(min_value=1, max_value=40))
+def test_chunks_always_rebuild_the_text_within_the_size(text: str, size: int) -> None:
+    pieces = chunks(text, size)
+    assert "".join(pieces) == text
+    assert all(0 < len(p) <= size for p in pieces)

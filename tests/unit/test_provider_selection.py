@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.config import Policy
 from bot.errors import ConfigError, ModelUnavailable
@@ -152,3 +154,14 @@ async def test_the_sdks_do_no_retries_of_their_own() -> None:
     assert ollama_model._sdk()._client._transport._pool._retries == 0
     await ollama_model.aclose()
     await openai_model.aclose()
+
+
+@given(spec=st.text(alphabet="ollamgrqpenaiscd:.,- 0123456789", max_size=40))
+def test_any_fallback_spec_parses_or_is_a_config_error(spec: str) -> None:
+    try:
+        chain = parse_fallback(spec)
+    except ConfigError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert all(c.provider in ("ollama", "openai", "groq", "scripted") for c in chain)
+    assert all(c.model is None or (c.model and c.model == c.model.strip()) for c in chain)
