@@ -197,7 +197,7 @@ TAGGY = st.sampled_from(
 )
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(st.lists(st.one_of(TAGGY, st.text(max_size=8)), max_size=40).map("".join))
 def test_it_never_raises_and_blocks_are_numbered_from_one(reply: str) -> None:
     parsed = parse_helpers(reply)
@@ -223,7 +223,7 @@ CODE = (
 LANGUAGE = st.sampled_from(["python", "bash"])
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(PROSE, LANGUAGE, CODE), max_size=4), PROSE)
 def test_generated_blocks_round_trip_and_the_outside_text_is_preserved(
     parts: list[tuple[str, str, str]], tail: str
@@ -242,6 +242,7 @@ def test_generated_blocks_round_trip_and_the_outside_text_is_preserved(
     assert not parsed.unclosed
 
 
+@settings(deadline=None)  # no timing in unit tests: the machine is shared
 @given(PROSE)
 def test_text_without_tags_is_returned_trimmed_and_unchanged(prose: str) -> None:
     parsed = parse_helpers(prose)

@@ -158,6 +158,7 @@ def test_parser_problems_are_listed_for_the_model() -> None:
     assert render_problems(["a", "b"]) == "Problems with your previous reply:\n- a\n- b"
 
 
+@settings(deadline=None)  # no timing in unit tests: the machine is shared
 @given(st.text(max_size=3000), st.integers(min_value=0, max_value=2000))
 def test_clip_keeps_a_prefix_and_a_suffix_and_accounts_for_every_character(
     text: str, limit: int

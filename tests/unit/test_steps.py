@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.limits import InvalidLimits, LoopLimits
@@ -222,6 +222,7 @@ STATUSES = st.sampled_from(
 )
 
 
+@settings(deadline=None)  # no timing in unit tests: the machine is shared
 @given(
     st.lists(STATUSES, max_size=5),
     st.integers(min_value=0, max_value=12),
