@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from sandbox_fixtures are parameters here)
 """The whole loop on real parts: a SQLite event store, the nsjail sandbox, the scripted model.
 
 Only the model is scripted (its replies are fixed); every block really runs in nsjail and every
@@ -24,7 +25,10 @@ from bot.surface import Coordinates, Incoming
 from tests.integration.sandbox_fixtures import data_dir, jail, workspaces  # noqa: F401
 from tests.unit.loop_fakes import RecordingProgress
 
-WRITE = '<helpers>\nopen("/workspace/notes.txt", "w").write("disk is 91% full\\n")\nprint("saved")\n</helpers>'
+WRITE = (
+    '<helpers>\nopen("/workspace/notes.txt", "w").write("disk is 91% full\\n")\n'
+    'print("saved")\n</helpers>'
+)
 READ = '<helpers lang="bash">\ncat /workspace/notes.txt\n</helpers>'
 FAIL = "<helpers>\nimport sys\nprint('checking', file=sys.stderr)\nsys.exit(3)\n</helpers>"
 
@@ -48,16 +52,23 @@ class RecordingModel:
 
 
 def make_service(
-    data_dir: Path, jail: Any, turns: Sequence[str | ScriptedTurn], **loop: Any  # noqa: F811
+    data_dir: Path,
+    jail: Any,
+    turns: Sequence[str | ScriptedTurn],
+    **loop: Any,  # noqa: F811
 ) -> tuple[OpsloopService, RecordingModel]:
     settings = Settings(data_dir=data_dir, _env_file=None)  # type: ignore[call-arg]
     policy = Policy(loop=LoopPolicy(**loop))
     model = RecordingModel(turns)
     app = open_app(database_url=f"sqlite:///{data_dir / 'events.sqlite3'}")
-    return build_service(settings=settings, policy=policy, model=model, sandbox=jail, app=app), model
+    return build_service(
+        settings=settings, policy=policy, model=model, sandbox=jail, app=app
+    ), model
 
 
-async def say(service: OpsloopService, text: str, *, thread: str = "t1") -> tuple[Any, list[dict[str, Any]]]:
+async def say(
+    service: OpsloopService, text: str, *, thread: str = "t1"
+) -> tuple[Any, list[dict[str, Any]]]:
     coords = Coordinates(platform="terminal", workspace="host", channel="me", thread=thread)
     receipt = await service.receive(
         Incoming(coordinates=coords, message_key=str(uuid.uuid4()), author="me", text=text)
@@ -79,7 +90,9 @@ async def closing() -> Any:
 
 
 async def test_files_written_in_workspace_are_there_in_later_turns_and_messages(
-    data_dir: Path, jail: Any, closing: list[OpsloopService]  # noqa: F811
+    data_dir: Path,
+    jail: Any,
+    closing: list[OpsloopService],  # noqa: F811
 ) -> None:
     service, _ = make_service(data_dir, jail, [WRITE, READ, "Noted.", READ, "Still there."])
     closing.append(service)
@@ -88,12 +101,18 @@ async def test_files_written_in_workspace_are_there_in_later_turns_and_messages(
     second, timeline = await say(service, "what did you note?")
 
     finished = of(timeline, "BlockFinished")
-    assert [e["stdout"] for e in finished] == ["saved\n", "disk is 91% full\n", "disk is 91% full\n"]
+    assert [e["stdout"] for e in finished] == [
+        "saved\n",
+        "disk is 91% full\n",
+        "disk is 91% full\n",
+    ]
     assert first.answer == "Noted." and second.answer == "Still there."
 
 
 async def test_a_reply_with_two_blocks_runs_both_and_sends_both_results_back(
-    data_dir: Path, jail: Any, closing: list[OpsloopService]  # noqa: F811
+    data_dir: Path,
+    jail: Any,
+    closing: list[OpsloopService],  # noqa: F811
 ) -> None:
     service, model = make_service(data_dir, jail, [f"Two steps.\n{WRITE}\n{READ}", "Done."])
     closing.append(service)
@@ -108,7 +127,9 @@ async def test_a_reply_with_two_blocks_runs_both_and_sends_both_results_back(
 
 
 async def test_a_block_that_always_fails_is_shown_to_the_model_each_time_until_it_answers(
-    data_dir: Path, jail: Any, closing: list[OpsloopService]  # noqa: F811
+    data_dir: Path,
+    jail: Any,
+    closing: list[OpsloopService],  # noqa: F811
 ) -> None:
     service, model = make_service(data_dir, jail, [FAIL, FAIL, "The check fails with status 3."])
     closing.append(service)
@@ -122,10 +143,13 @@ async def test_a_block_that_always_fails_is_shown_to_the_model_each_time_until_i
 
 
 async def test_a_model_that_writes_a_block_every_turn_is_stopped_by_the_turn_limit(
-    data_dir: Path, jail: Any, closing: list[OpsloopService]  # noqa: F811
+    data_dir: Path,
+    jail: Any,
+    closing: list[OpsloopService],  # noqa: F811
 ) -> None:
-    service, _ = make_service(data_dir, jail, ["<helpers>\nprint('again')\n</helpers>"] * 6,
-                              turns_per_message=3)
+    service, _ = make_service(
+        data_dir, jail, ["<helpers>\nprint('again')\n</helpers>"] * 6, turns_per_message=3
+    )
     closing.append(service)
 
     outcome, timeline = await say(service, "loop forever")
@@ -137,7 +161,9 @@ async def test_a_model_that_writes_a_block_every_turn_is_stopped_by_the_turn_lim
 
 
 async def test_a_model_that_is_down_stops_the_loop_and_resume_retries_it_later(
-    data_dir: Path, jail: Any, closing: list[OpsloopService]  # noqa: F811
+    data_dir: Path,
+    jail: Any,
+    closing: list[OpsloopService],  # noqa: F811
 ) -> None:
     down = ScriptedTurn(unavailable="503 Service Unavailable")
     service, _ = make_service(data_dir, jail, [down])
@@ -160,13 +186,17 @@ async def test_a_model_that_is_down_stops_the_loop_and_resume_retries_it_later(
 
 
 async def test_a_block_left_running_by_a_dead_process_is_recorded_unknown_and_not_rerun(
-    data_dir: Path, jail: Any, closing: list[OpsloopService]  # noqa: F811
+    data_dir: Path,
+    jail: Any,
+    closing: list[OpsloopService],  # noqa: F811
 ) -> None:
-    marker = "<helpers lang=\"bash\">\necho ran >> /workspace/runs.txt\n</helpers>"
+    marker = '<helpers lang="bash">\necho ran >> /workspace/runs.txt\n</helpers>'
     service, _ = make_service(data_dir, jail, [marker, READ.replace("notes", "runs"), "ok"])
     closing.append(service)
     coords = Coordinates(platform="terminal", workspace="host", channel="me", thread="crash")
-    receipt = await service.receive(Incoming(coordinates=coords, message_key="k", author="me", text="go"))
+    receipt = await service.receive(
+        Incoming(coordinates=coords, message_key="k", author="me", text="go")
+    )
     cid = uuid.UUID(receipt.conversation_id)
     app = service.app
     # What a process killed mid-block leaves behind: the reply and BlockStarted, nothing else.
