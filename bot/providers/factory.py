@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.config import Policy
+from bot.context import context_tokens_for
 from bot.errors import ConfigError
 from bot.ports import ChatModel
 from bot.providers.base import ProviderModel
@@ -41,8 +42,14 @@ def build_one(choice: ModelChoice, *, settings: Settings, policy: Policy) -> Pro
     if choice.provider == "ollama":
         from bot.providers.ollama import OllamaModel  # the SDKs load only when used
 
+        window = context_tokens_for(policy.prompt.context_tokens, provider="ollama", model=model)
         return OllamaModel(
-            model=model, host=settings.ollama_host, retry=retry, prices=prices, stream=stream
+            model=model,
+            host=settings.ollama_host,
+            retry=retry,
+            prices=prices,
+            stream=stream,
+            context_tokens=window,
         )
     if choice.provider in ("openai", "groq"):
         from bot.providers.openai_compat import GROQ_BASE_URL, OpenAICompatModel

@@ -75,12 +75,17 @@ class OllamaModel:
         retry: RetryPolicy,
         prices: PriceTable,
         stream: bool = True,
+        context_tokens: int | None = None,
     ) -> None:
         self.model = model
         self.host = host
         self._retry = retry
         self._prices = prices
         self._stream = stream
+        # Ollama runs every model with its own small default window (2048 or 4096 tokens)
+        # and silently drops the start of a longer prompt; ask for the window the prompt
+        # builder fits the history into instead.
+        self._options = {"num_ctx": context_tokens} if context_tokens else None
         self._client: ollama.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -119,14 +124,19 @@ class OllamaModel:
         payload = [{"role": m.role, "content": m.content} for m in messages]
         client = self._sdk()
         if not self._stream:
-            whole = await client.chat(model=self.model, messages=payload, stream=False)
+            whole = await client.chat(
+                model=self.model, messages=payload, stream=False, options=self._options
+            )
             text = whole.message.content or ""
             if sink and text:
                 await sink(text)
             return Streamed(text, whole.prompt_eval_count, whole.eval_count)
         parts: list[str] = []
         last = None
-        async for chunk in await client.chat(model=self.model, messages=payload, stream=True):
+        chunks = await client.chat(
+            model=self.model, messages=payload, stream=True, options=self._options
+        )
+        async for chunk in chunks:
             piece = chunk.message.content or ""
             if piece:
                 parts.append(piece)

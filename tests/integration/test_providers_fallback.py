@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.config import ModelsPolicy, Policy
+from bot.config import ModelsPolicy, Policy, PromptPolicy
 from bot.errors import ModelUnavailable
 from bot.ports import ChatMessage
 from bot.providers import FallbackModel, make_model
@@ -87,3 +87,16 @@ async def test_a_healthy_primary_answers_without_touching_the_fallback(
     await model.aclose()
     assert reply.provider == "ollama" and reply.failures == ()
     assert openai_server.seen == []
+
+
+async def test_ollama_is_asked_for_the_context_window_the_prompt_is_fitted_to(
+    servers: tuple[WireServer, WireServer],
+) -> None:
+    ollama_server, openai_server = servers
+    policy = QUICK.model_copy(
+        update={"prompt": PromptPolicy(context_tokens={"ollama:llama3.1": 32768})}
+    )
+    model = make_model(settings=settings_for(ollama_server.url, openai_server.url), policy=policy)
+    await model.reply(PROMPT)
+    await model.aclose()
+    assert ollama_server.seen[0].body["options"]["num_ctx"] == 32768
