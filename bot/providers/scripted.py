@@ -85,7 +85,7 @@ def load_script(path: Path) -> tuple[ScriptedTurn, ...]:
     return parse_script(data, source=str(path))
 
 
-def chunks(text: str, size: int) -> list[str]:
+def chunks(text: str, *, size: int) -> list[str]:
     """``text`` cut into pieces of about ``size`` characters, at spaces where possible."""
     pieces: list[str] = []
     while text:
@@ -141,7 +141,7 @@ class ScriptedModel:
         if turn.unavailable is not None:
             failure = ProviderFailure(PROVIDER, self.model, turn.unavailable, attempts=1)
             raise ModelUnavailable(describe(failure), failures=(failure,))
-        for piece in chunks(turn.text, self._chunk_chars):
+        for piece in chunks(turn.text, size=self._chunk_chars):
             if on_text:
                 await on_text(piece)
             if self._chunk_delay:

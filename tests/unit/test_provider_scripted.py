@@ -112,7 +112,7 @@ def test_a_missing_script_is_a_clear_config_error(tmp_path: Path) -> None:
 
 def test_chunks_cut_at_spaces_and_lose_nothing() -> None:
     text = "alpha beta gamma deltaepsilonzeta"
-    pieces = chunks(text, 8)
+    pieces = chunks(text, size=8)
     assert "".join(pieces) == text
     assert all(len(p) <= 8 for p in pieces)
     assert pieces[0] == "alpha "
@@ -120,6 +120,6 @@ def test_chunks_cut_at_spaces_and_lose_nothing() -> None:
 
 @given(text=st.text(max_size=300), size=st.integers(min_value=1, max_value=40))
 def test_chunks_always_rebuild_the_text_within_the_size(text: str, size: int) -> None:
-    pieces = chunks(text, size)
+    pieces = chunks(text, size=size)
     assert "".join(pieces) == text
     assert all(0 < len(p) <= size for p in pieces)
