@@ -32,7 +32,7 @@ REACT_STOPPED = "\N{BLACK SQUARE FOR STOP}\N{VARIATION SELECTOR-16}"
 REACT_FAILED = "\N{WARNING SIGN}\N{VARIATION SELECTOR-16}"
 REACT_REFUSED = "\N{NO ENTRY SIGN}"
 THREAD_NAME_CHARS = 90  # Discord allows 100
-_SEEN_COMMANDS = 1024  # commands are not recorded, so redeliveries are caught in memory
+_SEEN = 1024  # commands and refusals may not be deduplicated by the log: remember them here
 _NO_MENTIONS = discord.AllowedMentions.none()  # never ping @everyone from model output
 
 
@@ -80,34 +80,46 @@ class DiscordSurface:
     def __init__(self, *, service: ChatService, access: AccessPolicy) -> None:
         self.service = service
         self.access = access
-        self._seen_commands: OrderedDict[int, None] = OrderedDict()
+        self._seen: OrderedDict[int, None] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
+        self.handled = 0  # messages fully handled (tests and the benchmark wait on it)
 
     async def handle(self, message: discord.Message, *, me: int) -> None:
         """React to one gateway MESSAGE_CREATE."""
         decision = decide(facts_of(message, me=me), me=str(me), access=self.access)
-        if isinstance(decision, Ignore):
-            log.debug("ignored message %s: %s", message.id, decision.reason)
-        elif isinstance(decision, Refuse):
-            await self._refuse(message, decision)
-        elif isinstance(decision, Command):
-            await self._command(message, decision)
-        else:
-            await self._ask(message, decision)
+        try:
+            if isinstance(decision, Ignore):
+                log.debug("ignored message %s: %s", message.id, decision.reason)
+            elif isinstance(decision, Refuse):
+                await self._refuse(message, decision)
+            elif isinstance(decision, Command):
+                await self._command(message, decision)
+            else:
+                await self._ask(message, decision)
+        finally:
+            self.handled += 1
+
+    def _first_time(self, message: discord.Message) -> bool:
+        """False when this message id was handled already (a gateway redelivery)."""
+        if message.id in self._seen:
+            return False
+        self._seen[message.id] = None
+        while len(self._seen) > _SEEN:
+            self._seen.popitem(last=False)
+        return True
 
     async def _refuse(self, message: discord.Message, decision: Refuse) -> None:
         receipt = await self.service.refuse(decision.incoming, reason=decision.reason)
+        if not self._first_time(message):
+            return  # recorded once by the service; shown once by us
         if receipt.status == "duplicate":
             return
         await _react(message, REACT_REFUSED)
         await ChannelPoster(message.channel).post(Outgoing(text=receipt.reply or "Sorry, no."))
 
     async def _command(self, message: discord.Message, decision: Command) -> None:
-        if message.id in self._seen_commands:
+        if not self._first_time(message):
             return
-        self._seen_commands[message.id] = None
-        while len(self._seen_commands) > _SEEN_COMMANDS:
-            self._seen_commands.popitem(last=False)
         try:
             reply = await execute(self.service, decision)
         except OpsloopError as exc:

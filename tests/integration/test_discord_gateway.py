@@ -7,26 +7,19 @@ runs the same path with the real application, SQLite and nsjail.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 import discord
-import pytest
-import yarl
-from discord.gateway import DiscordWebSocket
 
-from adapters.discord_dm.client import make_client
 from adapters.discord_dm.surface import (
     REACT_ANSWERED,
     REACT_RECEIVED,
     REACT_REFUSED,
     REACT_STOPPED,
-    DiscordSurface,
 )
 from bot.config import AccessPolicy
-from bot.surface import ChatService, Coordinates
+from bot.surface import Coordinates
 from tests.discord_fakes import ScriptedService
+from tests.discord_harness import connected, dm, eventually
 from tests.discord_standin import (
     BOT_ID,
     DM_CHANNEL_ID,
@@ -34,66 +27,13 @@ from tests.discord_standin import (
     GUILD_ID,
     STRANGER_ID,
     USER_ID,
-    DiscordStandIn,
     message_payload,
 )
 
 
-@dataclass
-class Running:
-    """A stand-in Discord with an opsloop client connected to it."""
-
-    discord: DiscordStandIn
-    client: discord.Client
-    surface: DiscordSurface
-
-
-async def eventually(predicate: Callable[[], bool], *, timeout: float = 30.0) -> None:
-    """Wait for a condition of our own objects (the fake service), polling."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
-@contextlib.asynccontextmanager
-async def connected(
-    service: ChatService,
-    access: AccessPolicy,
-    monkeypatch: pytest.MonkeyPatch,
-    *,
-    guilds: list[str] | None = None,
-    rate_limit_first_post: bool = False,
-    sharded: bool = False,
-) -> AsyncIterator[Running]:
-    """Start the stand-in, point discord.py at it, and run an opsloop client until READY."""
-    standin = DiscordStandIn(guilds=guilds or [], rate_limit_first_post=rate_limit_first_post)
-    await standin.start()
-    # Only the test redirects discord.py; the product always talks to discord.com.
-    monkeypatch.setattr(discord.http.Route, "BASE", standin.api_base)
-    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(standin.gateway_url))
-    surface = DiscordSurface(service=service, access=access)
-    client = make_client(surface, sharded=sharded, guild_ready_timeout=0.05)
-    task = asyncio.create_task(client.start("test-token"))
-    try:
-        await asyncio.wait_for(client.wait_until_ready(), timeout=30)
-        yield Running(discord=standin, client=client, surface=surface)
-    finally:
-        await client.close()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        await standin.close()
-
-
-def dm(content: str, *, author: str = USER_ID) -> dict[str, object]:
-    return message_payload(channel_id=DM_CHANNEL_ID, author_id=author, content=content)
-
-
-async def test_a_dm_gets_typing_reactions_the_block_and_the_answer(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_dm_gets_typing_reactions_the_block_and_the_answer() -> None:
     service = ScriptedService(answer="The disk is full of logs.")
-    async with connected(service, AccessPolicy(), monkeypatch) as running:
+    async with connected(service, AccessPolicy()) as running:
         fake = running.discord
         message = dm("why is ci-3 full?")
         await fake.dispatch("MESSAGE_CREATE", message)
@@ -109,11 +49,9 @@ async def test_a_dm_gets_typing_reactions_the_block_and_the_answer(
         assert incoming.message_key == message["id"]
 
 
-async def test_a_reconnect_that_redelivers_the_message_does_not_answer_twice(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_reconnect_that_redelivers_the_message_does_not_answer_twice() -> None:
     service = ScriptedService()
-    async with connected(service, AccessPolicy(), monkeypatch) as running:
+    async with connected(service, AccessPolicy()) as running:
         fake = running.discord
         message = dm("why is ci-3 full?")
         await fake.dispatch("MESSAGE_CREATE", message)
@@ -130,11 +68,9 @@ async def test_a_reconnect_that_redelivers_the_message_does_not_answer_twice(
         assert len(service.runs) == 1
 
 
-async def test_a_user_outside_the_allowlist_is_refused_and_the_refusal_recorded(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_user_outside_the_allowlist_is_refused_and_the_refusal_recorded() -> None:
     service = ScriptedService()
-    async with connected(service, AccessPolicy(allow_users=[USER_ID]), monkeypatch) as running:
+    async with connected(service, AccessPolicy(allow_users=[USER_ID])) as running:
         fake = running.discord
         message = dm("run rm -rf / for me", author=STRANGER_ID)
         await fake.dispatch("MESSAGE_CREATE", message)
@@ -147,12 +83,10 @@ async def test_a_user_outside_the_allowlist_is_refused_and_the_refusal_recorded(
         assert service.runs == []
 
 
-async def test_a_server_mention_is_answered_in_a_thread_on_that_message(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_server_mention_is_answered_in_a_thread_on_that_message() -> None:
     service = ScriptedService(answer="ci-3 is fine.")
     access = AccessPolicy(mention_guilds=[GUILD_ID])
-    async with connected(service, access, monkeypatch, guilds=[GUILD_ID]) as running:
+    async with connected(service, access, guilds=[GUILD_ID]) as running:
         fake = running.discord
         message = message_payload(channel_id=GUILD_CHANNEL_ID, guild_id=GUILD_ID,
                                   author_id=USER_ID, content=f"<@{BOT_ID}> is ci-3 ok?")
@@ -166,11 +100,9 @@ async def test_a_server_mention_is_answered_in_a_thread_on_that_message(
                                                    message["id"])
 
 
-async def test_server_mentions_are_ignored_unless_enabled_for_that_server(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_server_mentions_are_ignored_unless_enabled_for_that_server() -> None:
     service = ScriptedService()
-    async with connected(service, AccessPolicy(), monkeypatch, guilds=[GUILD_ID]) as running:
+    async with connected(service, AccessPolicy(), guilds=[GUILD_ID]) as running:
         fake = running.discord
         mention = message_payload(channel_id=GUILD_CHANNEL_ID, guild_id=GUILD_ID,
                                   author_id=USER_ID, content=f"<@{BOT_ID}> hello")
@@ -182,11 +114,9 @@ async def test_server_mentions_are_ignored_unless_enabled_for_that_server(
         assert fake.threads == [] and service.received == []
 
 
-async def test_stop_cost_and_new_work_while_a_long_loop_runs(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_stop_cost_and_new_work_while_a_long_loop_runs() -> None:
     service = ScriptedService(hold=asyncio.Event())
-    async with connected(service, AccessPolicy(), monkeypatch) as running:
+    async with connected(service, AccessPolicy()) as running:
         fake = running.discord
         question = dm("tail the logs forever")
         await fake.dispatch("MESSAGE_CREATE", question)
@@ -202,12 +132,10 @@ async def test_stop_cost_and_new_work_while_a_long_loop_runs(
         assert service.renewed == [Coordinates("discord", "", DM_CHANNEL_ID, DM_CHANNEL_ID)]
 
 
-async def test_output_too_long_for_five_messages_arrives_as_an_uploaded_file(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_output_too_long_for_five_messages_arrives_as_an_uploaded_file() -> None:
     stdout = "".join(f"log line {i}\n" for i in range(5000))
     service = ScriptedService(stdout=stdout)
-    async with connected(service, AccessPolicy(), monkeypatch) as running:
+    async with connected(service, AccessPolicy()) as running:
         fake = running.discord
         message = dm("show me the log")
         await fake.dispatch("MESSAGE_CREATE", message)
@@ -217,11 +145,9 @@ async def test_output_too_long_for_five_messages_arrives_as_an_uploaded_file(
         assert "attached as `block-1-output.txt`" in with_file.content
 
 
-async def test_a_429_is_left_to_discord_py_which_retries_and_the_message_arrives_once(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_429_is_left_to_discord_py_which_retries_and_the_message_arrives_once() -> None:
     service = ScriptedService()
-    async with connected(service, AccessPolicy(), monkeypatch, rate_limit_first_post=True) as run:
+    async with connected(service, AccessPolicy(), rate_limit_first_post=True) as run:
         fake = run.discord
         message = dm("why?")
         await fake.dispatch("MESSAGE_CREATE", message)
@@ -230,23 +156,21 @@ async def test_a_429_is_left_to_discord_py_which_retries_and_the_message_arrives
         assert fake.texts().count("Let me check.") == 1
 
 
-async def test_an_interrupted_loop_is_resumed_at_start_and_answers_in_its_dm(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_an_interrupted_loop_is_resumed_at_start_and_answers_in_its_dm() -> None:
     coordinates = Coordinates("discord", "", DM_CHANNEL_ID, DM_CHANNEL_ID)
     service = ScriptedService(answer="Resumed answer.")
     service.interrupted_list = [("c-interrupted", coordinates),
                                 ("c-slack", Coordinates("slack", "T", "C", "1.2"))]
-    async with connected(service, AccessPolicy(), monkeypatch) as running:
+    async with connected(service, AccessPolicy()) as running:
         fake = running.discord
         await fake.wait_until(lambda: "Resumed answer." in fake.texts(DM_CHANNEL_ID))
         await running.surface.wait_background()
         assert service.runs == ["c-interrupted"]
 
 
-async def test_the_sharded_client_serves_dms_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_sharded_client_serves_dms_the_same_way() -> None:
     service = ScriptedService(answer="Sharded answer.")
-    async with connected(service, AccessPolicy(), monkeypatch, sharded=True) as running:
+    async with connected(service, AccessPolicy(), sharded=True) as running:
         assert isinstance(running.client, discord.AutoShardedClient)
         fake = running.discord
         await fake.dispatch("MESSAGE_CREATE", dm("hi"))
