@@ -25,6 +25,7 @@ class BlockFilter:
     def __init__(self) -> None:
         self._pending = ""
         self._inside = False
+        self._after_close = False  # drop the newline that ends a closing tag's line
 
     def feed(self, chunk: str) -> str:
         """Add ``chunk``; return the newly visible prose."""
@@ -37,9 +38,14 @@ class BlockFilter:
                     keep = _partial_suffix(self._pending, _CLOSE)
                     self._pending = self._pending[len(self._pending) - keep :] if keep else ""
                     break
-                self._pending = self._pending[end + len(_CLOSE) :].lstrip("\n")
+                self._pending = self._pending[end + len(_CLOSE) :]
                 self._inside = False
+                self._after_close = True
                 continue
+            if self._after_close and self._pending:
+                self._after_close = False
+                if self._pending.startswith("\n"):
+                    self._pending = self._pending[1:]
             start = self._pending.find(_OPEN)
             if start >= 0:
                 close = self._pending.find(">", start)

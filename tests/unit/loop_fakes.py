@@ -46,6 +46,7 @@ class FakeState:
     last_turn_blocks: tuple[BlockState, ...] = ()
     tokens_used: int = 0
     cost_used: float = 0.0
+    coordinates: tuple[str, str, str, str] = ("", "", "", "")
 
 
 _OUTCOME = {"BlockSkipped": "skipped", "BlockRefused": "refused", "BlockOutcomeUnknown": "unknown"}
@@ -148,7 +149,8 @@ class FakeApp:
 
     # -- queries -----------------------------------------------------------------------
     def timeline(self, cid: UUID) -> list[dict[str, Any]]:
-        return [{"type": kind, **payload} for kind, payload in self.events.get(cid, [])]
+        events = self.events.get(cid, [])
+        return [{"type": k, "version": n, **p} for n, (k, p) in enumerate(events, start=1)]
 
     def current_id(self, coordinates: Coordinates) -> UUID:
         return next(c for c, co in self.coords.items() if co == coordinates)
@@ -177,6 +179,9 @@ class FakeApp:
 
     def get(self, cid: UUID) -> FakeState:
         state = FakeState()
+        if cid in self.coords:
+            c = self.coords[cid]
+            state.coordinates = (c.platform, c.workspace, c.channel, c.thread)
         blocks: list[BlockState] = []
         turn = 0
         for kind, p in self.events.get(cid, []):

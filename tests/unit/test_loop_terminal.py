@@ -1,0 +1,125 @@
+"""The terminal surface's pure parts: the stream filter, panels, and progress on a console."""
+
+from __future__ import annotations
+
+import io
+
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.console import Console
+
+from adapters.terminal import TerminalProgress, render_result, render_totals
+from adapters.terminal_stream import BlockFilter
+from bot.surface import Totals
+from sandbox.result import RunResult
+
+REPLY = 'Let me look.\n<helpers lang="bash">\ndf -h\n</helpers>\nThen I will answer.'
+
+
+def shown(chunks: list[str]) -> str:
+    stream = BlockFilter()
+    return "".join(stream.feed(c) for c in chunks) + stream.flush()
+
+
+def test_the_stream_filter_hides_blocks_and_keeps_the_prose() -> None:
+    assert shown([REPLY]) == "Let me look.\nThen I will answer."
+
+
+def test_the_stream_filter_handles_tags_split_across_chunks() -> None:
+    assert shown(list(REPLY)) == "Let me look.\nThen I will answer."
+
+
+@given(st.lists(st.integers(min_value=1, max_value=len(REPLY)), max_size=8))
+def test_where_chunks_are_cut_never_changes_what_is_shown(cuts: list[int]) -> None:
+    points = sorted(set(cuts))
+    pieces = [REPLY[a:b] for a, b in zip([0, *points], [*points, len(REPLY)], strict=True)]
+    assert shown(pieces) == shown([REPLY])
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="<"), max_size=200))
+def test_prose_without_tags_is_shown_unchanged(text: str) -> None:
+    assert shown([text]) == text
+
+
+def test_a_lone_angle_bracket_is_not_held_back_forever() -> None:
+    assert shown(["a < b and <helpers is only a word"]) == "a < b and <helpers is only a word"
+
+
+def console() -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, width=80, force_terminal=False, color_system=None), out
+
+
+def result(**changes: object) -> RunResult:
+    base = {"exit_code": 0, "signal": None, "stdout": "", "stderr": "", "duration_ms": 12}
+    return RunResult(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_a_result_panel_shows_status_output_and_limits_hit() -> None:
+    term, out = console()
+    term.print(
+        render_result(
+            result(exit_code=None, signal=9, stdout="partial\n", timed_out=True),
+            index=2,
+            total=3,
+            language="python",
+        )
+    )
+    text = out.getvalue()
+    assert "result 2/3" in text and "signal 9" in text and "timed out" in text and "partial" in text
+
+
+def test_a_block_with_no_output_says_so() -> None:
+    term, out = console()
+    term.print(render_result(result(), index=1, total=1, language="bash"))
+    assert "(no output)" in out.getvalue() and "exit 0" in out.getvalue()
+
+
+def test_the_cost_line_shows_tokens_cost_and_blocks() -> None:
+    totals = Totals(
+        messages=2,
+        model_turns=3,
+        input_tokens=1200,
+        output_tokens=80,
+        cost=0.0123,
+        blocks=4,
+        duration_ms=5300,
+    )
+    line = render_totals(totals, conversation_id="0123456789abcdef")
+    assert line.startswith("conversation 01234567:")
+    assert "1200 in / 80 out tokens" in line and "$0.0123" in line and "4 blocks" in line
+
+
+async def test_progress_streams_prose_shows_code_and_results_then_the_answer() -> None:
+    term, out = console()
+    progress = TerminalProgress(term)
+
+    await progress.thinking()
+    for chunk in ("Let me ", "look.\n<help", 'ers lang="bash">\ndf -h\n</helpers>'):
+        await progress.model_text(chunk)
+    await progress.block_started(index=1, total=1, language="bash", code="df -h")
+    await progress.block_finished(
+        index=1, total=1, language="bash", code="df -h", result=result(stdout="/dev/sda1 91%\n")
+    )
+    await progress.thinking()
+    await progress.model_text("Disk is 91% full.")
+    await progress.answered("Disk is 91% full.")
+
+    text = out.getvalue()
+    assert text.index("Let me look.") < text.index("block 1/1") < text.index("/dev/sda1 91%")
+    assert text.count("Disk is 91% full.") == 1  # streamed once, not printed again
+    assert "<helpers" not in text
+
+
+async def test_an_answer_that_was_not_streamed_is_printed() -> None:
+    term, out = console()
+    progress = TerminalProgress(term)
+    await progress.thinking()
+    await progress.answered("All good.")
+    assert "All good." in out.getvalue()
+
+
+async def test_a_stop_is_shown_with_its_reason() -> None:
+    term, out = console()
+    await TerminalProgress(term).stopped(reason="turn_limit", detail="10 turns used")
+    assert "stopped (turn_limit): 10 turns used" in out.getvalue()
