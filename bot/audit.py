@@ -12,6 +12,7 @@ was; if event *i+1* still links to *i*, then *i* is intact and *i-1* is named as
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -65,7 +66,9 @@ def _type_name(topic: str) -> str:
 def _hash(row: _Row) -> str:
     assert row.state is not None
     return event_hash(
-        type_name=row.type_name, version=row.version, timestamp=row.state["timestamp"],
+        type_name=row.type_name,
+        version=row.version,
+        timestamp=row.state["timestamp"],
         payload=row.state,
     )
 
@@ -76,14 +79,9 @@ def _links(prev_hash: str, row: _Row) -> bool:
 
 def verify_log(app: ConversationApp, conversation_id: UUID | None = None) -> VerifyReport:
     """Verify one conversation, or every conversation in the store."""
-    try:
-        app.readmodel.catch_up()  # for the head hashes; a damaged log may stop it early
-    except OpsloopError:
-        pass
-    if conversation_id is not None:
-        ids = [conversation_id]
-    else:
-        ids = _all_ids(app)
+    with contextlib.suppress(OpsloopError):  # a damaged log may stop the read model early
+        app.readmodel.catch_up()  # (it keeps the head hashes the chain cannot vouch for)
+    ids = [conversation_id] if conversation_id is not None else _all_ids(app)
     problems, events = [], 0
     for cid in ids:
         count, problem = _verify_one(app, cid)
@@ -99,7 +97,9 @@ def _all_ids(app: ConversationApp) -> list[UUID]:
     seen: dict[UUID, None] = {}
     position = 0
     while True:
-        notes = app.recorder.select_notifications(start=position, limit=1000, inclusive_of_start=False)
+        notes = app.recorder.select_notifications(
+            start=position, limit=1000, inclusive_of_start=False
+        )
         for n in notes:
             seen.setdefault(UUID(str(n.originator_id)), None)
         if len(notes) < 1000:
@@ -140,21 +140,32 @@ def _verify_one(app: ConversationApp, cid: UUID) -> tuple[int, Problem | None]:
         if not _links(prev, row):
             if i == 0:
                 return bad(i, "does not start the chain of this conversation: it was altered")
-            nxt_ok = (_links(_hash(row), rows[i + 1]) if i + 1 < len(rows)
-                      else summary is not None and summary.head_hash == _hash(row))
+            nxt_ok = (
+                _links(_hash(row), rows[i + 1])
+                if i + 1 < len(rows)
+                else summary is not None and summary.head_hash == _hash(row)
+            )
             if nxt_ok:
                 return bad(i - 1, f"was altered: event {row.version}'s prev_hash does not match it")
-            return bad(i, f"was altered, removed or reordered: its prev_hash does not match "
-                          f"event {rows[i - 1].version}")
+            return bad(
+                i,
+                f"was altered, removed or reordered: its prev_hash does not match "
+                f"event {rows[i - 1].version}",
+            )
         prev = _hash(row)
     last = rows[-1]
     if summary is not None and summary.version > last.version:
         return len(rows), Problem(
-            cid, last.version + 1, "",
+            cid,
+            last.version + 1,
+            "",
             f"is missing: the log ends at version {last.version} but version "
             f"{summary.version} was recorded",
         )
     if summary is not None and summary.version == last.version and summary.head_hash != prev:
-        return bad(len(rows) - 1, "was altered after it was recorded (its hash differs from "
-                                  "the one recorded when it was written)")
+        return bad(
+            len(rows) - 1,
+            "was altered after it was recorded (its hash differs from "
+            "the one recorded when it was written)",
+        )
     return len(rows), None

@@ -74,8 +74,12 @@ def conversations(
     platform: Annotated[str | None, typer.Option(help="slack | discord | terminal | cli")] = None,
     channel: Annotated[str | None, typer.Option(help="Channel id.")] = None,
     user: Annotated[str | None, typer.Option(help="Someone who started or wrote in it.")] = None,
-    since: Annotated[str | None, typer.Option(help="Active at or after: ISO time or age (7d).")] = None,
-    until: Annotated[str | None, typer.Option(help="Started at or before: ISO time or age.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Active at or after: ISO time or age (7d).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Started at or before: ISO time or age.")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text | json")] = "text",
 ) -> None:
     """List conversations, most recently active first."""
@@ -97,8 +101,10 @@ def conversations(
     if not rows:
         print("no conversations")
         return
-    lines = [f"{'id':36}  {'platform':8}  {'channel':14}  {'last active (UTC)':19}  "
-             f"{'status':8}  {'msgs':>4}  {'turns':>5}  {'tokens':>7}  {'cost':>8}  started by"]
+    lines = [
+        f"{'id':36}  {'platform':8}  {'channel':14}  {'last active (UTC)':19}  "
+        f"{'status':8}  {'msgs':>4}  {'turns':>5}  {'tokens':>7}  {'cost':>8}  started by"
+    ]
     for r in rows:
         lines.append(
             f"{r.conversation_id!s:36}  {r.platform:8.8}  {r.channel:14.14}  "

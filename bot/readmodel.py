@@ -20,65 +20,23 @@ one that commits late.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
-from domain.chain import hash_of
+from bot.summary import COLUMNS, ConversationSummary, fold, summary_from_row
 
 _BATCH = 500
-_COLUMNS = (
-    "conversation_id", "id_hex", "platform", "workspace", "channel", "thread", "generation",
-    "started_by", "authors", "status", "messages", "model_turns", "input_tokens",
-    "output_tokens", "cost", "blocks", "started_at", "last_at", "successor_id", "version",
-    "head_hash",
-)
-
-
-@dataclass(frozen=True)
-class ConversationSummary:
-    """One row of ``opsloop conversations``."""
-
-    conversation_id: UUID
-    platform: str
-    workspace: str
-    channel: str
-    thread: str
-    generation: int
-    started_by: str
-    authors: tuple[str, ...]
-    status: str
-    messages: int
-    model_turns: int
-    input_tokens: int
-    output_tokens: int
-    cost: float
-    blocks: int
-    started_at: datetime
-    last_at: datetime
-    successor_id: UUID | None
-    version: int
-    head_hash: str
-
-    def as_json(self) -> dict[str, Any]:
-        """Plain JSON values."""
-        return {
-            **{k: getattr(self, k) for k in _COLUMNS if k not in ("id_hex",)},
-            "conversation_id": str(self.conversation_id),
-            "authors": list(self.authors),
-            "started_at": self.started_at.isoformat(),
-            "last_at": self.last_at.isoformat(),
-            "successor_id": str(self.successor_id) if self.successor_id else None,
-        }
 
 
 class ReadModel:
     """Listing, prefix lookup and open conversations without loading aggregates."""
 
-    def __init__(self, *, recorder: ApplicationRecorder, mapper: Mapper, datastore: Any, postgres: bool) -> None:  # type: ignore[type-arg]
+    def __init__(
+        self, *, recorder: ApplicationRecorder, mapper: Mapper, datastore: Any, postgres: bool
+    ) -> None:
         self._recorder = recorder
         self._mapper = mapper
         self._datastore = datastore
@@ -119,7 +77,10 @@ class ReadModel:
     def position(self) -> int:
         """The notification id folded so far."""
         with self._datastore.transaction(commit=False) as c:
-            c.execute(self._sql(f"SELECT position FROM {self._position} WHERE name = ?"), ("conversations",))
+            c.execute(
+                self._sql(f"SELECT position FROM {self._position} WHERE name = ?"),
+                ("conversations",),
+            )
             row = c.fetchone()
         return int(row["position"]) if row else 0
 
@@ -137,7 +98,7 @@ class ReadModel:
             ids = sorted({str(e.originator_id) for e in events})
             rows = self._rows(ids)
             for e in events:
-                _fold(rows, e)
+                fold(rows, e)
             position = notes[-1].id
             self._write(list(rows.values()), position)
             done += len(notes)
@@ -147,13 +108,16 @@ class ReadModel:
     def _rows(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         marks = ",".join("?" * len(ids))
         with self._datastore.transaction(commit=False) as c:
-            c.execute(self._sql(f"SELECT * FROM {self._table} WHERE conversation_id IN ({marks})"), list(ids))
-            return {r["conversation_id"]: {k: r[k] for k in _COLUMNS} for r in c.fetchall()}
+            c.execute(
+                self._sql(f"SELECT * FROM {self._table} WHERE conversation_id IN ({marks})"),
+                list(ids),
+            )
+            return {r["conversation_id"]: {k: r[k] for k in COLUMNS} for r in c.fetchall()}
 
     def _write(self, rows: list[dict[str, Any]], position: int) -> None:
-        cols = ", ".join(_COLUMNS)
-        marks = ", ".join("?" * len(_COLUMNS))
-        updates = ", ".join(f"{k} = excluded.{k}" for k in _COLUMNS[1:])
+        cols = ", ".join(COLUMNS)
+        marks = ", ".join("?" * len(COLUMNS))
+        updates = ", ".join(f"{k} = excluded.{k}" for k in COLUMNS[1:])
         upsert = (
             f"INSERT INTO {self._table} ({cols}) VALUES ({marks}) "
             f"ON CONFLICT (conversation_id) DO UPDATE SET {updates} "
@@ -165,11 +129,13 @@ class ReadModel:
             f"WHERE {self._position}.position < excluded.position"
         )
         with self._datastore.transaction(commit=True) as c:
-            c.executemany(self._sql(upsert), [tuple(r[k] for k in _COLUMNS) for r in rows if r.get("id_hex")])
+            c.executemany(
+                self._sql(upsert), [tuple(r[k] for k in COLUMNS) for r in rows if r.get("id_hex")]
+            )
             c.execute(self._sql(moved), ("conversations", position))
 
     # -- queries -------------------------------------------------------------------------
-    def list(
+    def search(
         self,
         *,
         platform: str | None = None,
@@ -184,7 +150,8 @@ class ReadModel:
         after ``since``, started at or before ``until``); ``user`` matches anyone who
         started or wrote in it.
         """
-        where, params = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        params: list[object] = []
         for col, value in (("platform", platform), ("channel", channel)):
             if value:
                 where.append(f"{col} = ?")
@@ -204,14 +171,16 @@ class ReadModel:
         )
         with self._datastore.transaction(commit=False) as c:
             c.execute(self._sql(statement), params)
-            return [_summary(r) for r in c.fetchall()]
+            return [summary_from_row(r) for r in c.fetchall()]
 
     def with_prefix(self, hex_prefix: str, *, limit: int = 2) -> list[UUID]:
         """Ids whose hex starts with ``hex_prefix`` (at most ``limit``)."""
         with self._datastore.transaction(commit=False) as c:
             c.execute(
-                self._sql(f"SELECT conversation_id FROM {self._table} WHERE id_hex LIKE ? "
-                          f"ORDER BY conversation_id LIMIT {int(limit)}"),
+                self._sql(
+                    f"SELECT conversation_id FROM {self._table} WHERE id_hex LIKE ? "
+                    f"ORDER BY conversation_id LIMIT {int(limit)}"
+                ),
                 (hex_prefix + "%",),
             )
             return [UUID(r["conversation_id"]) for r in c.fetchall()]
@@ -220,7 +189,7 @@ class ReadModel:
         """The row of one conversation, if folded."""
         rows = self._rows([str(conversation_id)])
         row = rows.get(str(conversation_id))
-        return _summary(row) if row else None
+        return summary_from_row(row) if row else None
 
     def all_ids(self) -> list[UUID]:
         """Every conversation folded so far."""
@@ -235,67 +204,8 @@ class ReadModel:
                 f"SELECT * FROM {self._table} WHERE status = 'open' AND successor_id IS NULL "
                 "ORDER BY last_at"
             )
-            return [_summary(r) for r in c.fetchall()]
+            return [summary_from_row(r) for r in c.fetchall()]
 
 
 def _escape_like(text: str) -> str:
     return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-
-
-def _summary(r: Any) -> ConversationSummary:
-    return ConversationSummary(
-        conversation_id=UUID(r["conversation_id"]),
-        platform=r["platform"], workspace=r["workspace"], channel=r["channel"],
-        thread=r["thread"], generation=int(r["generation"]), started_by=r["started_by"],
-        authors=tuple(a for a in (r["authors"] or "").split("\x1f") if a),
-        status=r["status"], messages=int(r["messages"]), model_turns=int(r["model_turns"]),
-        input_tokens=int(r["input_tokens"]), output_tokens=int(r["output_tokens"]),
-        cost=float(r["cost"]), blocks=int(r["blocks"]),
-        started_at=datetime.fromtimestamp(r["started_at"], UTC),
-        last_at=datetime.fromtimestamp(r["last_at"], UTC),
-        successor_id=UUID(r["successor_id"]) if r["successor_id"] else None,
-        version=int(r["version"]), head_hash=r["head_hash"],
-    )
-
-
-def _fold(rows: dict[str, dict[str, Any]], e: Any) -> None:
-    """Fold one event into its conversation's row (ignoring events already folded)."""
-    key = str(e.originator_id)
-    name = type(e).__name__
-    row = rows.get(key)
-    if row is None:
-        if name != "Started":
-            return  # a conversation whose start is missing is the audit's business
-        row = rows[key] = {
-            "conversation_id": key, "id_hex": e.originator_id.hex, "platform": e.platform,
-            "workspace": e.workspace, "channel": e.channel, "thread": e.thread,
-            "generation": e.generation, "started_by": e.started_by,
-            "authors": f"\x1f{e.started_by}\x1f", "status": "idle", "messages": 0,
-            "model_turns": 0, "input_tokens": 0, "output_tokens": 0, "cost": 0.0,
-            "blocks": 0, "started_at": e.timestamp.timestamp(), "last_at": 0.0,
-            "successor_id": None, "version": 0, "head_hash": "",
-        }
-    if e.originator_version <= row["version"]:
-        return
-    if name in ("MessageReceived", "MessageRefused"):
-        if f"\x1f{e.author}\x1f" not in row["authors"]:
-            row["authors"] += f"{e.author}\x1f"
-        if name == "MessageReceived":
-            row["messages"] += 1
-            row["status"] = "open"
-    elif name == "ModelReplied":
-        row["model_turns"] += 1
-        row["input_tokens"] += e.input_tokens
-        row["output_tokens"] += e.output_tokens
-        row["cost"] += e.cost
-    elif name == "BlockStarted":
-        row["blocks"] += 1
-    elif name == "Answered":
-        row["status"] = "answered"
-    elif name == "Stopped":
-        row["status"] = "stopped"
-    elif name == "Renewed":
-        row["successor_id"] = str(e.successor_id)
-    row["version"] = e.originator_version
-    row["last_at"] = e.timestamp.timestamp()
-    row["head_hash"] = hash_of(e)

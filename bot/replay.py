@@ -80,9 +80,11 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
         t, when = e["type"], e["timestamp"][:23].replace("T", " ")
         head = f"{when}  "
         if t == "Started":
-            yield (f"{head}conversation {e['conversation_id']} started by {e['started_by']} "
-                   f"on {e['platform']} {e['workspace']}/{e['channel']}/{e['thread']}"
-                   + (f" (generation {e['generation']})" if e.get("generation") else ""))
+            yield (
+                f"{head}conversation {e['conversation_id']} started by {e['started_by']} "
+                f"on {e['platform']} {e['workspace']}/{e['channel']}/{e['thread']}"
+                + (f" (generation {e['generation']})" if e.get("generation") else "")
+            )
         elif t == "MessageReceived":
             yield f"{head}{e['author']} said:"
             yield from _indent(e["text"])
@@ -93,18 +95,24 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"{head}model turn {e['turn']}: {_model_line(e)}"
             yield from _indent(e["text"])
         elif t == "ModelFailed":
-            yield (f"{head}model failed: {e['provider']}/{e.get('model') or '?'} after "
-                   f"{e['attempts']} attempt(s): {e['error']}")
+            yield (
+                f"{head}model failed: {e['provider']}/{e.get('model') or '?'} after "
+                f"{e['attempts']} attempt(s): {e['error']}"
+            )
         elif t == "BlockStarted":
-            yield (f"{head}block {e['block_id']} ({e['language']}) started, limits "
-                   f"{json.dumps(e['limits'], sort_keys=True)}:")
+            yield (
+                f"{head}block {e['block_id']} ({e['language']}) started, limits "
+                f"{json.dumps(e['limits'], sort_keys=True)}:"
+            )
             yield from _indent(e["code"])
         elif t == "BlockFinished":
             flags = _limits_hit(e)
             unsafe = "  UNSAFE-LOCAL" if e.get("unsafe_local") else ""
             limits = f", limit hit: {', '.join(flags)}" if flags else ""
-            yield (f"{head}block {e['block_id']} finished: {_exit(e)} in {e['duration_ms']} ms"
-                   f"{limits}{unsafe}")
+            yield (
+                f"{head}block {e['block_id']} finished: {_exit(e)} in {e['duration_ms']} ms"
+                f"{limits}{unsafe}"
+            )
             if e.get("stdout"):
                 yield "    stdout:"
                 yield from _indent(e["stdout"], "      ")
@@ -141,8 +149,10 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
         if t == "Started":
             yield f"## Conversation `{e['conversation_id']}`"
             yield ""
-            yield (f"Started {when} UTC by **{e['started_by']}** on {e['platform']} "
-                   f"`{e['workspace']}/{e['channel']}/{e['thread']}`.")
+            yield (
+                f"Started {when} UTC by **{e['started_by']}** on {e['platform']} "
+                f"`{e['workspace']}/{e['channel']}/{e['thread']}`."
+            )
         elif t == "MessageReceived":
             yield f"**{e['author']}** ({when}):"
             yield ""
@@ -161,9 +171,11 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
             yield from _fence(e["code"], e["language"])
         elif t == "BlockFinished":
             flags = _limits_hit(e)
-            yield (f"Block {e['block_id']}: **{_exit(e)}** in {e['duration_ms']} ms"
-                   + (f", limit hit: {', '.join(flags)}" if flags else "")
-                   + (" — **UNSAFE-LOCAL**" if e.get("unsafe_local") else ""))
+            yield (
+                f"Block {e['block_id']}: **{_exit(e)}** in {e['duration_ms']} ms"
+                + (f", limit hit: {', '.join(flags)}" if flags else "")
+                + (" — **UNSAFE-LOCAL**" if e.get("unsafe_local") else "")
+            )
             for stream in ("stdout", "stderr"):
                 if e.get(stream):
                     yield ""

@@ -19,10 +19,11 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import uuid4
 
@@ -35,6 +36,9 @@ from eventsourcing.utils import TopicError, resolve_topic
 
 from bot.errors import ConfigError, SchemaTooNew, StoreUnreachable, WrongCipherKey
 from domain.chain import STORED_HASH, event_hash
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _KEY_SIZES = (16, 24, 32)
 _SCHEMES = "sqlite:///path, postgresql://user:pass@host:port/db or memory:"
@@ -69,7 +73,7 @@ def _sqlite_env(url: str) -> dict[str, str]:
             f"malformed SQLite URL {url!r}: expected sqlite:///relative/path or "
             "sqlite:////absolute/path"
         )
-    path = Path(unquote(url[len("sqlite:///"):]))
+    path = Path(unquote(url[len("sqlite:///") :]))
     if path.is_dir():
         raise StoreUnreachable(f"cannot open the SQLite database {path}: it is a directory")
     try:
@@ -78,8 +82,11 @@ def _sqlite_env(url: str) -> dict[str, str]:
         raise StoreUnreachable(
             f"cannot create the directory of the SQLite database {path}: {exc.strerror}"
         ) from None
-    return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path),
-            "SQLITE_LOCK_TIMEOUT": "10"}
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(path),
+        "SQLITE_LOCK_TIMEOUT": "10",
+    }
 
 
 def _postgres_env(url: str) -> dict[str, str]:
@@ -118,8 +125,8 @@ def _check_key(key: str) -> None:
     if len(raw) not in _KEY_SIZES:
         raise ConfigError(
             "OPSLOOP_CIPHER_KEY must be the base64 of 16, 24 or 32 random bytes "
-            "(make one with: python -c \"import os,base64;"
-            "print(base64.b64encode(os.urandom(32)).decode())\")"
+            '(make one with: python -c "import os,base64;'
+            'print(base64.b64encode(os.urandom(32)).decode())")'
         )
 
 
@@ -132,8 +139,11 @@ def probe(env: dict[str, str]) -> None:
     where = f"{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}/{env['POSTGRES_DBNAME']}"
     try:
         conn = psycopg.connect(
-            host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
-            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"],
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            dbname=env["POSTGRES_DBNAME"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"],
             connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT", "5")),
         )
     except psycopg.Error as exc:
@@ -159,7 +169,19 @@ def translated(database_url: str = "") -> Iterator[None]:
         raise StoreUnreachable(f"cannot use the event store{where}: {detail}") from None
 
 
-class CheckedMapper(Mapper):  # type: ignore[type-arg]
+def boundary(method: Callable[P, T]) -> Callable[P, T]:
+    """Translate the library's persistence failures into opsloop's errors."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        app = args[0]
+        with translated(getattr(app, "database_url", "")):
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+class CheckedMapper(Mapper):
     """The library's mapper, with opsloop's errors and stored-form hashes for upcasts."""
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:

@@ -50,7 +50,9 @@ def payload_of(state: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in state.items() if k not in NOT_PAYLOAD}
 
 
-def canonical(*, type_name: str, version: int, timestamp: datetime, payload: Mapping[str, Any]) -> bytes:
+def canonical(
+    *, type_name: str, version: int, timestamp: datetime, payload: Mapping[str, Any]
+) -> bytes:
     """The canonical encoding of one event."""
     doc = {
         "type": type_name,
@@ -63,7 +65,9 @@ def canonical(*, type_name: str, version: int, timestamp: datetime, payload: Map
     ).encode("utf-8")
 
 
-def event_hash(*, type_name: str, version: int, timestamp: datetime, payload: Mapping[str, Any]) -> str:
+def event_hash(
+    *, type_name: str, version: int, timestamp: datetime, payload: Mapping[str, Any]
+) -> str:
     """sha256 (hex) of the canonical encoding of one event."""
     return hashlib.sha256(
         canonical(type_name=type_name, version=version, timestamp=timestamp, payload=payload)

@@ -1,41 +1,34 @@
 """The ``Conversation`` aggregate: one thread's messages, model turns, blocks and answers.
 
-Imperative commands check their guards, then trigger a past-tense event (domain/events.py);
-``_evolve`` is the only place state changes, so replaying the log rebuilds exactly the same
-state. Guards are strict, ``_evolve`` is tolerant: the log is the truth, and an old log must
-keep loading even if the helper parser later reads a reply differently.
-
-State is kept in plain values (dicts, lists, numbers, strings) so the library can snapshot it.
-The aggregate satisfies ``domain.state.LoopState``.
+Imperative commands check their guards (raising before any change), then trigger a
+past-tense event (domain/events.py) carrying the hash of its predecessor. The state, its
+queries and its evolution by events live in domain/conversation_state.py. The aggregate
+satisfies ``domain.state.LoopState``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
 from domain import events as ev
-from domain.chain import genesis_hash, hash_of
+from domain.chain import genesis_hash
+from domain.conversation_state import ConversationState, block_failed
 from domain.errors import (
     ConversationRenewed,
     ConversationStopped,
     InvalidTransition,
     UnknownBlock,
 )
-from domain.helpers import parse_helpers
 from domain.ids import conversation_id
-from domain.state import BlockState, BlockStatus, ConversationStatus
+from domain.state import BlockStatus
+
+__all__ = ["Conversation", "block_failed"]
 
 
-def block_failed(*, exit_code: int | None, signal: int | None, timed_out: bool, memory_exceeded: bool) -> bool:
-    """Whether a finished block counts as failed: non-zero exit, a signal or a limit hit."""
-    return bool(exit_code != 0 or signal or timed_out or memory_exceeded)
-
-
-class Conversation(Aggregate):
+class Conversation(ConversationState, Aggregate):
     """An event-sourced conversation, identified by its platform coordinates."""
 
     # -- creation ------------------------------------------------------------------------
@@ -52,7 +45,10 @@ class Conversation(Aggregate):
     ) -> Conversation:
         """Start the conversation of these coordinates (and generation)."""
         cid = conversation_id(
-            platform=platform, workspace=workspace, channel=channel, thread=thread,
+            platform=platform,
+            workspace=workspace,
+            channel=channel,
+            thread=thread,
             generation=generation,
         )
         return cls._create(
@@ -66,91 +62,6 @@ class Conversation(Aggregate):
             started_by=started_by,
             generation=generation,
         )
-
-    # -- queries (LoopState and accounting) -----------------------------------------------
-    @property
-    def status(self) -> ConversationStatus:
-        """idle | open | answered | stopped."""
-        return self._status  # type: ignore[no-any-return]
-
-    @property
-    def turns_since_message(self) -> int:
-        """Model turns since the latest MessageReceived."""
-        return int(self._turns_since_message)
-
-    @property
-    def last_reply_text(self) -> str | None:
-        """Text of the latest model reply since the latest message."""
-        return self._last_reply_text  # type: ignore[no-any-return]
-
-    @property
-    def last_turn_blocks(self) -> tuple[BlockState, ...]:
-        """Blocks of the latest reply, in order."""
-        return tuple(BlockState(**b) for b in self._blocks)
-
-    @property
-    def tokens_used(self) -> int:
-        """Input plus output tokens of the whole conversation."""
-        return int(self._input_tokens + self._output_tokens)
-
-    @property
-    def cost_used(self) -> float:
-        """USD spent on the whole conversation."""
-        return float(self._cost)
-
-    @property
-    def coordinates(self) -> tuple[str, str, str, str]:
-        """(platform, workspace, channel, thread)."""
-        return (self._platform, self._workspace, self._channel, self._thread)
-
-    @property
-    def generation(self) -> int:
-        """0 for a thread's first conversation, +1 for each ``new``."""
-        return int(self._generation)
-
-    @property
-    def started_by(self) -> str:
-        """Who started it."""
-        return str(self._started_by)
-
-    @property
-    def successor_id(self) -> UUID | None:
-        """The conversation that replaced this one (``new``), if any."""
-        return self._successor_id  # type: ignore[no-any-return]
-
-    @property
-    def last_hash(self) -> str:
-        """Chain hash of the latest event: the next event's ``prev_hash``."""
-        return str(self._last_hash)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        """messages, refused, model_turns, model_failures, blocks, input/output tokens."""
-        return {
-            "messages": self._messages,
-            "refused": self._refused,
-            "model_turns": self._turn,
-            "model_failures": self._model_failures,
-            "blocks": self._blocks_run,
-            "input_tokens": self._input_tokens,
-            "output_tokens": self._output_tokens,
-        }
-
-    @property
-    def answer_text(self) -> str | None:
-        """The latest answer, if any."""
-        return self._answer  # type: ignore[no-any-return]
-
-    def has_message(self, message_key: str) -> bool:
-        """Whether this platform message was recorded already (received or refused)."""
-        return message_key in self._message_keys
-
-    def block(self, block_id: str) -> dict[str, Any]:
-        """The block of the last turn with this id (plain values)."""
-        for b in self._blocks:
-            if b["block_id"] == block_id:
-                return dict(b)
-        raise UnknownBlock(f"block {block_id} is not part of the last model turn")
 
     # -- commands ------------------------------------------------------------------------
     def receive_message(self, *, message_key: str, author: str, text: str) -> bool:
@@ -324,97 +235,3 @@ class Conversation(Aggregate):
 
     def _trigger(self, event_class: type[ev.ConversationEvent], **payload: Any) -> None:
         self.trigger_event(event_class, prev_hash=self._last_hash, **payload)
-
-    # -- evolution (the only place state changes) ---------------------------------------------
-    def _evolve(self, event: ev.ConversationEvent) -> None:
-        getattr(self, "_when_" + type(event).__name__)(event)
-        self._last_hash = hash_of(event)
-
-    def _when_Started(self, e: ev.Started) -> None:
-        self._platform, self._workspace = e.platform, e.workspace
-        self._channel, self._thread = e.channel, e.thread
-        self._generation, self._started_by = e.generation, e.started_by
-        self._status: str = "idle"
-        self._message_keys: dict[str, int] = {}
-        self._messages = self._refused = self._turn = self._turns_since_message = 0
-        self._model_failures = self._blocks_run = 0
-        self._input_tokens = self._output_tokens = 0
-        self._cost = 0.0
-        self._last_reply_text: str | None = None
-        self._blocks: list[dict[str, Any]] = []
-        self._answer: str | None = None
-        self._successor_id: UUID | None = None
-        self._last_hash = ""
-
-    def _when_MessageReceived(self, e: ev.MessageReceived) -> None:
-        self._message_keys[e.message_key] = e.originator_version
-        self._messages += 1
-        self._status = "open"
-        self._turns_since_message = 0
-        self._last_reply_text = None
-        self._blocks = []
-
-    def _when_MessageRefused(self, e: ev.MessageRefused) -> None:
-        self._message_keys[e.message_key] = e.originator_version
-        self._refused += 1
-
-    def _when_ModelReplied(self, e: ev.ModelReplied) -> None:
-        self._turn = max(self._turn, e.turn)
-        self._turns_since_message += 1
-        self._last_reply_text = e.text
-        self._input_tokens += e.input_tokens
-        self._output_tokens += e.output_tokens
-        self._cost += e.cost
-        self._blocks = [
-            {"block_id": f"t{e.turn}b{b.index}", "turn": e.turn, "index": b.index,
-             "language": b.language, "code": b.code, "status": "pending"}
-            for b in parse_helpers(e.text).blocks
-        ]
-
-    def _when_ModelFailed(self, e: ev.ModelFailed) -> None:
-        self._model_failures += 1
-
-    def _set_block(self, block_id: str, status: str, **fields: Any) -> None:
-        for b in self._blocks:
-            if b["block_id"] == block_id:
-                b.update(fields, status=status)
-                return
-        if fields:  # tolerant replay: the event itself says what the block was
-            self._blocks.append({"block_id": block_id, **fields, "status": status})
-
-    def _when_BlockStarted(self, e: ev.BlockStarted) -> None:
-        self._blocks_run += 1
-        self._set_block(
-            e.block_id, "started", turn=e.turn, index=e.index, language=e.language, code=e.code
-        )
-
-    def _when_BlockFinished(self, e: ev.BlockFinished) -> None:
-        failed = block_failed(
-            exit_code=e.exit_code, signal=e.signal, timed_out=e.timed_out,
-            memory_exceeded=e.memory_exceeded,
-        )
-        self._set_block(e.block_id, "failed" if failed else "succeeded")
-
-    def _when_BlockSkipped(self, e: ev.BlockSkipped) -> None:
-        self._set_block(e.block_id, "skipped")
-
-    def _when_BlockRefused(self, e: ev.BlockRefused) -> None:
-        self._set_block(e.block_id, "refused")
-
-    def _when_BlockOutcomeUnknown(self, e: ev.BlockOutcomeUnknown) -> None:
-        self._set_block(e.block_id, "unknown")
-
-    def _when_Answered(self, e: ev.Answered) -> None:
-        self._status = "answered"
-        self._answer = e.text
-
-    def _when_Stopped(self, e: ev.Stopped) -> None:
-        self._status = "stopped"
-
-    def _when_Renewed(self, e: ev.Renewed) -> None:
-        self._successor_id = e.successor_id
-
-    @property
-    def started_at(self) -> datetime:
-        """When Started was recorded."""
-        return self.created_on

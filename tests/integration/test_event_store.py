@@ -50,7 +50,7 @@ class RawRows:
             with psycopg.connect(self.url, autocommit=True) as conn:
                 cur = conn.execute(sql.replace("?", "%s"), params)
                 return cur.fetchall() if cur.description else []
-        conn = sqlite3.connect(self.url[len("sqlite:///"):])
+        conn = sqlite3.connect(self.url[len("sqlite:///") :])
         try:
             rows = conn.execute(sql, params).fetchall()
             conn.commit()
@@ -62,20 +62,28 @@ class RawRows:
         return cid if self.pg else cid.hex
 
     def state(self, cid: UUID, version: int) -> bytes:
-        rows = self._run("SELECT state FROM stored_events WHERE originator_id = ? AND "
-                         "originator_version = ?", (self._id(cid), version))
+        rows = self._run(
+            "SELECT state FROM stored_events WHERE originator_id = ? AND originator_version = ?",
+            (self._id(cid), version),
+        )
         return bytes(rows[0][0])
 
     def set_state(self, cid: UUID, version: int, state: bytes) -> None:
-        self._run("UPDATE stored_events SET state = ? WHERE originator_id = ? AND "
-                  "originator_version = ?", (state, self._id(cid), version))
+        self._run(
+            "UPDATE stored_events SET state = ? WHERE originator_id = ? AND originator_version = ?",
+            (state, self._id(cid), version),
+        )
 
     def delete(self, cid: UUID, version: int) -> None:
-        self._run("DELETE FROM stored_events WHERE originator_id = ? AND originator_version = ?",
-                  (self._id(cid), version))
+        self._run(
+            "DELETE FROM stored_events WHERE originator_id = ? AND originator_version = ?",
+            (self._id(cid), version),
+        )
 
 
-def run_cli(url: str, *args: str, cipher_key: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    url: str, *args: str, cipher_key: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``opsloop`` entry point in a child process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOP_")}
     env["OPSLOOP_DATABASE_URL"] = url
@@ -83,7 +91,11 @@ def run_cli(url: str, *args: str, cipher_key: str | None = None) -> subprocess.C
         env["OPSLOOP_CIPHER_KEY"] = cipher_key
     return subprocess.run(
         [sys.executable, "-c", "from bot.cli import main; main()", *args],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
 
 
@@ -128,14 +140,24 @@ def opened(database_url: str) -> Iterator[Callable[..., ConversationApp]]:
 
 
 def reply(text: str) -> ModelReply:
-    return ModelReply(text=text, provider="ollama", model="llama3.1", input_tokens=40,
-                      output_tokens=8, tokens_estimated=False, cost=0.0, priced=False,
-                      latency_ms=250, attempts=1)
+    return ModelReply(
+        text=text,
+        provider="ollama",
+        model="llama3.1",
+        input_tokens=40,
+        output_tokens=8,
+        tokens_estimated=False,
+        cost=0.0,
+        priced=False,
+        latency_ms=250,
+        attempts=1,
+    )
 
 
 def conversation(app: ConversationApp) -> UUID:
-    cid, _ = app.receive_message(coordinates=HERE, message_key="m1", author="alice",
-                                 text="disk full on ci-3?")
+    cid, _ = app.receive_message(
+        coordinates=HERE, message_key="m1", author="alice", text="disk full on ci-3?"
+    )
     app.record_model_reply(cid, reply=reply("<helpers>df -h</helpers>"), prompt_fingerprint="f")
     app.refuse_block(cid, block_id="t1b1", reason="policy: no shell")
     app.record_model_reply(cid, reply=reply("probably /var/log"), prompt_fingerprint="f")
@@ -146,13 +168,17 @@ def conversation(app: ConversationApp) -> UUID:
 class TestEventStore:
     """Behaviour that must hold on every store."""
 
-    def test_an_intact_log_verifies_and_exits_0(self, opened: Callable[..., ConversationApp], database_url: str) -> None:
+    def test_an_intact_log_verifies_and_exits_0(
+        self, opened: Callable[..., ConversationApp], database_url: str
+    ) -> None:
         cid = conversation(opened())
         result = run_cli(database_url, "audit", "verify", str(cid)[:8])
         assert result.returncode == 0, result.stderr
         assert "intact: 1 conversation(s), 6 event(s)" in result.stdout
 
-    def test_an_altered_event_is_named_and_exits_1(self, opened: Callable[..., ConversationApp], database_url: str) -> None:
+    def test_an_altered_event_is_named_and_exits_1(
+        self, opened: Callable[..., ConversationApp], database_url: str
+    ) -> None:
         cid = conversation(opened())
         raw = RawRows(database_url)
         raw.set_state(cid, 2, raw.state(cid, 2).replace(b"ci-3", b"ci-4"))
@@ -160,7 +186,9 @@ class TestEventStore:
         assert result.returncode == 1
         assert f"conversation {cid}: event 2 (MessageReceived) was altered" in result.stdout
 
-    def test_an_altered_last_event_is_detected(self, opened: Callable[..., ConversationApp], database_url: str) -> None:
+    def test_an_altered_last_event_is_detected(
+        self, opened: Callable[..., ConversationApp], database_url: str
+    ) -> None:
         app = opened()
         cid = conversation(app)
         app.list_conversations()  # the read model has seen the head
@@ -169,14 +197,18 @@ class TestEventStore:
         report = opened().verify(cid)
         assert [(p.version, p.event_type) for p in report.problems] == [(6, "Answered")]
 
-    def test_a_removed_event_is_detected(self, opened: Callable[..., ConversationApp], database_url: str) -> None:
+    def test_a_removed_event_is_detected(
+        self, opened: Callable[..., ConversationApp], database_url: str
+    ) -> None:
         cid = conversation(opened())
         RawRows(database_url).delete(cid, 3)
         result = run_cli(database_url, "audit", "verify", str(cid))
         assert result.returncode == 1
         assert "event 3 is missing" in result.stdout
 
-    def test_reordered_events_are_detected(self, opened: Callable[..., ConversationApp], database_url: str) -> None:
+    def test_reordered_events_are_detected(
+        self, opened: Callable[..., ConversationApp], database_url: str
+    ) -> None:
         cid = conversation(opened())
         raw = RawRows(database_url)
         third, fifth = raw.state(cid, 3), raw.state(cid, 5)  # both ModelReplied: same topic
@@ -186,7 +218,9 @@ class TestEventStore:
         assert result.returncode == 1
         assert "event 3 (ModelReplied)" in result.stdout
 
-    def test_concurrent_writers_both_get_recorded_in_order(self, opened: Callable[..., ConversationApp]) -> None:
+    def test_concurrent_writers_both_get_recorded_in_order(
+        self, opened: Callable[..., ConversationApp]
+    ) -> None:
         first, second = opened(), opened()
         cid, _ = first.receive_message(coordinates=HERE, message_key="start", author="a", text="go")
         barrier = threading.Barrier(2)
@@ -196,13 +230,16 @@ class TestEventStore:
             try:
                 barrier.wait()
                 for n in range(15):
-                    app.receive_message(coordinates=HERE, message_key=f"{name}{n}", author=name,
-                                        text=f"{name} {n}")
+                    app.receive_message(
+                        coordinates=HERE, message_key=f"{name}{n}", author=name, text=f"{name} {n}"
+                    )
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 
-        threads = [threading.Thread(target=write, args=(app, name))
-                   for app, name in ((first, "x"), (second, "y"))]
+        threads = [
+            threading.Thread(target=write, args=(app, name))
+            for app, name in ((first, "x"), (second, "y"))
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -214,7 +251,9 @@ class TestEventStore:
             assert [t for t in texts if t.startswith(name)] == [f"{name} {n}" for n in range(15)]
         assert first.verify(cid).intact
 
-    def test_a_conflicting_write_is_retried_by_reloading(self, opened: Callable[..., ConversationApp]) -> None:
+    def test_a_conflicting_write_is_retried_by_reloading(
+        self, opened: Callable[..., ConversationApp]
+    ) -> None:
         mine, theirs = opened(), opened()
         cid, _ = mine.receive_message(coordinates=HERE, message_key="m1", author="a", text="hi")
         calls = []
@@ -222,7 +261,9 @@ class TestEventStore:
         def command(conv: Any) -> None:
             calls.append(conv.version)
             if len(calls) == 1:  # another replica appends between our load and our save
-                theirs.receive_message(coordinates=HERE, message_key="m2", author="b", text="me too")
+                theirs.receive_message(
+                    coordinates=HERE, message_key="m2", author="b", text="me too"
+                )
             conv.record_model_failure(provider="p", model="m", error="timeout", attempts=1)
 
         mine._update(cid, command)
@@ -230,7 +271,9 @@ class TestEventStore:
         assert [e["type"] for e in mine.timeline(cid)][-2:] == ["MessageReceived", "ModelFailed"]
         assert mine.verify(cid).intact
 
-    def test_loading_from_a_snapshot_gives_the_same_state(self, opened: Callable[..., ConversationApp]) -> None:
+    def test_loading_from_a_snapshot_gives_the_same_state(
+        self, opened: Callable[..., ConversationApp]
+    ) -> None:
         app = opened()
         cid, _ = app.receive_message(coordinates=HERE, message_key="m0", author="a", text="t")
         for n in range(1, 150):
@@ -241,62 +284,121 @@ class TestEventStore:
         without = app.get(cid)
         assert vars(with_snapshot).keys() == vars(without).keys()
         assert (with_snapshot.version, with_snapshot.last_hash, with_snapshot.counts) == (
-            without.version, without.last_hash, without.counts)
+            without.version,
+            without.last_hash,
+            without.counts,
+        )
 
-    def test_events_are_encrypted_at_rest_and_a_wrong_key_is_one_line(self, opened: Callable[..., ConversationApp], database_url: str) -> None:
+    def test_events_are_encrypted_at_rest_and_a_wrong_key_is_one_line(
+        self, opened: Callable[..., ConversationApp], database_url: str
+    ) -> None:
         cid = conversation(opened(cipher_key=KEY_A))
         assert b"ci-3" not in RawRows(database_url).state(cid, 2)
         assert opened(cipher_key=KEY_A).timeline(cid)[1]["text"] == "disk full on ci-3?"
-        assert_one_line_error(run_cli(database_url, "replay", str(cid), cipher_key=KEY_B),
-                              "cannot be decrypted with OPSLOOP_CIPHER_KEY")
+        assert_one_line_error(
+            run_cli(database_url, "replay", str(cid), cipher_key=KEY_B),
+            "cannot be decrypted with OPSLOOP_CIPHER_KEY",
+        )
         assert_one_line_error(run_cli(database_url, "replay", str(cid)), "OPSLOOP_CIPHER_KEY")
         with pytest.raises(WrongCipherKey):
             opened(cipher_key=KEY_B).get(cid)
 
-    def test_an_old_event_version_is_upcast_and_its_chain_still_verifies(self, opened: Callable[..., ConversationApp]) -> None:
+    def test_an_old_event_version_is_upcast_and_its_chain_still_verifies(
+        self, opened: Callable[..., ConversationApp]
+    ) -> None:
         app = opened()
         cid, _ = app.receive_message(coordinates=HERE, message_key="m1", author="a", text="hi")
         # A ModelFailed as the first schema wrote it: no "model" field, no class_version.
-        v1 = {"timestamp": datetime.now(UTC), "prev_hash": app.get(cid).last_hash,
-              "provider": "groq", "error": "HTTP 503", "attempts": 2}
-        app.recorder.insert_events([StoredEvent(
-            originator_id=cid, originator_version=3, topic="domain.events:ModelFailed",
-            state=app.mapper.transcoder.encode(v1))])
+        v1 = {
+            "timestamp": datetime.now(UTC),
+            "prev_hash": app.get(cid).last_hash,
+            "provider": "groq",
+            "error": "HTTP 503",
+            "attempts": 2,
+        }
+        app.recorder.insert_events(
+            [
+                StoredEvent(
+                    originator_id=cid,
+                    originator_version=3,
+                    topic="domain.events:ModelFailed",
+                    state=app.mapper.transcoder.encode(v1),
+                )
+            ]
+        )
         upcast = app.timeline(cid)[2]
         assert (upcast["type"], upcast["model"], upcast["provider"]) == ("ModelFailed", "", "groq")
-        as_v2 = event_hash(type_name="ModelFailed", version=3, timestamp=v1["timestamp"],
-                           payload={**v1, "model": ""})
+        as_v2 = event_hash(
+            type_name="ModelFailed",
+            version=3,
+            timestamp=v1["timestamp"],
+            payload={**v1, "model": ""},
+        )
         assert app.get(cid).last_hash != as_v2  # the chain uses the stored (v1) form
         app.answer(cid, text="fell back")
         assert app.verify(cid).intact
 
-    def test_a_store_written_by_a_newer_schema_is_refused_in_one_line(self, opened: Callable[..., ConversationApp], database_url: str) -> None:
+    def test_a_store_written_by_a_newer_schema_is_refused_in_one_line(
+        self, opened: Callable[..., ConversationApp], database_url: str
+    ) -> None:
         app = opened()
         cid, _ = app.receive_message(coordinates=HERE, message_key="m1", author="a", text="hi")
-        future = {"timestamp": datetime.now(UTC), "prev_hash": app.get(cid).last_hash,
-                  "provider": "groq", "model": "m", "error": "e", "attempts": 1, "region": "eu",
-                  "class_version": 3}
-        app.recorder.insert_events([StoredEvent(
-            originator_id=cid, originator_version=3, topic="domain.events:ModelFailed",
-            state=app.mapper.transcoder.encode(future))])
+        future = {
+            "timestamp": datetime.now(UTC),
+            "prev_hash": app.get(cid).last_hash,
+            "provider": "groq",
+            "model": "m",
+            "error": "e",
+            "attempts": 1,
+            "region": "eu",
+            "class_version": 3,
+        }
+        app.recorder.insert_events(
+            [
+                StoredEvent(
+                    originator_id=cid,
+                    originator_version=3,
+                    topic="domain.events:ModelFailed",
+                    state=app.mapper.transcoder.encode(future),
+                )
+            ]
+        )
         assert_one_line_error(run_cli(database_url, "replay", str(cid)), "newer opsloop")
-        app.recorder.insert_events([StoredEvent(
-            originator_id=cid, originator_version=4, topic="domain.events:Teleported",
-            state=app.mapper.transcoder.encode({"timestamp": datetime.now(UTC)}))])
+        app.recorder.insert_events(
+            [
+                StoredEvent(
+                    originator_id=cid,
+                    originator_version=4,
+                    topic="domain.events:Teleported",
+                    state=app.mapper.transcoder.encode({"timestamp": datetime.now(UTC)}),
+                )
+            ]
+        )
         with pytest.raises(SchemaTooNew):
             app.timeline(cid)
 
-    def test_ids_that_are_unknown_malformed_or_ambiguous_get_one_line(self, opened: Callable[..., ConversationApp], database_url: str) -> None:
+    def test_ids_that_are_unknown_malformed_or_ambiguous_get_one_line(
+        self, opened: Callable[..., ConversationApp], database_url: str
+    ) -> None:
         app = opened()
-        ids = [app.receive_message(coordinates=Coordinates("cli", "", "c", str(n)),
-                                   message_key="k", author="a", text="t")[0] for n in range(17)]
+        ids = [
+            app.receive_message(
+                coordinates=Coordinates("cli", "", "c", str(n)),
+                message_key="k",
+                author="a",
+                text="t",
+            )[0]
+            for n in range(17)
+        ]
         heads = [i.hex[0] for i in ids]
         shared = next(h for h in heads if heads.count(h) > 1)
         assert_one_line_error(run_cli(database_url, "replay", shared), "more than one")
         assert_one_line_error(run_cli(database_url, "replay", "xyz!"), "not a conversation id")
         assert_one_line_error(run_cli(database_url, "replay", str(uuid4())), "no conversation")
 
-    def test_the_cli_lists_and_replays_a_conversation(self, opened: Callable[..., ConversationApp], database_url: str) -> None:
+    def test_the_cli_lists_and_replays_a_conversation(
+        self, opened: Callable[..., ConversationApp], database_url: str
+    ) -> None:
         cid = conversation(opened())
         listed = run_cli(database_url, "conversations", "--platform", "slack", "--user", "alice")
         assert listed.returncode == 0 and str(cid) in listed.stdout
@@ -308,8 +410,9 @@ class TestEventStore:
 
 
 def test_an_unreachable_database_or_malformed_url_is_one_line() -> None:
-    assert_one_line_error(run_cli("postgresql://u:p@127.0.0.1:1/nothing", "conversations"),
-                          "cannot connect to PostgreSQL")
+    assert_one_line_error(
+        run_cli("postgresql://u:p@127.0.0.1:1/nothing", "conversations"),
+        "cannot connect to PostgreSQL",
+    )
     assert_one_line_error(run_cli("mysql://somewhere/db", "conversations"), "malformed")
-    assert_one_line_error(run_cli("sqlite:////proc/no/such/dir/x.db", "conversations"),
-                          "SQLite")
+    assert_one_line_error(run_cli("sqlite:////proc/no/such/dir/x.db", "conversations"), "SQLite")

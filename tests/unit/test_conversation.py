@@ -23,24 +23,48 @@ REPLY_TWO_BLOCKS = 'checking <helpers>print(1)</helpers> and <helpers lang="bash
 
 
 def started(**overrides: Any) -> Conversation:
-    kwargs = {"platform": "slack", "workspace": "T1", "channel": "C1", "thread": "1.1",
-              "started_by": "alice"}
+    kwargs = {
+        "platform": "slack",
+        "workspace": "T1",
+        "channel": "C1",
+        "thread": "1.1",
+        "started_by": "alice",
+    }
     kwargs.update(overrides)
     return Conversation.start(**kwargs)
 
 
 def reply(conv: Conversation, text: str = REPLY_TWO_BLOCKS, **overrides: Any) -> None:
-    kwargs = {"provider": "ollama", "model": "llama3.1", "text": text, "input_tokens": 100,
-              "output_tokens": 20, "tokens_estimated": False, "cost": 0.25, "priced": True,
-              "latency_ms": 900, "attempts": 1, "prompt_fingerprint": "fp"}
+    kwargs = {
+        "provider": "ollama",
+        "model": "llama3.1",
+        "text": text,
+        "input_tokens": 100,
+        "output_tokens": 20,
+        "tokens_estimated": False,
+        "cost": 0.25,
+        "priced": True,
+        "latency_ms": 900,
+        "attempts": 1,
+        "prompt_fingerprint": "fp",
+    }
     kwargs.update(overrides)
     conv.record_model_reply(**kwargs)
 
 
 def finish(conv: Conversation, block_id: str, **overrides: Any) -> None:
-    kwargs = {"exit_code": 0, "signal": None, "stdout": "1\n", "stderr": "", "duration_ms": 12,
-              "cpu_ms": 3, "timed_out": False, "memory_exceeded": False,
-              "output_truncated": False, "unsafe_local": False}
+    kwargs = {
+        "exit_code": 0,
+        "signal": None,
+        "stdout": "1\n",
+        "stderr": "",
+        "duration_ms": 12,
+        "cpu_ms": 3,
+        "timed_out": False,
+        "memory_exceeded": False,
+        "output_truncated": False,
+        "unsafe_local": False,
+    }
     kwargs.update(overrides)
     conv.finish_block(block_id=block_id, **kwargs)
 
@@ -71,7 +95,11 @@ def test_a_new_conversation_is_idle_and_satisfies_loop_state() -> None:
     assert conv.status == "idle"
     assert isinstance(conv, Conversation)
     state: LoopState = conv
-    assert (state.turns_since_message, state.last_reply_text, state.last_turn_blocks) == (0, None, ())
+    assert (state.turns_since_message, state.last_reply_text, state.last_turn_blocks) == (
+        0,
+        None,
+        (),
+    )
     assert (state.tokens_used, state.cost_used) == (0, 0.0)
 
 
@@ -90,9 +118,14 @@ def test_a_redelivered_message_records_nothing_and_says_so() -> None:
 
 def test_a_refused_message_does_not_change_the_status() -> None:
     conv = started()
-    assert conv.refuse_message(message_key="x", author="mallory", text="rm -rf", reason="not allowed")
+    assert conv.refuse_message(
+        message_key="x", author="mallory", text="rm -rf", reason="not allowed"
+    )
     assert conv.status == "idle"
-    assert conv.refuse_message(message_key="x", author="mallory", text="rm -rf", reason="again") is False
+    assert (
+        conv.refuse_message(message_key="x", author="mallory", text="rm -rf", reason="again")
+        is False
+    )
 
 
 def test_a_model_reply_makes_its_blocks_pending_in_order() -> None:
@@ -122,8 +155,12 @@ def test_blocks_move_through_started_succeeded_failed_and_skipped() -> None:
 
 @pytest.mark.parametrize(
     "outcome",
-    [{"exit_code": 2}, {"exit_code": None, "signal": 9}, {"timed_out": True},
-     {"memory_exceeded": True}],
+    [
+        {"exit_code": 2},
+        {"exit_code": None, "signal": 9},
+        {"timed_out": True},
+        {"memory_exceeded": True},
+    ],
 )
 def test_a_block_fails_on_non_zero_exit_signal_or_limit(outcome: dict[str, Any]) -> None:
     conv = working()
@@ -203,8 +240,9 @@ def test_model_turns_need_a_message_being_worked_on() -> None:
 def test_after_renewal_nothing_more_can_be_recorded() -> None:
     conv = working()
     conv.stop(reason="cancelled")
-    successor = conversation_id(platform="slack", workspace="T1", channel="C1", thread="1.1",
-                                generation=1)
+    successor = conversation_id(
+        platform="slack", workspace="T1", channel="C1", thread="1.1", generation=1
+    )
     conv.renew(successor_id=successor, by="alice")
     assert conv.successor_id == successor
     with pytest.raises(ConversationRenewed):
@@ -248,4 +286,8 @@ def test_replaying_the_events_rebuilds_the_same_state() -> None:
         rebuilt = e.mutate(rebuilt)
     assert isinstance(rebuilt, Conversation)
     assert rebuilt.last_turn_blocks == conv.last_turn_blocks
-    assert (rebuilt.status, rebuilt.last_hash, rebuilt.version) == (conv.status, conv.last_hash, conv.version)
+    assert (rebuilt.status, rebuilt.last_hash, rebuilt.version) == (
+        conv.status,
+        conv.last_hash,
+        conv.version,
+    )

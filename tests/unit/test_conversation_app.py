@@ -39,9 +39,16 @@ class FakeRunResult:
 
 def model_reply(text: str, **overrides: object) -> ModelReply:
     values: dict[str, object] = {
-        "text": text, "provider": "ollama", "model": "llama3.1", "input_tokens": 50,
-        "output_tokens": 10, "tokens_estimated": False, "cost": 0.5, "priced": True,
-        "latency_ms": 700, "attempts": 1,
+        "text": text,
+        "provider": "ollama",
+        "model": "llama3.1",
+        "input_tokens": 50,
+        "output_tokens": 10,
+        "tokens_estimated": False,
+        "cost": 0.5,
+        "priced": True,
+        "latency_ms": 700,
+        "attempts": 1,
     }
     values.update(overrides)
     return ModelReply(**values)  # type: ignore[arg-type]
@@ -55,33 +62,53 @@ def app() -> Iterator[ConversationApp]:
 
 
 def a_full_turn(app: ConversationApp, coordinates: Coordinates = HERE, key: str = "m1") -> object:
-    cid, _ = app.receive_message(coordinates=coordinates, message_key=key, author="alice",
-                                 text="why is disk full?")
+    cid, _ = app.receive_message(
+        coordinates=coordinates, message_key=key, author="alice", text="why is disk full?"
+    )
     app.record_model_reply(
-        cid, reply=model_reply("<helpers>print(1)</helpers>",
-                               failures=(ProviderFailure("groq", "llama-70b", "HTTP 503", 3),)),
+        cid,
+        reply=model_reply(
+            "<helpers>print(1)</helpers>",
+            failures=(ProviderFailure("groq", "llama-70b", "HTTP 503", 3),),
+        ),
         prompt_fingerprint="fp1",
     )
     app.start_block(cid, block_id="t1b1", limits={"wall_s": 10, "memory_mb": 256})
-    app.finish_block(cid, block_id="t1b1", result=FakeRunResult(timed_out=True, exit_code=None,
-                                                                 signal=9, unsafe_local=True))
+    app.finish_block(
+        cid,
+        block_id="t1b1",
+        result=FakeRunResult(timed_out=True, exit_code=None, signal=9, unsafe_local=True),
+    )
     app.record_model_reply(cid, reply=model_reply("the log directory"), prompt_fingerprint="fp2")
     app.answer(cid, text="the log directory")
     return cid
 
 
 def test_receiving_a_message_starts_the_conversation_once(app: ConversationApp) -> None:
-    cid, recorded = app.receive_message(coordinates=HERE, message_key="m1", author="alice", text="hi")
+    cid, recorded = app.receive_message(
+        coordinates=HERE, message_key="m1", author="alice", text="hi"
+    )
     assert recorded and cid == app.current_id(HERE)
-    assert app.receive_message(coordinates=HERE, message_key="m1", author="alice", text="hi") == (cid, False)
+    assert app.receive_message(coordinates=HERE, message_key="m1", author="alice", text="hi") == (
+        cid,
+        False,
+    )
     assert [e["type"] for e in app.timeline(cid)] == ["Started", "MessageReceived"]
 
 
 def test_a_whole_turn_is_recorded_and_totalled(app: ConversationApp) -> None:
     cid = a_full_turn(app)
     types = [e["type"] for e in app.timeline(cid)]
-    assert types == ["Started", "MessageReceived", "ModelFailed", "ModelReplied", "BlockStarted",
-                     "BlockFinished", "ModelReplied", "Answered"]
+    assert types == [
+        "Started",
+        "MessageReceived",
+        "ModelFailed",
+        "ModelReplied",
+        "BlockStarted",
+        "BlockFinished",
+        "ModelReplied",
+        "Answered",
+    ]
     totals = app.totals(cid)
     assert (totals.messages, totals.model_turns, totals.blocks) == (1, 2, 1)
     assert (totals.input_tokens, totals.output_tokens, totals.cost) == (100, 20, 1.0)
@@ -98,12 +125,24 @@ def test_timeline_items_carry_type_version_timestamp_id_and_payload(app: Convers
     assert len(finished["prev_hash"]) == 64
 
 
-def test_replay_text_shows_who_said_what_models_blocks_limits_and_the_answer(app: ConversationApp) -> None:
+def test_replay_text_shows_who_said_what_models_blocks_limits_and_the_answer(
+    app: ConversationApp,
+) -> None:
     text = "\n".join(render(app.timeline(a_full_turn(app)), fmt="text"))
-    for expected in ("alice said:", "why is disk full?", "ollama/llama3.1, 50 in / 10 out tokens",
-                     "$0.5000", "700 ms", "block t1b1 (python) started", "killed by signal 9",
-                     "limit hit: time limit", "UNSAFE-LOCAL", "model failed: groq/llama-70b",
-                     "answer:", "the log directory"):
+    for expected in (
+        "alice said:",
+        "why is disk full?",
+        "ollama/llama3.1, 50 in / 10 out tokens",
+        "$0.5000",
+        "700 ms",
+        "block t1b1 (python) started",
+        "killed by signal 9",
+        "limit hit: time limit",
+        "UNSAFE-LOCAL",
+        "model failed: groq/llama-70b",
+        "answer:",
+        "the log directory",
+    ):
         assert expected in text
 
 
@@ -142,8 +181,9 @@ def test_the_listing_follows_events_written_by_another_process(app: Conversation
     assert len(app.list_conversations()) == 1
     # A second application on the same database stands in for another replica.
     replica = ConversationApp(dict(app.env), database_url="memory:")
-    replica.receive_message(coordinates=Coordinates("cli", "", "tty", "1"), message_key="k",
-                            author="carol", text="hi")
+    replica.receive_message(
+        coordinates=Coordinates("cli", "", "tty", "1"), message_key="k", author="carol", text="hi"
+    )
     assert len(app.list_conversations()) == 2
     assert app.readmodel.catch_up() == 0
 
@@ -160,8 +200,12 @@ def test_resolve_rejects_unknown_malformed_and_ambiguous_ids(app: ConversationAp
         app.resolve("not-a-uuid!")
     with pytest.raises(NotFound, match="no conversation"):
         app.resolve(str(conversation_id(platform="x", workspace="", channel="", thread="")))
-    ids = [app.receive_message(coordinates=Coordinates("cli", "", "c", str(n)), message_key="k",
-                               author="a", text="t")[0] for n in range(17)]
+    ids = [
+        app.receive_message(
+            coordinates=Coordinates("cli", "", "c", str(n)), message_key="k", author="a", text="t"
+        )[0]
+        for n in range(17)
+    ]
     first_chars = [i.hex[0] for i in ids]
     shared = next(c for c in first_chars if first_chars.count(c) > 1)  # pigeonhole: 17 > 16
     with pytest.raises(AmbiguousId):
@@ -174,11 +218,17 @@ def test_new_links_the_old_conversation_to_its_successor(app: ConversationApp) -
     assert second != first and app.current_id(HERE) == second
     assert app.get(first).successor_id == second
     assert app.get(second).generation == 1
-    cid, recorded = app.receive_message(coordinates=HERE, message_key="m2", author="alice", text="again")
+    cid, recorded = app.receive_message(
+        coordinates=HERE, message_key="m2", author="alice", text="again"
+    )
     assert (cid, recorded) == (second, True)
     assert app.renew(coordinates=HERE, by="bob") == conversation_id(
-        platform=HERE.platform, workspace=HERE.workspace, channel=HERE.channel,
-        thread=HERE.thread, generation=2)
+        platform=HERE.platform,
+        workspace=HERE.workspace,
+        channel=HERE.channel,
+        thread=HERE.thread,
+        generation=2,
+    )
 
 
 def test_open_conversations_are_those_with_a_message_in_progress(app: ConversationApp) -> None:
@@ -220,4 +270,6 @@ def test_urls_map_to_the_library_environment(tmp_path: object) -> None:
     env = store_env(f"sqlite:///{tmp_path}/x/events.db")
     assert env["SQLITE_DBNAME"] == f"{tmp_path}/x/events.db"
     env = store_env("memory:", cipher_key=base64.b64encode(bytes(32)).decode())
-    assert env["CIPHER_TOPIC"].endswith("AESCipher") and env["COMPRESSOR_TOPIC"].endswith("Compressor")
+    assert env["CIPHER_TOPIC"].endswith("AESCipher") and env["COMPRESSOR_TOPIC"].endswith(
+        "Compressor"
+    )
