@@ -41,6 +41,7 @@ class SandboxPolicy(_Section):
     python: str = "python3"
     bash: str = "bash"
     python_args: list[str] = Field(default_factory=lambda: ["-I", "-S"])  # -S: stdlib only
+    nice: int = Field(default=0, ge=0, le=19)  # niceness of blocks
     extra_mounts: list[str] = Field(default_factory=list)  # read-only host paths, e.g. a venv
     env: dict[str, str] = Field(default_factory=dict)  # extra environment inside the jail
     workspace_quota_mb: int = Field(default=256, ge=1)

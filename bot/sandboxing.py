@@ -39,6 +39,7 @@ def layout_options_from(policy: SandboxPolicy) -> LayoutOptions:
         python_args=tuple(policy.python_args),
         extra_mounts=tuple(policy.extra_mounts),
         env=dict(policy.env),
+        nice=policy.nice,
     )
 
 

@@ -82,20 +82,34 @@ def detect_cgroups(*, parent: str = PARENT) -> CgroupSetup:
 
 
 class RunCgroup:
-    """A memory cgroup for one run (v1 only), holding the limit and counting failures."""
+    """A memory cgroup for one run at a time (v1 only), holding the limit and counting failures.
 
-    def __init__(self, *, setup: CgroupSetup, memory_bytes: int) -> None:
+    Creating a v1 memory cgroup costs about a millisecond, so they are pooled and reused
+    (``RunCgroupPool``); the name carries our pid so a later opsloop can tell ours were left
+    by a process that is gone.
+    """
+
+    def __init__(self, *, setup: CgroupSetup) -> None:
         assert setup.kind == "v1" and setup.memory_mount
-        self.name = f"{setup.parent}/run-{secrets.token_hex(6)}"
+        self.name = f"{setup.parent}/run-{os.getpid()}-{secrets.token_hex(4)}"
         self.path = Path(setup.memory_mount) / self.name
         self.path.mkdir()
-        (self.path / "memory.limit_in_bytes").write_text(str(memory_bytes))
+
+    def arm(self, memory_bytes: int) -> None:
+        """Set the cap (swap 0) and clear the peak and failure counters of the last run."""
         memsw = self.path / "memory.memsw.limit_in_bytes"
-        if memsw.exists():  # swap accounting present: memory+swap == memory, i.e. swap 0
-            memsw.write_text(str(memory_bytes))
-        else:
+        limit = self.path / "memory.limit_in_bytes"
+        # memory+swap may never be below memory: order the writes by direction of change.
+        current = int(limit.read_text())
+        order = [memsw, limit] if memory_bytes >= current else [limit, memsw]
+        for path in order:
+            if path.exists():  # no memsw file: no swap accounting, swappiness 0 is the best
+                path.write_text(str(memory_bytes))
+        if not memsw.exists():
             with contextlib.suppress(OSError):
                 (self.path / "memory.swappiness").write_text("0")
+        (self.path / "memory.max_usage_in_bytes").write_text("0")
+        (self.path / "memory.failcnt").write_text("0")
 
     def hit_limit(self) -> bool:
         """True when the run's memory reached its cap (peak usage at the limit, or a failure).
@@ -137,13 +151,70 @@ def remove_tree(path: Path, *, attempts: int = 50) -> None:
             time.sleep(0.01)
 
 
-def remove_stale_runs(setup: CgroupSetup, *, older_than: float = 3600.0) -> None:
-    """Remove run cgroups left by a crashed opsloop (old, empty ones only; busy ones stay)."""
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_runs(setup: CgroupSetup) -> None:
+    """Remove run cgroups left by opsloop processes that are gone (busy ones stay)."""
     if setup.kind != "v1" or not setup.memory_mount:
         return
     base = Path(setup.memory_mount) / setup.parent
-    cutoff = time.time() - older_than  # never race a run that another process just started
     with contextlib.suppress(OSError):
         for entry in base.iterdir():
-            if entry.name.startswith("run-") and entry.stat().st_mtime < cutoff:
+            parts = entry.name.split("-")
+            ours = len(parts) == 3 and parts[0] == "run" and parts[1].isdigit()
+            if ours and not _alive(int(parts[1])):
                 remove_tree(entry, attempts=1)
+
+
+class RunCgroupPool:
+    """Idle run cgroups of this process, reused across runs."""
+
+    def __init__(self, *, setup: CgroupSetup, keep: int = 16) -> None:
+        self.setup = setup
+        self.keep = keep
+        self.idle: list[RunCgroup] = []
+
+    def acquire(self, memory_bytes: int) -> RunCgroup:
+        """An armed run cgroup (a pooled one when it still exists, else a new one)."""
+        while self.idle:
+            cgroup = self.idle.pop()
+            try:
+                cgroup.arm(memory_bytes)
+                return cgroup
+            except OSError:  # removed under us, or still busy: forget it
+                with contextlib.suppress(OSError):
+                    cgroup.remove()
+        cgroup = RunCgroup(setup=self.setup)
+        try:
+            cgroup.arm(memory_bytes)
+        except OSError:
+            cgroup.remove()
+            raise
+        return cgroup
+
+    def drain(self) -> None:
+        """Remove every idle cgroup (when the sandbox is closed, or at exit)."""
+        while self.idle:
+            with contextlib.suppress(OSError):
+                self.idle.pop().remove()
+
+    def release(self, cgroup: RunCgroup) -> None:
+        """Return ``cgroup`` after its run (removed instead when it is not empty)."""
+        try:
+            busy = any(p.is_dir() for p in cgroup.path.iterdir()) or bool(
+                (cgroup.path / "cgroup.procs").read_text().strip()
+            )
+        except OSError:
+            return
+        if busy or len(self.idle) >= self.keep:
+            cgroup.remove()
+        else:
+            self.idle.append(cgroup)

@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.argv import build_argv
 from sandbox.binary import locate_nsjail
-from sandbox.cgroups import CgroupSetup, RunCgroup, detect_cgroups, remove_stale_runs
+from sandbox.cgroups import (
+    CgroupSetup,
+    RunCgroup,
+    RunCgroupPool,
+    detect_cgroups,
+    remove_stale_runs,
+)
 from sandbox.errors import OutcomeUnknown, SandboxUnavailable
 from sandbox.layout import JailLayout, LayoutOptions, discover_layout, jail_owner
 from sandbox.limits import MIB, Limits
@@ -71,6 +78,14 @@ class NsjailSandbox:
         self.workspaces = workspaces
         self.default_limits = default_limits or Limits()
         self.max_code_bytes = max_code_bytes
+        self._pool = RunCgroupPool(setup=cgroups) if cgroups.kind == "v1" else None
+        if self._pool is not None:  # idle cgroups go when we do, however we end
+            weakref.finalize(self, self._pool.drain)
+
+    async def aclose(self) -> None:
+        """Release the pooled cgroups (the sandbox stays usable: it makes new ones)."""
+        if self._pool is not None:
+            self._pool.drain()
 
     @classmethod
     def create(
@@ -110,8 +125,8 @@ class NsjailSandbox:
         run_dir = RunDir(code=data, suffix=SUFFIXES[language])
         cgroup: RunCgroup | None = None
         try:
-            if self.cgroups.kind == "v1":
-                cgroup = RunCgroup(setup=self.cgroups, memory_bytes=limits.memory_mb * MIB)
+            if self._pool is not None:
+                cgroup = self._pool.acquire(limits.memory_mb * MIB)
             argv = build_argv(
                 nsjail=str(self.nsjail),
                 limits=limits,
@@ -153,9 +168,9 @@ class NsjailSandbox:
                 cpu_ms=None,
             )
         finally:
-            if cgroup is not None:
+            if cgroup is not None and self._pool is not None:
                 with contextlib.suppress(OSError):
-                    cgroup.remove()
+                    self._pool.release(cgroup)
             run_dir.remove()
 
 

@@ -59,6 +59,7 @@ class JailLayout:
     devices: tuple[str, ...]
     interpreters: tuple[Interpreter, ...]
     env: tuple[tuple[str, str], ...]
+    nice: int = 0  # of the jailed process; blocks are interactive, their caps bound the rest
 
     def interpreter(self, language: str) -> Interpreter:
         """The interpreter for ``language`` (the request was validated before)."""
@@ -77,6 +78,7 @@ class LayoutOptions:
     python_args: tuple[str, ...] = DEFAULT_PYTHON_ARGS
     extra_mounts: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    nice: int = 0
 
 
 def unreachable_part(path: str | os.PathLike[str]) -> str | None:
@@ -161,4 +163,5 @@ def discover_layout(options: LayoutOptions) -> JailLayout:
         devices=tuple(d for d in DEVICES if os.path.exists(d)),
         interpreters=tuple(interpreters),
         env=tuple(sorted(env.items())),
+        nice=options.nice,
     )

@@ -119,9 +119,18 @@ class Workspaces:
             self.prune()
 
 
+def _scratch_base() -> Path:
+    """A tmpfs when there is one: creating and deleting a run's few files on a disk with
+    ``discard`` costs several milliseconds per run, on tmpfs a fraction of one."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return Path(tempfile.gettempdir())
+
+
 def runs_root() -> Path:
     """A root-owned, traversable-but-not-listable directory for per-run scratch dirs."""
-    base = Path(tempfile.gettempdir()) / f"opsloop-runs-{os.getuid()}"
+    base = _scratch_base() / f"opsloop-runs-{os.getuid()}"
     with contextlib.suppress(FileExistsError):
         base.mkdir(mode=0o711)
     info = base.lstat()
