@@ -28,6 +28,7 @@ STRANGER_ID = "200000000000000003"
 DM_CHANNEL_ID = "300000000000000004"
 GUILD_ID = "400000000000000005"
 GUILD_CHANNEL_ID = "500000000000000006"
+BAD_TOKEN = "revoked-token"  # GET /users/@me answers 401 to it
 TIMESTAMP = "2026-11-25T10:00:00.000000+00:00"
 
 _ids = itertools.count(700000000000000000)
@@ -218,6 +219,8 @@ class DiscordStandIn:
             "total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}})
 
     async def _me(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") == f"Bot {BAD_TOKEN}":
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         return _json(user_payload(BOT_ID, name="opsloop", bot=True))
 
     async def _application(self, request: web.Request) -> web.Response:

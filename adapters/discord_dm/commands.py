@@ -1,8 +1,16 @@
-"""The chat commands ``stop``, ``cost``, ``replay`` and ``new`` against the ``ChatService``."""
+"""The chat commands ``stop``, ``cost``, ``replay`` and ``new`` against the ``ChatService``.
+
+``replay`` attaches the conversation's audit timeline as markdown when the service can give
+it (``OpsloopService.timeline``, beyond the ``ChatService`` protocol); otherwise it says how
+to replay it with the CLI.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from adapters.discord_dm.inbound import Command
+from adapters.discord_dm.outbound import Attachment, Outgoing
 from bot.errors import NotFound
 from bot.surface import ChatService, Totals
 
@@ -27,23 +35,37 @@ def render_replay(totals: Totals, *, conversation_id: str) -> str:
     )
 
 
-async def execute(service: ChatService, command: Command) -> str:
+async def execute(service: ChatService, command: Command) -> Outgoing:
     """Carry out ``command`` and return the reply to show."""
     if command.name == "new":
         await service.new_conversation(command.coordinates)
-        return "Started a fresh conversation. Earlier messages here are kept in the audit log."
+        return Outgoing(
+            "Started a fresh conversation. Earlier messages here are kept in the audit log."
+        )
     try:
         return await _about_current(service, command)
     except NotFound:
-        return "There is no conversation here yet: send a message to start one."
+        return Outgoing("There is no conversation here yet: send a message to start one.")
 
 
-async def _about_current(service: ChatService, command: Command) -> str:
+async def _about_current(service: ChatService, command: Command) -> Outgoing:
     conversation_id = await service.current_conversation(command.coordinates)
     if command.name == "stop":
         stopped = await service.stop(conversation_id)
-        return "Stopping." if stopped else "Nothing is running here."
+        return Outgoing("Stopping." if stopped else "Nothing is running here.")
     totals = await service.totals(conversation_id)
     if command.name == "cost":
-        return render_totals(totals, conversation_id=conversation_id)
-    return render_replay(totals, conversation_id=conversation_id)
+        return Outgoing(render_totals(totals, conversation_id=conversation_id))
+    text = render_replay(totals, conversation_id=conversation_id)
+    timeline = getattr(service, "timeline", None)
+    if timeline is None:
+        return Outgoing(text)
+    return Outgoing(text, files=(await _replay_file(timeline, conversation_id),))
+
+
+async def _replay_file(timeline: Any, conversation_id: str) -> Attachment:
+    from bot.replay import render
+
+    lines = render(await timeline(conversation_id), fmt="markdown")
+    content = "\n".join(lines).encode("utf-8")
+    return Attachment(filename=f"replay-{conversation_id[:8]}.md", content=content)

@@ -123,8 +123,8 @@ class DiscordSurface:
         try:
             reply = await execute(self.service, decision)
         except OpsloopError as exc:
-            reply = f"That did not work: {exc}"
-        await ChannelPoster(message.channel).post(Outgoing(text=reply))
+            reply = Outgoing(text=f"That did not work: {exc}")
+        await ChannelPoster(message.channel).post(reply)
 
     async def _ask(self, message: discord.Message, decision: Ask) -> None:
         try:

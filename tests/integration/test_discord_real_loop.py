@@ -107,6 +107,14 @@ async def test_a_dm_gets_a_real_answer_using_a_sandbox_result_and_a_reconnect_ad
         assert totals.messages == 2  # the redelivered message was recognised, not recorded
         assert totals.blocks == 2
 
+        await fake.dispatch("MESSAGE_CREATE", dm("replay"))
+        await fake.wait_until(lambda: bool(fake.sent[-1].files))
+        ((name, content),) = fake.sent[-1].files.items()
+        assert name == f"replay-{cid[:8]}.md"
+        audit = content.decode()
+        assert "print(6 * 7)" in audit and "42" in audit and "And the sum of 0..9 is 45." in audit
+        assert f"opsloop replay {cid}" in fake.sent[-1].content
+
 
 async def test_a_stranger_is_refused_and_the_refusal_is_in_the_log(
     world_readable_dir: Path,

@@ -89,13 +89,14 @@ async def test_a_failing_typing_request_does_not_stop_the_keeper() -> None:
 async def test_new_starts_a_fresh_conversation_at_the_same_place() -> None:
     service = ScriptedService()
     before = await service.current_conversation(DM)
-    reply = await execute(service, Command(name="new", coordinates=DM, message_key="1"))
+    reply = (await execute(service, Command(name="new", coordinates=DM, message_key="1"))).text
     assert reply.startswith("Started a fresh conversation")
     assert await service.current_conversation(DM) != before
 
 
 async def test_cost_shows_tokens_cost_blocks_and_time() -> None:
-    reply = await execute(ScriptedService(), Command(name="cost", coordinates=DM, message_key="1"))
+    command = Command(name="cost", coordinates=DM, message_key="1")
+    reply = (await execute(ScriptedService(), command)).text
     assert "1,200 tokens in / 80 out" in reply
     assert "$0.0021" in reply and "1 block(s)" in reply and "3.4 s" in reply
 
@@ -104,9 +105,10 @@ async def test_replay_points_to_the_audit_log_of_this_conversation() -> None:
     service = ScriptedService()
     cid = await service.current_conversation(DM)
     reply = await execute(service, Command(name="replay", coordinates=DM, message_key="1"))
-    assert f"opsloop replay {cid}" in reply
+    assert f"opsloop replay {cid}" in reply.text
+    assert reply.files == ()  # this service offers no timeline to attach
 
 
 async def test_stop_with_nothing_running_says_so() -> None:
-    reply = await execute(ScriptedService(), Command(name="stop", coordinates=DM, message_key="1"))
-    assert reply == "Nothing is running here."
+    command = Command(name="stop", coordinates=DM, message_key="1")
+    assert (await execute(ScriptedService(), command)).text == "Nothing is running here."
