@@ -33,7 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.application import ConversationApp, open_app  # noqa: E402
 from bot.bootstrap import build_service  # noqa: E402
 from bot.config import Policy  # noqa: E402
-from bot.ports import ModelReply  # noqa: E402
 from bot.providers.scripted import ScriptedModel  # noqa: E402
 from bot.service import OpsloopService  # noqa: E402
 from bot.settings import Settings  # noqa: E402
@@ -196,13 +195,15 @@ def main() -> None:
     lines = [
         "# Loop benchmark",
         "",
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"Python {platform.python_version()}, "
         f"{platform.machine()}, SQLite file store, scripted model, no-op sandbox. "
         "`.venv/bin/python bench/bench_loop.py`",
         "",
         "| measure | value |",
         "|---|---|",
-        f"| baseline: one event append (app command: load, trigger, save; median) | {append:.2f} ms |",
+        "| baseline: one event append (app command: load, trigger, save; median) "
+        f"| {append:.2f} ms |",
         f"| loop wall time per step (median of {args.conversations} conversations x {STEPS} steps) "
         f"| {step:.2f} ms |",
         f"| events recorded per step | {per_step_events:.2f} |",
