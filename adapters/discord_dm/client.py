@@ -82,6 +82,9 @@ def make_client(
 
     ``shards=None`` with ``sharded=True`` lets Discord recommend the count (GET /gateway/bot).
     """
+    # opsloop never looks a message up again (no edit or delete handling): skip the
+    # 1,000-message cache discord.py keeps by default.
+    options.setdefault("max_messages", None)
     if sharded or shards is not None:
         if shards is not None:
             options["shard_count"] = shards
