@@ -78,11 +78,15 @@ def render_code(*, index: int, total: int, language: str, code: str) -> Panel:
 def render_totals(totals: Totals, *, conversation_id: str) -> str:
     """The ``/cost`` line."""
     return (
-        f"conversation {conversation_id[:8]}: {totals.messages} messages, "
-        f"{totals.model_turns} model turns, "
+        f"conversation {conversation_id[:8]}: {_count(totals.messages, 'message')}, "
+        f"{_count(totals.model_turns, 'model turn')}, "
         f"{totals.input_tokens} in / {totals.output_tokens} out tokens, "
-        f"${totals.cost:.4f}, {totals.blocks} blocks, {totals.duration_ms / 1000:.1f} s"
+        f"${totals.cost:.4f}, {_count(totals.blocks, 'block')}, {totals.duration_ms / 1000:.1f} s"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 class TerminalProgress:
