@@ -8,6 +8,7 @@ this boundary. Methods are synchronous; the loop calls them through ``asyncio.to
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -44,6 +45,7 @@ class ConversationApp(ConversationQueries, Application[UUID]):
 
     def __init__(self, env: EnvType | None = None, *, database_url: str = "") -> None:
         self.database_url = database_url
+        self._generations: dict[Coordinates, int] = {}
         with translated(database_url):
             probe(dict(env or {}))
             super().__init__(env)
@@ -57,7 +59,16 @@ class ConversationApp(ConversationQueries, Application[UUID]):
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only the given env: opsloop's settings, not stray library variables."""
-        values = {"IS_SNAPSHOTTING_ENABLED": "y", **(dict(env) if env else {})}
+        values = {
+            "IS_SNAPSHOTTING_ENABLED": "y",
+            # A cache of recently used conversations, fast-forwarded from the store on every
+            # get (so other replicas' events are seen) and deep-copied for each command (so a
+            # command that fails or conflicts never corrupts it): a command then reads only
+            # the events appended since, instead of replaying from the latest snapshot.
+            "AGGREGATE_CACHE_MAXSIZE": "1000",
+            "AGGREGATE_CACHE_FASTFORWARD": "y",
+            **(dict(env) if env else {}),
+        }
         return Environment(name, values)
 
     def construct_mapper(self) -> Mapper[UUID]:
@@ -232,7 +243,19 @@ class ConversationApp(ConversationQueries, Application[UUID]):
         )
 
     def _current_or_start(self, coordinates: Coordinates, *, by: str) -> Conversation:
+        # The generation last seen for these coordinates saves a lookup per message. It is
+        # only a hint: the loaded conversation is fast-forwarded from the store, so if any
+        # process renewed it since, its successor_id says so and we look again.
+        generation = self._generations.get(coordinates)
+        if generation is not None:
+            with contextlib.suppress(NotFound):
+                conv = self._load(self._id(coordinates, generation))
+                if conv.successor_id is None:
+                    return conv
         cid, generation = self._current(coordinates)
+        if len(self._generations) > 10_000:
+            self._generations.clear()
+        self._generations[coordinates] = generation
         try:
             return self._load(cid)
         except NotFound:

@@ -19,17 +19,22 @@ FORMATS = ("text", "json", "markdown")
 def timeline_of(events: Iterable[Any]) -> list[dict[str, Any]]:
     """Plain dicts of stored events, in order."""
     out = []
+    ids: dict[UUID, str] = {}
     for e in events:
         state = vars(e)
+        oid = state["originator_id"]
+        cid = ids.get(oid) or ids.setdefault(oid, str(oid))
         item: dict[str, Any] = {
             "type": type(e).__name__,
             "version": state["originator_version"],
             "timestamp": state["timestamp"].isoformat(),
-            "conversation_id": str(state["originator_id"]),
+            "conversation_id": cid,
         }
         for key, value in state.items():
             if key not in NOT_PAYLOAD:
-                item[key] = str(value) if isinstance(value, UUID) else value
+                item[key] = value
+        if "successor_id" in item:  # the only UUID in a payload
+            item["successor_id"] = str(item["successor_id"])
         out.append(item)
     return out
 

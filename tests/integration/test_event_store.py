@@ -20,6 +20,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.application import Repository
 from eventsourcing.persistence import StoredEvent
 
 from bot.application import ConversationApp, open_app
@@ -279,9 +280,9 @@ class TestEventStore:
         for n in range(1, 150):
             app.receive_message(coordinates=HERE, message_key=f"m{n}", author="a", text="t")
         assert app.snapshots is not None and len(list(app.snapshots.get(cid))) == 1
-        with_snapshot = app.get(cid)
-        app.repository.snapshot_store = None
-        without = app.get(cid)
+        # Uncached repositories, so both really load from the store.
+        with_snapshot = Repository(event_store=app.events, snapshot_store=app.snapshots).get(cid)
+        without = Repository(event_store=app.events).get(cid)
         assert vars(with_snapshot).keys() == vars(without).keys()
         assert (with_snapshot.version, with_snapshot.last_hash, with_snapshot.counts) == (
             without.version,

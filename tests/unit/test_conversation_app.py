@@ -273,3 +273,11 @@ def test_urls_map_to_the_library_environment(tmp_path: object) -> None:
     assert env["CIPHER_TOPIC"].endswith("AESCipher") and env["COMPRESSOR_TOPIC"].endswith(
         "Compressor"
     )
+
+
+def test_a_renewal_by_another_replica_is_followed(app: ConversationApp) -> None:
+    first, _ = app.receive_message(coordinates=HERE, message_key="m1", author="a", text="hi")
+    replica = ConversationApp(dict(app.env), database_url="memory:")
+    second = replica.renew(coordinates=HERE, by="b")
+    cid, recorded = app.receive_message(coordinates=HERE, message_key="m2", author="a", text="x")
+    assert (cid, recorded) == (second, True) and second != first
