@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from sandbox.errors import SandboxError
-from sandbox.layout import JAIL_UID, jail_owner
+from sandbox.layout import jail_owner
 from sandbox.workspace import Workspaces
 from tests.conftest import require_real
 
@@ -32,8 +32,11 @@ def workspaces(data_dir: Path) -> Workspaces:
     return Workspaces(root=data_dir / "workspaces", quota_bytes=8 << 20, idle_seconds=3600)
 
 
+_PROBE: dict[str, str | None] = {}
+
+
 @pytest.fixture
-def jail(workspaces: Workspaces):  # type: ignore[no-untyped-def]
+async def jail(workspaces: Workspaces):  # type: ignore[no-untyped-def]
     """A real in-process nsjail sandbox; skips on a laptop without namespaces, FAILS in CI."""
     from sandbox.jail import NsjailSandbox
 
@@ -41,19 +44,35 @@ def jail(workspaces: Workspaces):  # type: ignore[no-untyped-def]
         sandbox = NsjailSandbox.create(workspaces=workspaces)
     except SandboxError as exc:
         require_real(False, f"the nsjail sandbox cannot be set up here: {exc}")
-    return sandbox
-
-
-def jail_processes() -> list[str]:
-    """Host processes running as the jail's host uid (there must be none between runs)."""
-    uid = jail_owner()[0]
-    if uid != JAIL_UID:  # not root: the jail runs as us, so count nothing we cannot tell apart
-        return []
-    found = []
-    for proc in psutil.process_iter(["uids", "cmdline", "pid"]):
+    if "error" not in _PROBE:  # one real jail per session tells whether namespaces work
         try:
-            if proc.info["uids"] and proc.info["uids"].real == uid and proc.pid != os.getpid():
-                found.append(f"{proc.pid} {' '.join(proc.info['cmdline'] or [])}")
+            await sandbox.run(language="bash", code="true")
+            _PROBE["error"] = None
+        except SandboxError as exc:
+            _PROBE["error"] = str(exc)
+    require_real(_PROBE["error"] is None, f"jails cannot be created here: {_PROBE['error']}")
+    yield sandbox
+    await sandbox.aclose()
+
+
+def jail_processes(marker: str) -> list[str]:
+    """Host processes of the jail's host uid whose command line carries ``marker``.
+
+    The machine is shared (other jails may be running), so each test tags the processes it
+    starts (argv[0]) and looks only for those.
+    """
+    uid = jail_owner()[0]
+    found = []
+    for proc in psutil.process_iter(["uids", "cmdline"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if proc.info["uids"] and proc.info["uids"].real == uid and marker in cmdline:
+                found.append(f"{proc.pid} {cmdline}")
         except psutil.Error:
             continue
     return found
+
+
+def marker() -> str:
+    """A unique tag for the processes of one test."""
+    return f"opsloop-test-{uuid.uuid4().hex[:12]}"

@@ -185,9 +185,11 @@ async def test_a_server_error_is_not_retried() -> None:
 
 async def test_healthz_answers_without_a_token() -> None:
     server = await serve(FakeRunner(), token=TOKEN)
-    async with aiohttp.ClientSession() as session:
-        async with session.get(server.make_url("/healthz")) as response:
-            assert response.status == 200 and (await response.json())["ok"] is True
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(server.make_url("/healthz")) as response,
+    ):
+        assert response.status == 200 and (await response.json())["ok"] is True
     await server.close()
 
 
