@@ -1,0 +1,168 @@
+"""The loop's commands as a user runs them: ``opsloop ask``, ``demo``, ``resume``, ``doctor``.
+
+Each test runs the real console script in a subprocess with its own data directory (SQLite
+file, workspaces) and the scripted model; blocks run in the real nsjail sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_real
+
+SCRIPT = """
+[[turns]]
+text = '''
+Let me count.
+<helpers>
+print(sum(range(10)))
+</helpers>
+'''
+
+[[turns]]
+text = "The sum is 45."
+"""
+DOWN = """
+[[turns]]
+unavailable = "503 Service Unavailable"
+"""
+
+
+@pytest.fixture(scope="module")
+def jails_work() -> None:
+    from sandbox.check import diagnose_sync
+
+    require_real(diagnose_sync().jails_work, "nsjail cannot run blocks on this host")
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="opsloop-cli-"))
+    path.chmod(0o755)  # the jail user must reach the workspaces under it
+    (path / "script.toml").write_text(SCRIPT, encoding="utf-8")
+    (path / "down.toml").write_text(DOWN, encoding="utf-8")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def opsloop(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    command = Path(sys.executable).with_name("opsloop")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOP_")}
+    base.update(
+        OPSLOOP_DATA_DIR=str(home),
+        OPSLOOP_PROVIDER="scripted",
+        OPSLOOP_MODEL=str(home / "script.toml"),
+        COLUMNS="100",
+    )
+    base.update(env)
+    return subprocess.run(
+        [str(command), *args], cwd=home, env=base, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_ask_prints_only_the_answer(home: Path, jails_work: None) -> None:
+    done = opsloop(home, "ask", "what is the sum of 0..9?")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "The sum is 45.\n"
+
+
+def test_ask_json_reports_tokens_blocks_and_no_stop(home: Path, jails_work: None) -> None:
+    done = opsloop(home, "ask", "what is the sum of 0..9?", "--json")
+
+    result = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr
+    assert result["answer"] == "The sum is 45." and result["stopped_reason"] is None
+    assert result["blocks"] == 1 and result["input_tokens"] > 0 and result["output_tokens"] > 0
+    assert set(result) >= {
+        "conversation_id",
+        "answer",
+        "input_tokens",
+        "output_tokens",
+        "cost",
+        "blocks",
+        "stopped_reason",
+    }
+    replay = opsloop(home, "replay", result["conversation_id"][:8])
+    assert "block t1b1 finished: exit 0" in replay.stdout and "45" in replay.stdout
+
+
+def test_ask_exits_non_zero_when_the_loop_stops_without_an_answer(home: Path) -> None:
+    done = opsloop(home, "ask", "anyone there?", "--json", OPSLOOP_MODEL=str(home / "down.toml"))
+
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert result["answer"] is None and result["stopped_reason"] == "model_unavailable"
+
+
+def test_resume_with_an_id_retries_a_conversation_whose_model_was_down(
+    home: Path, jails_work: None
+) -> None:
+    failed = json.loads(
+        opsloop(home, "ask", "sum?", "--json", OPSLOOP_MODEL=str(home / "down.toml")).stdout
+    )
+
+    resumed = opsloop(home, "resume", failed["conversation_id"][:8])  # the model is back
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert "The sum is 45." in resumed.stdout
+    again = opsloop(home, "ask", "and now?", "--conversation", failed["conversation_id"], "--json")
+    assert json.loads(again.stdout)["conversation_id"] == failed["conversation_id"]
+
+
+def test_resume_with_nothing_interrupted_says_so(home: Path) -> None:
+    done = opsloop(home, "resume")
+    assert done.returncode == 0 and "nothing to resume" in done.stdout
+
+
+def test_the_demo_answers_from_what_its_blocks_printed_in_the_sandbox(
+    home: Path, jails_work: None
+) -> None:
+    done = opsloop(home, "demo")
+
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    assert "logged the most errors" in done.stdout
+    assert "answer:" in done.stdout  # the replay was printed
+    assert (home / "demo.sqlite3").exists()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_doctor_passes_when_every_part_works(home: Path, jails_work: None) -> None:
+    done = opsloop(home, "doctor")
+    assert done.returncode == 0, done.stdout
+    assert "ok   model: scripted:" in done.stdout and "all good" in done.stdout
+
+
+def test_doctor_names_a_broken_model_with_its_fix_and_fails(home: Path) -> None:
+    done = opsloop(
+        home,
+        "doctor",
+        "--provider",
+        "ollama",
+        "--model",
+        "llama3.1",
+        OLLAMA_HOST=f"http://127.0.0.1:{closed_port()}",
+    )
+    assert done.returncode == 1
+    assert "FAIL model: ollama:llama3.1" in done.stdout
+    assert "fix: start Ollama" in done.stdout
+
+
+def test_doctor_names_an_unusable_event_store_with_its_fix(home: Path) -> None:
+    done = opsloop(home, "doctor", OPSLOOP_DATABASE_URL="mysql://nope")
+    assert done.returncode == 1
+    assert "FAIL event store" in done.stdout and "fix:" in done.stdout
