@@ -144,7 +144,7 @@ async def main(*, mentions: int, out: Path) -> int:
         env=env,
         cwd=work,
         stdout=subprocess.DEVNULL,
-        stderr=open(work / "bot.log", "wb"),
+        stderr=subprocess.DEVNULL,
     )
     base = subprocess.Popen([sys.executable, "-c", BASELINE, str(base_port)])
     try:
@@ -212,7 +212,8 @@ async def main(*, mentions: int, out: Path) -> int:
         f"{mentions} signed `app_mention` requests sent at once to `opsloop serve slack --http` "
         f"({channels} channels), scripted model, SQLite, nsjail; Web API = local stand-in. "
         f"Baseline: a bare aiohttp server answering 200, same client, same run. "
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}. "
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}. "
         f"Run: `.venv/bin/python bench/bench_slack.py --mentions {mentions}`.",
         "",
         "| " + " | ".join(header) + " |",

@@ -12,15 +12,18 @@ receipt's ``duplicate`` status: nothing visible happens and no second loop start
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import render
@@ -54,6 +57,7 @@ class SlackSurface:
         signing_secret: str = "",
         pacer_interval: float = 1.0,
         status_interval: float = 1.5,
+        ack_priority_seconds: float = 1.0,
     ) -> None:
         self.service = service
         self.access = access
@@ -65,6 +69,10 @@ class SlackSurface:
         self._runs: dict[str, _Run] = {}
         self._threads: OrderedDict[Coordinates, None] = OrderedDict()
         self._commands: OrderedDict[str, None] = OrderedDict()
+        self._acking_now = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._ack_priority = ack_priority_seconds
         self.app = AsyncApp(
             client=client,
             signing_secret=signing_secret,
@@ -74,17 +82,43 @@ class SlackSurface:
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
 
+    # -- acknowledgements first ---------------------------------------------------------------
+
+    async def dispatch(self, request: AsyncBoltRequest) -> BoltResponse:
+        """Hand one Events API request to Bolt; HTTP mode calls this."""
+        with self._acking():
+            return await self.app.async_dispatch(request)
+
+    @contextlib.contextmanager
+    def _acking(self) -> Iterator[None]:
+        self._acking_now += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._acking_now -= 1
+            if self._acking_now == 0:
+                self._quiet.set()
+
+    async def _acks_first(self) -> None:
+        """Under a burst, let pending acknowledgements out before loops compete for the CPU
+        and the store; bounded, so a steady stream of events cannot starve the loops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quiet.wait(), timeout=self._ack_priority)
+
     # -- listeners (must stay fast: they run before the ack) --------------------------------
 
     async def _on_mention(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, ack: AsyncAck
     ) -> None:
-        await self._handle(body=body, event=event, kind="mention", context=context, ack=ack)
+        with self._acking():  # Socket Mode reaches the listeners without ``dispatch``
+            await self._handle(body=body, event=event, kind="mention", context=context, ack=ack)
 
     async def _on_message(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, ack: AsyncAck
     ) -> None:
-        await self._handle(body=body, event=event, kind="message", context=context, ack=ack)
+        with self._acking():
+            await self._handle(body=body, event=event, kind="message", context=context, ack=ack)
 
     async def _handle(
         self,
@@ -181,6 +215,7 @@ class SlackSurface:
         return known
 
     async def _start(self, conversation_id: str, progress: SlackProgress) -> None:
+        await self._acks_first()
         await progress.react("eyes")
         self._kick(conversation_id, progress)
 

@@ -39,7 +39,7 @@ def web_application(surface: SlackSurface) -> web.Application:
     """
 
     async def events(request: web.Request) -> web.Response:
-        bolt_response = await surface.app.async_dispatch(await to_bolt_request(request))
+        bolt_response = await surface.dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
     async def health(_: web.Request) -> web.Response:
