@@ -5,7 +5,7 @@ nsjail), talking to the local Slack Web API stand-in; the bench sends signed Eve
 requests. The baseline, measured in the same run with the same client, is a bare aiohttp
 server that answers 200 at once: the ratio is what opsloop adds to an HTTP round trip.
 
-    .venv/bin/python bench/bench_slack.py [--mentions 50] [--out bench/results/slack.md]
+    .venv/bin/python bench/bench_slack.py [--mentions 50] [--repeat 3] [--out FILE]
 
 Targets (issue 5): ack p99 < 300 ms on this machine; bot RSS while serving < 200 MB.
 """
@@ -120,7 +120,7 @@ class RssSampler:
         self._task.cancel()
 
 
-async def main(*, mentions: int, out: Path) -> int:
+async def main(*, mentions: int, repeat: int, out: Path) -> int:
     slack = SlackStandIn()
     await slack.start()
     work = Path(tempfile.mkdtemp(prefix="opsloop-bench-slack-"))
@@ -159,14 +159,18 @@ async def main(*, mentions: int, out: Path) -> int:
         await slack.wait_for(lambda: len(slack.of("chat.stopStream")) >= 5, timeout=60)
         sampler = RssSampler(bot.pid)
         idle_rss = sampler.now()
-        baseline = await burst(base_url, mentions=mentions, first_ts=1000, channels=channels)
+        rounds: list[tuple[list[float], list[float], float]] = []  # (bot, baseline, answered)
         with sampler:
-            started = time.monotonic()
-            acks = await burst(bot_url, mentions=mentions, first_ts=1000, channels=channels)
-            await slack.wait_for(
-                lambda: len(slack.of("chat.stopStream")) >= 5 + mentions, timeout=180
-            )
-            all_answered = time.monotonic() - started
+            for number in range(repeat):
+                first = 1000 * (number + 1)
+                baseline = await burst(
+                    base_url, mentions=mentions, first_ts=first, channels=channels
+                )
+                started = time.monotonic()
+                acks = await burst(bot_url, mentions=mentions, first_ts=first, channels=channels)
+                done = 5 + mentions * (number + 1)
+                await slack.wait_for(lambda: len(slack.of("chat.stopStream")) >= done, timeout=180)  # noqa: B023
+                rounds.append((acks, baseline, time.monotonic() - started))
     finally:
         bot.terminate()
         base.terminate()
@@ -176,8 +180,13 @@ async def main(*, mentions: int, out: Path) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     ms = 1000.0
+    # The machine is shared: each round is a burst against both servers back to back, and
+    # the table shows the round with the median p99, plus every round's p99 below it.
+    rounds.sort(key=lambda r: pct(r[0], 0.99))
+    acks, baseline, all_answered = rounds[len(rounds) // 2]
     p50, p99 = pct(acks, 0.5) * ms, pct(acks, 0.99) * ms
     b50, b99 = pct(baseline, 0.5) * ms, pct(baseline, 0.99) * ms
+    every = ", ".join(f"{pct(r[0], 0.99) * ms:.0f}/{pct(r[1], 0.99) * ms:.0f}" for r in rounds)
     mb = 1024 * 1024
     rows = [
         ("ack latency p50", f"{p50:.0f} ms", f"{b50:.0f} ms", f"{p50 / b50:.1f}x", ""),
@@ -220,6 +229,9 @@ async def main(*, mentions: int, out: Path) -> int:
         "|" + "---|" * len(header),
         *("| " + " | ".join(row) + " |" for row in rows),
         "",
+        f"p99 of every round, opsloop/baseline in ms (median round above): {every}. "
+        f"Load average at the end: {os.getloadavg()[0]:.1f}.",
+        "",
     ]
     text = "\n".join(lines)
     print(text)
@@ -231,6 +243,7 @@ async def main(*, mentions: int, out: Path) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mentions", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3, help="bursts; the median is shown")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "slack.md")
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(mentions=args.mentions, out=args.out)))
+    sys.exit(asyncio.run(main(mentions=args.mentions, repeat=args.repeat, out=args.out)))
