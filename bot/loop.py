@@ -18,13 +18,16 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
 from bot.errors import ModelUnavailable
+from bot.interrupted import seconds_left
 from bot.ports import ChatMessage, ChatModel, ModelReply, Progress, ProviderFailure, Sandbox
 from bot.surface import Outcome
 from domain import steps as step_types
+from domain.errors import DomainError
 from domain.helpers import SUPPORTED_LANGUAGES
 from domain.steps import next_step
 from sandbox.errors import OutcomeUnknown, SandboxError
@@ -42,6 +45,7 @@ INTERRUPTED_DETAIL = (
     "the process running this block stopped before its outcome was recorded; "
     "it was not run again, so its effects are unknown"
 )
+RECHECK_SECONDS = 1.0  # how often to look at a block another process may still be running
 CANCELLED_BLOCK_DETAIL = "cancelled by the user while it was running; its effects are unknown"
 
 
@@ -119,6 +123,8 @@ class LoopRunner:
     build_prompt: PromptBuilder
     sandbox_limits: Limits | None = None
     workspace_for: Callable[[UUID], str] = str
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _locks: dict[UUID, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
     _running: dict[UUID, _Running] = field(default_factory=dict, init=False, repr=False)
 
@@ -171,6 +177,15 @@ class LoopRunner:
                 return await self._stop(
                     cid, progress, reason="cancelled", detail="stopped by the user"
                 )
+            except DomainError as exc:  # another process stopped, renewed or moved it on
+                detail = f"another process changed this conversation: {_one_line(exc)}"
+                await progress.stopped(reason="superseded", detail=detail)
+                return Outcome(
+                    conversation_id=str(cid),
+                    answer=None,
+                    stopped_reason="superseded",
+                    detail=detail,
+                )
             if outcome is not None:
                 return outcome
 
@@ -187,6 +202,10 @@ class LoopRunner:
                 self.app.skip_block, cid, block_id=step.block.block_id, reason=step.reason
             )
         elif isinstance(step, step_types.ResolveUnknown):
+            wait = await self._running_elsewhere_for(cid, step.block)
+            if wait > 0:  # it may still be running in another process: look again shortly
+                await self._cancellable(running, self.sleep(min(wait, RECHECK_SECONDS)))
+                return None
             await self._call(
                 self.app.mark_block_unknown,
                 cid,
@@ -294,6 +313,14 @@ class LoopRunner:
         await self._call(self.app.finish_block, cid, block_id=block.block_id, result=result)
         await progress.block_finished(
             index=block.index, total=total, language=block.language, code=block.code, result=result
+        )
+
+    async def _running_elsewhere_for(self, cid: UUID, block: BlockState) -> float:
+        """Seconds until a started block is certainly over (its wall limit plus a grace)."""
+        timeline = await self._call(self.app.timeline, cid)
+        default_wall = getattr(self.sandbox_limits, "wall_seconds", 10.0)
+        return seconds_left(
+            timeline, block_id=block.block_id, default_wall_seconds=default_wall, now=self.now()
         )
 
     async def _stop(self, cid: UUID, progress: Progress, *, reason: str, detail: str) -> Outcome:

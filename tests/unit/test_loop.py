@@ -277,3 +277,83 @@ async def test_a_finished_conversation_is_idle(status: str) -> None:
 
     assert outcome.answer is None and outcome.stopped_reason is None
     assert model.seen == []
+
+
+class Clock:
+    """A clock that only moves when the runner sleeps."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.at = datetime(2026, 1, 1, tzinfo=UTC)
+        self.slept: list[float] = []
+        self.on_sleep = None
+
+    def now(self):  # type: ignore[no-untyped-def]
+        return self.at
+
+    async def sleep(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.slept.append(seconds)
+        self.at += timedelta(seconds=seconds)
+        if self.on_sleep is not None:
+            self.on_sleep()
+
+
+def started_moments_ago(clock: Clock):  # type: ignore[no-untyped-def]
+    app, model, sandbox, _, cid = setup(["Done."])
+    app.record_model_reply(
+        cid, reply=reply("<helpers>\nslow()\n</helpers>"), prompt_fingerprint="x"
+    )
+    app.start_block(cid, block_id="t1b1", limits={"wall_seconds": 10.0})
+    app.events[cid][-1][1]["timestamp"] = clock.at.isoformat()  # as the real timeline has it
+    runner = LoopRunner(
+        app=app,
+        model=model,
+        sandbox=sandbox,
+        limits=LoopLimits(),
+        build_prompt=simple_prompt,
+        now=clock.now,
+        sleep=clock.sleep,
+    )
+    return app, sandbox, runner, cid
+
+
+async def test_a_block_started_moments_ago_is_declared_lost_only_after_its_wall_limit() -> None:
+    clock = Clock()
+    app, sandbox, runner, cid = started_moments_ago(clock)
+
+    await runner.run(cid, RecordingProgress())
+
+    assert 15.0 <= sum(clock.slept) <= 16.0  # wall limit 10 s + 5 s grace, checked each second
+    assert app.kinds(cid)[3] == "BlockOutcomeUnknown"
+    assert sandbox.ran == []
+
+
+async def test_a_block_another_process_finishes_meanwhile_is_not_declared_lost() -> None:
+    clock = Clock()
+    app, _, runner, cid = started_moments_ago(clock)
+    clock.on_sleep = lambda: app.finish_block(cid, block_id="t1b1", result=Result(stdout="ok\n"))
+
+    outcome = await runner.run(cid, RecordingProgress())
+
+    assert "BlockOutcomeUnknown" not in app.kinds(cid)
+    assert outcome.answer == "Done."
+
+
+async def test_a_conversation_moved_on_by_another_process_ends_this_loop_quietly() -> None:
+    from domain.errors import ConversationRenewed
+
+    app, _, _, runner, cid = setup(["<helpers>\nprint(1)\n</helpers>"])
+
+    def renewed(*_: object, **__: object) -> None:
+        raise ConversationRenewed("conversation x was replaced by y (new)")
+
+    app.start_block = renewed  # type: ignore[method-assign]
+    progress = RecordingProgress()
+
+    outcome = await runner.run(cid, progress)
+
+    assert outcome.stopped_reason == "superseded" and "replaced" in outcome.detail
+    assert progress.calls[-1] == ("stopped", "superseded")
