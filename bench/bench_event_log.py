@@ -76,7 +76,24 @@ def stored_size(app: ConversationApp) -> int:
     return len(app.mapper.to_stored_event(conv.collect_events()[-1]).state)
 
 
-def raw_sqlite_insert(path: str, size: int, n: int) -> float:
+def paired(first: Callable[[], None], second: Callable[[], None], *, n: int,
+           rounds: int = 7) -> tuple[float, float]:
+    """Seconds per call of each, alternating rounds so both see the same machine load."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(rounds):
+        for fn, out in ((first, times[0]), (second, times[1])):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            out.append((time.perf_counter() - t0) / n)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+Inserter = tuple[Callable[[], None], Callable[[], None]]  # (insert one row, close)
+
+
+def raw_sqlite_inserter(path: str, size: int) -> Inserter:
+    """A raw sqlite3 INSERT of a blob of ``size`` bytes into a WAL-mode file."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE blobs (id TEXT, version INTEGER, topic TEXT, state BLOB, "
@@ -87,13 +104,11 @@ def raw_sqlite_insert(path: str, size: int, n: int) -> float:
         conn.execute("INSERT INTO blobs VALUES (?, ?, ?, ?)",
                      ("a" * 32, next(counter), "domain.events:MessageReceived", blob))
 
-    try:
-        return best_per_op(insert, n=n)
-    finally:
-        conn.close()
+    return insert, conn.close
 
 
-def raw_postgres_insert(url: str, size: int, n: int) -> float:
+def raw_postgres_inserter(url: str, size: int) -> Inserter:
+    """A raw psycopg INSERT (autocommit) of a blob of ``size`` bytes into a plain table."""
     import psycopg
 
     conn = psycopg.connect(url, autocommit=True)
@@ -105,10 +120,7 @@ def raw_postgres_insert(url: str, size: int, n: int) -> float:
         conn.execute("INSERT INTO blobs VALUES (%s, %s, %s, %s)",
                      (uid, next(counter), "domain.events:MessageReceived", blob))
 
-    try:
-        return best_per_op(insert, n=n)
-    finally:
-        conn.close()
+    return insert, conn.close
 
 
 def grow(app: ConversationApp, *, events: int, thread: str) -> Conversation:
@@ -173,7 +185,7 @@ def replay_process(url: str, cid: str) -> tuple[float, int]:
     return time.perf_counter() - t0, out.stdout.count(b"\n")
 
 
-def bench_store(name: str, url: str, baseline: Callable[[int, int], float]) -> list[Row]:
+def bench_store(name: str, url: str, baseline: Callable[[int], Inserter]) -> list[Row]:
     rows: list[Row] = []
     app = open_app(database_url=url)
     try:
@@ -185,9 +197,12 @@ def bench_store(name: str, url: str, baseline: Callable[[int, int], float]) -> l
             app.receive_message(coordinates=HERE, message_key=f"k-{next(counter):06d}",
                                 author="alice", text=TEXT)
 
-        per_append = best_per_op(append, n=200)
         size = stored_size(app)
-        per_raw = baseline(size, 200)
+        raw_insert, close_raw = baseline(size)
+        try:
+            per_append, per_raw = paired(append, raw_insert, n=100)
+        finally:
+            close_raw()
         ratio = per_append / per_raw
         rows.append(Row(name, f"append one MessageReceived ({size} B stored)",
                         f"{per_append * 1e3:.3f} ms", f"raw INSERT {per_raw * 1e3:.3f} ms",
@@ -227,7 +242,7 @@ def postgres_rows(base: str) -> list[Row]:
         conn.execute(f"CREATE DATABASE {name}")
     url = base.rsplit("/", 1)[0] + "/" + name
     try:
-        return bench_store("PostgreSQL", url, lambda size, n: raw_postgres_insert(url, size, n))
+        return bench_store("PostgreSQL", url, lambda size: raw_postgres_inserter(url, size))
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -242,7 +257,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         raw_path = f"{tmp}/raw.sqlite3"
         rows += bench_store("SQLite", f"sqlite:///{tmp}/events.sqlite3",
-                            lambda size, n: raw_sqlite_insert(raw_path, size, n))
+                            lambda size: raw_sqlite_inserter(raw_path, size))
     pg = os.environ.get("OPSLOOP_TEST_POSTGRES_URL")
     skipped = "" if pg else "\nPostgreSQL: skipped (OPSLOOP_TEST_POSTGRES_URL is not set).\n"
     if pg:

@@ -23,10 +23,11 @@ from domain.ids import conversation_id
 
 if TYPE_CHECKING:
     from eventsourcing.application import Repository
-    from eventsourcing.persistence import ApplicationRecorder, EventStore
+    from eventsourcing.persistence import ApplicationRecorder, EventStore, Mapper
 
     from bot.application import ConversationApp
     from bot.readmodel import ReadModel
+    from bot.store import CheckedMapper
 
 
 class ConversationQueries:
@@ -35,6 +36,7 @@ class ConversationQueries:
     if TYPE_CHECKING:
         database_url: str
         recorder: ApplicationRecorder
+        mapper: Mapper[UUID]
         events: EventStore[UUID]
         readmodel: ReadModel
 
@@ -79,7 +81,10 @@ class ConversationQueries:
     @_boundary
     def timeline(self, conversation_id: UUID) -> list[dict[str, Any]]:
         """One plain dict per event, in order (what ``replay --format json`` prints)."""
-        items = timeline_of(self.events.get(conversation_id))
+        # Straight from the stored rows: no event objects are built for a replay.
+        mapper = cast("CheckedMapper", self.mapper)
+        stored = self.recorder.select_events(conversation_id)
+        items = timeline_of(mapper.to_state(s) for s in stored)
         if not items:
             raise NotFound(f"no conversation {conversation_id}")
         return items

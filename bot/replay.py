@@ -16,16 +16,15 @@ from domain.chain import NOT_PAYLOAD
 FORMATS = ("text", "json", "markdown")
 
 
-def timeline_of(events: Iterable[Any]) -> list[dict[str, Any]]:
-    """Plain dicts of stored events, in order."""
+def timeline_of(events: Iterable[tuple[type, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Plain dicts of stored events, in order, from (event class, decoded state) pairs."""
     out = []
     ids: dict[UUID, str] = {}
-    for e in events:
-        state = vars(e)
+    for cls, state in events:
         oid = state["originator_id"]
         cid = ids.get(oid) or ids.setdefault(oid, str(oid))
         item: dict[str, Any] = {
-            "type": type(e).__name__,
+            "type": cls.__name__,
             "version": state["originator_version"],
             "timestamp": state["timestamp"].isoformat(),
             "conversation_id": cid,

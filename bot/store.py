@@ -186,6 +186,13 @@ class CheckedMapper(Mapper):
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         """Decode one stored event (decrypt, decompress, upcast)."""
+        cls, state = self.to_state(stored_event)
+        domain_event: Any = object.__new__(cls)
+        object.__setattr__(domain_event, "__dict__", state)
+        return domain_event
+
+    def to_state(self, stored_event: StoredEvent) -> tuple[type, dict[str, Any]]:
+        """The event class and the upcast state of one stored event (no object is built)."""
         try:
             cls = resolve_topic(stored_event.topic)
         except TopicError:
@@ -215,9 +222,7 @@ class CheckedMapper(Mapper):
         while stored_version < known:
             getattr(cls, f"upcast_v{stored_version}_v{stored_version + 1}")(state)
             stored_version += 1
-        domain_event = object.__new__(cls)
-        object.__setattr__(domain_event, "__dict__", state)
-        return domain_event
+        return cls, state
 
     def decode_state(self, stored_event: StoredEvent) -> dict[str, Any]:
         """The stored state as a dict, exactly as written (no upcast)."""
