@@ -24,7 +24,9 @@ from rich.syntax import Syntax
 from rich.text import Text
 
 from adapters.terminal_stream import BlockFilter
+from bot.errors import OpsloopError
 from bot.surface import ChatService, Coordinates, Incoming, Outcome, Totals
+from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
     from sandbox.result import RunResult
@@ -107,6 +109,12 @@ class TerminalProgress:
         if self._status is not None:
             self._status.stop()
             self._status = None
+
+    def reset(self) -> None:
+        """Stop any spinner and forget a half-streamed reply (after an error)."""
+        self._unspin()
+        self._filter = BlockFilter()
+        self._streamed = False
 
     def _end_stream(self) -> None:
         rest = self._filter.flush()
@@ -249,7 +257,11 @@ class ChatRepl:
                 if not await self.command(text):
                     return
                 continue
-            await self.send(text)
+            try:
+                await self.send(text)
+            except (OpsloopError, SandboxError) as exc:  # one sentence, and the chat goes on
+                self.progress.reset()
+                self.console.print(f"[red]opsloop: {exc}[/red]")
 
     async def send(self, text: str) -> Outcome | None:
         """Record one message and run its loop."""
