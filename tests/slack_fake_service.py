@@ -8,6 +8,7 @@ holds every run at ``thinking`` until released, to stand for a slow model.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 
@@ -28,7 +29,9 @@ class FakeChatService:
     def __init__(self, *, output_for: Callable[[str], str] = lambda text: "4\n") -> None:
         self.output_for = output_for
         self.gate: asyncio.Event | None = None
+        self.receive_delay = 0.0  # a slow store: seconds before a message counts as recorded
         self.received: list[Incoming] = []
+        self.recorded_at: list[float] = []  # time.monotonic() when each message was recorded
         self.refused: list[tuple[Incoming, str]] = []
         self.runs: list[str] = []
         self.stops: list[str] = []
@@ -56,7 +59,10 @@ class FakeChatService:
         if incoming.message_key in self._keys:
             return Receipt(conversation_id=cid, status="duplicate")
         self._keys.add(incoming.message_key)
+        if self.receive_delay:
+            await asyncio.sleep(self.receive_delay)
         self.received.append(incoming)
+        self.recorded_at.append(time.monotonic())
         self._messages.setdefault(cid, []).append(incoming)
         return Receipt(conversation_id=cid, status="recorded")
 

@@ -52,6 +52,8 @@ class SlackStandIn:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._changed = asyncio.Event()
+        self.sockets: list[web.WebSocketResponse] = []  # Socket Mode connections
+        self.socket_acks: dict[str, float] = {}  # envelope_id -> when its ack arrived
 
     @property
     def base_url(self) -> str:
@@ -62,7 +64,11 @@ class SlackStandIn:
         """Listen on a free loopback port."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.add_routes(
-            [web.post("/api/{method}", self._api), web.post("/upload/{file_id}", self._upload)]
+            [
+                web.post("/api/{method}", self._api),
+                web.post("/upload/{file_id}", self._upload),
+                web.get("/socket", self._socket),
+            ]
         )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -204,6 +210,8 @@ class SlackStandIn:
             }
         if method in ("chat.appendStream", "chat.stopStream", "chat.update"):
             return {"ok": True, "channel": p.get("channel"), "ts": p.get("ts")}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": f"ws://{request.host}/socket"}
         if method == "reactions.add":
             return {"ok": True}
         if method == "assistant.threads.setStatus":
@@ -219,6 +227,37 @@ class SlackStandIn:
                 "files": [{"id": f.get("id"), "title": f.get("title")} for f in files],
             }
         return {"ok": False, "error": "unknown_method"}
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        self._changed.set()
+        await ws.send_json({"type": "hello", "num_connections": 1, "debug_info": {}})
+        async for frame in ws:
+            if frame.type == aiohttp.WSMsgType.TEXT:
+                data = json.loads(frame.data)
+                if "envelope_id" in data:
+                    self.socket_acks[data["envelope_id"]] = time.monotonic()
+                    self._changed.set()
+        self.sockets.remove(ws)
+        return ws
+
+    async def push_event(
+        self, body: dict[str, Any], *, envelope_id: str, retry_attempt: int = 0
+    ) -> None:
+        """Send an Events API payload over the Socket Mode connection, as Slack does."""
+        await self.wait_for(lambda: bool(self.sockets))
+        await self.sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": "events_api",
+                "accepts_response_payload": False,
+                "retry_attempt": retry_attempt,
+                "retry_reason": "timeout" if retry_attempt else "",
+                "payload": body,
+            }
+        )
 
     async def _upload(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
