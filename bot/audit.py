@@ -165,7 +165,7 @@ def _verify_one(app: ConversationApp, cid: UUID) -> tuple[int, Problem | None]:
     if summary is not None and summary.version == last.version and summary.head_hash != prev:
         return bad(
             len(rows) - 1,
-            "was altered after it was recorded (its hash differs from "
-            "the one recorded when it was written)",
+            "was altered: its hash differs from the one the read model "
+            "recorded when it followed the log",
         )
     return len(rows), None

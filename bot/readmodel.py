@@ -15,6 +15,10 @@ ignores older ones, and both the row upsert and the position only move forward, 
 processes catching up at once cannot double-count. On PostgreSQL the library inserts events
 under a table lock, so notification ids become visible in order and the follower never skips
 one that commits late.
+
+With ``OPSLOOP_CIPHER_KEY`` the events are encrypted, but these rows are not: they hold ids,
+platform coordinates, author names and counts in clear so they can be filtered. Message
+texts, code and outputs exist only in the (encrypted) events.
 """
 
 from __future__ import annotations
