@@ -120,7 +120,8 @@ class NsjailSandbox:
         """Run one block in a fresh jail; errors of the sandbox itself are raised."""
         data = check_request(language=language, code=code, max_code_bytes=self.max_code_bytes)
         limits = limits or self.default_limits
-        await asyncio.to_thread(self.workspaces.prune_if_due)  # rmtree can take a while
+        if self.workspaces.prune_due():
+            await asyncio.to_thread(self.workspaces.prune)  # rmtree can take a while
         workspace_dir = self.workspaces.prepare(workspace) if workspace else None
         run_dir = RunDir(code=data, suffix=SUFFIXES[language])
         cgroup: RunCgroup | None = None

@@ -7,6 +7,7 @@ the log) and on every result (``unsafe_local=True``, which the event log keeps).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -81,6 +82,8 @@ class UnsafeLocalSandbox:
         data = check_request(language=language, code=code, max_code_bytes=self.max_code_bytes)
         limits = limits or self.default_limits
         log.warning(WARNING)
+        if self.workspaces.prune_due():
+            await asyncio.to_thread(self.workspaces.prune)
         run_dir = RunDir(code=data, suffix=SUFFIXES[language])
         try:
             workspace_dir = (

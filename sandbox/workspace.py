@@ -111,12 +111,13 @@ class Workspaces:
                     removed.append(entry.name)
         return removed
 
-    def prune_if_due(self) -> None:
-        """Prune at most every few minutes (called on the way into a run)."""
+    def prune_due(self) -> bool:
+        """True at most every few minutes: then the caller prunes (off the event loop)."""
         now = time.monotonic()
-        if now - self._last_prune >= PRUNE_EVERY_SECONDS:
-            self._last_prune = now
-            self.prune()
+        if now - self._last_prune < PRUNE_EVERY_SECONDS:
+            return False
+        self._last_prune = now
+        return True
 
 
 def _scratch_base() -> Path:
