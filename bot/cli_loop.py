@@ -26,6 +26,9 @@ ModelOpt = Annotated[
 ]
 
 
+TERMINAL_PLATFORMS = ("terminal", "cli")  # whose answers belong in this terminal
+
+
 def register(app: typer.Typer) -> None:
     """Add this group's commands to ``app``."""
     app.command("chat")(chat)
@@ -161,9 +164,16 @@ def resume(
                 await service.reopen_if_model_failed(cid)
                 targets = [cid]
             else:
-                targets = [cid for cid, _ in await service.interrupted()]
+                found = await service.interrupted()
+                targets = [cid for cid, c in found if c.platform in TERMINAL_PLATFORMS]
+                elsewhere = [c.platform for _, c in found if c.platform not in TERMINAL_PLATFORMS]
+                for platform in sorted(set(elsewhere)):
+                    console.print(
+                        f"{elsewhere.count(platform)} interrupted {platform} conversation(s) "
+                        f"resume when `opsloop serve {platform}` starts (or name one here)"
+                    )
             if not targets:
-                console.print("nothing to resume: no conversation was interrupted")
+                console.print("nothing to resume here: no terminal conversation was interrupted")
                 return 0
             unanswered = 0
             for cid in targets:
@@ -171,7 +181,9 @@ def resume(
                 outcome = await run_with_ctrl_c(
                     service=service, conversation_id=cid, progress=TerminalProgress(console)
                 )
-                if outcome.answer is None and outcome.stopped_reason is not None:
+                if outcome.answer is None and outcome.stopped_reason is None:
+                    console.print(f"conversation {cid[:8]} has nothing to resume")
+                elif outcome.answer is None:
                     unanswered += 1
             return 1 if unanswered else 0
         finally:

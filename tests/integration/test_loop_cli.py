@@ -124,6 +124,14 @@ def test_resume_with_nothing_interrupted_says_so(home: Path) -> None:
     assert done.returncode == 0 and "nothing to resume" in done.stdout
 
 
+def test_resume_of_an_answered_conversation_says_there_is_nothing_to_do(
+    home: Path, jails_work: None
+) -> None:
+    answered = json.loads(opsloop(home, "ask", "sum?", "--json").stdout)
+    done = opsloop(home, "resume", answered["conversation_id"])
+    assert done.returncode == 0 and "has nothing to resume" in done.stdout
+
+
 def test_the_demo_answers_from_what_its_blocks_printed_in_the_sandbox(
     home: Path, jails_work: None
 ) -> None:
@@ -166,3 +174,32 @@ def test_doctor_names_an_unusable_event_store_with_its_fix(home: Path) -> None:
     done = opsloop(home, "doctor", OPSLOOP_DATABASE_URL="mysql://nope")
     assert done.returncode == 1
     assert "FAIL event store" in done.stdout and "fix:" in done.stdout
+
+
+def test_resume_leaves_chat_platform_conversations_to_their_own_serve_command(home: Path) -> None:
+    from bot.application import open_app
+    from bot.surface import Coordinates
+
+    app = open_app(database_url=f"sqlite:///{home / 'opsloop.sqlite3'}")
+    try:
+        cid, _ = app.receive_message(
+            coordinates=Coordinates("slack", "T1", "C1", "1.0"),
+            message_key="Ev1",
+            author="U1",
+            text="disk?",
+        )
+    finally:
+        app.close()
+
+    done = opsloop(home, "resume")
+
+    assert done.returncode == 0
+    assert (
+        "1 interrupted slack conversation(s) resume when `opsloop serve slack` starts"
+        in done.stdout
+    )
+    app = open_app(database_url=f"sqlite:///{home / 'opsloop.sqlite3'}")
+    try:
+        assert [t["type"] for t in app.timeline(cid)][-1] == "MessageReceived"  # untouched
+    finally:
+        app.close()
