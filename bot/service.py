@@ -100,8 +100,10 @@ class OpsloopService:
         """The id of the conversation these coordinates currently map to."""
         return str(await _thread(self.app.current_id, coordinates))
 
-    async def new_conversation(self, coordinates: Coordinates, *, by: str = "user") -> str:
+    async def new_conversation(self, coordinates: Coordinates, *, by: str | None = None) -> str:
         """Start a fresh conversation at the same coordinates; returns its id."""
+        if by is None:  # the protocol does not carry the author; a terminal's channel is its user
+            by = coordinates.channel if coordinates.platform in ("terminal", "cli") else "user"
         return str(await _thread(self.app.renew, coordinates=coordinates, by=by))
 
     async def interrupted(self, *, platform: str | None = None) -> list[tuple[str, Coordinates]]:
