@@ -57,6 +57,16 @@ async def check_sandbox(*, settings: Settings, policy: Policy) -> Check:
         return Check("sandbox", False, _one_line(exc), SANDBOX_FIX)
     problems = "; ".join(report.problems)
     unsafe = settings.sandbox == "unsafe-local"
+    blocked = None if unsafe else _unreachable_workspaces(settings=settings, policy=policy)
+    if report.jails_work and blocked:
+        return Check(
+            "sandbox",
+            False,
+            blocked,
+            "set OPSLOOP_DATA_DIR (or [sandbox] workspace_root "
+            "in opsloop.toml) to a directory such as /var/lib/opsloop, or chmod o+x "
+            "the directory named",
+        )
     if report.jails_work:
         detail = " ".join(f"nsjail {report.nsjail_version or ''} runs blocks".split())
         detail += f" ({report.enforcement})"
@@ -84,6 +94,21 @@ async def check_sandbox(*, settings: Settings, policy: Policy) -> Check:
             SANDBOX_FIX,
         )
     return Check("sandbox", False, problems or "nsjail could not run a probe block", SANDBOX_FIX)
+
+
+def _unreachable_workspaces(*, settings: Settings, policy: Policy) -> str | None:
+    """Why the jail user could not reach the workspaces (the probe block uses a scratch one)."""
+    from bot.sandboxing import workspace_root
+    from sandbox.layout import unreachable_part
+
+    root = workspace_root(settings=settings, policy=policy.sandbox)
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    blocked = unreachable_part(existing / "workspace")
+    if blocked is None:
+        return None
+    return f"workspaces in {root} are not reachable by the jail user: {blocked} is not searchable"
 
 
 async def _check_sandbox_service(*, settings: Settings, policy: Policy) -> Check:
