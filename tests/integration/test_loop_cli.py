@@ -203,3 +203,22 @@ def test_resume_leaves_chat_platform_conversations_to_their_own_serve_command(ho
         assert [t["type"] for t in app.timeline(cid)][-1] == "MessageReceived"  # untouched
     finally:
         app.close()
+
+
+def test_doctor_flags_workspaces_the_jail_user_cannot_reach(home: Path, jails_work: None) -> None:
+    from sandbox.layout import JAIL_UID, jail_owner
+
+    if jail_owner()[0] != JAIL_UID:
+        pytest.skip("blocks run as this user (not root), so every workspace is reachable")
+    private = home / "private"
+    private.mkdir(mode=0o700)
+
+    done = opsloop(
+        home,
+        "doctor",
+        OPSLOOP_DATA_DIR=str(private / "data"),
+        OPSLOOP_MODEL=str(home / "script.toml"),
+    )
+
+    assert done.returncode == 1
+    assert "FAIL sandbox: workspaces in" in done.stdout and "OPSLOOP_DATA_DIR" in done.stdout
