@@ -157,30 +157,16 @@ class LoopRunner:
 
     async def _loop(self, cid: UUID, progress: Progress, running: _Running) -> Outcome:
         while True:
-            state: LoopState = await self._call(self.app.get, cid)
-            step = next_step(state, self.limits)
-            if isinstance(step, step_types.Idle):
-                return Outcome(conversation_id=str(cid), answer=None, stopped_reason=None)
-            if running.cancelled:
-                return await self._stop(
-                    cid, progress, reason="cancelled", detail="stopped by the user"
-                )
-            if isinstance(step, step_types.Answer):
-                await self._call(self.app.answer, cid, text=step.text)
-                await progress.answered(step.text)
-                return Outcome(conversation_id=str(cid), answer=step.text, stopped_reason=None)
-            if isinstance(step, step_types.Stop):
-                return await self._stop(cid, progress, reason=step.reason, detail=step.detail)
             try:
-                outcome = await self._perform(cid, step, state, progress, running)
+                outcome = await self._step(cid, progress, running)
             except _Cancelled:
-                return await self._stop(
+                outcome = await self._stop(
                     cid, progress, reason="cancelled", detail="stopped by the user"
                 )
             except DomainError as exc:  # another process stopped, renewed or moved it on
                 detail = f"another process changed this conversation: {_one_line(exc)}"
                 await progress.stopped(reason="superseded", detail=detail)
-                return Outcome(
+                outcome = Outcome(
                     conversation_id=str(cid),
                     answer=None,
                     stopped_reason="superseded",
@@ -188,6 +174,22 @@ class LoopRunner:
                 )
             if outcome is not None:
                 return outcome
+
+    async def _step(self, cid: UUID, progress: Progress, running: _Running) -> Outcome | None:
+        """Decide and perform one step; an ``Outcome`` when the loop is over."""
+        state: LoopState = await self._call(self.app.get, cid)
+        step = next_step(state, self.limits)
+        if isinstance(step, step_types.Idle):
+            return Outcome(conversation_id=str(cid), answer=None, stopped_reason=None)
+        if running.cancelled:
+            raise _Cancelled
+        if isinstance(step, step_types.Answer):
+            await self._call(self.app.answer, cid, text=step.text)
+            await progress.answered(step.text)
+            return Outcome(conversation_id=str(cid), answer=step.text, stopped_reason=None)
+        if isinstance(step, step_types.Stop):
+            return await self._stop(cid, progress, reason=step.reason, detail=step.detail)
+        return await self._perform(cid, step, state, progress, running)
 
     async def _perform(
         self, cid: UUID, step: object, state: LoopState, progress: Progress, running: _Running

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,8 @@ async def test_a_block_left_running_by_a_dead_process_is_recorded_unknown_and_no
     app.record_model_reply(cid, reply=reply(marker), prompt_fingerprint="f")
     app.start_block(cid, block_id="t1b1", limits={})
     assert [c for c, _ in await service.interrupted()] == [str(cid)]
+    # ...a minute ago: long past the block's wall limit, so it cannot still be running anywhere.
+    service.runner.now = lambda: datetime.now(UTC) + timedelta(minutes=1)
 
     outcome = await service.run(str(cid), RecordingProgress())
 
