@@ -1,8 +1,9 @@
 """A hand-written ``ChatService`` for the Slack adapter's tests: records, then plays a script.
 
-Each run answers every message not yet answered: ``thinking``, one python block whose result
-comes from ``output_for(text)``, then an answer quoting the message. ``gate`` (when set)
-holds every run at ``thinking`` until released, to stand for a slow model.
+Each run answers every message not yet answered: ``thinking``, streamed prose with one python
+block whose result comes from ``output_for(text)``, then a streamed answer quoting the
+message. ``gate`` (when set) holds every run at ``thinking`` until released, to stand for a
+slow model.
 """
 
 from __future__ import annotations
@@ -88,12 +89,15 @@ class FakeChatService:
                 if self.gate is not None:
                     await self.gate.wait()
                 code = f"print({text!r})"
+                await self._say(progress, f"Let me run that.\n<helpers>\n{code}\n</helpers>\n")
                 await progress.block_started(index=1, total=1, language="python", code=code)
                 result = ok_result(self.output_for(text))
                 await progress.block_finished(
                     index=1, total=1, language="python", code=code, result=result
                 )
+                await progress.thinking()
                 answer = f"Answer to {text!r}: {result.stdout.strip()[:40]}"
+                await self._say(progress, answer)
                 await progress.answered(answer)
                 self._answered[conversation_id] = self._answered.get(conversation_id, 0) + 1
         except asyncio.CancelledError:
@@ -102,6 +106,12 @@ class FakeChatService:
         finally:
             self._running.pop(conversation_id, None)
         return Outcome(conversation_id=conversation_id, answer=answer, stopped_reason=None)
+
+    @staticmethod
+    async def _say(progress: Progress, reply: str) -> None:
+        """Stream ``reply`` in small pieces, as a model does (tags split across pieces)."""
+        for start in range(0, len(reply), 5):
+            await progress.model_text(reply[start : start + 5])
 
     async def stop(self, conversation_id: str) -> bool:
         """Cancel the running loop, if any."""

@@ -101,30 +101,34 @@ class SlackStandIn:
             and c.params.get("thread_ts") == thread_ts
         ]
 
-    def thread_text(self, channel: str, thread_ts: str) -> str:
-        """Everything shown in a thread: posts, their blocks, streamed text, file titles."""
-        out: list[str] = []
-        stream_ts = set()
+    def streams_in(self, channel: str, thread_ts: str) -> list[str]:
+        """The full text of each message streamed into a thread, in order."""
+        texts: dict[str, str] = {}
         for c in self.calls:
             p = c.params
-            if (
-                c.method == "chat.postMessage"
-                and p.get("channel") == channel
-                and p.get("thread_ts") == thread_ts
+            if c.method == "chat.startStream" and (p.get("channel"), p.get("thread_ts")) == (
+                channel,
+                thread_ts,
+            ):
+                texts[p["_ts"]] = str(p.get("markdown_text", ""))
+            elif c.method == "chat.appendStream" and p.get("ts") in texts:
+                texts[p["ts"]] += str(p.get("markdown_text", ""))
+        return list(texts.values())
+
+    def thread_text(self, channel: str, thread_ts: str) -> str:
+        """Everything shown in a thread: posts with their blocks, streams, file titles."""
+        out: list[str] = []
+        for c in self.calls:
+            p = c.params
+            if c.method == "chat.postMessage" and (p.get("channel"), p.get("thread_ts")) == (
+                channel,
+                thread_ts,
             ):
                 out.append(str(p.get("text", "")))
                 out.append(json.dumps(p.get("blocks", "")))
-            elif (
-                c.method == "chat.startStream"
-                and p.get("channel") == channel
-                and p.get("thread_ts") == thread_ts
-            ):
-                stream_ts.add(p["_ts"])
-                out.append(str(p.get("markdown_text", "")))
-            elif c.method == "chat.appendStream" and p.get("ts") in stream_ts:
-                out.append(str(p.get("markdown_text", "")))
             elif c.method == "files.completeUploadExternal" and p.get("thread_ts") == thread_ts:
                 out.append(json.dumps(p.get("files", "")))
+        out.extend(self.streams_in(channel, thread_ts))
         return "\n".join(out)
 
     def reactions(self, channel: str, ts: str) -> list[str]:

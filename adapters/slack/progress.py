@@ -2,8 +2,9 @@
 
 👀 on receipt; a status while working (the assistant thread status where the workspace
 allows it, otherwise one message edited in place, throttled for ``chat.update``'s limits);
-each block as code plus result; the answer streamed with ``chat.startStream`` where
-available, else posted; ✅ or ❗ at the end. A Slack call that fails is logged and never
+the model's prose streamed live with ``chat.startStream`` where available (``<helpers>``
+blocks hidden: each block is shown as code plus result once it has run), else posted; the
+final answer the same way; ✅ or ❗ at the end. A Slack call that fails is logged and never
 breaks the loop: the conversation's log matters more than a missing reaction.
 """
 
@@ -15,18 +16,18 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import render
 from adapters.slack.pacer import ChannelPacer
+from adapters.slack.stream import SLACK_ERRORS, LiveStream
+from adapters.terminal_stream import BlockFilter
 
 if TYPE_CHECKING:
     from sandbox.result import RunResult
 
 log = logging.getLogger(__name__)
-_SLACK_ERRORS = (SlackApiError, ClientError, asyncio.TimeoutError)
 
 
 @dataclass
@@ -70,6 +71,9 @@ class SlackProgress:
         self._last_update = 0.0
         self._pending: str | None = None
         self._flush: asyncio.Task[None] | None = None
+        self._filter = BlockFilter()
+        self._prose = ""  # this turn's text outside blocks
+        self._live: LiveStream | None = None
         self.finished = False
 
     # -- Slack calls ------------------------------------------------------------------------
@@ -77,7 +81,7 @@ class SlackProgress:
     async def _call(self, method: str, /, **kwargs: Any) -> dict[str, Any] | None:
         try:
             response = await getattr(self._client, method)(**kwargs)
-        except _SLACK_ERRORS as exc:
+        except SLACK_ERRORS as exc:
             log.warning("slack %s failed in %s: %s", method, self._thread.channel, exc)
             return None
         return dict(response.data) if isinstance(response.data, dict) else {}
@@ -125,7 +129,7 @@ class SlackProgress:
                 # Not an assistant thread, or the feature is off: fall back for this channel.
                 log.info("assistant status unavailable in %s: %s", t.channel, exc)
                 self._caps.no_assistant_status.add(t.channel)
-            except _SLACK_ERRORS as exc:
+            except SLACK_ERRORS as exc:
                 log.warning("slack assistant.threads.setStatus failed: %s", exc)
                 return
         self._pending = f"_⏳ {text}_"
@@ -170,15 +174,40 @@ class SlackProgress:
     # -- Progress ---------------------------------------------------------------------------
 
     async def thinking(self) -> None:
-        """The loop waits for the model."""
+        """The loop waits for the model: a new turn starts."""
+        await self._end_prose()
         await self._status("is thinking…")
 
     async def model_text(self, chunk: str) -> None:
-        """Streamed model text is shown once the turn is known to be the answer (``answered``)."""
+        """Stream the model's prose as it comes (blocks are held back)."""
+        prose = self._filter.feed(chunk)
+        self._prose += prose
+        if prose and self._caps.streaming:
+            if self._live is None:
+                self._live = self._stream()
+            await self._live.write(prose)
 
     async def block_started(self, *, index: int, total: int, language: str, code: str) -> None:
-        """Say which block runs."""
+        """End the turn's prose and say which block runs."""
+        await self._end_prose()
         await self._status(f"is running block {index}/{total} ({language})…")
+
+    def _stream(self) -> LiveStream:
+        return LiveStream(
+            client=self._client, pacer=self._pacer, capabilities=self._caps, thread=self._thread
+        )
+
+    async def _end_prose(self) -> None:
+        """The turn's prose is complete: stop its stream, or post it where streams are refused."""
+        rest = self._filter.flush()
+        prose, live = self._prose + rest, self._live
+        self._filter, self._prose, self._live = BlockFilter(), "", None
+        if live is not None and live.started:
+            await live.write(rest)
+            await live.close()
+        elif prose.strip():
+            for message in render.answer_messages(prose.strip()):
+                await self.post(message)
 
     async def block_finished(
         self, *, index: int, total: int, language: str, code: str, result: RunResult
@@ -191,15 +220,25 @@ class SlackProgress:
         )
 
     async def answered(self, text: str) -> None:
-        """Show the answer (streamed where possible) and mark the message ✅."""
+        """Finish the answer (streamed where possible) and mark the message ✅."""
         self.finished = True
+        rest = self._filter.flush()
+        live = self._live
+        self._filter, self._prose, self._live = BlockFilter(), "", None
         await self._end_status("_✅ done_")
-        await self._send_answer(text)
+        if live is not None and live.started:
+            await live.write(rest)
+            if not await live.finish_as(text):
+                for message in render.answer_messages(text):
+                    await self.post(message)
+        else:
+            await self._send_answer(text)
         await self.react("white_check_mark")
 
     async def stopped(self, *, reason: str, detail: str) -> None:
         """Say in one sentence why the loop stopped and mark the message ❗."""
         self.finished = True
+        await self._end_prose()
         await self._end_status("_❗ stopped_")
         await self.post_text(render.stopped_sentence(reason=reason, detail=detail))
         await self.react("exclamation")
@@ -207,35 +246,17 @@ class SlackProgress:
     async def failed(self) -> None:
         """The surface or service failed: one sentence and ❗ (the traceback goes to the log)."""
         self.finished = True
+        await self._end_prose()
         await self._end_status("_❗ failed_")
         await self.post_text(render.failure_sentence())
         await self.react("exclamation")
 
     async def _send_answer(self, text: str) -> None:
-        t = self._thread
         if self._caps.streaming:
-            pieces = render.stream_chunks(text)
-            await self._pacer.wait(t.channel)
-            try:
-                started = await self._client.chat_startStream(
-                    channel=t.channel,
-                    thread_ts=t.thread_ts,
-                    markdown_text=pieces[0],
-                    recipient_team_id=t.team or None,
-                    recipient_user_id=t.user or None,
-                )
-            except SlackApiError as exc:
-                log.info("chat.startStream unavailable, posting answers instead: %s", exc)
-                self._caps.streaming = False
-            except _SLACK_ERRORS as exc:
-                log.warning("slack chat.startStream failed: %s", exc)
-            else:
-                ts = str(started.get("ts", ""))
-                for piece in pieces[1:]:
-                    await self._call(
-                        "chat_appendStream", channel=t.channel, ts=ts, markdown_text=piece
-                    )
-                await self._call("chat_stopStream", channel=t.channel, ts=ts)
+            live = self._stream()
+            await live.write(text)
+            if live.started:
+                await live.close()
                 return
         for message in render.answer_messages(text):
             await self.post(message)

@@ -146,8 +146,8 @@ def answer_messages(text: str) -> list[SlackMessage]:
 
 
 def stream_chunks(text: str) -> list[str]:
-    """The answer cut into ``chat.appendStream`` pieces."""
-    return split_text(text, limit=STREAM_CHUNK)
+    """``text`` cut into ``chat.appendStream`` pieces that join back to exactly ``text``."""
+    return [text[i : i + STREAM_CHUNK] for i in range(0, len(text), STREAM_CHUNK)]
 
 
 _STOP_SENTENCES = {

@@ -116,7 +116,10 @@ async def test_a_redelivery_to_the_real_service_gives_one_answer(tmp_path: Path)
             lambda: "white_check_mark" in bot.slack.reactions("C1", "200.1"), timeout=60
         )
         await bot.surface.idle()
-        assert len(bot.slack.of("chat.startStream")) == 1
+        assert (
+            bot.slack.streams_in("C1", "200.1")[-1] == "The answer is 42, as the sandbox printed."
+        )
+        assert sum("answer is 42" in t for t in bot.slack.streams_in("C1", "200.1")) == 1
         assert (
             sum("Block 1/1" in c.params.get("text", "") for c in bot.slack.posts_in("C1", "200.1"))
             == 1
@@ -150,7 +153,13 @@ async def test_fifty_mentions_in_five_seconds_are_acked_within_3s_and_answered_i
         await bot.slack.wait_for(lambda: answered() == 50, timeout=120)
         for n in range(50):
             channel, thread = channels[n % 25], f"{300 + n}.1"
-            streams = [
-                c for c in bot.slack.of("chat.startStream") if c.params["thread_ts"] == thread
-            ]
-            assert len(streams) == 1 and streams[0].params["channel"] == channel
+            expected = (
+                f"Answer to 'question {n}': 4"
+                if kind == "fake"
+                else "The answer is 42, as the sandbox printed."
+            )
+            streams = bot.slack.streams_in(channel, thread)
+            assert streams.count(expected) == 1 and streams[-1] == expected
+            assert any(
+                "Block 1/1" in c.params.get("text", "") for c in bot.slack.posts_in(channel, thread)
+            )

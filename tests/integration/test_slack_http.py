@@ -25,7 +25,9 @@ async def test_a_mention_gets_eyes_a_block_and_a_streamed_answer_in_its_thread()
         assert "exit 0" in shown  # and its result
         assert "Answer to 'add 2+2': 4" in shown  # the streamed answer
         assert bot.slack.reactions("C1", "100.1") == ["eyes", "white_check_mark"]
-        assert [c.method for c in bot.slack.calls].count("chat.stopStream") == 1
+        prose, answer = bot.slack.streams_in("C1", "100.1")  # streamed live, block hidden
+        assert prose.strip() == "Let me run that." and answer == "Answer to 'add 2+2': 4"
+        assert len(bot.slack.of("chat.stopStream")) == 2
         assert service.received[0].text == "add 2+2"  # the mention itself is stripped
 
 
@@ -41,9 +43,9 @@ async def test_the_message_is_recorded_before_slack_is_acknowledged_and_the_loop
         )
         assert status == 200 and 0.3 <= seconds < 3.0
         assert [m.text for m in service.received] == ["slow"]  # recorded when the ack came
-        assert not any(c.method == "chat.stopStream" for c in bot.slack.calls)  # not answered yet
+        assert bot.slack.of("chat.startStream") == []  # nothing said yet
         service.gate.set()
-        await bot.slack.wait_for(lambda: bool(bot.slack.of("chat.stopStream")))
+        await bot.slack.wait_for(lambda: "white_check_mark" in bot.slack.reactions("C1", "1.1"))
 
 
 async def test_a_redelivery_while_the_loop_runs_starts_no_second_loop_and_no_second_reply() -> None:
@@ -55,11 +57,12 @@ async def test_a_redelivery_while_the_loop_runs_starts_no_second_loop_and_no_sec
         assert (await bot.events.send(body, retry_num=1))[0] == 200
         assert (await bot.events.send(body, retry_num=2))[0] == 200
         service.gate.set()
-        await bot.slack.wait_for(lambda: bool(bot.slack.of("chat.stopStream")))
+        await bot.slack.wait_for(lambda: "white_check_mark" in bot.slack.reactions("C1", "1.1"))
         await bot.surface.idle()
         assert len(service.received) == 1
         assert len(service.runs) == 1
-        assert len(bot.slack.of("chat.startStream")) == 1
+        answers = [t for t in bot.slack.streams_in("C1", "1.1") if t.startswith("Answer")]
+        assert answers == ["Answer to 'once': 4"]
         assert bot.slack.reactions("C1", "1.1") == ["eyes", "white_check_mark"]
 
 
@@ -69,10 +72,10 @@ async def test_a_reply_in_the_thread_continues_the_conversation_without_a_mentio
         await bot.events.send(
             envelope(mention(channel="C1", ts="1.1", text="first"), event_id="Ev1")
         )
-        await bot.slack.wait_for(lambda: len(bot.slack.of("chat.stopStream")) == 1)
+        await bot.slack.wait_for(lambda: "white_check_mark" in bot.slack.reactions("C1", "1.1"))
         reply = message(channel="C1", ts="1.2", thread_ts="1.1", text="and then?")
         await bot.events.send(envelope(reply, event_id="Ev2"))
-        await bot.slack.wait_for(lambda: len(bot.slack.of("chat.stopStream")) == 2)
+        await bot.slack.wait_for(lambda: "white_check_mark" in bot.slack.reactions("C1", "1.2"))
         first, second = service.received
         assert first.coordinates == second.coordinates  # the same conversation
         assert "Answer to 'and then?'" in bot.slack.thread_text("C1", "1.1")

@@ -9,7 +9,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = yaml.safe_load((ROOT / "deploy" / "slack-manifest.yaml").read_text(encoding="utf-8"))
-ADAPTER = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "adapters" / "slack").glob("*.py"))
+ADAPTER = "\n".join(
+    p.read_text(encoding="utf-8") for p in (ROOT / "adapters" / "slack").glob("*.py")
+)
 
 # Web API methods the adapter calls (by slack_sdk method name) and the scope each needs.
 METHOD_SCOPES = {

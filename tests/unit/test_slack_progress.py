@@ -140,3 +140,62 @@ async def test_a_finished_block_is_posted_as_code_and_result() -> None:
     ((method, kwargs),) = client.calls
     assert method == "chat.postMessage" and kwargs["thread_ts"] == "1.1"
     assert "exit 1" in kwargs["text"] and "boom" in str(kwargs["blocks"])
+
+
+def streamed(client: RecordingClient) -> str:
+    return "".join(
+        kw.get("markdown_text", "")
+        for m, kw in client.calls
+        if m in ("chat.startStream", "chat.appendStream")
+    )
+
+
+async def say(progress: SlackProgress, reply: str) -> None:
+    for start in range(0, len(reply), 3):  # tags split across chunks, as models do
+        await progress.model_text(reply[start : start + 3])
+
+
+async def test_prose_is_streamed_live_without_its_helper_blocks_and_ends_when_a_block_runs() -> (
+    None
+):
+    client = RecordingClient(assistant=True, streaming=True)
+    progress = progress_with(client)
+    await progress.thinking()
+    await say(progress, 'Checking disk.\n<helpers lang="bash">\ndf -h\n</helpers>\nBack soon.')
+    await progress.block_started(index=1, total=1, language="bash", code="df -h")
+    assert streamed(client) == "Checking disk.\nBack soon."
+    assert client.methods().count("chat.stopStream") == 1
+
+
+async def test_an_answer_already_streamed_is_finished_not_posted_again() -> None:
+    client = RecordingClient(assistant=True, streaming=True)
+    progress = progress_with(client)
+    await progress.thinking()
+    await say(progress, "The disk is full of old logs.")
+    await progress.answered("The disk is full of old logs.")
+    assert streamed(client) == "The disk is full of old logs."
+    assert client.methods().count("chat.startStream") == 1
+    assert "chat.postMessage" not in client.methods()
+
+
+async def test_an_answer_that_differs_from_the_streamed_prose_is_posted_whole() -> None:
+    client = RecordingClient(assistant=True, streaming=True)
+    progress = progress_with(client)
+    await say(progress, "Draft words")
+    await progress.answered("Final words")
+    posts = [kw["text"] for m, kw in client.calls if m == "chat.postMessage"]
+    assert posts == ["Final words"]
+    assert client.methods().count("chat.stopStream") == 1  # the draft stream was closed
+
+
+async def test_where_streams_are_refused_the_prose_of_a_turn_is_posted_when_its_block_runs() -> (
+    None
+):
+    client = RecordingClient(assistant=True, streaming=False)
+    progress = progress_with(client)
+    await progress.thinking()
+    await say(progress, "Checking disk.\n<helpers>\nprint(1)\n</helpers>\n")
+    await progress.block_started(index=1, total=1, language="python", code="print(1)")
+    posts = [kw["text"] for m, kw in client.calls if m == "chat.postMessage"]
+    assert posts == ["Checking disk."]
+    assert client.methods().count("chat.startStream:refused") == 1
