@@ -73,6 +73,16 @@ async def test_a_memory_bomb_is_killed_and_reported_as_memory_exceeded(jail) -> 
     assert result.signal == signal.SIGKILL and result.memory_exceeded and not result.timed_out
 
 
+async def test_a_block_cannot_fake_a_kill_it_is_pid_1_of_its_namespace(jail) -> None:
+    # SIGKILL from inside a pid namespace does not kill its init, so a SIGKILL in a result
+    # really came from outside (our timer, nsjail, or the kernel's OOM killer).
+    result = await py(
+        jail, "import os, signal; os.kill(os.getpid(), signal.SIGKILL); print('alive')"
+    )
+    assert result.exit_code == 0 and result.stdout == "alive\n"
+    assert not result.memory_exceeded and not result.timed_out
+
+
 async def test_a_python_fork_bomb_is_capped_and_leaves_nothing_behind(jail) -> None:
     tag = marker()
     bomb = (
