@@ -25,6 +25,7 @@ from uuid import UUID
 from bot.errors import ModelUnavailable
 from bot.interrupted import seconds_left
 from bot.ports import ChatMessage, ChatModel, ModelReply, Progress, ProviderFailure, Sandbox
+from bot.safe_progress import SafeProgress
 from bot.surface import Outcome
 from domain import steps as step_types
 from domain.errors import DomainError
@@ -139,7 +140,7 @@ class LoopRunner:
             running = _Running(task=asyncio.current_task())
             self._running[conversation_id] = running
             try:
-                return await self._loop(conversation_id, progress, running)
+                return await self._loop(conversation_id, SafeProgress(progress), running)
             finally:
                 self._running.pop(conversation_id, None)
 

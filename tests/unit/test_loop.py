@@ -357,3 +357,22 @@ async def test_a_conversation_moved_on_by_another_process_ends_this_loop_quietly
 
     assert outcome.stopped_reason == "superseded" and "replaced" in outcome.detail
     assert progress.calls[-1] == ("stopped", "superseded")
+
+
+class BrokenProgress(RecordingProgress):
+    """A surface whose every post fails (a chat API that is down)."""
+
+    async def block_started(self, *, index: int, total: int, language: str, code: str) -> None:
+        raise ConnectionError("chat API down")
+
+    async def answered(self, text: str) -> None:
+        raise ConnectionError("chat API down")
+
+
+async def test_a_surface_that_fails_to_show_a_step_does_not_stop_the_loop() -> None:
+    app, _, sandbox, runner, cid = setup([TWO_BLOCKS, "Done anyway."])
+
+    outcome = await runner.run(cid, BrokenProgress())
+
+    assert outcome.answer == "Done anyway."
+    assert len(sandbox.ran) == 2 and app.kinds(cid)[-1] == "Answered"
