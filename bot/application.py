@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, Mapper
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, Mapper, Recording
 from eventsourcing.utils import Environment, EnvType
 
 from bot.errors import NotFound, OpsloopError, StoreError
@@ -70,6 +70,15 @@ class ConversationApp(ConversationQueries, Application[UUID]):
             **(dict(env) if env else {}),
         }
         return Environment(name, values)
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Record, then cache what was saved, so the next command does not re-read it."""
+        recordings = super()._record(processing_event)
+        cache = self.repository.cache
+        if cache is not None:  # (the library only does this without fast-forwarding)
+            for aggregate_id, aggregate in processing_event.aggregates.items():
+                cache.put(aggregate_id, aggregate)
+        return recordings
 
     def construct_mapper(self) -> Mapper[UUID]:
         """The library's mapper with opsloop's error translation and upcast hashes."""
