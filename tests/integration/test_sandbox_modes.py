@@ -160,3 +160,20 @@ def test_sandbox_check_reports_jails_enforcement_and_version(jail, data_dir) -> 
     assert done.returncode == 0 and report["jails_work"] is True
     assert report["enforcement"] in {"cgroup v2", "cgroup v1", "rlimit only"}
     assert report["nsjail_version"]
+
+
+async def test_without_cgroups_memory_degrades_to_an_address_space_limit(jail) -> None:
+    from sandbox.cgroups import CgroupSetup
+
+    degraded = NsjailSandbox(
+        nsjail=jail.nsjail,
+        layout=jail.layout,
+        cgroups=CgroupSetup(kind="none", reason="test"),
+        workspaces=jail.workspaces,
+    )
+    code = "chunks = []\nwhile True:\n    chunks.append(bytearray(8 * 1024 * 1024))\n"
+    result = await degraded.run(
+        language="python", code=code, limits=Limits(wall_seconds=5, memory_mb=64)
+    )
+    assert result.exit_code == 1 and "MemoryError" in result.stderr
+    assert not result.memory_exceeded  # RLIMIT_AS failures cannot be told apart (documented)
