@@ -109,8 +109,7 @@ class _Running:
     """Book-keeping of one loop running in this process."""
 
     cancelled: bool = False
-    current: asyncio.Future[Any] | None = None
-    task: asyncio.Task[Any] | None = None
+    current: asyncio.Future[Any] | None = None  # the model call or block being awaited
 
 
 @dataclass
@@ -128,6 +127,7 @@ class LoopRunner:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _locks: dict[UUID, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
     _running: dict[UUID, _Running] = field(default_factory=dict, init=False, repr=False)
+    _users: dict[UUID, int] = field(default_factory=dict, init=False, repr=False)
 
     def is_running(self, conversation_id: UUID) -> bool:
         """Whether a loop of this conversation is running in this process."""
@@ -136,13 +136,21 @@ class LoopRunner:
     async def run(self, conversation_id: UUID, progress: Progress) -> Outcome:
         """Run the loop until it answers, stops, or has nothing to do."""
         lock = self._locks.setdefault(conversation_id, asyncio.Lock())
-        async with lock:
-            running = _Running(task=asyncio.current_task())
-            self._running[conversation_id] = running
-            try:
-                return await self._loop(conversation_id, SafeProgress(progress), running)
-            finally:
-                self._running.pop(conversation_id, None)
+        self._users[conversation_id] = self._users.get(conversation_id, 0) + 1
+        try:
+            async with lock:
+                running = _Running()
+                self._running[conversation_id] = running
+                try:
+                    return await self._loop(conversation_id, SafeProgress(progress), running)
+                finally:
+                    self._running.pop(conversation_id, None)
+        finally:
+            # A long-lived server sees many conversations: drop a lock nobody holds or awaits.
+            self._users[conversation_id] -= 1
+            if not self._users[conversation_id]:
+                del self._users[conversation_id]
+                del self._locks[conversation_id]
 
     async def cancel(self, conversation_id: UUID) -> bool:
         """Ask the running loop of this conversation to stop; False when none runs here."""

@@ -376,3 +376,11 @@ async def test_a_surface_that_fails_to_show_a_step_does_not_stop_the_loop() -> N
 
     assert outcome.answer == "Done anyway."
     assert len(sandbox.ran) == 2 and app.kinds(cid)[-1] == "Answered"
+
+
+async def test_a_finished_loop_leaves_no_lock_behind() -> None:
+    _, _, _, runner, cid = setup(["done"])
+
+    await runner.run(cid, RecordingProgress())
+
+    assert runner._locks == {} and runner._users == {}
