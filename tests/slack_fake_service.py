@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from bot.errors import NotFound
+from bot.errors import NotFound, StoreUnreachable
 from bot.ports import Progress
 from bot.surface import Coordinates, Incoming, Outcome, Receipt, Totals
 from sandbox.result import RunResult
@@ -31,6 +31,7 @@ class FakeChatService:
         self.output_for = output_for
         self.gate: asyncio.Event | None = None
         self.receive_delay = 0.0  # a slow store: seconds before a message counts as recorded
+        self.store_down = False  # receive raises StoreUnreachable, as the real one would
         self.received: list[Incoming] = []
         self.recorded_at: list[float] = []  # time.monotonic() when each message was recorded
         self.refused: list[tuple[Incoming, str]] = []
@@ -56,6 +57,8 @@ class FakeChatService:
 
     async def receive(self, incoming: Incoming) -> Receipt:
         """Record the message, or say it is a redelivery."""
+        if self.store_down:
+            raise StoreUnreachable("the event store at sqlite:///x cannot be reached")
         cid = self._cid(incoming.coordinates)
         if incoming.message_key in self._keys:
             return Receipt(conversation_id=cid, status="duplicate")

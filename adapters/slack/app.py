@@ -35,7 +35,7 @@ from bot.errors import NotFound, OpsloopError
 from bot.surface import ChatService, Coordinates
 
 log = logging.getLogger(__name__)
-_MEMORY = 10_000  # thread and command keys remembered in process
+_MEMORY = 10_000  # thread, command and notice keys remembered in process
 
 
 @dataclass
@@ -68,7 +68,7 @@ class SlackSurface:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runs: dict[str, _Run] = {}
         self._threads: OrderedDict[Coordinates, None] = OrderedDict()
-        self._commands: OrderedDict[str, None] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()  # commands, notices
         self._acking_now = 0
         self._quiet = asyncio.Event()
         self._quiet.set()
@@ -147,24 +147,32 @@ class SlackSurface:
         if reason is not None:
             receipt = await self.service.refuse(incoming, reason=reason)
             await ack()
-            if receipt.status == "refused" and receipt.reply:
-                self._spawn(self._progress(inbound).post_text(receipt.reply))
+            self._notify(inbound, receipt.reply if receipt.status == "refused" else "")
             return
         if inbound.command is not None:
             await ack()
-            if self._remember(self._commands, incoming.message_key):
+            if self._remember(self._seen, ("command", incoming.message_key)):
                 self._spawn(self._command(inbound))
             return
-        receipt = await self.service.receive(incoming)
+        try:
+            receipt = await self.service.receive(incoming)
+        except OpsloopError as exc:
+            # Not acknowledged (Bolt answers 500), so Slack redelivers it; say so once.
+            self._notify(inbound, f"I could not record this message yet ({exc}); retrying.")
+            raise
         await ack()
-        if receipt.status == "refused" and receipt.reply:
-            self._spawn(self._progress(inbound).post_text(receipt.reply))
+        self._notify(inbound, receipt.reply if receipt.status == "refused" else "")
         if receipt.status != "recorded":
             return
         self._remember(self._threads, inbound.coordinates)
         self._spawn(self._start(receipt.conversation_id, self._progress(inbound)))
 
     # -- background work --------------------------------------------------------------------
+
+    def _notify(self, inbound: Inbound, text: str) -> None:
+        """Post ``text`` in the thread once per message, however often Slack redelivers it."""
+        if text and self._remember(self._seen, ("notice", inbound.incoming.message_key)):
+            self._spawn(self._progress(inbound).post_text(text))
 
     def _spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)

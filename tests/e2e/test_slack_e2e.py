@@ -49,7 +49,7 @@ def tmp_path() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-async def real_service(tmp_path: Path) -> ChatService:
+async def real_service(tmp_path: Path, *, policy: Policy | None = None) -> ChatService:
     """The real ChatService, or skip (laptop) / fail (CI) with the reason."""
     try:
         from bot.bootstrap import build_chat_service
@@ -72,7 +72,7 @@ async def real_service(tmp_path: Path) -> ChatService:
         model=str(script),
         sandbox="nsjail",
     )
-    return build_chat_service(settings=settings, policy=Policy())
+    return build_chat_service(settings=settings, policy=policy or Policy())
 
 
 async def test_a_mention_gets_a_threaded_answer_that_uses_a_real_sandbox_result(
@@ -124,6 +124,28 @@ async def test_a_redelivery_to_the_real_service_gives_one_answer(tmp_path: Path)
             sum("Block 1/1" in c.params.get("text", "") for c in bot.slack.posts_in("C1", "200.1"))
             == 1
         )
+
+
+async def test_an_allowlist_refusal_is_recorded_once_and_shown_once_despite_redelivery(
+    tmp_path: Path,
+) -> None:
+    policy = Policy.model_validate({"slack": {"allow_users": ["U0BOB"]}})
+    service = await real_service(tmp_path, policy=policy)
+    async with running_bot(service, access=policy.slack) as bot:
+        body = envelope(mention(channel="C1", ts="400.1", text="rm -rf /"), event_id="EvR")
+        for retry in (None, 1, 2):
+            assert (await bot.events.send(body, retry_num=retry))[0] == 200
+        await bot.slack.wait_for(lambda: bool(bot.slack.posts_in("C1", "400.1")))
+        await bot.surface.idle()
+        (notice,) = bot.slack.posts_in("C1", "400.1")
+        assert "not in the Slack allowlist" in notice.params["text"]
+        assert bot.slack.reactions("C1", "400.1") == []  # no loop, no 👀
+        cid = await service.current_conversation(
+            Coordinates(platform="slack", workspace=TEAM, channel="C1", thread="400.1")
+        )
+        events = await service.timeline(cid)  # type: ignore[attr-defined]
+        assert [e["type"] for e in events].count("MessageRefused") == 1
+        assert "MessageReceived" not in [e["type"] for e in events]
 
 
 @pytest.mark.slow

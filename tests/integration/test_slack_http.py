@@ -216,3 +216,21 @@ async def test_conversations_a_killed_process_left_open_are_resumed_in_their_thr
         shown = bot.slack.thread_text("C9", "9.1")
         assert "picking up this conversation" in shown
         assert "Answer to 'before the crash'" in shown
+
+
+async def test_a_message_that_cannot_be_recorded_is_not_acknowledged_so_slack_redelivers_it() -> (
+    None
+):
+    service = FakeChatService()
+    service.store_down = True
+    async with running_bot(service) as bot:
+        body = envelope(mention(channel="C1", ts="10.1", text="disk?"), event_id="Ev10")
+        assert (await bot.events.send(body))[0] == 500  # Slack will redeliver
+        assert (await bot.events.send(body, retry_num=1))[0] == 500
+        service.store_down = False
+        assert (await bot.events.send(body, retry_num=2))[0] == 200
+        await bot.slack.wait_for(lambda: "white_check_mark" in bot.slack.reactions("C1", "10.1"))
+        notices = [c.params["text"] for c in bot.slack.posts_in("C1", "10.1") if "text" in c.params]
+        assert sum("could not record" in text for text in notices) == 1  # said once, one sentence
+        assert all("Traceback" not in text for text in notices)
+        assert [m.text for m in service.received] == ["disk?"]
