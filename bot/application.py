@@ -2,8 +2,10 @@
 
 Each command is: load, one aggregate command, save -- inside an optimistic-concurrency retry
 (when another writer appended first, the library raises ``IntegrityError``; we reload,
-reapply and save again). Library and domain failures are translated into ``bot.errors`` at
-this boundary. Methods are synchronous; the loop calls them through ``asyncio.to_thread``.
+reapply and save again). The library's failures are translated into ``bot.errors`` at this
+boundary; domain errors (domain/errors.py) pass through unchanged, because they mean the
+caller asked for something the conversation's state does not allow. Methods are synchronous;
+the loop calls them through ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
@@ -31,7 +33,6 @@ if TYPE_CHECKING:
     from bot.ports import ModelReply
     from sandbox.result import RunResult
 
-P = ParamSpec("P")
 T = TypeVar("T")
 _RETRIES = 20
 SNAPSHOT_INTERVAL = 100
@@ -186,16 +187,16 @@ class ConversationApp(ConversationQueries, Application[UUID]):
             conversation_id,
             lambda c: c.finish_block(
                 block_id=block_id,
-                exit_code=getattr(r, "exit_code", None),
-                signal=getattr(r, "signal", None),
-                stdout=getattr(r, "stdout", ""),
-                stderr=getattr(r, "stderr", ""),
-                duration_ms=getattr(r, "duration_ms", 0),
-                cpu_ms=getattr(r, "cpu_ms", None),
-                timed_out=getattr(r, "timed_out", False),
-                memory_exceeded=getattr(r, "memory_exceeded", False),
-                output_truncated=getattr(r, "output_truncated", False),
-                unsafe_local=getattr(r, "unsafe_local", False),
+                exit_code=r.exit_code,
+                signal=r.signal,
+                stdout=r.stdout,
+                stderr=r.stderr,
+                duration_ms=r.duration_ms,
+                cpu_ms=r.cpu_ms,
+                timed_out=r.timed_out,
+                memory_exceeded=r.memory_exceeded,
+                output_truncated=r.output_truncated,
+                unsafe_local=r.unsafe_local,
             ),
         )
 
