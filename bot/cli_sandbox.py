@@ -138,7 +138,8 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
     ) -> None:
         import logging
 
-        from bot.sandboxing import make_sandbox
+        from bot.sandboxing import make_sandbox, workspace_root
+        from sandbox.layout import unreachable_part
         from sandbox.service import ServiceOptions, check_bind, serve
 
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -149,6 +150,16 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
             # A service forwarding to another service would loop; serve the local sandbox.
             settings = settings.model_copy(update={"sandbox_url": None})
         runner = make_sandbox(settings=settings, policy=policy)
+        root = workspace_root(settings=settings, policy=policy.sandbox)
+        blocked = unreachable_part(root / "x")
+        if blocked and settings.sandbox != "unsafe-local":
+            logging.getLogger("opsloop.sandbox").warning(
+                "workspaces in %s are not reachable by the jail user (%s is not searchable by "
+                "others): requests with a workspace will fail; set OPSLOOP_DATA_DIR or "
+                "[sandbox] workspace_root",
+                root,
+                blocked,
+            )
         serve(
             runner=runner,
             host=host,
