@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from typing import TYPE_CHECKING
 
 import typer
@@ -70,14 +71,18 @@ async def _serve(*, http: bool, host: str, port: int) -> None:
         signing_secret=settings.slack_signing_secret or "",
     )
     await _check_token(client, url=settings.slack_api_url)
+    stop = asyncio.Event()  # SIGTERM/SIGINT: stop taking events, give running loops a grace period
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     if http:
         logging.getLogger(__name__).info(
             "serving Slack events on http://%s:%d/slack/events", host, port
         )
-        await serve_http(surface, host=host, port=port)
+        await serve_http(surface, host=host, port=port, stop=stop)
     else:
         logging.getLogger(__name__).info("connecting to Slack in Socket Mode")
-        await serve_socket_mode(surface, app_token=settings.slack_app_token or "")
+        await serve_socket_mode(surface, app_token=settings.slack_app_token or "", stop=stop)
 
 
 async def _check_token(client: AsyncWebClient, *, url: str) -> None:

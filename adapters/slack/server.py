@@ -58,26 +58,30 @@ async def start_http(surface: SlackSurface, *, host: str, port: int) -> web.AppR
     return runner
 
 
-async def serve_http(surface: SlackSurface, *, host: str, port: int) -> None:
-    """Serve HTTP mode until cancelled."""
+async def serve_http(
+    surface: SlackSurface, *, host: str, port: int, stop: asyncio.Event | None = None
+) -> None:
+    """Serve HTTP mode until ``stop`` is set (or the task is cancelled)."""
     runner = await start_http(surface, host=host, port=port)
     try:
         await surface.resume_interrupted()
-        await asyncio.Event().wait()
+        await (stop or asyncio.Event()).wait()
     finally:
         await surface.close()
         await runner.cleanup()
 
 
-async def serve_socket_mode(surface: SlackSurface, *, app_token: str) -> None:
-    """Serve over Socket Mode (no public URL needed) until cancelled."""
+async def serve_socket_mode(
+    surface: SlackSurface, *, app_token: str, stop: asyncio.Event | None = None
+) -> None:
+    """Serve over Socket Mode (no public URL needed) until ``stop`` is set or cancelled."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     handler = AsyncSocketModeHandler(surface.app, app_token, web_client=surface.client)
     await handler.connect_async()
     try:
         await surface.resume_interrupted()
-        await asyncio.Event().wait()
+        await (stop or asyncio.Event()).wait()
     finally:
         await surface.close()
         await handler.close_async()
