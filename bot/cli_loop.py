@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import uuid
 from typing import Annotated
 
 import typer
@@ -218,8 +217,3 @@ def doctor(provider: ProviderOpt = None, model: ModelOpt = None) -> None:
     print(render(checks))
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
-
-
-def new_key() -> str:
-    """A message key for a message typed on this machine."""
-    return f"cli-{uuid.uuid4()}"
