@@ -12,6 +12,7 @@ import contextlib
 import getpass
 import signal
 import socket
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -231,6 +232,22 @@ class ChatRepl:
             history=FileHistory(str(self.history_file)), multiline=True, key_bindings=bindings
         )
 
+    def _read_prompt(self) -> Callable[[], Awaitable[str]]:
+        session = self._session()
+
+        async def read() -> str:
+            return str(await session.prompt_async("you> ", prompt_continuation="...> "))
+
+        return read
+
+    async def _read_piped(self) -> str:
+        """One message per line when stdin is not a terminal (``opsloop chat < questions``)."""
+        line = await asyncio.to_thread(sys.stdin.readline)
+        if not line:
+            raise EOFError
+        self.console.print(f"you> {line.rstrip()}", markup=False, highlight=False)
+        return line
+
     async def resume_interrupted(self) -> None:
         """Finish terminal conversations whose loop a killed process left open."""
         for cid, _coords in await self.service.interrupted(platform=self.coordinates.platform):
@@ -239,13 +256,13 @@ class ChatRepl:
 
     async def run(self) -> None:
         """The read-run-show loop, until /exit or end of input."""
-        session = self._session()
+        read = self._read_prompt() if sys.stdin.isatty() else self._read_piped
         await self.resume_interrupted()
         cid = await self.service.current_conversation(self.coordinates)
         self.console.print(f"[bold]opsloop chat[/bold] · conversation {cid[:8]} · {COMMANDS}")
         while True:
             try:
-                text = await session.prompt_async("you> ", prompt_continuation="...> ")
+                text = await read()
             except KeyboardInterrupt:
                 continue  # Ctrl-C at the prompt clears the line, like a shell
             except EOFError:

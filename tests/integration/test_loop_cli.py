@@ -222,3 +222,30 @@ def test_doctor_flags_workspaces_the_jail_user_cannot_reach(home: Path, jails_wo
 
     assert done.returncode == 1
     assert "FAIL sandbox: workspaces in" in done.stdout and "OPSLOOP_DATA_DIR" in done.stdout
+
+
+def test_chat_reads_one_message_per_line_when_stdin_is_not_a_terminal(
+    home: Path, jails_work: None
+) -> None:
+    command = Path(sys.executable).with_name("opsloop")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOP_")}
+    env.update(
+        OPSLOOP_DATA_DIR=str(home),
+        OPSLOOP_PROVIDER="scripted",
+        OPSLOOP_MODEL=str(home / "script.toml"),
+        COLUMNS="100",
+    )
+
+    done = subprocess.run(
+        [str(command), "chat", "--new"],
+        input="sum of 0..9?\n/cost\n",
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "The sum is 45." in done.stdout
+    assert "1 message, 2 model turns" in done.stdout and "1 block" in done.stdout
