@@ -156,9 +156,10 @@ class SlackSurface:
             return
         try:
             receipt = await self.service.receive(incoming)
-        except OpsloopError as exc:
-            # Not acknowledged (Bolt answers 500), so Slack redelivers it; say so once.
-            self._notify(inbound, f"I could not record this message yet ({exc}); retrying.")
+        except OpsloopError:
+            # Not acknowledged (Bolt answers 500 and logs why), so Slack redelivers it. The
+            # error's text may name the database, so the thread gets a plain sentence.
+            self._notify(inbound, render.NOT_RECORDED_TEXT)
             raise
         await ack()
         self._notify(inbound, receipt.reply if receipt.status == "refused" else "")
@@ -266,8 +267,9 @@ class SlackSurface:
                 text = render.new_text(await self.service.new_conversation(coordinates))
         except NotFound:
             text = "There is no conversation in this thread yet: mention me with a question."
-        except OpsloopError as exc:
-            text = render.one_sentence(str(exc))
+        except OpsloopError as exc:  # its text may name the database: keep it in the log
+            log.warning("slack command %s failed: %s", inbound.command, exc)
+            text = render.failure_sentence()
         except Exception:
             log.exception("slack command %s failed", inbound.command)
             text = render.failure_sentence()

@@ -215,4 +215,8 @@ def stop_text(stopped: bool) -> str:
     return "Stopping." if stopped else "Nothing is running in this thread."
 
 
+NOT_RECORDED_TEXT = (
+    "I could not record this message because my event store is unavailable; "
+    "Slack will deliver it again shortly."
+)
 RESUMED_TEXT = "I was restarted; picking up this conversation where it left off."

@@ -101,6 +101,10 @@ async def test_a_mention_gets_a_threaded_answer_that_uses_a_real_sandbox_result(
         )
         shown = bot.slack.thread_text("C1", "100.1")
         assert "45" in shown and "And the sum of 0..9 is 45." in shown
+        elsewhere = message(channel="C1", ts="100.4", thread_ts="100.3", text="not for the bot")
+        assert (await bot.events.send(envelope(elsewhere, event_id="Ev3")))[0] == 200
+        await bot.surface.idle()
+        assert bot.slack.posts_in("C1", "100.3") == []  # a thread it is not part of
         thread = Coordinates(platform="slack", workspace=TEAM, channel="C1", thread="100.1")
         cid = await service.current_conversation(thread)
         assert (await service.totals(cid)).messages == 2
