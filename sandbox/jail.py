@@ -143,7 +143,11 @@ class NsjailSandbox:
             )
             try:
                 outcome = await run_process(
-                    argv, env={}, timeout=limits.wall_seconds, output_bytes=limits.output_bytes
+                    argv,
+                    env={},
+                    timeout=limits.wall_seconds,
+                    output_bytes=limits.output_bytes,
+                    watch=self.workspaces.watcher(workspace_dir) if workspace_dir else None,
                 )
             except OSError as exc:  # nsjail itself could not be executed (wrong arch, noexec)
                 raise SandboxUnavailable(
@@ -167,6 +171,8 @@ class NsjailSandbox:
                 raise SandboxUnavailable(_launch_failure(status, outcome.stderr))
             memory_exceeded = bool(cgroup and cgroup.hit_limit() and status.signal == 9)
             stderr = decode(outcome.stderr)
+            if outcome.stopped:
+                stderr += "\nopsloop: the block was stopped: its workspace went over its cap\n"
             if workspace_dir is not None:
                 notice = await asyncio.to_thread(self.workspaces.enforce_quota, workspace_dir)
                 stderr += notice or ""

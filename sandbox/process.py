@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 CHUNK = 64 * 1024
@@ -31,6 +31,7 @@ class ProcessOutcome:
     truncated: bool
     timed_out: bool
     duration_ms: int
+    stopped: bool = False  # the watch asked for it to be stopped (e.g. workspace over its cap)
 
 
 class _Capped:
@@ -66,8 +67,14 @@ async def run_process(
     preexec_fn: Callable[[], None] | None = None,
     user: int | None = None,
     group: int | None = None,
+    watch: Callable[[], Awaitable[bool]] | None = None,
+    watch_every: float = 0.25,
 ) -> ProcessOutcome:
-    """Run ``argv`` to completion or ``timeout`` seconds; capture capped stdout and stderr."""
+    """Run ``argv`` to completion or ``timeout`` seconds; capture capped stdout and stderr.
+
+    ``watch``, when given, is awaited every ``watch_every`` seconds while the process runs;
+    when it answers True the process is stopped as on a timeout (``stopped``).
+    """
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
         *argv,
@@ -85,12 +92,22 @@ async def run_process(
     out = _Capped(process.stdout, output_bytes)
     err = _Capped(process.stderr, output_bytes)
     readers = asyncio.gather(out.drain(), err.drain())
-    timed_out = False
+    timed_out = stopped = False
+    exited = asyncio.ensure_future(process.wait())
     try:
-        try:
-            await asyncio.wait_for(process.wait(), timeout)
-        except TimeoutError:
-            timed_out = True
+        deadline = started + timeout
+        while not exited.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            step = min(remaining, watch_every) if watch is not None else remaining
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(exited), step)
+            if not exited.done() and watch is not None and await watch():
+                stopped = True
+                break
+        if timed_out or stopped:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(stop_signal)
             if stop_signal == signal.SIGKILL:  # no jail to clean up after it: kill the group
@@ -111,6 +128,7 @@ async def run_process(
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         readers.cancel()
+        exited.cancel()
         raise
     finally:
         with contextlib.suppress(BaseException):
@@ -123,4 +141,5 @@ async def run_process(
         truncated=out.truncated or err.truncated,
         timed_out=timed_out,
         duration_ms=duration_ms,
+        stopped=stopped,
     )

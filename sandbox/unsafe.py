@@ -104,13 +104,20 @@ class UnsafeLocalSandbox:
                 preexec_fn=_rlimits(limits),
                 user=uid if dropping else None,
                 group=gid if dropping else None,
+                watch=self.workspaces.watcher(workspace_dir) if workspace else None,
             )
+            stderr = decode(outcome.stderr)
+            if outcome.stopped:
+                stderr += "\nopsloop: the block was stopped: its workspace went over its cap\n"
+            if workspace:
+                notice = await asyncio.to_thread(self.workspaces.enforce_quota, workspace_dir)
+                stderr += notice or ""
             code_ = outcome.returncode
             return RunResult(
                 exit_code=code_ if code_ >= 0 else None,
                 signal=-code_ if code_ < 0 else None,
                 stdout=decode(outcome.stdout),
-                stderr=decode(outcome.stderr),
+                stderr=stderr,
                 duration_ms=outcome.duration_ms,
                 timed_out=outcome.timed_out,
                 memory_exceeded=False,  # RLIMIT_AS fails allocations; it cannot be told apart

@@ -2,18 +2,21 @@
 
 A workspace name is opaque (the loop passes the conversation id) and is validated to be a
 single safe directory name, so it can never point outside the workspaces root. Workspaces
-belong to the jail user, have a size cap checked after every run (a block that overflows it
-finds the workspace emptied, and is told so), and are removed after an idle time.
+belong to the jail user, have a size cap (polled while a block runs: a block that goes over
+it is stopped, the workspace emptied, and the block told so), and are removed after an idle
+time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +90,18 @@ class Workspaces:
             _owned_by_jail(path)
         os.utime(path)  # the idle clock restarts at every use
         return path
+
+    def over_quota(self, path: Path) -> bool:
+        """True when ``path`` uses more than the cap (polled while a block runs)."""
+        return disk_usage(path) > self.quota_bytes
+
+    def watcher(self, path: Path) -> Callable[[], Awaitable[bool]]:
+        """An async check of ``path`` against the cap, run off the event loop."""
+
+        async def over() -> bool:
+            return await asyncio.to_thread(self.over_quota, path)
+
+        return over
 
     def enforce_quota(self, path: Path) -> str | None:
         """Empty ``path`` when it is over the size cap; returns a notice for the block's stderr."""

@@ -77,6 +77,25 @@ async def test_a_workspace_over_its_cap_is_emptied_and_the_block_told(data_dir, 
     assert list((data_dir / "small" / "c1").iterdir()) == []
 
 
+async def test_a_block_filling_its_workspace_is_stopped_before_its_time_is_up(
+    data_dir, jail
+) -> None:
+    jail.workspaces = Workspaces(root=data_dir / "small", quota_bytes=4 << 20, idle_seconds=60)
+    code = (
+        "import itertools, os, time\n"
+        "for i in itertools.count():\n"
+        "    with open(f'/workspace/f{i}', 'wb') as f:\n"
+        "        f.write(os.urandom(1 << 20))\n"
+        "    time.sleep(0.05)\n"  # a steady writer that would fill the disk in 20 s
+    )
+    result = await jail.run(
+        language="python", code=code, limits=Limits(wall_seconds=20), workspace="c1"
+    )
+    assert not result.timed_out and result.signal == 9
+    assert "went over its cap" in result.stderr and "was emptied" in result.stderr
+    assert list((data_dir / "small" / "c1").iterdir()) == []
+
+
 def test_idle_workspaces_are_removed_and_fresh_ones_kept(data_dir) -> None:
     spaces = Workspaces(root=data_dir / "ws", quota_bytes=1 << 20, idle_seconds=3600)
     old, fresh = spaces.prepare("old"), spaces.prepare("fresh")
