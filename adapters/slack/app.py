@@ -242,13 +242,18 @@ class SlackSurface:
             while (progress := self._runs[conversation_id].next) is not None:
                 self._runs[conversation_id].next = None
                 try:
-                    await self.service.run(conversation_id, progress)
+                    outcome = await self.service.run(conversation_id, progress)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("loop of conversation %s failed", conversation_id)
                     if not progress.finished:
                         await progress.failed()
+                    continue
+                if not progress.finished and outcome.stopped_reason is None:
+                    # Nothing left to do: the run before this one already answered the
+                    # message (it arrived while that run was going), so mark it done too.
+                    await progress.react("white_check_mark")
         finally:
             del self._runs[conversation_id]
 

@@ -234,3 +234,20 @@ async def test_a_message_that_cannot_be_recorded_is_not_acknowledged_so_slack_re
         assert sum("could not record" in text for text in notices) == 1  # said once, one sentence
         assert all("Traceback" not in text and "sqlite" not in text for text in notices)
         assert [m.text for m in service.received] == ["disk?"]
+
+
+async def test_a_reply_sent_while_the_loop_runs_is_answered_once_and_marked_done() -> None:
+    service = FakeChatService()
+    service.gate = asyncio.Event()
+    async with running_bot(service) as bot:
+        await bot.events.send(envelope(mention(channel="C1", ts="11.1", text="one"), event_id="E1"))
+        await bot.slack.wait_for(lambda: bool(service.runs))
+        reply = message(channel="C1", ts="11.2", thread_ts="11.1", text="two")
+        await bot.events.send(envelope(reply, event_id="E2"))
+        await bot.slack.wait_for(lambda: "eyes" in bot.slack.reactions("C1", "11.2"))
+        service.gate.set()
+        await bot.slack.wait_for(lambda: "white_check_mark" in bot.slack.reactions("C1", "11.2"))
+        await bot.surface.idle()
+        answers = [t for t in bot.slack.streams_in("C1", "11.1") if t.startswith("Answer")]
+        assert answers == ["Answer to 'one': 4", "Answer to 'two': 4"]  # each once
+        assert len(service.runs) == 2  # the second run found nothing left to do
