@@ -123,12 +123,21 @@ class NsjailSandbox:
         limits = limits or self.default_limits
         if self.workspaces.prune_due():
             await asyncio.to_thread(self.workspaces.prune)  # rmtree can take a while
-        workspace_dir = self.workspaces.prepare(workspace) if workspace else None
-        run_dir = RunDir(code=data, suffix=SUFFIXES[language])
+        try:
+            workspace_dir = self.workspaces.prepare(workspace) if workspace else None
+            run_dir = RunDir(code=data, suffix=SUFFIXES[language])
+        except OSError as exc:
+            raise SandboxUnavailable(f"cannot prepare the run: {exc}") from None
         cgroup: RunCgroup | None = None
         try:
             if self._pool is not None:
-                cgroup = self._pool.acquire(limits.memory_mb * MIB)
+                try:
+                    cgroup = self._pool.acquire(limits.memory_mb * MIB)
+                except OSError as exc:
+                    raise SandboxUnavailable(
+                        f"cannot set up the run's memory cgroup: {exc}; "
+                        "`opsloop sandbox check` tells more"
+                    ) from None
             argv = build_argv(
                 nsjail=str(self.nsjail),
                 limits=limits,

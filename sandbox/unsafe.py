@@ -15,6 +15,7 @@ import resource
 import signal
 from collections.abc import Callable
 
+from sandbox.errors import SandboxUnavailable
 from sandbox.jail import SUFFIXES, decode
 from sandbox.layout import SAFE_PATH, LayoutOptions, jail_owner, resolve_executable
 from sandbox.limits import MIB, Limits
@@ -84,7 +85,10 @@ class UnsafeLocalSandbox:
         log.warning(WARNING)
         if self.workspaces.prune_due():
             await asyncio.to_thread(self.workspaces.prune)
-        run_dir = RunDir(code=data, suffix=SUFFIXES[language])
+        try:
+            run_dir = RunDir(code=data, suffix=SUFFIXES[language])
+        except OSError as exc:
+            raise SandboxUnavailable(f"cannot prepare the run: {exc}") from None
         try:
             workspace_dir = (
                 self.workspaces.prepare(workspace) if workspace else run_dir.scratch_workspace()

@@ -86,7 +86,7 @@ class Workspaces:
         if path.is_symlink():
             raise SandboxUnavailable(f"workspace {path} is a symlink; refusing to use it")
         if not path.is_dir():
-            path.mkdir()
+            path.mkdir(exist_ok=True)  # two blocks of one conversation may race here
             _owned_by_jail(path)
         os.utime(path)  # the idle clock restarts at every use
         return path
