@@ -18,7 +18,10 @@ def check_request(*, language: str, code: str, max_code_bytes: int = MAX_CODE_BY
         raise BadRequest(f"unknown language {language!r} (use one of: {', '.join(LANGUAGES)})")
     if not isinstance(code, str) or not code.strip():
         raise BadRequest("the code is empty")
-    data = code.encode("utf-8", errors="surrogatepass")
+    try:  # bytes a file held that were not UTF-8 (read with surrogateescape) go back as they were
+        data = code.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:  # other lone surrogates (e.g. from JSON) are kept, encoded
+        data = code.encode("utf-8", errors="surrogatepass")
     if len(data) > max_code_bytes:
         raise BadRequest(f"the code is {len(data)} bytes, over the limit of {max_code_bytes} bytes")
     return data

@@ -105,6 +105,12 @@ def test_nul_bytes_and_lone_surrogates_in_code_are_kept_as_bytes() -> None:
     assert check_request(language="python", code="a\x00b\ud800") == b"a\x00b\xed\xa0\x80"
 
 
+def test_undecodable_bytes_of_a_file_go_to_the_jail_unchanged() -> None:
+    raw = b"print('\xff\xfe')"
+    code = raw.decode("utf-8", errors="surrogateescape")
+    assert check_request(language="python", code=code) == raw
+
+
 @pytest.mark.parametrize("name", ["conv-1", "0f1e2d3c-aaaa-bbbb-cccc-123456789abc", "a.b_c"])
 def test_conversation_ids_are_valid_workspace_names(name: str) -> None:
     assert check_workspace(name) == name
