@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 from bot.config import AccessPolicy
 from bot.surface import Coordinates, Incoming
 from tests.slack_fake_service import FakeChatService
-from tests.slack_harness import running_bot
-from tests.slack_standin import TEAM, SlackStandIn, envelope, mention, message
+from tests.slack_harness import SECRET, running_bot
+from tests.slack_standin import TEAM, SlackStandIn, envelope, mention, message, sign
 
 
 async def test_a_mention_gets_eyes_a_block_and_a_streamed_answer_in_its_thread() -> None:
@@ -251,3 +252,20 @@ async def test_a_reply_sent_while_the_loop_runs_is_answered_once_and_marked_done
         answers = [t for t in bot.slack.streams_in("C1", "11.1") if t.startswith("Answer")]
         assert answers == ["Answer to 'one': 4", "Answer to 'two': 4"]  # each once
         assert len(service.runs) == 2  # the second run found nothing left to do
+
+
+async def test_slacks_url_verification_challenge_is_answered_when_signed() -> None:
+    async with running_bot(FakeChatService()) as bot:
+        raw = json.dumps({"token": "t", "challenge": "3eZbrw1aBm2r", "type": "url_verification"})
+        now = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": str(now),
+            "X-Slack-Signature": sign(secret=SECRET, timestamp=now, body=raw),
+        }
+        assert bot.events.session is not None
+        async with bot.events.session.post(bot.url, data=raw, headers=headers) as response:
+            assert response.status == 200
+            assert "3eZbrw1aBm2r" in await response.text()
+        async with bot.events.session.post(bot.url, data=raw) as unsigned:
+            assert unsigned.status == 401
