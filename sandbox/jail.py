@@ -30,6 +30,8 @@ from sandbox.workspace import RunDir, Workspaces
 _EXITED = re.compile(r"exited with status: (\d+)")
 _SIGNALLED = re.compile(r"terminated with signal: \S+ \((\d+)\)")
 _PROBLEM = re.compile(r"^\[[EF]\]\[[^\]]*\](?:\[\d+\])? ?(.*)$", re.MULTILINE)
+_SOURCE = re.compile(r"^\w+\(\):\d+ ")  # nsjail's "function():line " prefix
+NOT_LAUNCHED = "Couldn't launch the child process"
 SUFFIXES = {"python": ".py", "bash": ".sh"}
 
 
@@ -51,7 +53,7 @@ def parse_log(text: str) -> JailStatus:
         exit_code=int(exited[-1]) if exited else None,
         signal=int(signalled[-1]) if signalled else None,
         time_limit="time limit" in text,
-        problems=tuple(m.strip() for m in _PROBLEM.findall(text)),
+        problems=tuple(_SOURCE.sub("", m.strip()) for m in _PROBLEM.findall(text)),
     )
 
 
@@ -168,6 +170,8 @@ class NsjailSandbox:
             except FileNotFoundError:
                 log = ""
             status = parse_log(log)
+            if NOT_LAUNCHED in log:  # nsjail says the child failed before its exec: nothing ran
+                raise SandboxUnavailable(_launch_failure(status, outcome.stderr))
             if outcome.timed_out and status.exit_code is None and status.signal is None:
                 # nsjail itself had to be killed after the grace: the jail died with it.
                 status = replace(status, signal=int(signal.SIGKILL))

@@ -196,3 +196,17 @@ async def test_without_cgroups_memory_degrades_to_an_address_space_limit(jail) -
     )
     assert result.exit_code == 1 and "MemoryError" in result.stderr
     assert not result.memory_exceeded  # RLIMIT_AS failures cannot be told apart (documented)
+
+
+async def test_an_interpreter_the_jail_cannot_exec_is_unavailable_not_a_failed_block(
+    jail,
+) -> None:
+    from dataclasses import replace
+
+    from sandbox.layout import Interpreter
+
+    jail.layout = replace(
+        jail.layout, interpreters=(Interpreter(language="python", path="/nonexistent/python"),)
+    )
+    with pytest.raises(SandboxUnavailable, match="execve"):
+        await jail.run(language="python", code="print(1)")

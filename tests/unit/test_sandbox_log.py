@@ -42,6 +42,13 @@ def test_a_namespace_failure_explains_the_fix_including_unsafe_local() -> None:
     assert "cannot create namespaces" in message and "OPSLOOP_SANDBOX=unsafe-local" in message
 
 
+def test_problems_are_read_without_nsjails_source_locations() -> None:
+    status = parse_log(
+        "[E][now][1] newProc():232 execve('/x/python') failed: No such file or directory\n"
+    )
+    assert status.problems == ("execve('/x/python') failed: No such file or directory",)
+
+
 def test_invalid_utf8_decodes_with_replacement_characters() -> None:
     assert decode(b"ok \xff \xed\xa0\x80") == "ok \ufffd \ufffd\ufffd\ufffd"
 
