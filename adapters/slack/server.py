@@ -39,10 +39,12 @@ def web_application(surface: SlackSurface) -> web.Application:
     """
 
     async def events(request: web.Request) -> web.Response:
+        """One Events API request: verified, recorded and acknowledged by the surface."""
         bolt_response = await surface.dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
     async def health(_: web.Request) -> web.Response:
+        """Liveness for load balancers and orchestrators."""
         return web.Response(text="ok")
 
     application = web.Application()
