@@ -1,6 +1,6 @@
 """Loop overhead per step, against the raw event-append cost measured in the same run.
 
-    .venv/bin/python bench/bench_loop.py [--conversations 20] [--concurrent 50]
+    .venv/bin/python bench/bench_loop.py [--conversations 20] [--concurrent 50] [--processes 5]
 
 1. **Baseline**: one application command that appends one event (load, trigger, save), on a
    fresh SQLite file: the cost the loop cannot avoid, since it records every step.
@@ -8,8 +8,12 @@
    the scripted model, a no-op sandbox): 9 turns with one block each, then an answer, i.e.
    20 steps and 30 recorded events per conversation. Per step we report the wall time and the
    overhead beyond the appends it made (events per step x baseline). Target: < 5 ms per step.
-3. **Concurrency**: 50 conversations run at once on one SQLite file; all must answer, every
-   hash chain must verify, and no optimistic-concurrency conflict may be left unresolved.
+3. **Concurrency**: 50 conversations run at once on one SQLite file; all must answer and every
+   hash chain must verify.
+4. **Processes and conflicts**: 5 processes x 10 conversations on one SQLite file, each
+   conversation getting 3 more messages at the same moment as its loop's own records, so the
+   application meets optimistic-concurrency conflicts; each must be retried to success (every
+   conversation answered with all 4 messages recorded, chains verify, no error).
 
 Results go to stdout and to bench/results/loop.md. Timings are medians of a few repeats; the
 machine is shared, so read the ratios, not the absolute numbers.
@@ -19,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -172,11 +178,108 @@ async def concurrent(path: Path, *, count: int) -> dict[str, Any]:
         await service.aclose()
 
 
+FOLLOW_UPS = 3  # messages sent at once into each conversation while its loop runs
+
+
+async def _follow_ups(service: OpsloopService, key: str) -> None:
+    """Messages written at the same moment as the loop's own records: write conflicts."""
+    await asyncio.gather(
+        *(
+            service.receive(
+                Incoming(coordinates=coords(key), message_key=f"{key}-{i}", author="b", text="and?")
+            )
+            for i in range(FOLLOW_UPS)
+        )
+    )
+
+
+def count_conflicts() -> dict[str, int]:
+    """Count the optimistic-concurrency conflicts the application meets (and retries)."""
+    from eventsourcing.persistence import IntegrityError
+
+    seen = {"conflicts": 0}
+    save = ConversationApp.save
+
+    def counting(self: ConversationApp, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return save(self, *args, **kwargs)
+        except IntegrityError:
+            seen["conflicts"] += 1
+            raise
+
+    ConversationApp.save = counting  # type: ignore[method-assign]
+    return seen
+
+
+async def crowd(path: Path, *, worker: int, count: int) -> dict[str, Any]:
+    """One worker process: ``count`` conversations at once, each with follow-ups mid-loop."""
+    seen = count_conflicts()
+    service = service_on(path)
+    keys = [f"w{worker}-{n}" for n in range(count)]
+
+    async def converse(key: str) -> Any:
+        follow = asyncio.create_task(_follow_ups(service, key))
+        _, outcome = await one_conversation(service, key)
+        await follow
+        # A follow-up may land after the answer: then this conversation is open again.
+        return await service.run(outcome.conversation_id, QuietProgress())
+
+    try:
+        results = await asyncio.gather(*(converse(k) for k in keys), return_exceptions=True)
+        errors = [repr(r) for r in results if isinstance(r, BaseException)]
+        return {"errors": errors, "conflicts": seen["conflicts"]}
+    finally:
+        await service.aclose()
+
+
+def processes(path: Path, *, workers: int, each: int) -> dict[str, Any]:
+    """``workers`` processes on one SQLite file; then every conversation is checked."""
+    started = time.perf_counter()
+    argv = [sys.executable, __file__, "--db", str(path), "--each", str(each), "--worker"]
+    procs = [
+        subprocess.Popen([*argv, str(k)], stdout=subprocess.PIPE, text=True) for k in range(workers)
+    ]
+    errors: list[str] = []
+    conflicts = 0
+    for proc in procs:
+        out, _ = proc.communicate(timeout=600)
+        if proc.returncode or not out.strip():
+            errors.append(f"a worker exited {proc.returncode} after printing {out[-200:]!r}")
+            continue
+        report = json.loads(out.strip().splitlines()[-1])
+        errors += report["errors"]
+        conflicts += report["conflicts"]
+    wall = time.perf_counter() - started
+    app = open_app(database_url=f"sqlite:///{path}")
+    try:
+        rows = app.list_conversations()
+        settled = [r for r in rows if r.status == "answered" and r.messages == 1 + FOLLOW_UPS]
+        verdict = app.verify()
+    finally:
+        app.close()
+    return {
+        "count": workers * each,
+        "conversations": len(rows),
+        "settled": len(settled),
+        "errors": errors,
+        "conflicts": conflicts,
+        "wall_s": wall,
+        "verify_ok": bool(getattr(verdict, "ok", verdict)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=20)
     parser.add_argument("--concurrent", type=int, default=50)
+    parser.add_argument("--processes", type=int, default=5)
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--each", type=int, default=10, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker is not None:  # a child of the multi-process run
+        print(json.dumps(asyncio.run(crowd(args.db, worker=args.worker, count=args.each))))
+        return
     with tempfile.TemporaryDirectory(prefix="opsloop-bench-") as scratch:
         root = Path(scratch)
         append = baseline_append_ms(root / "baseline.sqlite3", conversations=10)
@@ -184,6 +287,8 @@ def main() -> None:
             loop_step_ms(root / "loop.sqlite3", conversations=args.conversations)
         )
         together = asyncio.run(concurrent(root / "concurrent.sqlite3", count=args.concurrent))
+        each = max(1, args.concurrent // args.processes)
+        spread = processes(root / "processes.sqlite3", workers=args.processes, each=each)
     step = statistics.median(steps)
     app_ms = statistics.median(in_app)
     per_step_events = (EVENTS - 1) / STEPS  # the message is recorded before the loop runs
@@ -192,6 +297,12 @@ def main() -> None:
         and not together["errors"]
         and together["verify_ok"]
     )
+    spread_ok = (
+        spread["settled"] == spread["count"] == spread["conversations"]
+        and not spread["errors"]
+        and spread["verify_ok"]
+    )
+    spread_verdict = "OK" if spread_ok else "FAILED"
     lines = [
         "# Loop benchmark",
         "",
@@ -218,13 +329,23 @@ def main() -> None:
         f"{together['events']} events, hash chains verify: {together['verify_ok']}, "
         f"wall {together['wall_s']:.2f} s -> {'OK' if ok else 'FAILED'}.",
     ]
-    if together["errors"]:
-        lines += ["", "Errors:", *[f"- {e}" for e in together["errors"][:5]]]
+    lines += [
+        "",
+        f"Processes: {args.processes} processes x {each} conversations at once on one SQLite file, "
+        f"each conversation getting {FOLLOW_UPS} more messages at once while its loop runs: "
+        f"{spread['conflicts']} optimistic-concurrency conflicts met and retried, "
+        f"{spread['settled']} of {spread['count']} conversations answered with all "
+        f"{1 + FOLLOW_UPS} messages recorded, {len(spread['errors'])} errors, hash chains verify: "
+        f"{spread['verify_ok']}, wall {spread['wall_s']:.2f} s -> {spread_verdict}.",
+    ]
+    for name, found in (("Errors", together["errors"]), ("Process errors", spread["errors"])):
+        if found:
+            lines += ["", f"{name}:", *[f"- {e}" for e in found[:5]]]
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text, encoding="utf-8")
-    if not ok:
+    if not (ok and spread_ok):
         sys.exit(1)
 
 
