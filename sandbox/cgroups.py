@@ -162,16 +162,21 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_runs(setup: CgroupSetup) -> None:
-    """Remove run cgroups left by opsloop processes that are gone (busy ones stay)."""
-    if setup.kind != "v1" or not setup.memory_mount:
+    """Remove run cgroups left by opsloop processes that are gone (busy ones stay), and the
+    ``NSJAIL.<pid>`` cgroups of nsjails that were killed before they could remove them."""
+    if setup.kind != "v1" or not setup.memory_mount or not setup.pids_mount:
         return
-    base = Path(setup.memory_mount) / setup.parent
     with contextlib.suppress(OSError):
-        for entry in base.iterdir():
+        for entry in (Path(setup.memory_mount) / setup.parent).iterdir():
             parts = entry.name.split("-")
             ours = len(parts) == 3 and parts[0] == "run" and parts[1].isdigit()
             if ours and not _alive(int(parts[1])):
                 remove_tree(entry, attempts=1)
+    with contextlib.suppress(OSError):
+        for entry in (Path(setup.pids_mount) / setup.parent).iterdir():
+            name, _, pid = entry.name.partition(".")
+            if name == "NSJAIL" and pid.isdigit() and not _alive(int(pid)):
+                remove_tree(entry, attempts=1)  # rmdir fails while tasks remain: those stay
 
 
 class RunCgroupPool:

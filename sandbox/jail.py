@@ -25,7 +25,7 @@ from sandbox.limits import MIB, Limits
 from sandbox.process import run_process
 from sandbox.request import MAX_CODE_BYTES, check_request
 from sandbox.result import RunResult
-from sandbox.workspace import RunDir, Workspaces
+from sandbox.workspace import RunDir, Workspaces, remove_stale_run_dirs
 
 _EXITED = re.compile(r"exited with status: (\d+)")
 _SIGNALLED = re.compile(r"terminated with signal: \S+ \((\d+)\)")
@@ -103,6 +103,7 @@ class NsjailSandbox:
         """Find nsjail, the interpreters and the cgroups of this host."""
         cgroups = detect_cgroups()
         remove_stale_runs(cgroups)
+        remove_stale_run_dirs()
         return cls(
             nsjail=locate_nsjail(nsjail),
             layout=discover_layout(options or LayoutOptions()),

@@ -157,6 +157,16 @@ def runs_root() -> Path:
     return base
 
 
+def remove_stale_run_dirs(*, older_than: float = 7200.0) -> None:
+    """Delete scratch dirs left by runs of a killed opsloop (older than any run can last)."""
+    cutoff = time.time() - older_than
+    with contextlib.suppress(OSError), os.scandir(runs_root()) as entries:
+        for entry in entries:
+            info = entry.stat(follow_symlinks=False)
+            if entry.name.startswith("run-") and info.st_mtime < cutoff:
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
 class RunDir:
     """A scratch directory for one run: the code file, nsjail's log, a throwaway workspace."""
 
