@@ -42,10 +42,14 @@ async def connected(
     *,
     guilds: list[str] | None = None,
     rate_limit_first_post: bool = False,
+    forbid_threads: bool = False,
     sharded: bool = False,
 ) -> AsyncIterator[Running]:
     """Start the stand-in, point discord.py at it, and run an opsloop client until READY."""
-    standin = DiscordStandIn(guilds=guilds or [], rate_limit_first_post=rate_limit_first_post)
+    standin = DiscordStandIn(
+        guilds=guilds or [], rate_limit_first_post=rate_limit_first_post,
+        forbid_threads=forbid_threads,
+    )
     await standin.start()
     surface = DiscordSurface(service=service, access=access)
     client = make_client(surface, sharded=sharded, guild_ready_timeout=0.05)

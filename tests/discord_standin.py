@@ -96,6 +96,7 @@ class DiscordStandIn:
 
     guilds: list[str] = field(default_factory=list)
     rate_limit_first_post: bool = False
+    forbid_threads: bool = False  # answer 403, as for a bot without Create Public Threads
     sent: list[Sent] = field(default_factory=list)
     reactions: list[tuple[str, str]] = field(default_factory=list)  # (message id, emoji)
     typings: list[str] = field(default_factory=list)
@@ -267,6 +268,8 @@ class DiscordStandIn:
         return web.Response(status=204)
 
     async def _thread(self, request: web.Request) -> web.Response:
+        if self.forbid_threads:
+            return _json({"message": "Missing Permissions", "code": 50013}, status=403)
         body = await request.json()
         channel, message = request.match_info["channel"], request.match_info["message"]
         self.threads.append((channel, message, body["name"]))

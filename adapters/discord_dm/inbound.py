@@ -130,6 +130,8 @@ def decide(facts: MessageFacts, *, me: str, access: AccessPolicy) -> Decision:
     if not text:
         return Ignore("no text (only attachments, stickers or an empty mention)")
     name = command_name(text)
+    if name is not None and start_thread:
+        return Ignore("a command outside any conversation (use it in the DM or the thread)")
     if name is not None:
         return Command(name=name, coordinates=coordinates, message_key=facts.message_id)
     return Ask(incoming=incoming, start_thread=start_thread)

@@ -145,8 +145,7 @@ class DiscordSurface:
         await _react(message, REACT_RECEIVED)
         channel: discord.abc.Messageable = message.channel
         if decision.start_thread:
-            name = decision.incoming.text.splitlines()[0][:THREAD_NAME_CHARS] or "opsloop"
-            channel = await message.create_thread(name=name)
+            channel = await _thread_for(message, decision.incoming.text)
         outcome = await self.run_loop(receipt.conversation_id, channel)
         await _react(message, _end_reaction(outcome))
 
@@ -202,6 +201,16 @@ def _end_reaction(outcome: Outcome | None) -> str:
     if outcome.answer is not None:
         return REACT_ANSWERED
     return REACT_STOPPED if outcome.stopped_reason else REACT_ANSWERED
+
+
+async def _thread_for(message: discord.Message, text: str) -> discord.abc.Messageable:
+    """A thread on ``message`` for the answer; the channel itself if one cannot be opened."""
+    name = text.splitlines()[0][:THREAD_NAME_CHARS] or "opsloop"
+    try:
+        return await message.create_thread(name=name)
+    except discord.HTTPException as exc:  # e.g. no Create Public Threads permission
+        log.warning("could not open a thread on %s (%s); answering in the channel", message.id, exc)
+        return message.channel
 
 
 async def _react(message: discord.Message, emoji: str) -> None:

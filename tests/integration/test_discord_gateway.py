@@ -88,24 +88,46 @@ async def test_a_server_mention_is_answered_in_a_thread_on_that_message() -> Non
     access = AccessPolicy(mention_guilds=[GUILD_ID])
     async with connected(service, access, guilds=[GUILD_ID]) as running:
         fake = running.discord
-        message = message_payload(channel_id=GUILD_CHANNEL_ID, guild_id=GUILD_ID,
-                                  author_id=USER_ID, content=f"<@{BOT_ID}> is ci-3 ok?")
+        message = message_payload(
+            channel_id=GUILD_CHANNEL_ID,
+            guild_id=GUILD_ID,
+            author_id=USER_ID,
+            content=f"<@{BOT_ID}> is ci-3 ok?",
+        )
         await fake.dispatch("MESSAGE_CREATE", message)
         await fake.wait_until(lambda: (message["id"], REACT_ANSWERED) in fake.reactions)
         assert fake.threads == [(GUILD_CHANNEL_ID, message["id"], "is ci-3 ok?")]
         assert fake.texts(message["id"])[-1] == "ci-3 is fine."  # the thread has the message's id
         assert fake.texts(GUILD_CHANNEL_ID) == []
         (incoming,) = service.received
-        assert incoming.coordinates == Coordinates("discord", GUILD_ID, GUILD_CHANNEL_ID,
-                                                   message["id"])
+        assert incoming.coordinates == Coordinates(
+            "discord", GUILD_ID, GUILD_CHANNEL_ID, message["id"]
+        )
+
+
+async def test_without_the_right_to_open_threads_the_answer_goes_in_the_channel() -> None:
+    service = ScriptedService(answer="ci-3 is fine.")
+    access = AccessPolicy(mention_guilds=[GUILD_ID])
+    async with connected(service, access, guilds=[GUILD_ID], forbid_threads=True) as running:
+        fake = running.discord
+        message = message_payload(channel_id=GUILD_CHANNEL_ID, guild_id=GUILD_ID,
+                                  author_id=USER_ID, content=f"<@{BOT_ID}> is ci-3 ok?")
+        await fake.dispatch("MESSAGE_CREATE", message)
+        await fake.wait_until(lambda: (message["id"], REACT_ANSWERED) in fake.reactions)
+        assert fake.threads == []
+        assert fake.texts(GUILD_CHANNEL_ID)[-1] == "ci-3 is fine."
 
 
 async def test_server_mentions_are_ignored_unless_enabled_for_that_server() -> None:
     service = ScriptedService()
     async with connected(service, AccessPolicy(), guilds=[GUILD_ID]) as running:
         fake = running.discord
-        mention = message_payload(channel_id=GUILD_CHANNEL_ID, guild_id=GUILD_ID,
-                                  author_id=USER_ID, content=f"<@{BOT_ID}> hello")
+        mention = message_payload(
+            channel_id=GUILD_CHANNEL_ID,
+            guild_id=GUILD_ID,
+            author_id=USER_ID,
+            content=f"<@{BOT_ID}> hello",
+        )
         await fake.dispatch("MESSAGE_CREATE", mention)
         follow = dm("cost")  # a later DM proves the mention was processed (and dropped) first
         await fake.dispatch("MESSAGE_CREATE", follow)
@@ -159,8 +181,10 @@ async def test_a_429_is_left_to_discord_py_which_retries_and_the_message_arrives
 async def test_an_interrupted_loop_is_resumed_at_start_and_answers_in_its_dm() -> None:
     coordinates = Coordinates("discord", "", DM_CHANNEL_ID, DM_CHANNEL_ID)
     service = ScriptedService(answer="Resumed answer.")
-    service.interrupted_list = [("c-interrupted", coordinates),
-                                ("c-slack", Coordinates("slack", "T", "C", "1.2"))]
+    service.interrupted_list = [
+        ("c-interrupted", coordinates),
+        ("c-slack", Coordinates("slack", "T", "C", "1.2")),
+    ]
     async with connected(service, AccessPolicy()) as running:
         fake = running.discord
         await fake.wait_until(lambda: "Resumed answer." in fake.texts(DM_CHANNEL_ID))

@@ -85,6 +85,21 @@ def test_a_mention_inside_that_thread_continues_the_same_conversation() -> None:
     assert decision.incoming.coordinates == Coordinates("discord", "7", "600", "111")
 
 
+def test_a_command_in_a_server_channel_outside_any_thread_is_ignored() -> None:
+    decision = decide(replace(MENTION, content=f"<@{ME}> new"), me=ME, access=MENTIONS_ON)
+    assert isinstance(decision, Ignore)
+    assert "outside any conversation" in decision.reason
+
+
+def test_a_command_inside_the_thread_applies_to_its_conversation() -> None:
+    in_thread = replace(MENTION, message_id="222", channel_id="111", parent_id="600",
+                        content=f"<@{ME}> stop")
+    decision = decide(in_thread, me=ME, access=MENTIONS_ON)
+    assert isinstance(decision, Command)
+    assert decision.name == "stop"
+    assert decision.coordinates == Coordinates("discord", "7", "600", "111")
+
+
 def test_a_server_message_without_a_mention_is_ignored_even_where_mentions_are_on() -> None:
     unmentioned = replace(MENTION, mentions_me=False)
     assert isinstance(decide(unmentioned, me=ME, access=MENTIONS_ON), Ignore)
