@@ -107,7 +107,8 @@ async def measure(
     await standin.start()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--child", mode, standin.api_base, standin.gateway_url],
-        env=env, cwd=env["OPSLOOP_DATA_DIR"],
+        env=env,
+        cwd=env["OPSLOOP_DATA_DIR"],
     )
     sampler = Sampler(proc.pid)
     try:
@@ -119,10 +120,14 @@ async def measure(
         started = time.perf_counter()
         for round_no in range(rounds):
             for c in range(channels):
-                await standin.dispatch("MESSAGE_CREATE", message_payload(
-                    channel_id=str(910000000000000000 + c), author_id=str(920000000000000000 + c),
-                    content=f"question {round_no} from user {c}",
-                ))
+                await standin.dispatch(
+                    "MESSAGE_CREATE",
+                    message_payload(
+                        channel_id=str(910000000000000000 + c),
+                        author_id=str(920000000000000000 + c),
+                        content=f"question {round_no} from user {c}",
+                    ),
+                )
             if mode == "opsloop":
                 want = channels * (round_no + 1)
                 await standin.wait_until(
@@ -135,8 +140,13 @@ async def measure(
         await asyncio.sleep(0.5)
         await sampler.stop()
         after = sampler.now()
-        return {"idle": idle / 2**20, "peak": sampler.peak / 2**20, "after": after / 2**20,
-                "seconds": elapsed, "posts": len(standin.sent)}
+        return {
+            "idle": idle / 2**20,
+            "peak": sampler.peak / 2**20,
+            "after": after / 2**20,
+            "seconds": elapsed,
+            "posts": len(standin.sent),
+        }
     finally:
         await sampler.stop()
         proc.terminate()
@@ -153,11 +163,17 @@ def environment(base: Path, sandbox: str) -> dict[str, str]:
     script = base / "script.yaml"
     script.write_text(SCRIPT, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOP_")}
-    env.update({
-        "PYTHONPATH": str(ROOT), "DISCORD_TOKEN": "bench-token", "OPSLOOP_DATA_DIR": str(data),
-        "OPSLOOP_DATABASE_URL": f"sqlite:///{data / 'opsloop.sqlite3'}",
-        "OPSLOOP_PROVIDER": "scripted", "OPSLOOP_MODEL": str(script), "OPSLOOP_SANDBOX": sandbox,
-    })
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "DISCORD_TOKEN": "bench-token",
+            "OPSLOOP_DATA_DIR": str(data),
+            "OPSLOOP_DATABASE_URL": f"sqlite:///{data / 'opsloop.sqlite3'}",
+            "OPSLOOP_PROVIDER": "scripted",
+            "OPSLOOP_MODEL": str(script),
+            "OPSLOOP_SANDBOX": sandbox,
+        }
+    )
     return env
 
 

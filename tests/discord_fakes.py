@@ -99,8 +99,15 @@ class ScriptedService:
         return True
 
     async def totals(self, conversation_id: str) -> Totals:
-        return Totals(messages=len(self.received), model_turns=2, input_tokens=1200,
-                      output_tokens=80, cost=0.0021, blocks=1, duration_ms=3400)
+        return Totals(
+            messages=len(self.received),
+            model_turns=2,
+            input_tokens=1200,
+            output_tokens=80,
+            cost=0.0021,
+            blocks=1,
+            duration_ms=3400,
+        )
 
     async def current_conversation(self, coordinates: Coordinates) -> str:
         return self.conversation_of(coordinates)

@@ -47,7 +47,8 @@ async def connected(
 ) -> AsyncIterator[Running]:
     """Start the stand-in, point discord.py at it, and run an opsloop client until READY."""
     standin = DiscordStandIn(
-        guilds=guilds or [], rate_limit_first_post=rate_limit_first_post,
+        guilds=guilds or [],
+        rate_limit_first_post=rate_limit_first_post,
         forbid_threads=forbid_threads,
     )
     await standin.start()

@@ -41,18 +41,42 @@ def new_id() -> str:
 
 def user_payload(user_id: str, *, name: str = "someone", bot: bool = False) -> dict[str, Any]:
     """A Discord user object."""
-    return {"id": user_id, "username": name, "discriminator": "0", "global_name": name,
-            "avatar": None, "bot": bot}
+    return {
+        "id": user_id,
+        "username": name,
+        "discriminator": "0",
+        "global_name": name,
+        "avatar": None,
+        "bot": bot,
+    }
 
 
-def message_payload(*, channel_id: str, author_id: str, content: str, message_id: str | None = None,
-                    guild_id: str | None = None, bot: bool = False) -> dict[str, Any]:
+def message_payload(
+    *,
+    channel_id: str,
+    author_id: str,
+    content: str,
+    message_id: str | None = None,
+    guild_id: str | None = None,
+    bot: bool = False,
+) -> dict[str, Any]:
     """A Discord message object (as MESSAGE_CREATE and POST /messages return it)."""
     data: dict[str, Any] = {
-        "id": message_id or new_id(), "channel_id": channel_id, "type": 0, "content": content,
-        "author": user_payload(author_id, bot=bot), "timestamp": TIMESTAMP,
-        "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
-        "mention_roles": [], "attachments": [], "embeds": [], "pinned": False, "flags": 0,
+        "id": message_id or new_id(),
+        "channel_id": channel_id,
+        "type": 0,
+        "content": content,
+        "author": user_payload(author_id, bot=bot),
+        "timestamp": TIMESTAMP,
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": [],
+        "pinned": False,
+        "flags": 0,
     }
     if guild_id is not None:
         data["guild_id"] = guild_id
@@ -62,23 +86,57 @@ def message_payload(*, channel_id: str, author_id: str, content: str, message_id
 def guild_payload(guild_id: str, channel_id: str) -> dict[str, Any]:
     """A GUILD_CREATE payload with one text channel."""
     return {
-        "id": guild_id, "name": "ops", "icon": None, "owner_id": USER_ID, "unavailable": False,
-        "member_count": 2, "large": False, "features": [], "roles": [], "emojis": [],
-        "stickers": [], "members": [], "presences": [], "voice_states": [], "threads": [],
-        "stage_instances": [], "guild_scheduled_events": [], "soundboard_sounds": [],
-        "channels": [{"id": channel_id, "type": 0, "name": "ops", "position": 0,
-                      "guild_id": guild_id, "permission_overwrites": [], "nsfw": False,
-                      "parent_id": None, "topic": None, "last_message_id": None}],
-        "verification_level": 0, "default_message_notifications": 0,
-        "explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0, "premium_tier": 0,
-        "preferred_locale": "en-US", "afk_timeout": 300, "system_channel_flags": 0,
+        "id": guild_id,
+        "name": "ops",
+        "icon": None,
+        "owner_id": USER_ID,
+        "unavailable": False,
+        "member_count": 2,
+        "large": False,
+        "features": [],
+        "roles": [],
+        "emojis": [],
+        "stickers": [],
+        "members": [],
+        "presences": [],
+        "voice_states": [],
+        "threads": [],
+        "stage_instances": [],
+        "guild_scheduled_events": [],
+        "soundboard_sounds": [],
+        "channels": [
+            {
+                "id": channel_id,
+                "type": 0,
+                "name": "ops",
+                "position": 0,
+                "guild_id": guild_id,
+                "permission_overwrites": [],
+                "nsfw": False,
+                "parent_id": None,
+                "topic": None,
+                "last_message_id": None,
+            }
+        ],
+        "verification_level": 0,
+        "default_message_notifications": 0,
+        "explicit_content_filter": 0,
+        "mfa_level": 0,
+        "nsfw_level": 0,
+        "premium_tier": 0,
+        "preferred_locale": "en-US",
+        "afk_timeout": 300,
+        "system_channel_flags": 0,
     }
 
 
 def _json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """JSON with exactly ``application/json`` (discord.py compares the header literally)."""
-    return web.Response(body=json.dumps(data).encode(), status=status,
-                        headers={"Content-Type": "application/json", **(headers or {})})
+    return web.Response(
+        body=json.dumps(data).encode(),
+        status=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 @dataclass
@@ -202,10 +260,13 @@ class DiscordStandIn:
 
     async def _ready(self, *, shard: list[int] | None) -> None:
         ready: dict[str, Any] = {
-            "v": 10, "user": user_payload(BOT_ID, name="opsloop", bot=True),
+            "v": 10,
+            "user": user_payload(BOT_ID, name="opsloop", bot=True),
             "guilds": [{"id": g, "unavailable": True} for g in self.guilds],
-            "session_id": self._session, "resume_gateway_url": self.gateway_url,
-            "private_channels": [], "application": {"id": BOT_ID, "flags": 0},
+            "session_id": self._session,
+            "resume_gateway_url": self.gateway_url,
+            "private_channels": [],
+            "application": {"id": BOT_ID, "flags": 0},
         }
         if shard is not None:  # a sharded client IDENTIFYs with [shard_id, shard_count]
             ready["shard"] = shard
@@ -216,8 +277,18 @@ class DiscordStandIn:
     # -- REST ---------------------------------------------------------------------------
 
     async def _gateway_bot(self, request: web.Request) -> web.Response:
-        return _json({"url": self.gateway_url, "shards": 1, "session_start_limit": {
-            "total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}})
+        return _json(
+            {
+                "url": self.gateway_url,
+                "shards": 1,
+                "session_start_limit": {
+                    "total": 1000,
+                    "remaining": 999,
+                    "reset_after": 0,
+                    "max_concurrency": 1,
+                },
+            }
+        )
 
     async def _me(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") == f"Bot {BAD_TOKEN}":
@@ -225,18 +296,29 @@ class DiscordStandIn:
         return _json(user_payload(BOT_ID, name="opsloop", bot=True))
 
     async def _application(self, request: web.Request) -> web.Response:
-        return _json({
-            "id": BOT_ID, "name": "opsloop", "icon": None, "description": "", "bot_public": False,
-            "bot_require_code_grant": False, "owner": user_payload(USER_ID), "team": None,
-            "verify_key": "00", "flags": 0, "rpc_origins": [],
-        })
+        return _json(
+            {
+                "id": BOT_ID,
+                "name": "opsloop",
+                "icon": None,
+                "description": "",
+                "bot_public": False,
+                "bot_require_code_grant": False,
+                "owner": user_payload(USER_ID),
+                "team": None,
+                "verify_key": "00",
+                "flags": 0,
+                "rpc_origins": [],
+            }
+        )
 
     async def _post_message(self, request: web.Request) -> web.Response:
         if self.rate_limit_first_post and self.rate_limited == 0:
             self.rate_limited += 1
             return _json(
                 {"message": "You are being rate limited.", "retry_after": 0.2, "global": False},
-                status=429, headers={"Via": "1.1 google", "Retry-After": "1"},
+                status=429,
+                headers={"Via": "1.1 google", "Retry-After": "1"},
             )
         channel = request.match_info["channel"]
         files: dict[str, bytes] = {}
@@ -274,10 +356,23 @@ class DiscordStandIn:
         channel, message = request.match_info["channel"], request.match_info["message"]
         self.threads.append((channel, message, body["name"]))
         await self._changed_now()
-        return _json({  # a thread started on a message takes the message's id
-            "id": message, "type": 11, "guild_id": GUILD_ID, "parent_id": channel,
-            "name": body["name"], "owner_id": BOT_ID, "message_count": 0, "member_count": 1,
-            "rate_limit_per_user": 0, "flags": 0,
-            "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
-                                "archive_timestamp": TIMESTAMP, "locked": False},
-        })
+        return _json(
+            {  # a thread started on a message takes the message's id
+                "id": message,
+                "type": 11,
+                "guild_id": GUILD_ID,
+                "parent_id": channel,
+                "name": body["name"],
+                "owner_id": BOT_ID,
+                "message_count": 0,
+                "member_count": 1,
+                "rate_limit_per_user": 0,
+                "flags": 0,
+                "thread_metadata": {
+                    "archived": False,
+                    "auto_archive_duration": 1440,
+                    "archive_timestamp": TIMESTAMP,
+                    "locked": False,
+                },
+            }
+        )

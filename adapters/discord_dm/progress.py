@@ -74,8 +74,11 @@ class TypingKeeper:
                 await self._poster.typing()
             except Exception as exc:  # cosmetic: a failed indicator must never stop the loop
                 log.debug("typing indicator failed: %s", exc)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), timeout=self._interval)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel() that
+            # lands as the kick arrives, and stop() would then wait forever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._kick.wait()
             self._kick.clear()
 
 

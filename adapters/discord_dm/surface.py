@@ -31,6 +31,7 @@ REACT_ANSWERED = "\N{WHITE HEAVY CHECK MARK}"
 REACT_STOPPED = "\N{BLACK SQUARE FOR STOP}\N{VARIATION SELECTOR-16}"
 REACT_FAILED = "\N{WARNING SIGN}\N{VARIATION SELECTOR-16}"
 REACT_REFUSED = "\N{NO ENTRY SIGN}"
+MAX_LOOPS = 32  # loops run at once; more DMs wait, recorded and acknowledged
 THREAD_NAME_CHARS = 90  # Discord allows 100
 _SEEN = 1024  # commands and refusals may not be deduplicated by the log: remember them here
 _NO_MENTIONS = discord.AllowedMentions.none()  # never ping @everyone from model output
@@ -77,9 +78,14 @@ def facts_of(message: discord.Message, *, me: int) -> MessageFacts:
 class DiscordSurface:
     """Handles Discord messages for one bot user against a ``ChatService``."""
 
-    def __init__(self, *, service: ChatService, access: AccessPolicy) -> None:
+    def __init__(
+        self, *, service: ChatService, access: AccessPolicy, max_loops: int = MAX_LOOPS
+    ) -> None:
         self.service = service
         self.access = access
+        # A burst of DMs is recorded at once but runs a bounded number of loops at a time,
+        # which bounds the bot's memory; the rest wait their turn (already 👀-acknowledged).
+        self._slots = asyncio.Semaphore(max_loops)
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
         self.handled = 0  # messages fully handled (tests and the benchmark wait on it)
@@ -154,7 +160,7 @@ class DiscordSurface:
     ) -> Outcome | None:
         """Run one conversation's loop, showing its progress in ``channel``; None if it failed."""
         poster = ChannelPoster(channel)
-        async with TypingKeeper(poster) as typing:
+        async with self._slots, TypingKeeper(poster) as typing:
             progress = DiscordProgress(poster, typing=typing)
             try:
                 outcome = await self.service.run(conversation_id, progress)

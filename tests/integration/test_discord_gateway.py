@@ -110,8 +110,12 @@ async def test_without_the_right_to_open_threads_the_answer_goes_in_the_channel(
     access = AccessPolicy(mention_guilds=[GUILD_ID])
     async with connected(service, access, guilds=[GUILD_ID], forbid_threads=True) as running:
         fake = running.discord
-        message = message_payload(channel_id=GUILD_CHANNEL_ID, guild_id=GUILD_ID,
-                                  author_id=USER_ID, content=f"<@{BOT_ID}> is ci-3 ok?")
+        message = message_payload(
+            channel_id=GUILD_CHANNEL_ID,
+            guild_id=GUILD_ID,
+            author_id=USER_ID,
+            content=f"<@{BOT_ID}> is ci-3 ok?",
+        )
         await fake.dispatch("MESSAGE_CREATE", message)
         await fake.wait_until(lambda: (message["id"], REACT_ANSWERED) in fake.reactions)
         assert fake.threads == []

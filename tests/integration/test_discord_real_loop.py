@@ -87,7 +87,8 @@ async def test_a_dm_gets_a_real_answer_using_a_sandbox_result_and_a_reconnect_ad
         assert "```\n42\n```" in block  # printed inside nsjail
         assert texts[-1] == "The answer is 42, as the sandbox printed."
         assert [r for m, r in fake.reactions if m == question["id"]] == [
-            REACT_RECEIVED, REACT_ANSWERED,
+            REACT_RECEIVED,
+            REACT_ANSWERED,
         ]
         posted = list(fake.sent)
 
@@ -97,7 +98,7 @@ async def test_a_dm_gets_a_real_answer_using_a_sandbox_result_and_a_reconnect_ad
         await fake.dispatch("MESSAGE_CREATE", follow)
         await fake.wait_until(lambda: (follow["id"], REACT_ANSWERED) in fake.reactions, timeout=60)
 
-        new_texts = [s.content for s in fake.sent[len(posted):]]
+        new_texts = [s.content for s in fake.sent[len(posted) :]]
         assert fake.sent[: len(posted)] == posted
         assert "```\n45\n```" in next(t for t in new_texts if t.startswith("**Block 1/1**"))
         assert new_texts[-1] == "And the sum of 0..9 is 45."

@@ -59,8 +59,12 @@ def test_without_discord_token_serve_says_so_in_one_line_and_exits_2(tmp_path: P
     env["OPSLOOP_DATA_DIR"] = str(tmp_path)
     done = subprocess.run(
         [sys.executable, "-c", "from bot.cli import main; main()", "serve", "discord"],
-        cwd=tmp_path, env={**env, "PYTHONPATH": str(Path(__file__).parents[2])},
-        capture_output=True, text=True, timeout=60, check=False,
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(Path(__file__).parents[2])},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 2
     assert done.stderr.strip() == (

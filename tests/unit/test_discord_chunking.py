@@ -106,8 +106,12 @@ def test_safe_cut_returns_the_whole_text_when_it_fits() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.sampled_from(["a", " ", "\n", "\n```", "\n```py", "é", "👍🏽", "漢", "x" * 400]),
-                max_size=400))
+@given(
+    st.lists(
+        st.sampled_from(["a", " ", "\n", "\n```", "\n```py", "é", "👍🏽", "漢", "x" * 400]),
+        max_size=400,
+    )
+)
 def test_any_text_splits_into_pieces_within_the_limit_with_balanced_fences(
     parts: list[str],
 ) -> None:

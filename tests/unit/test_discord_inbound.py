@@ -17,11 +17,19 @@ from bot.config import AccessPolicy
 from bot.surface import Coordinates
 
 ME = "900"
-DM = MessageFacts(message_id="111", author_id="42", author_is_bot=False,
-                  content="why is ci-3 full?", guild_id=None, channel_id="500", parent_id=None,
-                  mentions_me=False)
-MENTION = replace(DM, guild_id="7", channel_id="600", content=f"<@{ME}> disk full?",
-                  mentions_me=True)
+DM = MessageFacts(
+    message_id="111",
+    author_id="42",
+    author_is_bot=False,
+    content="why is ci-3 full?",
+    guild_id=None,
+    channel_id="500",
+    parent_id=None,
+    mentions_me=False,
+)
+MENTION = replace(
+    DM, guild_id="7", channel_id="600", content=f"<@{ME}> disk full?", mentions_me=True
+)
 OPEN = AccessPolicy()
 MENTIONS_ON = AccessPolicy(mention_guilds=["7"])
 
@@ -76,8 +84,9 @@ def test_an_enabled_server_mention_asks_for_a_thread_keyed_by_the_mentioning_mes
 
 def test_a_mention_inside_that_thread_continues_the_same_conversation() -> None:
     # A thread started on message 111 has id 111; its parent is the channel 600.
-    follow_up = replace(MENTION, message_id="222", channel_id="111", parent_id="600",
-                        content=f"<@!{ME}> and ci-4?")
+    follow_up = replace(
+        MENTION, message_id="222", channel_id="111", parent_id="600", content=f"<@!{ME}> and ci-4?"
+    )
     decision = decide(follow_up, me=ME, access=MENTIONS_ON)
     assert isinstance(decision, Ask)
     assert decision.start_thread is False
@@ -92,8 +101,9 @@ def test_a_command_in_a_server_channel_outside_any_thread_is_ignored() -> None:
 
 
 def test_a_command_inside_the_thread_applies_to_its_conversation() -> None:
-    in_thread = replace(MENTION, message_id="222", channel_id="111", parent_id="600",
-                        content=f"<@{ME}> stop")
+    in_thread = replace(
+        MENTION, message_id="222", channel_id="111", parent_id="600", content=f"<@{ME}> stop"
+    )
     decision = decide(in_thread, me=ME, access=MENTIONS_ON)
     assert isinstance(decision, Command)
     assert decision.name == "stop"

@@ -14,13 +14,11 @@ from sandbox.result import RunResult
 
 
 def _result(stdout: str = "ok\n", stderr: str = "", **flags: object) -> RunResult:
-    return RunResult(exit_code=0, signal=None, stdout=stdout, stderr=stderr, duration_ms=7,
-                     **flags)  # type: ignore[arg-type]
+    return RunResult(exit_code=0, signal=None, stdout=stdout, stderr=stderr, duration_ms=7, **flags)  # type: ignore[arg-type]
 
 
 def _block(index: int = 1, total: int = 1, *, code: str = "print('ok')", **kw: object) -> BlockView:
-    return BlockView(index=index, total=total, language="python", code=code,
-                     result=_result(**kw))  # type: ignore[arg-type]
+    return BlockView(index=index, total=total, language="python", code=code, result=_result(**kw))  # type: ignore[arg-type]
 
 
 def test_a_block_is_shown_as_fenced_code_plus_its_exit_status_and_output() -> None:
@@ -31,8 +29,16 @@ def test_a_block_is_shown_as_fenced_code_plus_its_exit_status_and_output() -> No
 
 
 def test_limits_hit_and_stderr_are_visible() -> None:
-    result = RunResult(exit_code=None, signal=9, stdout="", stderr="Killed", duration_ms=10_000,
-                       timed_out=True, memory_exceeded=True, output_truncated=True)
+    result = RunResult(
+        exit_code=None,
+        signal=9,
+        stdout="",
+        stderr="Killed",
+        duration_ms=10_000,
+        timed_out=True,
+        memory_exceeded=True,
+        output_truncated=True,
+    )
     text, _ = render_block(BlockView(index=2, total=3, language="bash", code="yes", result=result))
     assert "timed out" in text and "memory limit hit" in text and "output truncated" in text
     assert "stderr:\n```\nKilled\n```" in text
@@ -50,8 +56,10 @@ def test_triple_backticks_in_output_cannot_close_the_fence_early() -> None:
 
 
 def test_an_answer_plus_10_blocks_fits_in_few_messages_each_within_the_limit() -> None:
-    blocks = [_block(i, 10, code=f"print({i})", stdout=f"host {i}: disk 42% used\n" * 12)
-              for i in range(1, 11)]
+    blocks = [
+        _block(i, 10, code=f"print({i})", stdout=f"host {i}: disk 42% used\n" * 12)
+        for i in range(1, 11)
+    ]
     messages = render_reply(prose="Checking ten hosts.", blocks=blocks, answer="All ten are fine.")
     assert 1 < len(messages) < 10  # sections share messages instead of one message each
     assert all(0 < len(m.text) <= DISCORD_LIMIT for m in messages)

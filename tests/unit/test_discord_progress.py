@@ -74,6 +74,24 @@ async def test_a_posted_block_kicks_the_typing_indicator_at_once() -> None:
             await asyncio.sleep(0)
 
 
+async def test_stop_right_after_a_kick_stops_the_keeper() -> None:
+    # On Python 3.11 asyncio.wait_for could swallow this cancel and hang stop() forever.
+    poster = RecordingPoster()
+    keeper = TypingKeeper(poster, interval=3600)
+    await keeper.__aenter__()
+    while poster.typings < 1:
+        await asyncio.sleep(0)
+    keeper.kick()
+    stopping = asyncio.create_task(keeper.stop())
+    for _ in range(50):  # a few turns of the event loop, not a timing
+        await asyncio.sleep(0)
+    assert stopping.done()
+    typed = poster.typings
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert poster.typings == typed
+
+
 async def test_a_failing_typing_request_does_not_stop_the_keeper() -> None:
     class Flaky(RecordingPoster):
         async def typing(self) -> None:
