@@ -160,6 +160,7 @@ class DiscordStandIn:
     typings: list[str] = field(default_factory=list)
     threads: list[tuple[str, str, str]] = field(default_factory=list)  # (channel, message, name)
     identifies: int = 0
+    gateway_queries: list[dict[str, str]] = field(default_factory=list)  # ?v=10&encoding=json…
     resumes: list[dict[str, Any]] = field(default_factory=list)
     rate_limited: int = 0
     port: int = 0
@@ -236,6 +237,7 @@ class DiscordStandIn:
     # -- gateway ------------------------------------------------------------------------
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        self.gateway_queries.append(dict(request.query))
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._ws = ws

@@ -43,6 +43,10 @@ async def test_a_dm_gets_typing_reactions_the_block_and_the_answer() -> None:
         assert texts[1].startswith("**Block 1/1** · `python` · exit 0")
         assert texts[-1] == "The disk is full of logs."
         assert fake.reactions[0] == (message["id"], REACT_RECEIVED)
+        # JSON text frames, API v10; discord.py asks for compression, which the stand-in
+        # (like Discord, for a plain-JSON reply) may leave off: text frames are not inflated.
+        assert fake.gateway_queries[0]["v"] == "10"
+        assert fake.gateway_queries[0]["encoding"] == "json"
         assert DM_CHANNEL_ID in fake.typings
         (incoming,) = service.received
         assert incoming.coordinates == Coordinates("discord", "", DM_CHANNEL_ID, DM_CHANNEL_ID)
