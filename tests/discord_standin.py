@@ -358,23 +358,24 @@ class DiscordStandIn:
         channel, message = request.match_info["channel"], request.match_info["message"]
         self.threads.append((channel, message, body["name"]))
         await self._changed_now()
-        return _json(
-            {  # a thread started on a message takes the message's id
-                "id": message,
-                "type": 11,
-                "guild_id": GUILD_ID,
-                "parent_id": channel,
-                "name": body["name"],
-                "owner_id": BOT_ID,
-                "message_count": 0,
-                "member_count": 1,
-                "rate_limit_per_user": 0,
-                "flags": 0,
-                "thread_metadata": {
-                    "archived": False,
-                    "auto_archive_duration": 1440,
-                    "archive_timestamp": TIMESTAMP,
-                    "locked": False,
-                },
-            }
-        )
+        thread = {  # a thread started on a message takes the message's id
+            "id": message,
+            "type": 11,
+            "guild_id": GUILD_ID,
+            "parent_id": channel,
+            "name": body["name"],
+            "owner_id": BOT_ID,
+            "message_count": 0,
+            "member_count": 1,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": 1440,
+                "archive_timestamp": TIMESTAMP,
+                "locked": False,
+            },
+        }
+        # As Discord does (GUILDS intent), tell the gateway about the new thread too.
+        await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        return _json(thread)

@@ -109,6 +109,34 @@ async def test_a_server_mention_is_answered_in_a_thread_on_that_message() -> Non
         )
 
 
+async def test_a_mention_inside_the_thread_continues_the_same_conversation() -> None:
+    service = ScriptedService(answer="ci-3 is fine.")
+    access = AccessPolicy(mention_guilds=[GUILD_ID])
+    async with connected(service, access, guilds=[GUILD_ID]) as running:
+        fake = running.discord
+        first = message_payload(
+            channel_id=GUILD_CHANNEL_ID,
+            guild_id=GUILD_ID,
+            author_id=USER_ID,
+            content=f"<@{BOT_ID}> is ci-3 ok?",
+        )
+        await fake.dispatch("MESSAGE_CREATE", first)
+        await fake.wait_until(lambda: (first["id"], REACT_ANSWERED) in fake.reactions)
+        follow = message_payload(
+            channel_id=first["id"],  # the thread
+            guild_id=GUILD_ID,
+            author_id=USER_ID,
+            content=f"<@{BOT_ID}> and ci-4?",
+        )
+        await fake.dispatch("MESSAGE_CREATE", follow)
+        await fake.wait_until(lambda: (follow["id"], REACT_ANSWERED) in fake.reactions)
+        assert len(fake.threads) == 1  # no second thread
+        assert fake.texts(first["id"]).count("ci-3 is fine.") == 2
+        thread = Coordinates("discord", GUILD_ID, GUILD_CHANNEL_ID, first["id"])
+        assert [i.coordinates for i in service.received] == [thread, thread]
+        assert service.received[1].text == "and ci-4?"
+
+
 async def test_without_the_right_to_open_threads_the_answer_goes_in_the_channel() -> None:
     service = ScriptedService(answer="ci-3 is fine.")
     access = AccessPolicy(mention_guilds=[GUILD_ID])
