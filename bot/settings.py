@@ -8,20 +8,27 @@ lives in ``opsloop.toml`` and is read by ``bot.config``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import platformdirs
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+SYSTEM_DATA_DIR = Path("/var/lib/opsloop")
+
 
 def default_data_dir() -> Path:
     """Where opsloop keeps its SQLite file and sandbox workspaces by default.
 
-    ``platformdirs.user_data_dir("opsloop")``: ``~/.local/share/opsloop`` on Linux
-    (``$XDG_DATA_HOME/opsloop`` when that is set), ``~/Library/Application Support/opsloop``
-    on macOS.
+    For a normal user, ``platformdirs.user_data_dir("opsloop")``: ``~/.local/share/opsloop``
+    on Linux (``$XDG_DATA_HOME/opsloop`` when that is set), ``~/Library/Application
+    Support/opsloop`` on macOS. For root, ``/var/lib/opsloop``, where system services keep
+    their state: root's home is mode 0700, so the sandbox's unprivileged jail user could
+    never reach workspaces kept under it.
     """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return SYSTEM_DATA_DIR
     return Path(platformdirs.user_data_dir("opsloop", appauthor=False))
 
 
@@ -55,9 +62,7 @@ class Settings(BaseSettings):
     slack_bot_token: str | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: str | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: str | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
-    slack_api_url: str = Field(
-        default="https://slack.com/api/", validation_alias="SLACK_API_URL"
-    )
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
     discord_token: str | None = Field(default=None, validation_alias="DISCORD_TOKEN")
 
     def resolved_database_url(self) -> str:
