@@ -108,16 +108,17 @@ class ConversationApp(ConversationQueries, Application[UUID]):
     @_boundary
     def refuse_message(
         self, *, coordinates: Coordinates, message_key: str, author: str, text: str, reason: str
-    ) -> UUID:
-        """Record a refused message (redeliveries are recorded once)."""
+    ) -> tuple[UUID, bool]:
+        """Record a refused message; (id, False) and nothing recorded if redelivered."""
 
-        def attempt() -> UUID:
+        def attempt() -> tuple[UUID, bool]:
             conv = self._current_or_start(coordinates, by=author)
-            if conv.refuse_message(
+            recorded = conv.refuse_message(
                 message_key=message_key, author=author, text=text, reason=reason
-            ):
+            )
+            if recorded:
                 self.save(conv)
-            return conv.id
+            return conv.id, recorded
 
         return self._retrying(attempt)
 

@@ -32,7 +32,7 @@ class ServiceApp(LoopApp, Protocol):
     ) -> tuple[UUID, bool]: ...
     def refuse_message(
         self, *, coordinates: Coordinates, message_key: str, author: str, text: str, reason: str
-    ) -> UUID: ...
+    ) -> tuple[UUID, bool]: ...
     def renew(self, *, coordinates: Coordinates, by: str) -> UUID: ...
     def current_id(self, coordinates: Coordinates) -> UUID: ...
     def resolve(self, id_or_prefix: str) -> UUID: ...
@@ -60,8 +60,12 @@ class OpsloopService:
         return Receipt(conversation_id=str(cid), status="recorded" if recorded else "duplicate")
 
     async def refuse(self, incoming: Incoming, *, reason: str) -> Receipt:
-        """Record that this message was refused and return the reply to show."""
-        cid = await _thread(
+        """Record that this message was refused and return the reply to show.
+
+        A redelivery of a refused message is a ``duplicate``, so no replica shows the
+        refusal twice.
+        """
+        cid, recorded = await _thread(
             self.app.refuse_message,
             coordinates=incoming.coordinates,
             message_key=incoming.message_key,
@@ -69,6 +73,8 @@ class OpsloopService:
             text=incoming.text,
             reason=reason,
         )
+        if not recorded:
+            return Receipt(conversation_id=str(cid), status="duplicate")
         reply = f"Sorry, I can't take this request: {reason}."
         return Receipt(conversation_id=str(cid), status="refused", reply=reply)
 

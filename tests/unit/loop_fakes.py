@@ -80,12 +80,13 @@ class FakeApp:
 
     def refuse_message(
         self, *, coordinates: Coordinates, message_key: str, author: str, text: str, reason: str
-    ) -> UUID:
-        cid, _ = self.receive_message(
+    ) -> tuple[UUID, bool]:
+        cid, recorded = self.receive_message(
             coordinates=coordinates, message_key=message_key, author=author, text=text
         )
-        self.events[cid][-1] = ("MessageRefused", {"text": text, "reason": reason})
-        return cid
+        if recorded:
+            self.events[cid][-1] = ("MessageRefused", {"text": text, "reason": reason})
+        return cid, recorded
 
     def record_model_reply(
         self, cid: UUID, *, reply: ModelReply, prompt_fingerprint: str, prompt_notes: str = ""

@@ -62,6 +62,16 @@ async def test_a_refused_message_is_recorded_and_gets_a_reply_to_show() -> None:
     assert app.kinds(next(iter(app.events))) == ["MessageRefused"]
 
 
+async def test_a_redelivered_refused_message_is_a_duplicate_with_nothing_to_show() -> None:
+    service, app, _ = service_with([])
+    await service.refuse(incoming("e2"), reason="you are not on the allowlist")
+
+    again = await service.refuse(incoming("e2"), reason="you are not on the allowlist")
+
+    assert again.status == "duplicate" and again.reply == ""
+    assert app.kinds(next(iter(app.events))) == ["MessageRefused"]
+
+
 async def test_run_takes_an_id_as_text_and_returns_the_outcome() -> None:
     service, _, _ = service_with(["It is the logs."])
     receipt = await service.receive(incoming("e1"))
