@@ -125,12 +125,20 @@ def demo(
     """Run a built-in scripted conversation on SQLite and nsjail, then print its replay."""
     from rich.console import Console
 
+    from adapters.terminal import TerminalProgress
     from bot.bootstrap import load_settings
     from bot.demo_run import run_demo
 
     settings, policy = load_settings()
+    console = Console(highlight=False)
     outcome = asyncio.run(
-        run_demo(settings=settings, policy=policy, console=Console(highlight=False), keep=keep)
+        run_demo(
+            settings=settings,
+            policy=policy,
+            console=console,
+            progress=TerminalProgress(console),
+            keep=keep,
+        )
     )
     if outcome.answer is None:
         raise typer.Exit(1)

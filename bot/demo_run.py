@@ -16,20 +16,25 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.rule import Rule
 
-from adapters.terminal import TerminalProgress
 from bot.surface import Coordinates, Incoming, Outcome
 
 if TYPE_CHECKING:
     from bot.config import Policy
+    from bot.ports import Progress
     from bot.settings import Settings
 
 DEMO_DB = "demo.sqlite3"
 
 
 async def run_demo(
-    *, settings: Settings, policy: Policy, console: Console, keep: bool = False
+    *,
+    settings: Settings,
+    policy: Policy,
+    console: Console,
+    progress: Progress,
+    keep: bool = False,
 ) -> Outcome:
-    """Play the demo conversation end to end and print its replay."""
+    """Play the demo conversation end to end, showing it through ``progress``, then its replay."""
     from bot.application import open_app
     from bot.bootstrap import build_service, make_sandbox
     from bot.demo import demo_model
@@ -77,7 +82,7 @@ async def run_demo(
                 text=question,
             )
         )
-        outcome = await service.run(receipt.conversation_id, TerminalProgress(console))
+        outcome = await service.run(receipt.conversation_id, progress)
         console.print(Rule("replay: every step, as recorded in the event log"))
         for line in render(await service.timeline(receipt.conversation_id), fmt="text"):
             console.print(line, markup=False, highlight=False)
