@@ -103,8 +103,11 @@ class SlackSurface:
     async def _acks_first(self) -> None:
         """Under a burst, let pending acknowledgements out before loops compete for the CPU
         and the store; bounded, so a steady stream of events cannot starve the loops."""
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands
+        # as the wait completes, and a stop must always reach the loop task.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._quiet.wait(), timeout=self._ack_priority)
+            async with asyncio.timeout(self._ack_priority):
+                await self._quiet.wait()
 
     # -- listeners (must stay fast: they run before the ack) --------------------------------
 
