@@ -80,7 +80,8 @@ class AccessPolicy(_Section):
     allow_users: list[str] = Field(default_factory=list)
     allow_channels: list[str] = Field(default_factory=list)
     allow_workspaces: list[str] = Field(default_factory=list)  # Slack teams / Discord guilds
-    mention_guilds: list[str] = Field(default_factory=list)  # Discord: servers where mentions answer
+    # Discord: servers where a mention of the bot is answered (off everywhere else).
+    mention_guilds: list[str] = Field(default_factory=list)
 
 
 class Policy(_Section):

@@ -52,7 +52,8 @@ class ModelReply:
     priced: bool  # False when the model is not in the price table (cost is then 0)
     latency_ms: int
     attempts: int  # attempts made on the provider that answered
-    failures: tuple[ProviderFailure, ...] = field(default=())  # earlier providers in the fallback chain
+    # Providers of the fallback chain that failed before this one answered.
+    failures: tuple[ProviderFailure, ...] = field(default=())
 
 
 class ChatModel(Protocol):
@@ -74,7 +75,12 @@ class Sandbox(Protocol):
     """Runs one helper block under hard limits (nsjail in-process, or the sandbox service)."""
 
     async def run(
-        self, *, language: str, code: str, limits: Limits | None = None, workspace: str | None = None
+        self,
+        *,
+        language: str,
+        code: str,
+        limits: Limits | None = None,
+        workspace: str | None = None,
     ) -> RunResult:
         """Run ``code``; errors of the code are in the result, errors of the sandbox are raised."""
         ...

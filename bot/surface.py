@@ -89,7 +89,7 @@ class ChatService(Protocol):
         ...
 
     async def stop(self, conversation_id: str) -> bool:
-        """Cancel a running loop (recorded as ``Stopped(reason="cancelled")``); False if none ran."""
+        """Cancel a running loop, recorded as ``Stopped(reason="cancelled")``; False if none."""
         ...
 
     async def totals(self, conversation_id: str) -> Totals:

@@ -42,8 +42,14 @@ import textwrap
 from dataclasses import dataclass
 
 SUPPORTED_LANGUAGES = ("python", "bash")
-_ALIASES = {"python": "python", "python3": "python", "py": "python",
-            "bash": "bash", "sh": "bash", "shell": "bash"}
+_ALIASES = {
+    "python": "python",
+    "python3": "python",
+    "py": "python",
+    "bash": "bash",
+    "sh": "bash",
+    "shell": "bash",
+}
 
 _ATTR = r"""\s+[\w-]+\s*=\s*(?:"[^"\n]*"|'[^'\n]*'|[^\s"'<>]+)"""
 _OPEN = re.compile(rf"<helpers(?P<attrs>(?:{_ATTR})*)\s*>", re.I)
@@ -213,9 +219,7 @@ def _line_of(reply: str, index: int) -> int:
 
 def _unclosed_problem(reply: str, start: int, end: int) -> str:
     quoted = any(True for _ in _CLOSE.finditer(reply, end))
-    hint = (
-        " (a </helpers> inside a quoted string on its line does not count)" if quoted else ""
-    )
+    hint = " (a </helpers> inside a quoted string on its line does not count)" if quoted else ""
     return (
         f"Your reply opened a <helpers> block at line {_line_of(reply, start)} but never closed "
         f"it{hint}, so it was not run and was treated as text. End every block with </helpers> "

@@ -65,8 +65,12 @@ class Idle:
 
 Step = CallModel | RunBlock | SkipBlock | ResolveUnknown | Answer | Stop | Idle
 
-_NOT_RUN = {"failed": "failed", "refused": "was refused", "unknown": "has an unknown outcome",
-            "skipped": "was skipped"}
+_NOT_RUN = {
+    "failed": "failed",
+    "refused": "was refused",
+    "unknown": "has an unknown outcome",
+    "skipped": "was skipped",
+}
 
 
 def next_step(state: LoopState, limits: LoopLimits) -> Step:
