@@ -61,15 +61,6 @@ class PromptLike(Protocol):
     def notes(self) -> str: ...
 
 
-@dataclass(frozen=True)
-class Prompt:
-    """The messages sent to the model for one turn, and how they were built."""
-
-    messages: Sequence[ChatMessage]
-    fingerprint: str
-    notes: str = ""
-
-
 class LoopApp(Protocol):
     """The part of ``bot.application.ConversationApp`` the runner uses."""
 

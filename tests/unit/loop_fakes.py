@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
+from bot.context import Prompt
 from bot.errors import ModelUnavailable
-from bot.loop import Prompt
 from bot.ports import ChatMessage, ModelReply, TextSink
 from bot.surface import Coordinates, Totals
 from domain.helpers import parse_helpers
