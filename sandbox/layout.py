@@ -26,6 +26,9 @@ SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 # The dynamic loader's cache (not the rest of /etc: no passwd, no shadow, no host config).
 SYSTEM_FILES = ("/etc/ld.so.cache",)
+# Debian's alternatives: only symlinks into /usr, but without them /usr/bin/awk, editor,
+# pager … are dangling links, and ops scripts use awk everywhere.
+SYSTEM_ETC_DIRS = ("/etc/alternatives",)
 DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
 DEFAULT_PYTHON_ARGS = ("-I", "-S")
 
@@ -132,6 +135,7 @@ def discover_layout(options: LayoutOptions) -> JailLayout:
         elif os.path.isdir(directory):
             ro_binds.append(directory)
     ro_binds += [f for f in SYSTEM_FILES if os.path.isfile(f)]
+    ro_binds += [d for d in SYSTEM_ETC_DIRS if os.path.isdir(d)]
     for mount in options.extra_mounts:
         if not os.path.isabs(mount) or not os.path.exists(mount):
             raise SandboxUnavailable(f"extra mount {mount!r} must be an existing absolute path")

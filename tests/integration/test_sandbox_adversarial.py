@@ -344,6 +344,12 @@ async def test_workspaces_persist_within_a_conversation_and_never_cross(jail) ->
     assert none.stdout == ""
 
 
+async def test_everyday_tools_reached_through_debian_alternatives_work(jail) -> None:
+    # /usr/bin/awk -> /etc/alternatives/awk -> /usr/bin/mawk on Debian.
+    result = await jail.run(language="bash", code="echo 'a 42' | awk '{print $2}'")
+    assert (result.exit_code, result.stdout) == (0, "42\n"), result.stderr
+
+
 async def test_a_segfault_through_ctypes_is_a_result(jail) -> None:
     result = await py(jail, "import ctypes; ctypes.string_at(0)")
     assert result.signal == signal.SIGSEGV and not result.timed_out
