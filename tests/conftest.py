@@ -8,6 +8,10 @@ fail, because CI is meant to run them.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +37,16 @@ def postgres_url() -> str:
         "server binaries are installed: apt-get install postgresql)",
     )
     return url
+
+
+@pytest.fixture
+def jail_reachable_dir() -> Iterator[Path]:
+    """A temporary directory the sandbox's jail user (host uid 65534) can traverse.
+
+    pytest's ``tmp_path`` sits under ``/tmp/pytest-of-<user>`` (mode 0700), which the jail
+    user cannot enter, so data directories and workspaces of real-jail tests live here.
+    """
+    path = Path(tempfile.mkdtemp(prefix="opsloop-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

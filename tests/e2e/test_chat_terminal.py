@@ -10,12 +10,9 @@ import os
 import pty
 import re
 import select
-import shutil
 import signal
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -87,12 +84,9 @@ class Terminal:
 
 
 @pytest.fixture
-def home() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="opsloop-chat-"))
-    path.chmod(0o755)
-    (path / "script.toml").write_text(SCRIPT, encoding="utf-8")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def home(jail_reachable_dir: Path) -> Path:
+    (jail_reachable_dir / "script.toml").write_text(SCRIPT, encoding="utf-8")
+    return jail_reachable_dir
 
 
 @pytest.mark.slow

@@ -9,11 +9,9 @@ would show as two lines.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,10 +54,9 @@ def opsloop() -> str:
 
 
 @pytest.fixture
-def home() -> Iterator[Path]:
+def home(jail_reachable_dir: Path) -> Iterator[Path]:
     """A data directory the jail user can traverse, with the script and the database."""
-    path = Path(tempfile.mkdtemp(prefix="opsloop-crash-"))
-    path.chmod(0o755)
+    path = jail_reachable_dir
     (path / "script.toml").write_text(SCRIPT, encoding="utf-8")
     yield path
     for proc in psutil.process_iter(["pid", "cmdline"]):  # only the jails this test started
@@ -68,7 +65,6 @@ def home() -> Iterator[Path]:
                 proc.kill()
         except psutil.Error:
             continue
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def environment(home: Path) -> dict[str, str]:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -34,13 +32,10 @@ turns:
 
 
 @pytest.fixture
-def work() -> Iterator[Path]:
-    """A world-searchable directory: the jail user must reach the workspaces in it."""
-    path = Path(tempfile.mkdtemp(prefix="opsloop-slack-cli-"))
-    path.chmod(0o755)
-    (path / "script.yaml").write_text(SCRIPT, encoding="utf-8")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def work(jail_reachable_dir: Path) -> Path:
+    """A directory the jail user can reach, with the model's script."""
+    (jail_reachable_dir / "script.yaml").write_text(SCRIPT, encoding="utf-8")
+    return jail_reachable_dir
 
 
 @pytest.fixture

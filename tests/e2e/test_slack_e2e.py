@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,13 +37,9 @@ turns:
 
 
 @pytest.fixture
-def tmp_path() -> Iterator[Path]:
-    """A world-searchable temporary directory (overrides pytest's, which sits under a 0700
-    directory): the jail user (uid 65534) must reach the sandbox workspaces inside it."""
-    path = Path(tempfile.mkdtemp(prefix="opsloop-slack-e2e-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def tmp_path(jail_reachable_dir: Path) -> Path:
+    """Overrides pytest's: the jail user must reach the sandbox workspaces inside it."""
+    return jail_reachable_dir
 
 
 async def real_service(tmp_path: Path, *, policy: Policy | None = None) -> ChatService:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -18,12 +15,9 @@ from tests.conftest import require_real
 
 
 @pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """A data directory the jail user can traverse (pytest's tmp_path is 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="opsloop-sbx-test-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def data_dir(jail_reachable_dir: Path) -> Path:
+    """A data directory the jail user can traverse."""
+    return jail_reachable_dir
 
 
 @pytest.fixture

@@ -7,12 +7,7 @@ output shown in the DM is printed by Python inside nsjail, not by the script.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from adapters.discord_dm.surface import REACT_ANSWERED, REACT_RECEIVED, REACT_REFUSED
 from bot.config import AccessPolicy, Policy
@@ -38,15 +33,6 @@ turns:
 DM_COORDINATES = Coordinates("discord", "", DM_CHANNEL_ID, DM_CHANNEL_ID)
 
 
-@pytest.fixture
-def world_readable_dir() -> Iterator[Path]:
-    """A temporary directory the jail user (uid 65534) can reach (pytest's sits under 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="opsloop-discord-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 async def real_service(base: Path) -> ChatService:
     """The real ChatService on SQLite with nsjail, or skip (laptop) / fail (CI) with why."""
     from bot.bootstrap import build_chat_service
@@ -70,9 +56,9 @@ async def real_service(base: Path) -> ChatService:
 
 
 async def test_a_dm_gets_a_real_answer_using_a_sandbox_result_and_a_reconnect_adds_nothing(
-    world_readable_dir: Path,
+    jail_reachable_dir: Path,
 ) -> None:
-    service = await real_service(world_readable_dir)
+    service = await real_service(jail_reachable_dir)
     async with connected(service, AccessPolicy()) as running:
         fake = running.discord
         question = dm("what is 6 * 7?")
@@ -118,9 +104,9 @@ async def test_a_dm_gets_a_real_answer_using_a_sandbox_result_and_a_reconnect_ad
 
 
 async def test_a_stranger_is_refused_and_the_refusal_is_in_the_log(
-    world_readable_dir: Path,
+    jail_reachable_dir: Path,
 ) -> None:
-    service = await real_service(world_readable_dir)
+    service = await real_service(jail_reachable_dir)
     async with connected(service, AccessPolicy(allow_users=[USER_ID])) as running:
         fake = running.discord
         message = dm("let me in", author=STRANGER_ID)

@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,15 +27,6 @@ turns:
     </helpers>
   - The answer is 42, as the sandbox printed.
 """
-
-
-@pytest.fixture
-def world_readable_dir() -> Iterator[Path]:
-    """A temporary directory the jail user (uid 65534) can reach (pytest's sits under 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="opsloop-discord-serve-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _environment(base: Path, monkeypatch: pytest.MonkeyPatch, *, sandbox: str) -> None:
@@ -73,9 +61,9 @@ def test_without_discord_token_serve_says_so_in_one_line_and_exits_2(tmp_path: P
 
 
 async def test_a_token_discord_refuses_is_one_clear_error(
-    world_readable_dir: Path, monkeypatch: pytest.MonkeyPatch
+    jail_reachable_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _environment(world_readable_dir, monkeypatch, sandbox="unsafe-local")
+    _environment(jail_reachable_dir, monkeypatch, sandbox="unsafe-local")
     monkeypatch.setenv("DISCORD_TOKEN", BAD_TOKEN)
     standin = DiscordStandIn()
     await standin.start()
@@ -87,14 +75,14 @@ async def test_a_token_discord_refuses_is_one_clear_error(
 
 
 async def test_after_a_restart_an_interrupted_dm_loop_resumes_and_answers_in_the_dm(
-    world_readable_dir: Path, monkeypatch: pytest.MonkeyPatch
+    jail_reachable_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.bootstrap import build_chat_service, load_settings
     from sandbox.check import diagnose
 
     diagnosis = await diagnose()
     require_real(diagnosis.jails_work, f"nsjail cannot run here: {diagnosis.problems}")
-    _environment(world_readable_dir, monkeypatch, sandbox="nsjail")
+    _environment(jail_reachable_dir, monkeypatch, sandbox="nsjail")
     monkeypatch.setenv("DISCORD_TOKEN", "test-token")
 
     # The previous process recorded the DM, then died before running the loop.

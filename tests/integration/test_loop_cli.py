@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,13 +43,11 @@ def jails_work() -> None:
 
 
 @pytest.fixture
-def home() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="opsloop-cli-"))
-    path.chmod(0o755)  # the jail user must reach the workspaces under it
+def home(jail_reachable_dir: Path) -> Path:
+    path = jail_reachable_dir
     (path / "script.toml").write_text(SCRIPT, encoding="utf-8")
     (path / "down.toml").write_text(DOWN, encoding="utf-8")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    return path
 
 
 def opsloop(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

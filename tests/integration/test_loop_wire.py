@@ -9,10 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,11 +21,8 @@ PLAN = [Step(text="Let me add.\n<helpers>\nprint(2 + 2)\n</helpers>"), Step(text
 
 
 @pytest.fixture
-def home() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="opsloop-wire-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def home(jail_reachable_dir: Path) -> Path:
+    return jail_reachable_dir
 
 
 async def opsloop(home: Path, *args: str, **env: str) -> tuple[int, str, str]:
