@@ -32,9 +32,14 @@ def intents_for(access: AccessPolicy) -> discord.Intents:
 class _Handlers:
     """Event handlers shared by the single-connection and the sharded client."""
 
-    surface: DiscordSurface
-    resume_at_ready: bool
-    _resumed_once: bool
+    def __init__(
+        self, *, surface: DiscordSurface, resume_at_ready: bool = True, **options: Any
+    ) -> None:
+        # Cooperative: the next class in the MRO is discord.Client or AutoShardedClient.
+        super().__init__(intents=intents_for(surface.access), **options)  # type: ignore[call-arg]
+        self.surface = surface
+        self.resume_at_ready = resume_at_ready
+        self._resumed_once = False
 
     async def on_message(self, message: discord.Message) -> None:
         """Every MESSAGE_CREATE the intents let through."""
@@ -54,25 +59,9 @@ class _Handlers:
 class OpsloopClient(_Handlers, discord.Client):
     """One gateway connection: enough for a bot in up to 2,500 servers."""
 
-    def __init__(
-        self, *, surface: DiscordSurface, resume_at_ready: bool = True, **options: Any
-    ) -> None:
-        super().__init__(intents=intents_for(surface.access), **options)
-        self.surface = surface
-        self.resume_at_ready = resume_at_ready
-        self._resumed_once = False
-
 
 class OpsloopShardedClient(_Handlers, discord.AutoShardedClient):
     """Several gateway connections (shards) in one process, as Discord requires at scale."""
-
-    def __init__(
-        self, *, surface: DiscordSurface, resume_at_ready: bool = True, **options: Any
-    ) -> None:
-        super().__init__(intents=intents_for(surface.access), **options)
-        self.surface = surface
-        self.resume_at_ready = resume_at_ready
-        self._resumed_once = False
 
 
 def make_client(
