@@ -1,9 +1,17 @@
 """Which cgroups can cap a jail here, and a per-run memory cgroup to tell when it hit its cap.
 
 nsjail creates and removes its own per-jail cgroups (``NSJAIL.<pid>``) below a parent we
-name. For memory we put one more level of our own between them (``opsloop/run-<id>``) that
-carries the real limit (and swap 0), because nsjail deletes its cgroup before we could read
-whether it ran out of memory: ours survives until we have read ``memory.failcnt``.
+name. For memory we put one more level of our own between them (``opsloop/<id>``) that
+carries the real limit (and swap 0). The kernel counts an OOM kill in the victim's own
+cgroup, nsjail's, which nsjail deletes before we could read it; so each run cgroup of ours
+carries an OOM eventfd (v1 ``cgroup.event_control``), which the kernel signals when the
+cgroup runs out of memory and its OOM killer is called. Peak usage is no witness: page
+cache from file writes fills a cgroup to its limit without anyone running out.
+
+A block sees its cgroup path in ``/proc/self/cgroup``, so the id says
+nothing about us; which process owns a run cgroup is kept in a registry on the host
+(``<runs root>/cgroups/<id>`` holds the owner's pid), so a later opsloop can remove the ones
+a killed process left.
 """
 
 from __future__ import annotations
@@ -24,8 +32,9 @@ V2_ROOT = Path("/sys/fs/cgroup")
 # nsjail's own child is given a slightly higher cap than our run cgroup, so the run cgroup is
 # the one that hits the limit (and counts the failure).
 CHILD_SLACK = 16 * 1024 * 1024
-# Charges are batched, so the peak of a cgroup that hit its cap can sit just below the limit.
-PEAK_MARGIN = 512 * 1024
+# A pooled cgroup still charged with more than this (page cache of the last run) is emptied
+# before it is armed again, so one conversation's cache never crowds the next one's block.
+RECLAIM_ABOVE = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -81,24 +90,65 @@ def detect_cgroups(*, parent: str = PARENT) -> CgroupSetup:
     return CgroupSetup(kind="none", reason=v2_error)
 
 
+def _registry() -> Path:
+    """Where the owner pid of each run cgroup is kept (out of every jail's sight)."""
+    from sandbox.rundir import runs_root  # the one scratch area of ours on this host
+
+    path = runs_root() / "cgroups"
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    return path
+
+
+def _oom_eventfd(path: Path) -> int:
+    """An eventfd the kernel signals whenever the v1 memory cgroup at ``path`` goes OOM."""
+    events = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+    control = os.open(path / "memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        (path / "cgroup.event_control").write_text(f"{events} {control}")
+    except OSError:
+        os.close(events)
+        raise
+    finally:
+        os.close(control)
+    return events
+
+
+def _drain(events: int) -> int:
+    try:
+        return os.eventfd_read(events)
+    except BlockingIOError:
+        return 0
+
+
 class RunCgroup:
-    """A memory cgroup for one run at a time (v1 only), holding the limit and counting failures.
+    """A memory cgroup for one run at a time (v1 only), holding the limit.
 
     Creating a v1 memory cgroup costs about a millisecond, so they are pooled and reused
-    (``RunCgroupPool``); the name carries our pid so a later opsloop can tell ours were left
-    by a process that is gone.
+    (``RunCgroupPool``); ``arm`` drains the OOM events of the last run.
     """
 
     def __init__(self, *, setup: CgroupSetup) -> None:
         assert setup.kind == "v1" and setup.memory_mount
-        self.name = f"{setup.parent}/run-{os.getpid()}-{secrets.token_hex(4)}"
+        token = secrets.token_hex(6)
+        self.name = f"{setup.parent}/{token}"
         self.path = Path(setup.memory_mount) / self.name
+        self._owner_file = _registry() / token
+        self._owner_file.write_text(str(os.getpid()))  # first: never an ownerless cgroup of ours
         self.path.mkdir()
+        try:
+            self._events: int | None = _oom_eventfd(self.path)
+        except OSError:
+            self.remove()
+            raise
 
     def arm(self, memory_bytes: int) -> None:
-        """Set the cap (swap 0) and clear the peak and failure counters of the last run."""
+        """Set the cap (swap 0), drop what the last run left charged, note the OOM count."""
         memsw = self.path / "memory.memsw.limit_in_bytes"
         limit = self.path / "memory.limit_in_bytes"
+        if int((self.path / "memory.usage_in_bytes").read_text()) > RECLAIM_ABOVE:
+            with contextlib.suppress(OSError):  # reclaims the page cache of an empty cgroup
+                (self.path / "memory.force_empty").write_text("0")
         # memory+swap may never be below memory: order the writes by direction of change.
         current = int(limit.read_text())
         order = [memsw, limit] if memory_bytes >= current else [limit, memsw]
@@ -108,33 +158,21 @@ class RunCgroup:
         if not memsw.exists():
             with contextlib.suppress(OSError):
                 (self.path / "memory.swappiness").write_text("0")
-        (self.path / "memory.max_usage_in_bytes").write_text("0")
-        (self.path / "memory.failcnt").write_text("0")
+        if self._events is not None:
+            _drain(self._events)
 
-    def hit_limit(self) -> bool:
-        """True when the run's memory reached its cap (peak usage at the limit, or a failure).
-
-        Recent kernels leave v1 ``memory.failcnt`` at 0 even when the cap is hit, so the peak
-        (``max_usage_in_bytes``, which can never exceed the limit) is the reliable witness.
-        """
-        try:
-            limit = int((self.path / "memory.limit_in_bytes").read_text())
-            peak = int((self.path / "memory.max_usage_in_bytes").read_text())
-            if peak >= limit - PEAK_MARGIN:
-                return True
-            if int((self.path / "memory.failcnt").read_text()) > 0:
-                return True
-            for line in (self.path / "memory.oom_control").read_text().splitlines():
-                key, _, value = line.partition(" ")
-                if key == "oom_kill" and int(value) > 0:
-                    return True
-        except (OSError, ValueError):
-            return False
-        return False
+    def oom_killed(self) -> bool:
+        """True when this cgroup ran out of memory (its OOM killer was called) since ``arm``."""
+        return self._events is not None and _drain(self._events) > 0
 
     def remove(self) -> None:
         """Remove the run cgroup (and any child nsjail left behind when it was killed)."""
+        if getattr(self, "_events", None) is not None:
+            os.close(self._events)  # type: ignore[arg-type]
+            self._events = None
         remove_tree(self.path)
+        if not self.path.exists():
+            self._owner_file.unlink(missing_ok=True)
 
 
 def remove_tree(path: Path, *, attempts: int = 50) -> None:
@@ -161,6 +199,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _owner(name: str) -> int | None:
+    """The pid that made run cgroup ``name`` (the registry, or the old ``run-<pid>-<id>``)."""
+    parts = name.split("-")
+    if len(parts) == 3 and parts[0] == "run" and parts[1].isdigit():
+        return int(parts[1])
+    try:
+        return int((_registry() / name).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def remove_stale_runs(setup: CgroupSetup) -> None:
     """Remove run cgroups left by opsloop processes that are gone (busy ones stay), and the
     ``NSJAIL.<pid>`` cgroups of nsjails that were killed before they could remove them."""
@@ -168,10 +217,13 @@ def remove_stale_runs(setup: CgroupSetup) -> None:
         return
     with contextlib.suppress(OSError):
         for entry in (Path(setup.memory_mount) / setup.parent).iterdir():
-            parts = entry.name.split("-")
-            ours = len(parts) == 3 and parts[0] == "run" and parts[1].isdigit()
-            if ours and not _alive(int(parts[1])):
+            if not entry.is_dir():
+                continue
+            owner = _owner(entry.name)
+            if owner is None or not _alive(owner):  # rmdir fails while tasks remain
                 remove_tree(entry, attempts=1)
+                if not entry.exists():
+                    (_registry() / entry.name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         for entry in (Path(setup.pids_mount) / setup.parent).iterdir():
             name, _, pid = entry.name.partition(".")
