@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from sandbox.cgroups import CHILD_SLACK, CgroupSetup
 from sandbox.layout import JAIL_UID, JailLayout
@@ -15,15 +16,31 @@ HOSTNAME = "opsloop"
 # probing block gets a clean error it can print. Namespace-creating clone flags are refused;
 # clone3 takes its flags in memory that seccomp cannot read, so it answers ENOSYS and libc
 # falls back to clone (which is checked). kafel calls x86-64's umount2 "umount".
+# inotify and fanotify instances are charged to the host user that owns the jail's user
+# namespace (root's 128 instances, shared by every jail), so they are refused too. Sockets:
+# only AF_UNIX (1), AF_INET (2) and AF_INET6 (10); the rest answer EAFNOSUPPORT (97): vsock
+# can reach a VM's host around the network namespace, netlink, packet, alg and the others
+# are kernel surface a block never needs (the namespace has no network anyway).
 SECCOMP_POLICY = (
     "ERRNO(1) { ptrace, process_vm_readv, process_vm_writev, mount, umount, pivot_root, "
     "chroot, unshare, setns, kexec_load, kexec_file_load, bpf, keyctl, add_key, request_key, "
     "perf_event_open, init_module, finit_module, delete_module, swapon, swapoff, reboot, "
     "open_by_handle_at, userfaultfd, io_uring_setup, fsopen, fsmount, move_mount, open_tree, "
+    "inotify_init, inotify_init1, fanotify_init, "
     "clone { (clone_flags & 0x7e020000) != 0 } } "
+    "ERRNO(97) { socket(family, type, protocol) { family != 1 && family != 2 && family != 10 }, "
+    "socketpair(family, type, protocol, sv) { family != 1 } } "
     "ERRNO(38) { clone3 } "
     "DEFAULT ALLOW"
 )
+
+
+@dataclass(frozen=True)
+class ScratchSpace:
+    """A private tmpfs ``/workspace`` for a run without a workspace: nothing on the host."""
+
+    bytes: int
+    files: int
 
 
 def build_argv(
@@ -33,13 +50,17 @@ def build_argv(
     layout: JailLayout,
     language: str,
     code_file: str,
-    workspace_dir: str,
+    workspace_dir: str | None,
     log_file: str,
     cgroups: CgroupSetup,
     owner: tuple[int, int] = (JAIL_UID, JAIL_UID),
     memory_parent: str | None = None,
+    scratch: ScratchSpace = ScratchSpace(bytes=256 * MIB, files=10_000),
 ) -> list[str]:
-    """nsjail's argv running ``code_file`` (a host path) as ``language`` under ``limits``."""
+    """nsjail's argv running ``code_file`` (a host path) as ``language`` under ``limits``.
+
+    ``workspace_dir`` is bind-mounted at /workspace; without one, /workspace is ``scratch``.
+    """
     memory = limits.memory_mb * MIB
     # inside:outside:count. The outside id is explicit: never the caller's uid when that is root.
     uids = f"{JAIL_UID}:{owner[0]}:1"
@@ -84,14 +105,16 @@ def build_argv(
         argv += ["--bindmount_ro", path]
     for device in layout.devices:
         argv += ["--bindmount", device]  # rw so writing to /dev/null works; a device, not a dir
-    argv += [
-        "--mount",
-        f"none:/tmp:tmpfs:size={limits.tmpfs_mb * MIB},mode=1777",
-        "--bindmount",
-        f"{workspace_dir}:{WORKSPACE}",
-        "--bindmount_ro",
-        f"{code_file}:{CODE_PATH}",
-    ]
+    argv += ["--mount", f"none:/tmp:tmpfs:size={limits.tmpfs_mb * MIB},mode=1777"]
+    if workspace_dir is None:
+        argv += [
+            "--mount",
+            f"none:{WORKSPACE}:tmpfs:size={scratch.bytes},nr_inodes={scratch.files},"
+            f"mode=0700,uid={JAIL_UID},gid={JAIL_UID}",
+        ]
+    else:
+        argv += ["--bindmount", f"{workspace_dir}:{WORKSPACE}"]
+    argv += ["--bindmount_ro", f"{code_file}:{CODE_PATH}"]
     for key, value in layout.env:
         argv += ["--env", f"{key}={value}"]
     argv += _cgroup_options(
