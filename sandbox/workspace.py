@@ -1,81 +1,180 @@
-"""Per-conversation workspaces (``/workspace`` in the jail) and per-run scratch directories.
+"""Per-conversation workspaces (``/workspace`` in the jail): hard caps, own uids, expiry.
 
-A workspace name is opaque (the loop passes the conversation id) and is validated to be a
-single safe directory name, so it can never point outside the workspaces root. Workspaces
-belong to the jail user, have a size cap (polled while a block runs: a block that goes over
-it is stopped, the workspace emptied, and the block told so), and are removed after an idle
-time.
+A workspace name is opaque (the loop passes the conversation id) and validated to be one
+safe directory name, so it never points outside the workspaces root. Two kinds (``fs``):
+
+- ``image``: a loop-mounted ext4 image per workspace (``sandbox.images``): the kernel
+  enforces the byte and file caps on every write, and the mount is ``nosuid,nodev``. The
+  default wherever opsloop runs as root.
+- ``directory``: a plain directory, for hosts without root: the caps are polled while a
+  block runs (``sandbox.quota``) and checked after it; a workspace over a cap is emptied.
+
+Either way each workspace has its own host uid (``sandbox.uids``, when root), is put back
+to mode 0700 before and after every run, loses setuid/setgid bits and device nodes after
+every run, and its last use is recorded by opsloop under ``.meta/`` (which no jail can
+reach): never read from a file time a block can set. Every walk of a workspace goes
+through ``sandbox.tree`` (fd-relative, bounded, never following a link).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import fcntl
+import json
+import logging
 import os
-import shutil
-import stat
-import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.errors import SandboxUnavailable
+from sandbox import images, quota, tree
+from sandbox.errors import SandboxError, SandboxUnavailable
 from sandbox.layout import JAIL_UID, jail_owner, unreachable_part
+from sandbox.process import Watch
 from sandbox.request import check_workspace
+from sandbox.uids import DEFAULT_UID_RANGE, UidRange
 
+log = logging.getLogger(__name__)
+FS_KINDS = ("auto", "image", "directory")
 PRUNE_EVERY_SECONDS = 600.0
+UNMOUNT_IDLE_SECONDS = 2 * 3600.0  # longer than any block can run: no jail still holds it
+FINISH_SECONDS = 5.0  # the after-run walk of one workspace
+META, IMAGES, TRASH = ".meta", ".images", ".trash"  # names a workspace can never have
+DEFAULT_RANGE = UidRange.parse(DEFAULT_UID_RANGE)
 
 
-def _owned_by_jail(path: Path) -> None:
-    uid, gid = jail_owner()
-    if (uid, gid) != (os.getuid(), os.getgid()):
-        os.chown(path, uid, gid, follow_symlinks=False)
-    path.chmod(0o700)  # we just created it: not a symlink
+@dataclass(frozen=True)
+class Workspace:
+    """One prepared workspace: where it is on the host and which uid owns it."""
+
+    name: str
+    path: Path
+    owner: tuple[int, int]
 
 
-def disk_usage(path: Path) -> int:
-    """Bytes allocated below ``path``, never following symlinks (a block may plant them)."""
-    total = 0
-    stack = [path]
-    while stack:
-        current = stack.pop()
-        with contextlib.suppress(OSError), os.scandir(current) as entries:
-            for entry in entries:
-                with contextlib.suppress(OSError):
-                    info = entry.stat(follow_symlinks=False)
-                    total += info.st_blocks * 512
-                    if stat.S_ISDIR(info.st_mode):
-                        stack.append(Path(entry.path))
-    return total
+@dataclass(frozen=True)
+class _Record:
+    uid: int
+    gid: int
+    fs: str
+    used: float  # last use, as opsloop recorded it
 
 
-def empty_dir(path: Path) -> None:
-    """Delete everything inside ``path`` (not following symlinks), keeping ``path`` itself."""
-    with contextlib.suppress(OSError), os.scandir(path) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+def resolve_fs(wanted: str) -> str:
+    """``auto`` as ``image`` where images work, else ``directory``; ``image`` or an error."""
+    if wanted not in FS_KINDS:
+        raise SandboxUnavailable(f"workspace_fs {wanted!r} is not one of {', '.join(FS_KINDS)}")
+    reason = images.unavailable_reason() if wanted != "directory" else None
+    if wanted == "image" and reason:
+        raise SandboxUnavailable(f"workspace_fs = 'image' cannot work here: {reason}")
+    return "directory" if wanted == "directory" or reason else "image"
 
 
-@dataclass
 class Workspaces:
-    """The directory of all workspaces, with its size cap and idle expiry."""
+    """The directory of all workspaces, with their caps, uids and idle expiry."""
 
-    root: Path
-    quota_bytes: int
-    idle_seconds: float
-    _last_prune: float = 0.0
+    def __init__(
+        self,
+        *,
+        root: Path,
+        quota_bytes: int,
+        idle_seconds: float,
+        max_files: int = 10_000,
+        uid_range: UidRange | None = DEFAULT_RANGE,
+        fs: str = "auto",
+    ) -> None:
+        self.root = Path(root)
+        self.quota_bytes = quota_bytes
+        self.idle_seconds = idle_seconds
+        self.max_files = max_files
+        self.uid_range = uid_range if os.geteuid() == 0 else None  # only root can chown
+        self.fs = resolve_fs(fs)
+        self._last_prune = 0.0
 
-    def prepare(self, name: str) -> Path:
-        """The directory of workspace ``name``, created for the jail user when new."""
-        path = self.root / check_workspace(name)
+    # -- where things are ------------------------------------------------------------------
+
+    def path(self, name: str) -> Path:
+        """The host directory of workspace ``name`` (its image's mount point)."""
+        return self.root / check_workspace(name)
+
+    def _image(self, name: str) -> Path:
+        return self.root / IMAGES / f"{name}.ext4"
+
+    def _record_path(self, name: str) -> Path:
+        return self.root / META / f"{name}.json"
+
+    def owner(self, name: str) -> tuple[int, int] | None:
+        """The host uid and gid of workspace ``name``, once it exists."""
+        record = self._record(check_workspace(name))
+        return (record.uid, record.gid) if record else None
+
+    def last_used(self, name: str) -> float | None:
+        """When a block last used workspace ``name``, by opsloop's own record."""
+        record = self._record(check_workspace(name))
+        return record.used if record else None
+
+    def scratch_owner(self) -> tuple[int, int]:
+        """The host uid and gid of runs without a workspace."""
+        if self.uid_range is None:
+            return jail_owner()
+        return self.uid_range.scratch, self.uid_range.scratch
+
+    # -- records, kept where no jail can reach ----------------------------------------------
+
+    def _ensure_root(self) -> None:
         if not self.root.is_dir():
             self.root.mkdir(parents=True, exist_ok=True)
-            self.root.chmod(0o711)  # traversable by the jail user, not listable
+            self.root.chmod(0o711)  # traversable by jail users, not listable
+        for private in (META, IMAGES, TRASH):
+            with contextlib.suppress(FileExistsError):
+                (self.root / private).mkdir(mode=0o700)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One process (and thread) at a time creates, mounts or removes workspaces."""
+        fd = os.open(self.root / META / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _record(self, name: str) -> _Record | None:
+        path = self._record_path(name)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return _Record(
+                int(data["uid"]), int(data["gid"]), str(data["fs"]), path.stat().st_mtime
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _write_record(self, name: str, *, owner: tuple[int, int]) -> None:
+        path = self._record_path(name)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"uid": owner[0], "gid": owner[1], "fs": self.fs}))
+        temporary.replace(path)
+
+    def _touch(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self._record_path(name))
+
+    def _records(self) -> list[tuple[str, _Record]]:
+        found = []
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.root / META) as entries:
+            for entry in entries:
+                name = entry.name.removesuffix(".json")
+                if entry.name.endswith(".json") and (record := self._record(name)):
+                    found.append((name, record))
+        return found
+
+    # -- before and after a run ------------------------------------------------------------
+
+    def prepare(self, name: str) -> Workspace:
+        """Workspace ``name``, created, mounted and closed to others (blocking I/O)."""
+        path = self.path(name)
+        self._ensure_root()
         blocked = unreachable_part(path)
         if blocked:
             raise SandboxUnavailable(
@@ -83,48 +182,86 @@ class Workspaces:
                 f"because {blocked} is not searchable by others: set OPSLOOP_DATA_DIR to a "
                 "directory such as /var/lib/opsloop, or chmod o+x that directory"
             )
-        if path.is_symlink():
-            raise SandboxUnavailable(f"workspace {path} is a symlink; refusing to use it")
-        if not path.is_dir():
-            path.mkdir(exist_ok=True)  # two blocks of one conversation may race here
-            _owned_by_jail(path)
-        os.utime(path)  # the idle clock restarts at every use
-        return path
+        with self._locked():
+            record = self._record(name)
+            if record is not None and record.fs != self.fs:
+                self._discard(name)
+                record = None
+            if record is None:
+                owner = self._create(name)
+            else:
+                owner = (record.uid, record.gid)
+                if not path.is_dir() and not path.is_symlink():
+                    path.mkdir(mode=0o700)  # deleted by hand: start afresh
+                if self.fs == "image" and not self._image(name).exists():
+                    self._make_image(name, owner)
+            if self.fs == "image" and not images.is_mounted(path):
+                images.mount(self._image(name), path)
+            _close_to_others(path, owner)
+            self._touch(name)
+        return Workspace(name=name, path=path, owner=owner)
 
-    def over_quota(self, path: Path) -> bool:
-        """True when ``path`` uses more than the cap (polled while a block runs)."""
-        return disk_usage(path) > self.quota_bytes
+    def _create(self, name: str) -> tuple[int, int]:
+        path = self.path(name)
+        if path.is_symlink() or path.exists():  # a workspace from before records: set aside
+            self._set_aside(name)
+        if self.uid_range is None:
+            owner = jail_owner()
+        else:
+            taken = {record.uid for _, record in self._records()}
+            uid = self.uid_range.allocate(name, taken=taken)
+            owner = (uid, uid)
+        path.mkdir(mode=0o700)
+        if self.fs == "image":
+            self._make_image(name, owner)
+        self._write_record(name, owner=owner)
+        return owner
 
-    def watcher(self, path: Path) -> Callable[[], Awaitable[bool]]:
-        """An async check of ``path`` against the cap, run off the event loop."""
-
-        async def over() -> bool:
-            return await asyncio.to_thread(self.over_quota, path)
-
-        return over
-
-    def enforce_quota(self, path: Path) -> str | None:
-        """Empty ``path`` when it is over the size cap; returns a notice for the block's stderr."""
-        used = disk_usage(path)
-        if used <= self.quota_bytes:
-            return None
-        empty_dir(path)
-        return (
-            f"\nopsloop: the workspace used {used // (1024 * 1024)} MiB, over its "
-            f"{self.quota_bytes // (1024 * 1024)} MiB cap, and was emptied\n"
+    def _make_image(self, name: str, owner: tuple[int, int]) -> None:
+        self._image(name).unlink(missing_ok=True)
+        images.create(
+            self._image(name), quota_bytes=self.quota_bytes, files=self.max_files, owner=owner
         )
 
-    def prune(self, *, now: float | None = None) -> list[str]:
-        """Remove workspaces idle for longer than ``idle_seconds``; returns their names."""
-        now = time.time() if now is None else now
-        removed = []
-        with contextlib.suppress(OSError), os.scandir(self.root) as entries:
-            for entry in entries:
-                info = entry.stat(follow_symlinks=False)
-                if stat.S_ISDIR(info.st_mode) and now - info.st_mtime > self.idle_seconds:
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                    removed.append(entry.name)
-        return removed
+    def finish(self, workspace: Workspace) -> str | None:
+        """After a run: close it to others again, strip what no block may leave, and (for a
+        directory) empty it when it is over a cap. Returns a notice for the block's stderr."""
+        try:
+            fd = tree.open_dir(workspace.path)
+        except OSError:
+            return None
+        try:
+            os.fchmod(fd, 0o700)
+            budget = tree.Budget(seconds=FINISH_SECONDS, entries=4 * self.max_files + 1000)
+            changed, complete = tree.strip_special(fd, budget=budget)
+            if changed or not complete:
+                log.warning(
+                    "workspace %s: %d setuid/setgid bits or device nodes removed%s",
+                    workspace.name,
+                    changed,
+                    "" if complete else " (walk incomplete)",
+                )
+            notice = self._enforce(fd) if self.fs == "directory" else None
+        finally:
+            os.close(fd)
+        self._touch(workspace.name)
+        return notice
+
+    def _enforce(self, fd: int) -> str | None:
+        over = quota.check(fd, quota_bytes=self.quota_bytes, max_files=self.max_files)
+        if over is None:
+            return None
+        tree.empty(fd, budget=tree.Budget(seconds=FINISH_SECONDS * 6))
+        return f"\nopsloop: the workspace {over}, and was emptied\n"
+
+    def watcher(self, workspace: Workspace) -> Watch | None:
+        """A check of a running block against the caps (directories only: an image needs
+        none, its filesystem refuses the write)."""
+        if self.fs != "directory":
+            return None
+        return quota.watcher(workspace.path, quota_bytes=self.quota_bytes, max_files=self.max_files)
+
+    # -- expiry ----------------------------------------------------------------------------
 
     def prune_due(self) -> bool:
         """True at most every few minutes: then the caller prunes (off the event loop)."""
@@ -134,57 +271,83 @@ class Workspaces:
         self._last_prune = now
         return True
 
+    def prune(self, *, now: float | None = None) -> list[str]:
+        """Remove workspaces idle for longer than ``idle_seconds``, and unmount images idle
+        for a while; returns the removed names. A workspace that resists is logged and
+        skipped: it never stops the others."""
+        now = time.time() if now is None else now
+        removed = []
+        for name, record in self._records():
+            idle = now - record.used
+            try:
+                if idle > self.idle_seconds:
+                    if self.remove(name):
+                        removed.append(name)
+                elif record.fs == "image" and idle > UNMOUNT_IDLE_SECONDS:
+                    self._unmount_idle(name)
+            except (OSError, SandboxError) as exc:
+                log.warning("workspace %s could not be pruned: %s; skipped", name, exc)
+        self._empty_trash()
+        return sorted(removed)
 
-def _scratch_base() -> Path:
-    """A tmpfs when there is one: creating and deleting a run's few files on a disk with
-    ``discard`` costs several milliseconds per run, on tmpfs a fraction of one."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
-        return shm
-    return Path(tempfile.gettempdir())
+    def remove(self, name: str) -> bool:
+        """Delete workspace ``name`` (its image, its files, its record); True when gone."""
+        with self._locked():
+            return self._discard(name)
+
+    def _discard(self, name: str) -> bool:
+        path = self.path(name)
+        if images.is_mounted(path):
+            problem = images.unmount(path)
+            if problem:
+                log.warning("workspace %s stays: cannot unmount it (%s)", name, problem)
+                return False
+        self._image(name).unlink(missing_ok=True)
+        gone = tree.remove_path(path, budget=tree.Budget(seconds=FINISH_SECONDS * 6))
+        if gone:
+            self._record_path(name).unlink(missing_ok=True)
+        else:
+            log.warning("workspace %s could not be removed completely; retried later", name)
+        return gone
+
+    def _unmount_idle(self, name: str) -> None:
+        with self._locked():
+            record = self._record(name)
+            path = self.path(name)
+            idle = record is not None and time.time() - record.used > UNMOUNT_IDLE_SECONDS
+            if idle and images.is_mounted(path) and (problem := images.unmount(path)):
+                log.warning("workspace %s stays mounted: %s", name, problem)
+
+    def _set_aside(self, name: str) -> None:
+        """Move a workspace without a record out of the way; pruning deletes it."""
+        target = self.root / TRASH / f"{name}-{os.urandom(4).hex()}"
+        log.warning("workspace %s predates opsloop's records: set aside and deleted", name)
+        os.rename(self.path(name), target)
+
+    def _empty_trash(self) -> None:
+        try:
+            with os.scandir(self.root / TRASH) as entries:
+                names = [entry.name for entry in entries]
+        except FileNotFoundError:
+            return
+        for name in names:
+            if not tree.remove_path(self.root / TRASH / name, budget=tree.Budget(seconds=30)):
+                log.warning("could not delete %s from the trash; retried later", name)
+
+    def detach_all(self) -> None:
+        """Unmount every workspace image (tests, the demo, a scratch probe)."""
+        for name, _ in self._records():
+            path = self.path(name)
+            if images.is_mounted(path) and (problem := images.unmount(path)):
+                log.warning("workspace %s stays mounted: %s", name, problem)
 
 
-def runs_root() -> Path:
-    """A root-owned, traversable-but-not-listable directory for per-run scratch dirs."""
-    base = _scratch_base() / f"opsloop-runs-{os.getuid()}"
-    with contextlib.suppress(FileExistsError):
-        base.mkdir(mode=0o711)
-    info = base.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise SandboxUnavailable(f"{base} exists but is not our directory; remove it")
-    if stat.S_IMODE(info.st_mode) != 0o711:
-        base.chmod(0o711)
-    return base
-
-
-def remove_stale_run_dirs(*, older_than: float = 7200.0) -> None:
-    """Delete scratch dirs left by runs of a killed opsloop (older than any run can last)."""
-    cutoff = time.time() - older_than
-    with contextlib.suppress(OSError), os.scandir(runs_root()) as entries:
-        for entry in entries:
-            info = entry.stat(follow_symlinks=False)
-            if entry.name.startswith("run-") and info.st_mtime < cutoff:
-                shutil.rmtree(entry.path, ignore_errors=True)
-
-
-class RunDir:
-    """A scratch directory for one run: the code file, nsjail's log, a throwaway workspace."""
-
-    def __init__(self, *, code: bytes, suffix: str) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="run-", dir=runs_root()))
-        self.path.chmod(0o711)
-        self.code_file = self.path / f"code{suffix}"
-        self.code_file.write_bytes(code)
-        self.code_file.chmod(0o444)
-        self.log_file = self.path / "nsjail.log"
-
-    def scratch_workspace(self) -> Path:
-        """A workspace that lives only as long as this run."""
-        path = self.path / "workspace"
-        path.mkdir()
-        _owned_by_jail(path)
-        return path
-
-    def remove(self) -> None:
-        """Delete the scratch directory and everything the run left in it."""
-        shutil.rmtree(self.path, ignore_errors=True)
+def _close_to_others(path: Path, owner: tuple[int, int]) -> None:
+    """The workspace's root belongs to its uid and is 0700, whatever a block did to it."""
+    fd = tree.open_dir(path)  # O_NOFOLLOW: a link planted in its place is refused
+    try:
+        if os.geteuid() == 0:
+            os.fchown(fd, *owner)
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
