@@ -108,6 +108,8 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
             options=layout_options_from(policy.sandbox),
             workspace_root=workspace_root(settings=settings, policy=policy.sandbox),
             unsafe_local=settings.sandbox == "unsafe-local",
+            workspace_fs=policy.sandbox.workspace_fs,
+            uid_range=policy.sandbox.uid_range,
         )
         if as_json:
             print(json.dumps(found.to_dict(), indent=2))
@@ -120,7 +122,9 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
             print(f"limits enforced:   {found.enforcement}")
             print(f"  memory:          {found.memory_cap}")
             print(f"  tasks:           {found.task_cap}")
-            print(f"blocks run as:     host uid {found.jail_uid}")
+            print(f"blocks run as:     host uid {found.jail_uid} (without a workspace)")
+            print(f"workspaces:        {found.workspace_fs}")
+            print(f"  owners:          {found.workspace_uids}")
             for language, path in found.interpreters.items():
                 print(f"{language + ':':<19}{path}")
             if found.unsafe_local:

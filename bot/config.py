@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -45,8 +46,11 @@ class SandboxPolicy(_Section):
     extra_mounts: list[str] = Field(default_factory=list)  # read-only host paths, e.g. a venv
     env: dict[str, str] = Field(default_factory=dict)  # extra environment inside the jail
     workspace_quota_mb: int = Field(default=256, ge=1)
+    workspace_files: int = Field(default=10_000, ge=16, le=10_000_000)  # files, dirs, links
     workspace_root: str | None = None  # default: <data dir>/workspaces; must be o+x for nobody
     workspace_idle_hours: float = Field(default=72.0, gt=0)
+    workspace_fs: Literal["auto", "image", "directory"] = "auto"  # see docs/sandbox.md
+    uid_range: str = "200000-265535"  # host uids of workspaces (as root); first is scratch
 
 
 class PromptPolicy(_Section):

@@ -39,6 +39,8 @@ async def run_demo(
     from bot.bootstrap import build_service, make_sandbox
     from bot.demo import demo_model
     from bot.replay import render
+    from bot.sandboxing import release_workspaces
+    from sandbox import tree
 
     path = settings.data_dir / DEMO_DB
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,9 +51,9 @@ async def run_demo(
     question, model = demo_model()
     # The demo's workspace is throw-away and must be reachable by the jail user (nobody),
     # which a data directory under /root is not: a world-searchable temp dir always is.
-    scratch = tempfile.TemporaryDirectory(prefix="opsloop-demo-")
-    os.chmod(scratch.name, 0o755)
-    sandbox_policy = policy.sandbox.model_copy(update={"workspace_root": scratch.name})
+    scratch = tempfile.mkdtemp(prefix="opsloop-demo-")
+    os.chmod(scratch, 0o755)
+    sandbox_policy = policy.sandbox.model_copy(update={"workspace_root": scratch})
     policy = policy.model_copy(update={"sandbox": sandbox_policy})
     sandbox = make_sandbox(settings=settings, policy=policy)  # nsjail unless configured otherwise
     service = build_service(
@@ -107,7 +109,8 @@ async def run_demo(
         return outcome
     finally:
         await service.aclose()
-        scratch.cleanup()
+        release_workspaces(sandbox)
+        tree.remove_path(scratch, budget=tree.Budget(seconds=30))
 
 
 def all_blocks_succeeded(timeline: list[dict[str, Any]]) -> bool:

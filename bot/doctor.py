@@ -52,6 +52,8 @@ async def check_sandbox(*, settings: Settings, policy: Policy) -> Check:
             nsjail=settings.nsjail,
             options=layout_options_from(policy.sandbox),
             unsafe_local=settings.sandbox == "unsafe-local",
+            workspace_fs=policy.sandbox.workspace_fs,
+            uid_range=policy.sandbox.uid_range,
         )
     except Exception as exc:
         return Check("sandbox", False, _one_line(exc), SANDBOX_FIX)

@@ -9,8 +9,10 @@ from bot.config import Policy, SandboxPolicy
 from bot.errors import ConfigError
 from bot.ports import Sandbox
 from bot.settings import Settings
+from sandbox.errors import SandboxError
 from sandbox.layout import LayoutOptions
 from sandbox.limits import Limits
+from sandbox.uids import UidRange
 from sandbox.workspace import Workspaces
 
 log = logging.getLogger(__name__)
@@ -52,11 +54,17 @@ def workspace_root(*, settings: Settings, policy: SandboxPolicy) -> Path:
 
 def workspaces_from(*, settings: Settings, policy: SandboxPolicy) -> Workspaces:
     """The per-conversation workspaces under the data directory."""
-    return Workspaces(
-        root=workspace_root(settings=settings, policy=policy),
-        quota_bytes=policy.workspace_quota_mb * 1024 * 1024,
-        idle_seconds=policy.workspace_idle_hours * 3600,
-    )
+    try:
+        return Workspaces(
+            root=workspace_root(settings=settings, policy=policy),
+            quota_bytes=policy.workspace_quota_mb * 1024 * 1024,
+            idle_seconds=policy.workspace_idle_hours * 3600,
+            max_files=policy.workspace_files,
+            uid_range=UidRange.parse(policy.uid_range),
+            fs=policy.workspace_fs,
+        )
+    except SandboxError as exc:
+        raise ConfigError(f"opsloop.toml [sandbox]: {exc}") from None
 
 
 def make_sandbox(*, settings: Settings, policy: Policy) -> Sandbox:
@@ -87,3 +95,11 @@ def make_sandbox(*, settings: Settings, policy: Policy) -> Sandbox:
         nsjail=settings.nsjail,
         default_limits=limits,
     )
+
+
+def release_workspaces(sandbox: Sandbox) -> None:
+    """Unmount the workspace images of a throw-away in-process sandbox (the demo's), so its
+    directory can be deleted; a remote or workspace-less sandbox has none."""
+    workspaces = getattr(sandbox, "workspaces", None)
+    if isinstance(workspaces, Workspaces):
+        workspaces.detach_all()

