@@ -8,7 +8,7 @@ fail, because CI is meant to run them.
 from __future__ import annotations
 
 import os
-import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +39,28 @@ def postgres_url() -> str:
     return url
 
 
+def mounts_below(path: Path) -> list[str]:
+    """Mount points at or below ``path`` (deepest first), from this process's mount table."""
+    prefix = str(path).rstrip("/") + "/"
+    found = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as table:
+        for line in table:
+            point = line.split()[4].encode().decode("unicode_escape")
+            if point.startswith(prefix):
+                found.append(point)
+    return sorted(found, key=len, reverse=True)
+
+
+def remove_test_dir(path: Path) -> None:
+    """Unmount what a test left mounted below ``path``, then delete it as the sandbox would
+    (``shutil.rmtree`` dies with ``RecursionError`` on the deep trees hostile blocks make)."""
+    from sandbox import tree
+
+    for point in mounts_below(path):
+        subprocess.run(["umount", point], check=False, capture_output=True)
+    tree.remove_path(path, budget=tree.Budget(seconds=60))
+
+
 @pytest.fixture
 def jail_reachable_dir() -> Iterator[Path]:
     """A temporary directory the sandbox's jail user (host uid 65534) can traverse.
@@ -49,4 +71,4 @@ def jail_reachable_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="opsloop-test-"))
     path.chmod(0o755)
     yield path
-    shutil.rmtree(path, ignore_errors=True)
+    remove_test_dir(path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import pytest
 
 from sandbox.errors import SandboxError
 from sandbox.layout import jail_owner
-from sandbox.workspace import Workspaces
+from sandbox.uids import UidRange
+from sandbox.workspace import DEFAULT_RANGE, Workspaces
 from tests.conftest import require_real
 
 
@@ -70,3 +73,50 @@ def jail_processes(marker: str) -> list[str]:
 def marker() -> str:
     """A unique tag for the processes of one test."""
     return f"opsloop-test-{uuid.uuid4().hex[:12]}"
+
+
+def workspaces_for(
+    data_dir: Path,
+    *,
+    fs: str = "auto",
+    quota_mb: int = 8,
+    files: int = 10_000,
+    name: str = "ws",
+    uids: UidRange | None = DEFAULT_RANGE,
+) -> Workspaces:
+    """Workspaces under ``data_dir/name`` with the given filesystem kind, caps and uids."""
+    return Workspaces(
+        root=data_dir / name,
+        quota_bytes=quota_mb << 20,
+        idle_seconds=3600,
+        max_files=files,
+        uid_range=uids,
+        fs=fs,
+    )
+
+
+def private_uids() -> UidRange:
+    """A uid range no other test (nor another process on this machine) uses at once, so the
+    scratch directories of its runs can be told apart by their owner."""
+    first = 300_000 + (os.getpid() % 1000) * 100
+    return UidRange(first, first + 99)
+
+
+@pytest.fixture(params=["image", "directory"])
+def workspace_fs(request: pytest.FixtureRequest) -> str:
+    """Each workspace filesystem kind: a loop-mounted ext4 image, or a plain directory."""
+    return str(request.param)
+
+
+def as_local_user(code: str, *, uid: int = 12345) -> subprocess.CompletedProcess[str]:
+    """Run Python ``code`` as another local user of the host (not root, not a jail uid)."""
+    return subprocess.run(
+        ["/usr/bin/python3", "-I", "-c", code],
+        user=uid,
+        group=uid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
+    )

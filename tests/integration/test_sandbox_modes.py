@@ -65,8 +65,12 @@ async def test_when_namespaces_fail_no_code_runs_and_the_error_says_how_to_fix_i
         await sandbox.run(language="python", code="print(1)")
 
 
-async def test_a_workspace_over_its_cap_is_emptied_and_the_block_told(data_dir, jail) -> None:
-    jail.workspaces = Workspaces(root=data_dir / "small", quota_bytes=1 << 20, idle_seconds=60)
+async def test_a_directory_workspace_over_its_cap_is_emptied_and_the_block_told(
+    data_dir, jail
+) -> None:
+    jail.workspaces = Workspaces(
+        root=data_dir / "small", quota_bytes=1 << 20, idle_seconds=60, fs="directory"
+    )
     result = await jail.run(
         language="bash",
         code="head -c 3000000 /dev/zero > /workspace/big; echo wrote",
@@ -77,10 +81,12 @@ async def test_a_workspace_over_its_cap_is_emptied_and_the_block_told(data_dir, 
     assert list((data_dir / "small" / "c1").iterdir()) == []
 
 
-async def test_a_block_filling_its_workspace_is_stopped_before_its_time_is_up(
+async def test_a_block_filling_its_directory_workspace_is_stopped_before_its_time_is_up(
     data_dir, jail
 ) -> None:
-    jail.workspaces = Workspaces(root=data_dir / "small", quota_bytes=4 << 20, idle_seconds=60)
+    jail.workspaces = Workspaces(
+        root=data_dir / "small", quota_bytes=4 << 20, idle_seconds=60, fs="directory"
+    )
     code = (
         "import itertools, os, time\n"
         "for i in itertools.count():\n"
@@ -96,13 +102,26 @@ async def test_a_block_filling_its_workspace_is_stopped_before_its_time_is_up(
     assert list((data_dir / "small" / "c1").iterdir()) == []
 
 
-def test_idle_workspaces_are_removed_and_fresh_ones_kept(data_dir) -> None:
-    spaces = Workspaces(root=data_dir / "ws", quota_bytes=1 << 20, idle_seconds=3600)
-    old, fresh = spaces.prepare("old"), spaces.prepare("fresh")
+async def test_a_block_filling_its_image_workspace_gets_no_space_at_the_cap(data_dir, jail) -> None:
+    jail.workspaces = Workspaces(root=data_dir / "small", quota_bytes=4 << 20, idle_seconds=60)
+    code = "head -c 9000000 /dev/zero > /workspace/big; echo status=$?; du -sk /workspace"
+    result = await jail.run(
+        language="bash", code=code, limits=Limits(wall_seconds=5), workspace="c1"
+    )
+    assert "No space left on device" in result.stderr and "status=1" in result.stdout
+    assert int(result.stdout.split()[-2]) <= 4096 + 64  # KiB: the cap, and no more
+
+
+@pytest.mark.parametrize("fs", ["image", "directory"])
+def test_idle_workspaces_are_removed_and_fresh_ones_kept(data_dir, fs: str) -> None:
+    spaces = Workspaces(root=data_dir / "ws", quota_bytes=1 << 20, idle_seconds=3600, fs=fs)
+    old = spaces.prepare("old").path
     past = time.time() - 7200
-    os.utime(old, (past, past))
+    os.utime(spaces.root / ".meta" / "old.json", (past, past))  # opsloop's record of its use
+    fresh = spaces.prepare("fresh").path
     assert spaces.prune() == ["old"]
     assert not old.exists() and fresh.exists()
+    spaces.detach_all()
 
 
 def test_an_unreachable_data_dir_is_unavailable_with_the_fix(tmp_path: Path) -> None:
