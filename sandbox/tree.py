@@ -56,6 +56,11 @@ class Budget:
             self.exhausted = True
         return not self.exhausted
 
+    @property
+    def out_of_entries(self) -> bool:
+        """True when the walk met more entries than ``entries`` (not merely ran out of time)."""
+        return self._seen > self.entries
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -94,13 +99,13 @@ def _open_checked(name: str, *, dir_fd: int, ident: Identity) -> int | None:
     return fd
 
 
-def _list(fd: int, budget: Budget) -> list[tuple[str, os.stat_result]] | None:
-    """The entries of one directory with their lstat, or None when the budget ran out."""
+def _list(fd: int, budget: Budget) -> list[tuple[str, os.stat_result]]:
+    """The entries of one directory with their lstat (fewer once the budget runs out)."""
     found = []
     with contextlib.suppress(OSError), os.scandir(fd) as entries:
         for entry in entries:
             if not budget.spend():
-                return None
+                break
             with contextlib.suppress(OSError):
                 found.append((entry.name, entry.stat(follow_symlinks=False)))
     return found
@@ -124,8 +129,6 @@ def walk(
             assert top.fd is not None  # the top of the stack always holds its fd
             if top.subdirs is None:
                 entries = _list(top.fd, budget)
-                if entries is None:
-                    return False
                 top.subdirs = [
                     (name, _identity(info))
                     for name, info in entries
@@ -133,6 +136,8 @@ def walk(
                     and stat.S_ISDIR(info.st_mode)
                     and info.st_dev == root.st_dev
                 ]
+                if budget.exhausted:  # every entry seen so far was visited: stop here
+                    return False
             if top.subdirs:
                 name, ident = top.subdirs.pop()
                 fd = _open_checked(name, dir_fd=top.fd, ident=ident)
