@@ -44,6 +44,7 @@ def chat(
 ) -> None:
     """Chat with opsloop in this terminal (resumes interrupted loops first)."""
     from rich.console import Console
+    from rich.text import Text
 
     from adapters.terminal import ChatRepl
     from bot.bootstrap import build_chat_service, load_settings
@@ -60,7 +61,7 @@ def chat(
 
             async def show_replay(cid: str) -> None:
                 for line in render(await service.timeline(cid), fmt="text"):
-                    console.print(line, markup=False)
+                    console.print(Text(line))  # a str would still turn :skull: into an emoji
 
             repl = ChatRepl(
                 service=service,

@@ -18,26 +18,14 @@ from adapters.terminal import ChatRepl, TerminalProgress
 from bot.errors import OpsloopError
 from bot.surface import Incoming, Receipt
 from sandbox.result import RunResult
+from tests.hostile import ATTACK, MARKUP, SHOWN, assert_shown_not_obeyed
 from tests.slack_fake_service import FakeChatService
-
-# Clipboard write (OSC 52), clear screen, cursor home, window title, a one-byte C1 CSI, a
-# right-to-left override: what a hostile block prints to rewrite what the operator sees.
-ATTACK = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\x1b[H\x1b]0;owned\x07\x9b2J\u202egnp.exe"
-OBEYED = ("\x1b]52", "\x1b[2J", "\x1b[H", "\x1b]0;", "\x9b", "\u202e", "\x07")
-SHOWN = "␛]52;c;cHduZWQ=␇␛[2J␛[H␛]0;owned␇\\x9b2J<U+202E>gnp.exe"
-MARKUP = "[link=https://evil.example]click[/link] [reverse]x[/reverse] :skull:"
 
 
 def terminal() -> tuple[Console, io.StringIO]:
     out = io.StringIO()
     console = Console(file=out, width=200, force_terminal=True, color_system="standard")
     return console, out
-
-
-def assert_shown_not_obeyed(screen: str, *, shown: str = SHOWN) -> None:
-    for sequence in OBEYED:
-        assert sequence not in screen, f"{sequence!r} reached the terminal"
-    assert shown in screen
 
 
 def assert_markup_is_text(screen: str) -> None:
