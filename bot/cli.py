@@ -13,6 +13,7 @@ import typer
 
 from bot import cli_log, cli_loop, cli_sandbox, cli_surfaces
 from bot.errors import OpsloopError
+from bot.visible import visible
 
 app = typer.Typer(
     name="opsloop",
@@ -38,7 +39,7 @@ def main() -> None:
     try:
         app()
     except (OpsloopError, SandboxError) as exc:
-        print(f"opsloop: {exc}", file=sys.stderr)
+        print(visible(f"opsloop: {exc}"), file=sys.stderr)  # its text may come from a server
         sys.exit(2)
     except KeyboardInterrupt:
         print("opsloop: interrupted", file=sys.stderr)
