@@ -64,3 +64,10 @@ class VisibleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """The formatted record, made visible."""
         return visible(super().format(record))
+
+
+def visible_stderr(fmt: str = "%(message)s") -> logging.Handler:
+    """A stderr log handler with a ``VisibleFormatter`` (log lines quote servers and models)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(VisibleFormatter(fmt))
+    return handler

@@ -7,6 +7,7 @@ against a SQLite file holding a hostile conversation, and the one-line error of 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from bot.cli import main
 from bot.doctor import Check, render
 from bot.errors import OpsloopError
 from bot.surface import Coordinates
+from bot.visible import VisibleFormatter
 from tests.hostile import ATTACK, ERASE, SHOWN, record_hostile_conversation
 
 RAW = ("\x1b", "\x9b", "\u202e", "\x07", "\r")
@@ -108,6 +110,16 @@ def test_the_one_line_error_shows_a_servers_text_visibly(
         main()
     err = capsys.readouterr().err
     assert err == f"opsloop: the model server said {SHOWN}\n"
+
+
+def test_warnings_of_commands_without_logging_setup_are_logged_visibly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert logging.lastResort is not None
+    monkeypatch.setattr(logging.lastResort, "formatter", None)
+    monkeypatch.setattr(bot.cli, "app", lambda: None)
+    main()
+    assert isinstance(logging.lastResort.formatter, VisibleFormatter)
 
 
 @pytest.fixture

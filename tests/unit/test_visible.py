@@ -6,10 +6,11 @@ import json
 import logging
 import sys
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.visible import VisibleFormatter, visible, visible_json
+from bot.visible import VisibleFormatter, visible, visible_json, visible_stderr
 
 C0 = {chr(c) for c in range(0x20)} - {"\n", "\t"}
 C1 = {chr(c) for c in range(0x80, 0xA0)}
@@ -100,3 +101,14 @@ def test_log_lines_and_their_tracebacks_are_made_visible() -> None:
     line = VisibleFormatter("%(message)s").format(record)
     assert "\x1b" not in line and "\x07" not in line
     assert line.startswith("got ␛[2J") and "server said ␛]0;owned␇" in line
+
+
+def test_the_serve_commands_log_handler_writes_visible_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    handler = visible_stderr("%(levelname)s %(message)s")
+    record = logging.LogRecord(
+        "x", logging.WARNING, __file__, 1, "slack said %s", ("\x9b2J",), None
+    )
+    handler.handle(record)
+    assert capsys.readouterr().err == "WARNING slack said \\x9b2J\n"
