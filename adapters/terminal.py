@@ -328,5 +328,5 @@ class ChatRepl:
             stopped = await self.service.stop(cid)
             self.console.print("stopped" if stopped else "nothing is running")
         else:
-            self.console.print(f"unknown command {name}; {COMMANDS}")
+            self.console.print(shown(f"unknown command {name}; {COMMANDS}"))
         return True

@@ -159,3 +159,20 @@ async def test_piped_input_is_echoed_visibly_and_its_block_output_too(
     assert f"you> ask {SHOWN}" in screen
     assert_shown_not_obeyed(screen)
     assert screen.count(SHOWN) >= 2  # the echo and the block's result panel
+
+
+async def test_a_carriage_return_in_block_output_cannot_overwrite_its_line() -> None:
+    console, out = terminal()
+    result = RunResult(
+        exit_code=0, signal=None, stdout="rm -rf /\rls -la  \n", stderr="", duration_ms=5
+    )
+    await TerminalProgress(console).block_finished(
+        index=1, total=1, language="bash", code="x", result=result
+    )
+    assert "rm -rf /␍ls -la" in out.getvalue()
+
+
+async def test_an_unknown_command_is_echoed_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    screen = await chat_with_piped_input(FakeChatService(), f"/{MARKUP}{ATTACK}\n", monkeypatch)
+    assert_shown_not_obeyed(screen)
+    assert "\x1b]8;" not in screen and "unknown command /[link=https://evil.example]" in screen
