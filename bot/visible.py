@@ -15,10 +15,13 @@ import re
 # C0 controls but tab and newline (a CRLF pair is a newline); DEL; C1 controls (0x9b is a
 # one-byte CSI to some terminals); the bidi controls; lone surrogates (a JSON string can carry
 # one, and printing it raises); the invisible tag characters that can smuggle hidden text.
-_UNSAFE = re.compile(
-    "\r\n|[\x00-\x08\x0b-\x1f\x7f-\x9f"
-    "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff\U000e0000-\U000e007f]"
+_CHARS = (
+    "\x00-\x08\x0b-\x1f\x7f-\x9f"
+    "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff\U000e0000-\U000e007f"
 )
+_ANY = re.compile(f"[{_CHARS}]")
+_PLAIN_ASCII = bytes(range(0x20, 0x7F)) + b"\t\n"  # what ASCII text may hold and stay as it is
+_UNSAFE = re.compile(f"\r\n|[{_CHARS}]")
 # The same characters in JSON text, but C0: json.dumps escapes those inside strings, and
 # outside strings tab, newline and carriage return are JSON's own whitespace.
 _UNSAFE_IN_JSON = re.compile(
@@ -42,7 +45,11 @@ def _shown(match: re.Match[str]) -> str:
 
 def visible(text: str) -> str:
     """``text`` with every control character a terminal could obey written as a visible sign."""
-    return _UNSAFE.sub(_shown, text)
+    # Fast paths for text with nothing to show (nearly all of it): a C-speed byte check for
+    # ASCII, a one-class search otherwise. A replay of 10,000 events calls this 60,000 times.
+    if text.isascii() and not text.encode("ascii").translate(None, _PLAIN_ASCII):
+        return text
+    return _UNSAFE.sub(_shown, text) if _ANY.search(text) else text
 
 
 def _json_escape(match: re.Match[str]) -> str:
@@ -55,6 +62,8 @@ def _json_escape(match: re.Match[str]) -> str:
 
 def visible_json(encoded: str) -> str:
     """JSON text with those characters written as ``\\u`` escapes: the same value, parsed."""
+    if encoded.isascii() and "\x7f" not in encoded:  # the common case, checked at C speed
+        return encoded
     return _UNSAFE_IN_JSON.sub(_json_escape, encoded)
 
 
