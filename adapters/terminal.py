@@ -2,7 +2,9 @@
 
 It only translates: a typed line becomes an ``Incoming`` (or a slash command), and the loop's
 progress becomes spinners, streamed prose and syntax-highlighted panels. Ctrl-C while a loop
-runs stops that loop (recorded as cancelled); it never kills the program.
+runs stops that loop (recorded as cancelled); it never kills the program. Text that others
+wrote (model, block, user, error, store) is printed as ``shown(text)``: control characters
+made visible, and a rich ``Text`` so that ``[link=…]`` or ``:emoji:`` in it stays literal.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from rich.text import Text
 from adapters.terminal_stream import BlockFilter
 from bot.errors import OpsloopError
 from bot.surface import ChatService, Coordinates, Incoming, Outcome, Totals
+from bot.visible import visible
 from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
@@ -41,6 +44,11 @@ def terminal_coordinates(*, platform: str = "terminal", thread: str = "chat") ->
     return Coordinates(
         platform=platform, workspace=socket.gethostname(), channel=getpass.getuser(), thread=thread
     )
+
+
+def shown(text: str, *, style: str = "") -> Text:
+    """Untrusted ``text`` as rich text: its control characters visible, never markup."""
+    return Text(visible(text), style=style)
 
 
 def render_result(result: RunResult, *, index: int, total: int, language: str) -> Panel:
@@ -59,9 +67,9 @@ def render_result(result: RunResult, *, index: int, total: int, language: str) -
     ok = result.exit_code == 0 and result.signal is None and not flags
     body = Text()
     if result.stdout.strip():
-        body.append(result.stdout.rstrip("\n"))
+        body.append(visible(result.stdout.rstrip("\n")))
     if result.stderr.strip():
-        body.append(("\n" if body else "") + result.stderr.rstrip("\n"), style="red")
+        body.append(("\n" if body else "") + visible(result.stderr.rstrip("\n")), style="red")
     if not body:
         body.append("(no output)", style="dim")
     title = f"result {index}/{total} · {status} · {result.duration_ms} ms"
@@ -72,10 +80,10 @@ def render_result(result: RunResult, *, index: int, total: int, language: str) -
 
 def render_code(*, index: int, total: int, language: str, code: str) -> Panel:
     """A block's code, highlighted, as it is about to run."""
-    syntax = Syntax(code, _LEXER.get(language, language), line_numbers=False, word_wrap=True)
-    return Panel(
-        syntax, title=f"block {index}/{total} · {language}", title_align="left", border_style="cyan"
-    )
+    lexer = _LEXER.get(language, language)  # an unknown name falls back to plain text
+    syntax = Syntax(visible(code), lexer, line_numbers=False, word_wrap=True)
+    title = shown(f"block {index}/{total} · {language}")  # a str title would be markup
+    return Panel(syntax, title=title, title_align="left", border_style="cyan")
 
 
 def render_totals(totals: Totals, *, conversation_id: str) -> str:
@@ -100,6 +108,7 @@ class TerminalProgress:
         self._status: Status | None = None
         self._filter = BlockFilter()
         self._streamed = False
+        self._cr = ""  # a streamed "\r" held back: the next chunk may make it "\r\n"
 
     def _spin(self, message: str) -> None:
         self._unspin()
@@ -116,11 +125,12 @@ class TerminalProgress:
         self._unspin()
         self._filter = BlockFilter()
         self._streamed = False
+        self._cr = ""
 
     def _end_stream(self) -> None:
-        rest = self._filter.flush()
+        rest, self._cr = self._cr + self._filter.flush(), ""
         if rest:
-            self.console.print(rest, end="", markup=False, highlight=False)
+            self.console.print(shown(rest), end="")
         if self._streamed:
             self.console.print()
         self._streamed = False
@@ -129,16 +139,19 @@ class TerminalProgress:
         """The loop is waiting for the model."""
         self._filter = BlockFilter()
         self._streamed = False
+        self._cr = ""
         self._spin("thinking…")
 
     async def model_text(self, chunk: str) -> None:
         """A streamed piece of the model's reply (blocks are shown when they run)."""
         self._unspin()
-        visible = self._filter.feed(chunk)
+        prose = self._cr + self._filter.feed(chunk)
+        self._cr = "\r" if prose.endswith("\r") else ""
+        prose = prose[: len(prose) - len(self._cr)]
         if not self._streamed:
-            visible = visible.lstrip()
-        if visible:
-            self.console.print(visible, end="", markup=False, highlight=False, soft_wrap=True)
+            prose = prose.lstrip()
+        if prose:
+            self.console.print(shown(prose), end="", soft_wrap=True)
             self._streamed = True
 
     async def block_started(self, *, index: int, total: int, language: str, code: str) -> None:
@@ -161,15 +174,16 @@ class TerminalProgress:
         streamed = self._streamed
         self._end_stream()
         if not streamed:
-            self.console.print(text, markup=False, highlight=False)
+            self.console.print(shown(text))
 
     async def stopped(self, *, reason: str, detail: str) -> None:
         """The loop stopped without an answer."""
         self._unspin()
         self._end_stream()
-        self.console.print(
-            f"[yellow]stopped ({reason})[/yellow]" + (f": {detail}" if detail else "")
-        )
+        line = shown(f"stopped ({reason})", style="yellow")
+        if detail:
+            line.append(visible(f": {detail}"))
+        self.console.print(line)
 
 
 async def run_with_ctrl_c(
@@ -245,7 +259,7 @@ class ChatRepl:
         line = await asyncio.to_thread(sys.stdin.readline)
         if not line:
             raise EOFError
-        self.console.print(f"you> {line.rstrip()}", markup=False, highlight=False)
+        self.console.print(shown(f"you> {line.rstrip()}"))
         return line
 
     async def resume_interrupted(self) -> None:
@@ -278,7 +292,7 @@ class ChatRepl:
                 await self.send(text)
             except (OpsloopError, SandboxError) as exc:  # one sentence, and the chat goes on
                 self.progress.reset()
-                self.console.print(f"[red]opsloop: {exc}[/red]")
+                self.console.print(shown(f"opsloop: {exc}", style="red"))
 
     async def send(self, text: str) -> Outcome | None:
         """Record one message and run its loop."""
@@ -290,7 +304,7 @@ class ChatRepl:
         )
         receipt = await self.service.receive(incoming)
         if receipt.status != "recorded":
-            self.console.print(receipt.reply or "(not recorded)")
+            self.console.print(shown(receipt.reply or "(not recorded)"))
             return None
         return await run_with_ctrl_c(
             service=self.service, conversation_id=receipt.conversation_id, progress=self.progress
@@ -314,5 +328,5 @@ class ChatRepl:
             stopped = await self.service.stop(cid)
             self.console.print("stopped" if stopped else "nothing is running")
         else:
-            self.console.print(f"unknown command {name}; {COMMANDS}")
+            self.console.print(shown(f"unknown command {name}; {COMMANDS}"))
         return True

@@ -7,12 +7,14 @@ never a traceback.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
 
 from bot import cli_log, cli_loop, cli_sandbox, cli_surfaces
 from bot.errors import OpsloopError
+from bot.visible import VisibleFormatter, visible
 
 app = typer.Typer(
     name="opsloop",
@@ -35,10 +37,12 @@ def main() -> None:
     """Entry point of the ``opsloop`` console script."""
     from sandbox.errors import SandboxError
 
+    if logging.lastResort is not None:  # warnings of commands that configure no logging
+        logging.lastResort.setFormatter(VisibleFormatter())
     try:
         app()
     except (OpsloopError, SandboxError) as exc:
-        print(f"opsloop: {exc}", file=sys.stderr)
+        print(visible(f"opsloop: {exc}"), file=sys.stderr)  # its text may come from a server
         sys.exit(2)
     except KeyboardInterrupt:
         print("opsloop: interrupted", file=sys.stderr)

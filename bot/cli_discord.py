@@ -31,9 +31,10 @@ def register(serve_app: typer.Typer) -> None:
     ) -> None:
         """Answer DMs (and mentions in enabled servers) on Discord."""
         sharded, count = parse_shards(shards)
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        from bot.visible import visible_stderr
+
+        log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+        logging.basicConfig(level=logging.INFO, handlers=[visible_stderr(log_format)])
         asyncio.run(_serve(sharded=sharded, shard_count=count))
 
 

@@ -2,7 +2,8 @@
 
 They open the store named by ``OPSLOOP_DATABASE_URL`` (default: a SQLite file in the data
 directory) with ``OPSLOOP_CIPHER_KEY`` when set. Errors are opsloop errors, which
-``bot.cli.main`` prints as one line.
+``bot.cli.main`` prints as one line. What the store holds is printed through
+``bot.visible``: a channel name or a tampered event type cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Annotated
 import typer
 
 from bot.errors import ConfigError, OpsloopError
+from bot.visible import visible, visible_json
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -96,7 +98,7 @@ def conversations(
     finally:
         app.close()
     if fmt == "json":
-        _write(json.dumps(r.as_json(), ensure_ascii=False) for r in rows)
+        _write(visible_json(json.dumps(r.as_json(), ensure_ascii=False)) for r in rows)
         return
     if not rows:
         print("no conversations")
@@ -106,10 +108,11 @@ def conversations(
         f"{'status':8}  {'msgs':>4}  {'turns':>5}  {'tokens':>7}  {'cost':>8}  started by"
     ]
     for r in rows:
+        platform, channel, by = (visible(v) for v in (r.platform, r.channel, r.started_by))
         lines.append(
-            f"{r.conversation_id!s:36}  {r.platform:8.8}  {r.channel:14.14}  "
+            f"{r.conversation_id!s:36}  {platform:8.8}  {channel:14.14}  "
             f"{r.last_at:%Y-%m-%d %H:%M:%S}  {r.status:8}  {r.messages:>4}  {r.model_turns:>5}  "
-            f"{r.input_tokens + r.output_tokens:>7}  {r.cost:>8.4f}  {r.started_by}"
+            f"{r.input_tokens + r.output_tokens:>7}  {r.cost:>8.4f}  {by}"
         )
     _write(lines)
 
@@ -129,7 +132,7 @@ def verify(
     finally:
         app.close()
     for problem in report.problems:
-        print(f"TAMPERED {problem}")
+        print(visible(f"TAMPERED {problem}").replace("\n", "\u240a"))
     if not report.intact:
         raise typer.Exit(1)
     print(f"intact: {report.conversations} conversation(s), {report.events} event(s)")

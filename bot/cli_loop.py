@@ -44,6 +44,7 @@ def chat(
 ) -> None:
     """Chat with opsloop in this terminal (resumes interrupted loops first)."""
     from rich.console import Console
+    from rich.text import Text
 
     from adapters.terminal import ChatRepl
     from bot.bootstrap import build_chat_service, load_settings
@@ -60,7 +61,7 @@ def chat(
 
             async def show_replay(cid: str) -> None:
                 for line in render(await service.timeline(cid), fmt="text"):
-                    console.print(line, markup=False)
+                    console.print(Text(line))  # a str would still turn :skull: into an emoji
 
             repl = ChatRepl(
                 service=service,
@@ -90,6 +91,7 @@ def ask(
     """Ask once and print the answer; exit 1 when the loop stopped without one."""
     from bot.bootstrap import build_chat_service, load_settings
     from bot.oneshot import ask_once
+    from bot.visible import visible, visible_json
 
     settings, policy = load_settings()
 
@@ -104,14 +106,16 @@ def ask(
 
     result = asyncio.run(main())
     if as_json:
-        print(json.dumps(result, ensure_ascii=False))
+        print(visible_json(json.dumps(result, ensure_ascii=False)))
     elif result["answer"] is not None:
-        print(result["answer"])
+        print(visible(str(result["answer"])))
     if result["answer"] is None:
         if not as_json:
             print(
-                f"opsloop: stopped without an answer ({result['stopped_reason']}): "
-                f"{result.get('detail', '')}",
+                visible(
+                    f"opsloop: stopped without an answer ({result['stopped_reason']}): "
+                    f"{result.get('detail', '')}"
+                ),
                 file=sys.stderr,
             )
         raise typer.Exit(1)
@@ -154,9 +158,11 @@ def resume(
 ) -> None:
     """Continue loops a killed process left open (or retry one that stopped for its model)."""
     from rich.console import Console
+    from rich.text import Text
 
     from adapters.terminal import TerminalProgress, run_with_ctrl_c
     from bot.bootstrap import build_chat_service, load_settings
+    from bot.visible import visible
 
     settings, policy = load_settings()
     console = Console(highlight=False)
@@ -175,9 +181,14 @@ def resume(
                 targets = [cid for cid, c in found if c.platform in TERMINAL_PLATFORMS]
                 elsewhere = [c.platform for _, c in found if c.platform not in TERMINAL_PLATFORMS]
                 for platform in sorted(set(elsewhere)):
-                    console.print(
-                        f"{elsewhere.count(platform)} interrupted {platform} conversation(s) "
-                        f"resume when `opsloop serve {platform}` starts (or name one here)"
+                    console.print(  # the platform's name comes from the store: plain text
+                        Text(
+                            visible(
+                                f"{elsewhere.count(platform)} interrupted {platform} "
+                                f"conversation(s) resume when `opsloop serve {platform}` starts "
+                                "(or name one here)"
+                            )
+                        )
                     )
             if not targets:
                 console.print("nothing to resume here: no terminal conversation was interrupted")

@@ -6,9 +6,11 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
+
+from bot.visible import visible
 
 if TYPE_CHECKING:
     from bot.config import Policy
@@ -31,6 +33,11 @@ def _exit_status(result: RunResult) -> int:
     if result.exit_code is not None:
         return result.exit_code
     return 128 + (result.signal or 9)
+
+
+def for_stream(stream: TextIO, text: str) -> str:
+    """A block's output as ``run`` writes it: raw into a pipe or file, visible on a terminal."""
+    return visible(text) if stream.isatty() else text
 
 
 def register(app: typer.Typer, serve_app: typer.Typer) -> None:
@@ -83,8 +90,8 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
         if as_json:
             print(json.dumps(result.to_dict(), indent=2))
         else:
-            sys.stdout.write(result.stdout)
-            sys.stderr.write(result.stderr)
+            sys.stdout.write(for_stream(sys.stdout, result.stdout))
+            sys.stderr.write(for_stream(sys.stderr, result.stderr))
             for flag, text in (
                 ("timed_out", "the block hit its time limit"),
                 ("memory_exceeded", "the block hit its memory limit"),

@@ -37,9 +37,10 @@ def register(serve_app: typer.Typer) -> None:
         host: str = typer.Option("0.0.0.0", "--host", help="HTTP mode: address to listen on."),
     ) -> None:
         """Answer mentions and DMs in Slack; each thread is one conversation."""
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        from bot.visible import visible_stderr
+
+        log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+        logging.basicConfig(level=logging.INFO, handlers=[visible_stderr(log_format)])
         asyncio.run(_serve(http=http, host=host, port=port))
 
 

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.rule import Rule
+from rich.text import Text
 
 from bot.surface import Coordinates, Incoming, Outcome
+from bot.visible import visible
 
 if TYPE_CHECKING:
     from bot.config import Policy
@@ -75,7 +77,7 @@ async def run_demo(
             f"[dim]event store {url} · sandbox {settings.sandbox} · model {model.name} "
             "(scripted: its final turn quotes what the sandbox printed)[/dim]\n"
         )
-        console.print(f"[bold]you>[/bold] {question}")
+        console.print(Text.assemble(("you>", "bold"), " ", visible(question)))
         receipt = await service.receive(
             Incoming(
                 coordinates=coordinates,
@@ -87,7 +89,7 @@ async def run_demo(
         outcome = await service.run(receipt.conversation_id, progress)
         console.print(Rule("replay: every step, as recorded in the event log"))
         for line in render(await service.timeline(receipt.conversation_id), fmt="text"):
-            console.print(line, markup=False, highlight=False)
+            console.print(Text(line))
         console.print(Rule())
         console.print(
             f"Replay it again: OPSLOOP_DATABASE_URL={url} opsloop replay "

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.visible import visible
+
 if TYPE_CHECKING:
     from bot.config import Policy
     from bot.settings import Settings
@@ -198,13 +200,17 @@ async def check_model(
 
 
 def render(checks: list[Check]) -> str:
-    """Lines for the terminal: a mark, the part, what was found, and the fix."""
+    """Lines for the terminal: a mark, the part, what was found, and the fix.
+
+    A detail can quote a remote server (a model's error page, a sandbox service's answer),
+    so each line passes through ``visible`` and a detail's own newlines show as ``␊``.
+    """
     lines = []
     for check in checks:
         mark = "ok  " if check.ok else "FAIL"
-        lines.append(f"{mark} {check.name}: {check.detail}")
+        lines.append(visible(f"{mark} {check.name}: {check.detail}").replace("\n", "\u240a"))
         if check.fix:
-            lines.append(f"     fix: {check.fix}")
+            lines.append(visible(f"     fix: {check.fix}"))
     broken = [c.name for c in checks if not c.ok]
     lines.append("all good" if not broken else f"broken: {', '.join(broken)}")
     return "\n".join(lines)

@@ -2,18 +2,27 @@
 
 The timeline is one plain dict per event: ``type``, ``version``, ``timestamp`` (ISO 8601),
 ``conversation_id`` and the event's payload fields (docs/events.md has the schema).
+
+Every field is data, whoever wrote it: control characters are shown, never sent to the
+terminal (``bot.visible``); a one-line field (an author, an error) cannot start a line that
+looks like another event; in markdown, no output can close the fence around it, and the
+answer is quoted so that its own markdown cannot spill into the events after it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 from uuid import UUID
 
+from bot.visible import visible, visible_json
 from domain.chain import NOT_PAYLOAD
 
 FORMATS = ("text", "json", "markdown")
+_MULTILINE = frozenset({"text", "code", "stdout", "stderr"})  # shown as indented or fenced lines
+_INFO_STRING = re.compile(r"[\w.+#-]+")  # a language safe to put after a markdown fence
 
 
 def timeline_of(events: Iterable[tuple[type, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -42,10 +51,26 @@ def render(items: list[dict[str, Any]], *, fmt: str) -> Iterator[str]:
     """Lines of the timeline in ``fmt`` (text | json | markdown)."""
     if fmt == "json":
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        return (dumps(item) for item in items)
+        return (visible_json(dumps(item)) for item in items)
+    shown = [_shown(item) for item in items]
     if fmt == "markdown":
-        return _markdown(items)
-    return _text(items)
+        return _markdown(shown)
+    return _text(shown)
+
+
+def _shown(item: dict[str, Any]) -> dict[str, Any]:
+    """The event with its text made visible; a one-line field's newlines shown as ``␊``."""
+    out = dict(item)
+    for key, value in item.items():
+        if isinstance(value, str):
+            value = visible(value)
+            out[key] = value if key in _MULTILINE else value.replace("\n", "\u240a")
+    return out
+
+
+def _lines(text: str) -> list[str]:
+    """Lines split at newlines only (``splitlines`` would also split at other separators)."""
+    return text.removesuffix("\n").split("\n") if text else []
 
 
 def _limits_hit(e: dict[str, Any]) -> list[str]:
@@ -75,7 +100,7 @@ def _model_line(e: dict[str, Any]) -> str:
 
 
 def _indent(text: str, prefix: str = "    ") -> Iterator[str]:
-    for line in (text or "").splitlines() or [""]:
+    for line in _lines(text or "") or [""]:
         yield prefix + line
 
 
@@ -139,11 +164,13 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
 
 
 def _fence(text: str, lang: str = "") -> Iterator[str]:
+    """``text`` in a fence longer than any run of backticks in it, so nothing inside closes it."""
     ticks = "```"
     while ticks in (text or ""):
         ticks += "`"
-    yield f"{ticks}{lang}"
-    yield from (text or "").splitlines()
+    info = lang if _INFO_STRING.fullmatch(lang) else ""  # backticks there would void the fence
+    yield f"{ticks}{info}"
+    yield from _lines(text or "")
     yield ticks
 
 
@@ -160,7 +187,7 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
         elif t == "MessageReceived":
             yield f"**{e['author']}** ({when}):"
             yield ""
-            yield from (f"> {line}" for line in e["text"].splitlines() or [""])
+            yield from (f"> {line}" for line in _lines(e["text"]) or [""])
         elif t == "MessageRefused":
             yield f"**{e['author']}** ({when}), refused: {e['reason']}"
         elif t == "ModelReplied":
@@ -192,7 +219,7 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
         elif t == "Answered":
             yield f"### Answer ({when})"
             yield ""
-            yield e["text"]
+            yield from (f"> {line}" for line in _lines(e["text"]) or [""])
         elif t == "Stopped":
             yield f"**Stopped** ({when}): {e['reason']} {e.get('detail', '')}".rstrip()
         elif t == "Renewed":

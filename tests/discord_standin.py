@@ -146,6 +146,7 @@ class Sent:
     channel_id: str
     content: str
     files: dict[str, bytes]
+    allowed_mentions: dict[str, Any] | None = None  # as sent; None when the payload had none
 
 
 @dataclass
@@ -335,7 +336,10 @@ class DiscordStandIn:
         else:
             payload = await request.json()
         content = payload.get("content") or ""
-        self.sent.append(Sent(channel_id=channel, content=content, files=files))
+        mentions = payload.get("allowed_mentions")
+        self.sent.append(
+            Sent(channel_id=channel, content=content, files=files, allowed_mentions=mentions)
+        )
         await self._changed_now()
         return _json(
             message_payload(channel_id=channel, author_id=BOT_ID, content=content, bot=True)

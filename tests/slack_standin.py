@@ -106,9 +106,10 @@ class SlackStandIn:
         texts: dict[str, str] = {}
         for c in self.calls:
             p = c.params
-            if c.method == "chat.startStream" and (p.get("channel"), p.get("thread_ts")) == (
-                channel,
-                thread_ts,
+            if (
+                c.method == "chat.startStream"
+                and "_ts" in p  # a refused start made no message
+                and (p.get("channel"), p.get("thread_ts")) == (channel, thread_ts)
             ):
                 texts[p["_ts"]] = str(p.get("markdown_text", ""))
             elif c.method == "chat.appendStream" and p.get("ts") in texts:

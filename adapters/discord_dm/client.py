@@ -74,6 +74,9 @@ def make_client(
     # opsloop never looks a message up again (no edit or delete handling): skip the
     # 1,000-message cache discord.py keeps by default.
     options.setdefault("max_messages", None)
+    # Every send passes AllowedMentions.none() too; as the client's default it also covers
+    # any send a later change forgets to give it: model or block text never pings anyone.
+    options.setdefault("allowed_mentions", discord.AllowedMentions.none())
     if sharded or shards is not None:
         if shards is not None:
             options["shard_count"] = shards

@@ -176,7 +176,7 @@ class SlackSurface:
     def _notify(self, inbound: Inbound, text: str) -> None:
         """Post ``text`` in the thread once per message, however often Slack redelivers it."""
         if text and self._remember(self._seen, ("notice", inbound.incoming.message_key)):
-            self._spawn(self._progress(inbound).post_text(text))
+            self._spawn(self._progress(inbound).post_text(render.escape(text)))
 
     def _spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)

@@ -190,7 +190,7 @@ class SlackProgress:
     async def block_started(self, *, index: int, total: int, language: str, code: str) -> None:
         """End the turn's prose and say which block runs."""
         await self._end_prose()
-        await self._status(f"is running block {index}/{total} ({language})…")
+        await self._status(f"is running block {index}/{total} ({render.escape(language)})…")
 
     def _stream(self) -> LiveStream:
         return LiveStream(

@@ -4,6 +4,12 @@ Pure functions, no I/O. Slack allows 3,000 characters in a section's text and 50
 a message; output longer than what reads well inline is shown as a head-and-tail preview
 that *says* it is cut, and the whole stream is attached as a file (files upload v2), so
 nothing is ever cut silently.
+
+Text that others wrote (block code and output, the model's prose and answer, a user's text
+echoed back, error details) is ``escape``d: Slack reads ``<!channel>``, ``<@U123>`` and
+``<https://x|label>`` in message text, code blocks included, so ``&``, ``<`` and ``>`` become
+entities and show as themselves. Limits are counted on the escaped text, and cuts never
+split an entity.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ BLOCK_LIMIT = 50  # Slack: blocks in one message
 INLINE_LIMIT = 1500  # characters of code or of one stream shown inline before attaching it
 STREAM_CHUNK = 2000  # characters per chat.appendStream call
 _FENCE_OVERHEAD = 8  # "```\n" + "\n```"
+_ENTITY = 5  # the longest entity escape() writes, "&amp;"
 
 Block = dict[str, Any]
 
@@ -43,12 +50,32 @@ class SlackMessage:
     uploads: tuple[Upload, ...] = field(default=())
 
 
+def escape(text: str) -> str:
+    """``text`` shown literally by Slack: never a mention, a broadcast or a masked link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut_at(text: str, index: int) -> int:
+    """``index``, moved back to the start of an entity it would split."""
+    amp = text.rfind("&", max(0, index - _ENTITY + 1), index)
+    return amp if amp >= 0 and ";" not in text[amp:index] else index
+
+
+def clip(text: str, limit: int) -> str:
+    """At most ``limit`` characters of escaped ``text``, never half an entity."""
+    return text if len(text) <= limit else text[: _cut_at(text, limit)]
+
+
+def _unescaped_len(text: str) -> int:
+    return len(text) - 4 * text.count("&amp;") - 3 * (text.count("&lt;") + text.count("&gt;"))
+
+
 def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}
 
 
 def _context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:SECTION_LIMIT]}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}]}
 
 
 def _fence(text: str) -> str:
@@ -63,7 +90,7 @@ def split_text(text: str, *, limit: int) -> list[str]:
     while len(rest) > limit:
         cut = rest.rfind("\n", 0, limit)
         if cut <= limit // 2:
-            cut = limit
+            cut = _cut_at(rest, limit)
         pieces.append(rest[:cut])
         rest = rest[cut:].lstrip("\n")
     if rest or not pieces:
@@ -72,12 +99,13 @@ def split_text(text: str, *, limit: int) -> list[str]:
 
 
 def preview(text: str, *, limit: int = INLINE_LIMIT) -> str:
-    """Head and tail of ``text`` with the number of characters left out, or ``text`` itself."""
+    """Head and tail of escaped ``text`` with the number of characters left out, or ``text``."""
     if len(text) <= limit:
         return text
-    head = text[: limit * 2 // 3]
-    tail = text[-(limit // 3) :]
-    return f"{head}\n… {len(text) - len(head) - len(tail):,} characters not shown …\n{tail}"
+    head = text[: _cut_at(text, limit * 2 // 3)]
+    tail = text[_cut_at(text, len(text) - limit // 3) :]
+    hidden = _unescaped_len(text[len(head) : len(text) - len(tail)])
+    return f"{head}\n… {hidden:,} characters not shown …\n{tail}"
 
 
 def result_status(result: RunResult) -> str:
@@ -104,7 +132,7 @@ def block_message(
     """One block shown as its code plus its result; long code or output becomes a file."""
     ok = result.exit_code == 0 and not (result.timed_out or result.memory_exceeded)
     mark = "✅" if ok else "❌"
-    headline = f"{mark} *Block {index}/{total}* `{language}` · {result_status(result)}"
+    headline = f"{mark} *Block {index}/{total}* `{escape(language)}` · {result_status(result)}"
     blocks: list[Block] = [_section(headline)]
     uploads: list[Upload] = []
     ext = "py" if language == "python" else "sh" if language == "bash" else "txt"
@@ -116,15 +144,16 @@ def block_message(
     for label, content, filename in parts:
         if not content.strip():
             continue
-        shown = preview(content.rstrip("\n"))
+        whole = escape(content.rstrip("\n"))
+        shown = preview(whole)
         note = ""
-        if shown != content.rstrip("\n"):
+        if shown != whole:
             uploads.append(
                 Upload(filename=filename, title=f"Block {index} {label}", content=content)
             )
             note = f" (cut here; the full {label}, {len(content):,} characters, is attached)"
         blocks.append(_context(f"*{label}*{note}"))
-        blocks.append(_section(_fence(shown[: SECTION_LIMIT - _FENCE_OVERHEAD])))
+        blocks.append(_section(_fence(clip(shown, SECTION_LIMIT - _FENCE_OVERHEAD))))
     return SlackMessage(
         text=f"Block {index}/{total}: {result_status(result)}",
         blocks=tuple(blocks),
@@ -136,17 +165,21 @@ def answer_messages(text: str) -> list[SlackMessage]:
     """The final answer as messages of at most 50 sections of at most 3,000 characters."""
     if not text.strip():
         text = "(the answer was empty)"  # Slack rejects an empty section
-    sections = [_section(piece) for piece in split_text(text, limit=SECTION_LIMIT)]
+    sections = [_section(piece) for piece in split_text(escape(text), limit=SECTION_LIMIT)]
     messages = []
     for start in range(0, len(sections), BLOCK_LIMIT):
         chunk = sections[start : start + BLOCK_LIMIT]
-        fallback = chunk[0]["text"]["text"][:300]
+        fallback = clip(chunk[0]["text"]["text"], 300)
         messages.append(SlackMessage(text=fallback, blocks=tuple(chunk)))
     return messages
 
 
 def stream_chunks(text: str) -> list[str]:
-    """``text`` cut into ``chat.appendStream`` pieces that join back to exactly ``text``."""
+    """``text`` cut into ``chat.appendStream`` pieces that join back to exactly ``text``.
+
+    The pieces are raw text, escaped as each is sent: 2,000 characters escape to at most
+    10,000, within the 12,000 a call takes.
+    """
     return [text[i : i + STREAM_CHUNK] for i in range(0, len(text), STREAM_CHUNK)]
 
 
@@ -173,8 +206,8 @@ def stopped_sentence(*, reason: str, detail: str) -> str:
     known = _STOP_SENTENCES.get(reason)
     if known:
         return known
-    said = one_sentence(detail)
-    pretty = reason.replace("_", " ") or "an error"
+    said = escape(one_sentence(detail))
+    pretty = escape(reason.replace("_", " ")) or "an error"
     return f"I stopped ({pretty}): {said}" if said else f"I stopped ({pretty})."
 
 

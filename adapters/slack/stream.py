@@ -2,6 +2,8 @@
 
 The model's prose is written as it arrives; appends are batched (one call per
 ``append_interval`` at most) because every append is a Web API call with its own rate limit.
+The stream keeps the raw text (``finish_as`` compares it with the answer) and escapes each
+piece as it is sent, so nothing the model wrote becomes a mention or a link.
 When the workspace refuses ``chat.startStream``, ``Capabilities.streaming`` turns off and the
 caller posts whole messages instead.
 """
@@ -103,7 +105,7 @@ class LiveStream:
             response = await self._client.chat_startStream(
                 channel=t.channel,
                 thread_ts=t.thread_ts,
-                markdown_text=first,
+                markdown_text=render.escape(first),
                 recipient_team_id=t.team or None,
                 recipient_user_id=t.user or None,
             )
@@ -126,7 +128,7 @@ class LiveStream:
         for piece in render.stream_chunks(self._unsent):
             try:
                 await self._client.chat_appendStream(
-                    channel=self._thread.channel, ts=self._ts, markdown_text=piece
+                    channel=self._thread.channel, ts=self._ts, markdown_text=render.escape(piece)
                 )
             except SLACK_ERRORS as exc:
                 log.warning("slack chat.appendStream failed: %s", exc)

@@ -199,3 +199,22 @@ async def test_where_streams_are_refused_the_prose_of_a_turn_is_posted_when_its_
     posts = [kw["text"] for m, kw in client.calls if m == "chat.postMessage"]
     assert posts == ["Checking disk."]
     assert client.methods().count("chat.startStream:refused") == 1
+
+
+async def test_a_blocks_language_in_the_status_and_its_fallback_is_escaped() -> None:
+    for assistant in (True, False):
+        client = RecordingClient(assistant=assistant, streaming=True)
+        await progress_with(client).block_started(index=1, total=1, language="<!here>", code="x")
+        (status,) = [
+            kw.get("status") or kw.get("text")
+            for m, kw in client.calls
+            if m in ("assistant.threads.setStatus", "chat.postMessage")
+        ]
+        assert "(&lt;!here&gt;)" in status and "<!here>" not in status
+
+
+async def test_a_stop_detail_posted_in_the_thread_is_escaped() -> None:
+    client = RecordingClient(assistant=True, streaming=True)
+    await progress_with(client).stopped(reason="crashed", detail="<!channel> said no")
+    posts = [kw["text"] for m, kw in client.calls if m == "chat.postMessage"]
+    assert posts == ["I stopped (crashed): &lt;!channel&gt; said no"]
