@@ -1,6 +1,6 @@
 """Benchmark of the Discord surface: the bot's memory (RSS) while serving DMs.
 
-The bot runs in its own process: ``opsloop serve discord``'s code (``bot.cli_discord._serve``:
+The bot runs in its own process: ``opsloop serve discord``'s code (``bot.cli.discord._serve``:
 real service, scripted model, SQLite, nsjail) with discord.py pointed at the local Discord
 stand-in, which runs in this process and plays the users. The baseline, measured in the same
 run against the same stand-in, is a bare ``discord.Client`` with the same intents that
@@ -61,11 +61,11 @@ def child(mode: str, api: str, gateway: str) -> None:
     discord.http.Route.BASE = api
     DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
     if mode == "opsloop":
-        from bot.cli_discord import _serve
+        from bot.cli.discord import _serve
 
         asyncio.run(_serve(sharded=False, shard_count=None))
         return
-    from adapters.discord_dm.client import intents_for
+    from adapters.discord.client import intents_for
     from bot.config import AccessPolicy
 
     client = discord.Client(intents=intents_for(AccessPolicy()), max_messages=None)

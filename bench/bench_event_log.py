@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eventsourcing.application import Repository  # noqa: E402
 
-from bot.application import ConversationApp, open_app  # noqa: E402
+from bot.app.application import ConversationApp, open_app  # noqa: E402
 from bot.surface import Coordinates  # noqa: E402
 from domain.conversation import Conversation  # noqa: E402
 
@@ -167,7 +167,7 @@ def env(**values: str) -> Iterator[None]:
 
 
 def replay_in_process(url: str, cid: str) -> float:
-    from bot.cli_log import replay
+    from bot.cli.log import replay
 
     sink = io.StringIO()
     with env(OPSLOOP_DATABASE_URL=url), redirect_stdout(sink):

@@ -36,11 +36,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.application import ConversationApp, open_app  # noqa: E402
-from bot.bootstrap import build_service  # noqa: E402
+from bot.app.application import ConversationApp, open_app  # noqa: E402
+from bot.cli.bootstrap import build_service  # noqa: E402
 from bot.config import Policy  # noqa: E402
+from bot.loop.service import OpsloopService  # noqa: E402
 from bot.providers.scripted import ScriptedModel  # noqa: E402
-from bot.service import OpsloopService  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.surface import Coordinates, Incoming  # noqa: E402
 from sandbox.result import RunResult  # noqa: E402

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 
-from adapters.discord_dm.outbound import Outgoing
+from adapters.discord.outbound import Outgoing
 from bot.ports import Progress
 from bot.surface import Coordinates, Incoming, Outcome, Receipt, Totals
 from sandbox.result import RunResult

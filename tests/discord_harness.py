@@ -12,8 +12,8 @@ import discord
 import yarl
 from discord.gateway import DiscordWebSocket
 
-from adapters.discord_dm.client import make_client
-from adapters.discord_dm.surface import DiscordSurface
+from adapters.discord.client import make_client
+from adapters.discord.surface import DiscordSurface
 from bot.config import AccessPolicy
 from bot.surface import ChatService
 from tests.discord_standin import DM_CHANNEL_ID, USER_ID, DiscordStandIn, message_payload

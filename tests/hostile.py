@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from bot.application import ConversationApp
+from bot.app.application import ConversationApp
 from bot.ports import ModelReply, ProviderFailure
 from bot.surface import Coordinates
 

@@ -26,10 +26,10 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import render
+from adapters.slack import outbound as render
+from adapters.slack.inbound import EventKind, Ignored, Inbound, inbound_from_event, refusal_reason
 from adapters.slack.pacer import ChannelPacer
 from adapters.slack.progress import Capabilities, SlackProgress, Thread
-from adapters.slack.translate import EventKind, Ignored, Inbound, inbound_from_event, refusal_reason
 from bot.config import AccessPolicy
 from bot.errors import NotFound, OpsloopError
 from bot.surface import ChatService, Coordinates

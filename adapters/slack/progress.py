@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import render
+from adapters.slack import outbound as render
 from adapters.slack.pacer import ChannelPacer
 from adapters.slack.stream import SLACK_ERRORS, LiveStream
-from adapters.terminal_stream import BlockFilter
+from adapters.terminal.stream import BlockFilter
 
 if TYPE_CHECKING:
     from sandbox.result import RunResult

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError
 
-from adapters.slack import render
+from adapters.slack import outbound as render
 from adapters.slack.pacer import ChannelPacer
 
 if TYPE_CHECKING:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.config import Policy
-from bot.context import context_tokens_for
 from bot.errors import ConfigError
 from bot.ports import ChatModel
+from bot.prompt.context import context_tokens_for
 from bot.providers.base import ProviderModel
 from bot.providers.fallback import (
     PROVIDERS,

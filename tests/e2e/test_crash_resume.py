@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bot.application import open_app
+from bot.app.application import open_app
 from tests.conftest import require_real
 
 SCRIPT = """

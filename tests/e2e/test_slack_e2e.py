@@ -1,6 +1,6 @@
 """Whole conversations through the Slack surface in HTTP mode.
 
-The real service comes from ``bot.bootstrap.build_chat_service``: the scripted model, a
+The real service comes from ``bot.cli.bootstrap.build_chat_service``: the scripted model, a
 real SQLite event store and the real nsjail sandbox. Slack is the local Web API stand-in,
 and events are signed Events API requests on loopback, as Slack sends them.
 """
@@ -45,9 +45,9 @@ def tmp_path(jail_reachable_dir: Path) -> Path:
 async def real_service(tmp_path: Path, *, policy: Policy | None = None) -> ChatService:
     """The real ChatService, or skip (laptop) / fail (CI) with the reason."""
     try:
-        from bot.bootstrap import build_chat_service
+        from bot.cli.bootstrap import build_chat_service
     except ImportError as exc:
-        require_real(False, f"bot.bootstrap is not importable yet ({exc})")
+        require_real(False, f"bot.cli.bootstrap is not importable yet ({exc})")
         raise
     from bot.settings import Settings
     from sandbox.check import diagnose

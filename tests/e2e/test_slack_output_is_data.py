@@ -32,7 +32,7 @@ def tmp_path(jail_reachable_dir: Path) -> Path:
 
 
 async def hostile_service(tmp_path: Path) -> ChatService:
-    from bot.bootstrap import build_chat_service
+    from bot.cli.bootstrap import build_chat_service
     from bot.settings import Settings
     from sandbox.check import diagnose
 

@@ -10,7 +10,7 @@ import asyncio
 
 import discord
 
-from adapters.discord_dm.surface import (
+from adapters.discord.surface import (
     REACT_ANSWERED,
     REACT_RECEIVED,
     REACT_REFUSED,

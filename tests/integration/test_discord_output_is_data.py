@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.discord_dm.surface import REACT_ANSWERED, REACT_FAILED, REACT_REFUSED
+from adapters.discord.surface import REACT_ANSWERED, REACT_FAILED, REACT_REFUSED
 from bot.config import AccessPolicy
 from bot.surface import Incoming, Receipt
 from tests.discord_fakes import ScriptedService

@@ -1,6 +1,6 @@
 """A DM through the Discord stand-in to the real service: scripted model, SQLite, nsjail.
 
-The service comes from ``bot.bootstrap.build_chat_service``, exactly as
+The service comes from ``bot.cli.bootstrap.build_chat_service``, exactly as
 ``opsloop serve discord`` builds it; only the model is the scripted provider. The block's
 output shown in the DM is printed by Python inside nsjail, not by the script.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.discord_dm.surface import REACT_ANSWERED, REACT_RECEIVED, REACT_REFUSED
+from adapters.discord.surface import REACT_ANSWERED, REACT_RECEIVED, REACT_REFUSED
 from bot.config import AccessPolicy, Policy
 from bot.surface import ChatService, Coordinates
 from tests.conftest import require_real
@@ -35,7 +35,7 @@ DM_COORDINATES = Coordinates("discord", "", DM_CHANNEL_ID, DM_CHANNEL_ID)
 
 async def real_service(base: Path) -> ChatService:
     """The real ChatService on SQLite with nsjail, or skip (laptop) / fail (CI) with why."""
-    from bot.bootstrap import build_chat_service
+    from bot.cli.bootstrap import build_chat_service
     from bot.settings import Settings
     from sandbox.check import diagnose
 

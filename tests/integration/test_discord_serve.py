@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli_discord import _serve
+from bot.cli.discord import _serve
 from bot.errors import ConfigError
 from bot.surface import Coordinates, Incoming
 from tests.conftest import require_real
@@ -77,7 +77,7 @@ async def test_a_token_discord_refuses_is_one_clear_error(
 async def test_after_a_restart_an_interrupted_dm_loop_resumes_and_answers_in_the_dm(
     jail_reachable_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.bootstrap import build_chat_service, load_settings
+    from bot.cli.bootstrap import build_chat_service, load_settings
     from sandbox.check import diagnose
 
     diagnosis = await diagnose()

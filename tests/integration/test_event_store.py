@@ -23,7 +23,7 @@ import pytest
 from eventsourcing.application import Repository
 from eventsourcing.persistence import StoredEvent
 
-from bot.application import ConversationApp, open_app
+from bot.app.application import ConversationApp, open_app
 from bot.errors import SchemaTooNew, WrongCipherKey
 from bot.ports import ModelReply
 from bot.surface import Coordinates

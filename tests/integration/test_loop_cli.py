@@ -172,7 +172,7 @@ def test_doctor_names_an_unusable_event_store_with_its_fix(home: Path) -> None:
 
 
 def test_resume_leaves_chat_platform_conversations_to_their_own_serve_command(home: Path) -> None:
-    from bot.application import open_app
+    from bot.app.application import open_app
     from bot.surface import Coordinates
 
     app = open_app(database_url=f"sqlite:///{home / 'opsloop.sqlite3'}")

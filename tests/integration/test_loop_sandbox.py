@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from bot.application import open_app
-from bot.bootstrap import build_service
+from bot.app.application import open_app
+from bot.cli.bootstrap import build_service
 from bot.config import LoopPolicy, Policy
+from bot.loop.service import OpsloopService
 from bot.ports import ChatMessage, ModelReply, TextSink
 from bot.providers.scripted import ScriptedModel, ScriptedTurn
-from bot.service import OpsloopService
 from bot.settings import Settings
 from bot.surface import Coordinates, Incoming
 from tests.integration.sandbox_fixtures import data_dir, jail, workspaces  # noqa: F401

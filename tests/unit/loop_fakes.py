@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
-from bot.context import Prompt
 from bot.errors import ModelUnavailable
 from bot.ports import ChatMessage, ModelReply, TextSink
+from bot.prompt.context import Prompt
 from bot.surface import Coordinates, Totals
 from domain.helpers import parse_helpers
 from domain.state import BlockState

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import bot.cli
-from bot.application import open_app
+from bot.app.application import open_app
 from bot.cli import main
-from bot.doctor import Check, render
+from bot.cli.doctor import Check, render
 from bot.errors import OpsloopError
 from bot.surface import Coordinates
 from bot.visible import VisibleFormatter

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.cli import main
-from bot.cli_log import parse_when
+from bot.cli.log import parse_when
 from bot.errors import ConfigError
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.application import SNAPSHOT_INTERVAL, ConversationApp, open_app
+from bot.app.application import SNAPSHOT_INTERVAL, ConversationApp, open_app
+from bot.app.store import store_env
+from bot.audit.replay import render
 from bot.errors import AmbiguousId, ConfigError, NotFound, StoreUnreachable
 from bot.ports import ModelReply, ProviderFailure
-from bot.replay import render
-from bot.store import store_env
 from bot.surface import Coordinates
 from domain.ids import conversation_id
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.discord_dm.chunking import DISCORD_LIMIT, safe_cut, split_message
+from adapters.discord.chunking import DISCORD_LIMIT, safe_cut, split_message
 
 
 def _balanced(piece: str) -> bool:

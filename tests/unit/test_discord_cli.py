@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.cli_discord import parse_shards
+from bot.cli.discord import parse_shards
 from bot.errors import ConfigError
 
 

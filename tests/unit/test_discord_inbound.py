@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from adapters.discord_dm.inbound import (
+from adapters.discord.inbound import (
     Ask,
     Command,
     Ignore,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from adapters.discord_dm.chunking import DISCORD_LIMIT
-from adapters.discord_dm.outbound import (
+from adapters.discord.chunking import DISCORD_LIMIT
+from adapters.discord.outbound import (
     MAX_MESSAGES,
     BlockView,
     render_block,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from adapters.discord_dm.commands import execute
-from adapters.discord_dm.inbound import Command
-from adapters.discord_dm.progress import DiscordProgress, TypingKeeper
+from adapters.discord.commands import execute
+from adapters.discord.inbound import Command
+from adapters.discord.progress import DiscordProgress, TypingKeeper
 from bot.surface import Coordinates, Outcome
 from sandbox.result import RunResult
 from tests.discord_fakes import RecordingPoster, ScriptedService

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from adapters.discord_dm.surface import DiscordSurface
+from adapters.discord.surface import DiscordSurface
 from bot.config import AccessPolicy
 from bot.ports import Progress
 from bot.surface import Outcome

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bot.application import open_app
+from bot.app.application import open_app
 from bot.ports import ModelReply
 from bot.surface import Coordinates
 from domain import events as ev

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import pytest
 
-from bot.loop import CANCELLED_BLOCK_DETAIL, INTERRUPTED_DETAIL, LoopRunner
+from bot.loop.runner import CANCELLED_BLOCK_DETAIL, INTERRUPTED_DETAIL, LoopRunner
 from bot.surface import Coordinates
 from domain.limits import LoopLimits
 from sandbox.errors import SandboxUnavailable

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from bot.demo import NO_RESULT, PLACEHOLDER, DemoModel, demo_model, last_stdout, load_demo_script
-from bot.doctor import Check, check_model, check_store, render
+from bot.cli.demo import (
+    NO_RESULT,
+    PLACEHOLDER,
+    DemoModel,
+    demo_model,
+    last_stdout,
+    load_demo_script,
+)
+from bot.cli.doctor import Check, check_model, check_store, render
 from bot.errors import ModelUnavailable, StoreUnreachable
 from bot.ports import ChatMessage
-from bot.prompts import BlockOutcome, render_result
+from bot.prompt.system import BlockOutcome, render_result
 from domain.helpers import parse_helpers
 
 

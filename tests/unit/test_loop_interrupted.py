@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.interrupted import GRACE_SECONDS, over_at, seconds_left
+from bot.loop.interrupted import GRACE_SECONDS, over_at, seconds_left
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 

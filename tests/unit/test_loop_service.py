@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.loop import LoopRunner
-from bot.service import STOPPED_ELSEWHERE, OpsloopService
+from bot.loop.runner import LoopRunner
+from bot.loop.service import STOPPED_ELSEWHERE, OpsloopService
 from bot.surface import Coordinates, Incoming
 from domain.limits import LoopLimits
 from tests.unit.loop_fakes import (

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from adapters.terminal import TerminalProgress, render_result, render_totals
-from adapters.terminal_stream import BlockFilter
+from adapters.terminal.repl import TerminalProgress, render_result, render_totals
+from adapters.terminal.stream import BlockFilter
 from bot.surface import Totals
 from sandbox.result import RunResult
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.context import (
+from bot.ports import ChatMessage
+from bot.prompt.context import (
     DEFAULT_CONTEXT_TOKENS,
     MESSAGE_OVERHEAD,
     Prompt,
@@ -20,8 +21,7 @@ from bot.context import (
     fingerprint,
     prompt_builder,
 )
-from bot.ports import ChatMessage
-from bot.prompts import (
+from bot.prompt.system import (
     BlockOutcome,
     HistoryItem,
     ModelTurn,

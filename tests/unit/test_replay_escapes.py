@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from bot.application import ConversationApp, open_app
-from bot.replay import render
+from bot.app.application import ConversationApp, open_app
+from bot.audit.replay import render
 from bot.visible import visible
 from tests.hostile import ATTACK, SHOWN, record_hostile_conversation
 

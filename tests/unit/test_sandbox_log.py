@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli.sandboxing import layout_options_from, limits_from, make_sandbox
 from bot.config import Policy
 from bot.errors import ConfigError
-from bot.sandboxing import layout_options_from, limits_from, make_sandbox
 from bot.settings import Settings
 from sandbox.client import SandboxClient
 from sandbox.jail import _launch_failure, decode, parse_log

@@ -12,7 +12,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.slack import render
+from adapters.slack import outbound as render
 from sandbox.result import RunResult
 from tests.hostile import SLACK_ATTACK
 

@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.slack import render
+from adapters.slack import outbound as render
 from adapters.slack.pacer import ChannelPacer
 from bot.surface import Totals
 from sandbox.result import RunResult

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from adapters.slack.translate import (
+from adapters.slack.inbound import (
     Ignored,
     Inbound,
     as_command,

@@ -1,0 +1,232 @@
+"""The Discord glue: a ``discord.Message`` in, ``ChatService`` calls, Discord messages out.
+
+Order of work for a question: decide (pure) -> ``receive`` records it, keyed by the Discord
+message id -> only a ``recorded`` receipt gets a reaction, a thread (for a server mention),
+the typing indicator and a run of the loop. A redelivered message (gateway reconnect or
+RESUME) comes back ``duplicate`` and produces nothing visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections import OrderedDict
+from typing import Any
+
+import discord
+
+from adapters.discord.commands import execute
+from adapters.discord.inbound import Ask, Command, Ignore, MessageFacts, Refuse, decide
+from adapters.discord.outbound import Outgoing
+from adapters.discord.progress import DiscordProgress, TypingKeeper
+from bot.config import AccessPolicy
+from bot.errors import OpsloopError
+from bot.surface import ChatService, Outcome
+
+log = logging.getLogger(__name__)
+
+REACT_RECEIVED = "\N{EYES}"
+REACT_ANSWERED = "\N{WHITE HEAVY CHECK MARK}"
+REACT_STOPPED = "\N{BLACK SQUARE FOR STOP}\N{VARIATION SELECTOR-16}"
+REACT_FAILED = "\N{WARNING SIGN}\N{VARIATION SELECTOR-16}"
+REACT_REFUSED = "\N{NO ENTRY SIGN}"
+MAX_LOOPS = 32  # loops run at once; more DMs wait, recorded and acknowledged
+THREAD_NAME_CHARS = 90  # Discord allows 100
+_SEEN = 1024  # commands and refusals may not be deduplicated by the log: remember them here
+_NO_MENTIONS = discord.AllowedMentions.none()  # never ping @everyone from model output
+
+
+class ChannelPoster:
+    """Posts ``Outgoing`` values to one channel; discord.py's rate limiter paces the sends."""
+
+    def __init__(self, channel: discord.abc.Messageable) -> None:
+        self.channel = channel
+
+    async def post(self, message: Outgoing) -> None:
+        """Send one message with its files."""
+        kwargs: dict[str, Any] = {"allowed_mentions": _NO_MENTIONS}
+        if message.files:
+            kwargs["files"] = [
+                discord.File(io.BytesIO(a.content), filename=a.filename) for a in message.files
+            ]
+        await self.channel.send(content=message.text or None, **kwargs)
+
+    async def typing(self) -> None:
+        """Show "typing…" once (about 10 seconds)."""
+        await self.channel.typing()
+
+
+def facts_of(message: discord.Message, *, me: int) -> MessageFacts:
+    """The plain values of ``message`` that ``inbound.decide`` needs."""
+    channel = message.channel
+    guild_id = message.guild.id if message.guild is not None else getattr(channel, "guild_id", None)
+    parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
+    return MessageFacts(
+        message_id=str(message.id),
+        author_id=str(message.author.id),
+        author_is_bot=message.author.bot,
+        content=message.content,
+        guild_id=None if guild_id is None else str(guild_id),
+        channel_id=str(channel.id),
+        parent_id=None if parent_id is None else str(parent_id),
+        mentions_me=me in message.raw_mentions,
+        is_system=message.is_system(),
+    )
+
+
+class DiscordSurface:
+    """Handles Discord messages for one bot user against a ``ChatService``."""
+
+    def __init__(
+        self, *, service: ChatService, access: AccessPolicy, max_loops: int = MAX_LOOPS
+    ) -> None:
+        self.service = service
+        self.access = access
+        # A burst of DMs is recorded at once but runs a bounded number of loops at a time,
+        # which bounds the bot's memory; the rest wait their turn (already 👀-acknowledged).
+        self._slots = asyncio.Semaphore(max_loops)
+        self._seen: OrderedDict[int, None] = OrderedDict()
+        self._background: set[asyncio.Task[None]] = set()
+        self.handled = 0  # messages fully handled (tests and the benchmark wait on it)
+
+    async def handle(self, message: discord.Message, *, me: int) -> None:
+        """React to one gateway MESSAGE_CREATE."""
+        decision = decide(facts_of(message, me=me), me=str(me), access=self.access)
+        try:
+            if isinstance(decision, Ignore):
+                log.debug("ignored message %s: %s", message.id, decision.reason)
+            elif isinstance(decision, Refuse):
+                await self._refuse(message, decision)
+            elif isinstance(decision, Command):
+                await self._command(message, decision)
+            else:
+                await self._ask(message, decision)
+        finally:
+            self.handled += 1
+
+    def _first_time(self, message: discord.Message) -> bool:
+        """False when this message id was handled already (a gateway redelivery)."""
+        if message.id in self._seen:
+            return False
+        self._seen[message.id] = None
+        while len(self._seen) > _SEEN:
+            self._seen.popitem(last=False)
+        return True
+
+    async def _refuse(self, message: discord.Message, decision: Refuse) -> None:
+        receipt = await self.service.refuse(decision.incoming, reason=decision.reason)
+        if not self._first_time(message):
+            return  # recorded once by the service; shown once by us
+        if receipt.status == "duplicate":
+            return
+        await _react(message, REACT_REFUSED)
+        await ChannelPoster(message.channel).post(Outgoing(text=receipt.reply or "Sorry, no."))
+
+    async def _command(self, message: discord.Message, decision: Command) -> None:
+        if not self._first_time(message):
+            return
+        try:
+            reply = await execute(self.service, decision)
+        except OpsloopError as exc:
+            reply = Outgoing(text=f"That did not work: {exc}")
+        await ChannelPoster(message.channel).post(reply)
+
+    async def _ask(self, message: discord.Message, decision: Ask) -> None:
+        try:
+            receipt = await self.service.receive(decision.incoming)
+        except Exception as exc:  # nothing was recorded: the user must know to send it again
+            log.exception("could not record Discord message %s", message.id)
+            await _react(message, REACT_FAILED)
+            text = f"I could not record your message ({_one_line(exc)}). Please send it again."
+            await ChannelPoster(message.channel).post(Outgoing(text=text))
+            return
+        if receipt.status == "duplicate":
+            log.info("message %s was redelivered; already recorded", message.id)
+            return
+        if receipt.status == "refused":
+            await _react(message, REACT_REFUSED)
+            await ChannelPoster(message.channel).post(Outgoing(text=receipt.reply or "Sorry, no."))
+            return
+        await _react(message, REACT_RECEIVED)
+        channel: discord.abc.Messageable = message.channel
+        if decision.start_thread:
+            channel = await _thread_for(message, decision.incoming.text)
+        outcome = await self.run_loop(receipt.conversation_id, channel)
+        await _react(message, _end_reaction(outcome))
+
+    async def run_loop(
+        self, conversation_id: str, channel: discord.abc.Messageable
+    ) -> Outcome | None:
+        """Run one conversation's loop, showing its progress in ``channel``; None if it failed."""
+        poster = ChannelPoster(channel)
+        async with self._slots, TypingKeeper(poster) as typing:
+            progress = DiscordProgress(poster, typing=typing)
+            try:
+                outcome = await self.service.run(conversation_id, progress)
+            except Exception as exc:  # recorded events survive; a restart resumes the loop
+                log.exception("the loop of %s failed", conversation_id)
+                await typing.stop()
+                text = (
+                    f"opsloop hit a problem ({_one_line(exc)}). Your message is recorded; "
+                    "the loop resumes when opsloop restarts."
+                )
+                await poster.post(Outgoing(text=text))
+                return None
+        await progress.settle(outcome)
+        return outcome
+
+    async def resume_interrupted(self, client: discord.Client) -> int:
+        """Resume every Discord loop a previous process left unfinished; returns how many."""
+        found = await self.service.interrupted(platform="discord")
+        for conversation_id, coordinates in found:
+            # A DM's thread is its channel id; a server conversation's thread is the thread id.
+            channel = client.get_partial_messageable(int(coordinates.thread))
+            task = asyncio.create_task(self._resume(conversation_id, channel))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        if found:
+            log.info("resuming %d interrupted Discord conversation(s)", len(found))
+        return len(found)
+
+    async def _resume(self, conversation_id: str, channel: discord.abc.Messageable) -> None:
+        try:
+            await self.run_loop(conversation_id, channel)
+        except discord.HTTPException as exc:  # e.g. the DM was closed or the thread deleted
+            log.warning("could not resume %s in its channel: %s", conversation_id, exc)
+
+    async def wait_background(self) -> None:
+        """Wait for resumed loops (tests and benchmarks)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+def _end_reaction(outcome: Outcome | None) -> str:
+    if outcome is None:
+        return REACT_FAILED
+    if outcome.answer is not None:
+        return REACT_ANSWERED
+    return REACT_STOPPED if outcome.stopped_reason else REACT_ANSWERED
+
+
+async def _thread_for(message: discord.Message, text: str) -> discord.abc.Messageable:
+    """A thread on ``message`` for the answer; the channel itself if one cannot be opened."""
+    name = text.splitlines()[0][:THREAD_NAME_CHARS] or "opsloop"
+    try:
+        return await message.create_thread(name=name)
+    except discord.HTTPException as exc:  # e.g. no Create Public Threads permission
+        log.warning("could not open a thread on %s (%s); answering in the channel", message.id, exc)
+        return message.channel
+
+
+async def _react(message: discord.Message, emoji: str) -> None:
+    """Add a reaction; a missing permission only costs the decoration."""
+    try:
+        await message.add_reaction(emoji)
+    except discord.HTTPException as exc:
+        log.debug("could not react %s on %s: %s", emoji, message.id, exc)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,52 @@
+"""The ``opsloop`` command line: the composition root for terminal use.
+
+Each group of commands lives in its own module and registers itself here. ``main``
+turns every error of opsloop's own into one line on stderr and a non-zero exit status,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from bot.cli import log as cli_log
+from bot.cli import loop as cli_loop
+from bot.cli import sandbox as cli_sandbox
+from bot.cli import surfaces as cli_surfaces
+from bot.errors import OpsloopError
+from bot.visible import VisibleFormatter, visible
+
+app = typer.Typer(
+    name="opsloop",
+    help="An event-sourced chat-ops bot: a model answers, runs code in an nsjail sandbox, "
+    "and every step is an auditable event.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+serve_app = typer.Typer(help="Run a long-lived service.", no_args_is_help=True)
+app.add_typer(serve_app, name="serve")
+
+cli_log.register(app)
+cli_sandbox.register(app, serve_app)
+cli_loop.register(app)
+cli_surfaces.register(serve_app)
+
+
+def main() -> None:
+    """Entry point of the ``opsloop`` console script."""
+    from sandbox.errors import SandboxError
+
+    if logging.lastResort is not None:  # warnings of commands that configure no logging
+        logging.lastResort.setFormatter(VisibleFormatter())
+    try:
+        app()
+    except (OpsloopError, SandboxError) as exc:
+        print(visible(f"opsloop: {exc}"), file=sys.stderr)  # its text may come from a server
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("opsloop: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,136 @@
+"""The composition root: settings and policy in, a ready ``ChatService`` out.
+
+Only this module (and ``bot/cli*.py``) picks concrete parts: the event store from
+``OPSLOOP_DATABASE_URL``, the model from ``OPSLOOP_PROVIDER``/``OPSLOOP_MODEL`` (or
+``--provider``/``--model``), the sandbox from ``OPSLOOP_SANDBOX``/``OPSLOOP_SANDBOX_URL``, and
+the limits and prompt sizes from ``opsloop.toml``. The Slack and Discord serve commands call
+``build_chat_service`` too, then resume interrupted loops via ``interrupted()``/``run``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from bot.config import Policy, load_policy
+from bot.errors import ConfigError
+from bot.loop.runner import LoopRunner, PromptBuilder
+from bot.loop.service import OpsloopService
+from bot.ports import ChatModel, Sandbox
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.app.application import ConversationApp
+    from domain.limits import LoopLimits
+    from sandbox.limits import Limits
+
+
+def load_settings() -> tuple[Settings, Policy]:
+    """The environment's settings and ``opsloop.toml``'s policy, errors as one sentence."""
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic's validation error: the first line says it all
+        raise ConfigError(f"invalid settings: {str(exc).splitlines()[0]}") from None
+    return settings, load_policy(settings.config)
+
+
+def open_app(settings: Settings) -> ConversationApp:
+    """The conversation application on the configured event store."""
+    from bot.app.application import open_app as open_store
+
+    return open_store(database_url=settings.resolved_database_url(), cipher_key=settings.cipher_key)
+
+
+def loop_limits(policy: Policy) -> LoopLimits:
+    """``[loop]`` of opsloop.toml as domain values."""
+    from domain.limits import LoopLimits
+
+    return LoopLimits(**policy.loop.model_dump())
+
+
+def sandbox_limits(policy: Policy) -> Limits:
+    """``[sandbox]`` of opsloop.toml as the limits of each block (recorded in BlockStarted)."""
+    from bot.cli.sandboxing import limits_from
+
+    return limits_from(policy.sandbox)
+
+
+def prompt_builder(*, policy: Policy, model_name: str) -> PromptBuilder:
+    """Timeline -> the messages of the next model call, fitted to this model's window."""
+    from bot.prompt.context import build_prompt, context_tokens_for
+    from bot.prompt.system import history_from_timeline, system_prompt
+
+    provider, _, model = model_name.partition(":")
+    system = system_prompt(
+        wall_seconds=policy.sandbox.wall_seconds,
+        memory_mb=policy.sandbox.memory_mb,
+        extra_mounts=tuple(policy.sandbox.extra_mounts),
+        result_chars=policy.prompt.result_chars,
+        turns_per_message=policy.loop.turns_per_message,
+    )
+    window = context_tokens_for(policy.prompt.context_tokens, provider=provider, model=model)
+
+    def build(timeline: list[dict[str, Any]]) -> Any:
+        # A retry recorded by `opsloop resume ID` repeats the user's message; the model
+        # should see the conversation as it was, not the message twice.
+        events = [e for e in timeline if not _is_resume_repeat(e)]
+        return build_prompt(
+            system=system,
+            history=history_from_timeline(events),
+            context_tokens=window,
+            result_chars=policy.prompt.result_chars,
+        )
+
+    return build
+
+
+def _is_resume_repeat(event: dict[str, Any]) -> bool:
+    from bot.loop.service import RESUME_KEY_PREFIX
+
+    key = str(event.get("message_key", ""))
+    return event.get("type") == "MessageReceived" and key.startswith(RESUME_KEY_PREFIX)
+
+
+def make_sandbox(*, settings: Settings, policy: Policy) -> Sandbox:
+    """The configured sandbox (in-process nsjail, unsafe-local, or the sandbox service)."""
+    from bot.cli.sandboxing import make_sandbox as build
+
+    return build(settings=settings, policy=policy)
+
+
+def build_service(
+    *,
+    settings: Settings,
+    policy: Policy,
+    model: ChatModel,
+    sandbox: Sandbox,
+    app: Any | None = None,
+    workspace_for: Callable[[Any], str] = str,
+) -> OpsloopService:
+    """A service from explicit parts (tests, the demo and the benchmark pass their own)."""
+    app = app if app is not None else open_app(settings)
+    runner = LoopRunner(
+        app=app,
+        model=model,
+        sandbox=sandbox,
+        limits=loop_limits(policy),
+        build_prompt=prompt_builder(policy=policy, model_name=model.name),
+        sandbox_limits=sandbox_limits(policy),
+        workspace_for=workspace_for,
+    )
+    return OpsloopService(app=app, runner=runner, model_name=model.name)
+
+
+def build_chat_service(
+    *,
+    settings: Settings,
+    policy: Policy,
+    provider: str | None = None,
+    model: str | None = None,
+) -> OpsloopService:
+    """The ``ChatService`` every surface uses, wired from settings and policy."""
+    from bot.providers import make_model
+
+    chat_model = make_model(settings=settings, policy=policy, provider=provider, model=model)
+    sandbox = make_sandbox(settings=settings, policy=policy)
+    return build_service(settings=settings, policy=policy, model=chat_model, sandbox=sandbox)

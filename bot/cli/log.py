@@ -1,0 +1,147 @@
+"""The event-log commands: ``opsloop replay``, ``opsloop conversations``, ``opsloop audit verify``.
+
+They open the store named by ``OPSLOOP_DATABASE_URL`` (default: a SQLite file in the data
+directory) with ``OPSLOOP_CIPHER_KEY`` when set. Errors are opsloop errors, which
+``bot.cli.main`` prints as one line. What the store holds is printed through
+``bot.visible``: a channel name or a tampered event type cannot drive the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+
+from bot.errors import ConfigError, OpsloopError
+from bot.visible import visible, visible_json
+
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_when(text: str | None, *, now: datetime | None = None) -> datetime | None:
+    """An ISO 8601 date/time (UTC when no zone is given) or a relative age like ``7d``."""
+    if not text:
+        return None
+    match = _RELATIVE.match(text.strip().lower())
+    if match:
+        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        return (now or datetime.now(UTC)) - delta
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"cannot read the time {text!r}: use ISO 8601 (2026-11-25 or 2026-11-25T10:00) "
+            "or an age like 30m, 12h, 7d"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _write(lines: object) -> None:
+    out = sys.stdout
+    buf: list[str] = []
+    for line in lines:  # type: ignore[attr-defined]
+        buf.append(line)
+        if len(buf) >= 2000:
+            out.write("\n".join(buf) + "\n")
+            buf.clear()
+    if buf:
+        out.write("\n".join(buf) + "\n")
+    out.flush()
+
+
+def replay(
+    conversation: Annotated[str, typer.Argument(help="Conversation id, or a unique prefix of it.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text | json | markdown")] = "text",
+) -> None:
+    """Replay a conversation: who said what, every model turn, every block and its output."""
+    from bot.app.application import open_from_settings
+    from bot.audit.replay import FORMATS, render
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    app = open_from_settings()
+    try:
+        items = app.timeline(app.resolve(conversation))
+    finally:
+        app.close()
+    _write(render(items, fmt=fmt))
+
+
+def conversations(
+    platform: Annotated[str | None, typer.Option(help="slack | discord | terminal | cli")] = None,
+    channel: Annotated[str | None, typer.Option(help="Channel id.")] = None,
+    user: Annotated[str | None, typer.Option(help="Someone who started or wrote in it.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Active at or after: ISO time or age (7d).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Started at or before: ISO time or age.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text | json")] = "text",
+) -> None:
+    """List conversations, most recently active first."""
+    from bot.app.application import open_from_settings
+
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"unknown format {fmt!r}: use text or json")
+    since_at, until_at = parse_when(since), parse_when(until)
+    app = open_from_settings()
+    try:
+        rows = app.list_conversations(
+            platform=platform, channel=channel, user=user, since=since_at, until=until_at
+        )
+    finally:
+        app.close()
+    if fmt == "json":
+        _write(visible_json(json.dumps(r.as_json(), ensure_ascii=False)) for r in rows)
+        return
+    if not rows:
+        print("no conversations")
+        return
+    lines = [
+        f"{'id':36}  {'platform':8}  {'channel':14}  {'last active (UTC)':19}  "
+        f"{'status':8}  {'msgs':>4}  {'turns':>5}  {'tokens':>7}  {'cost':>8}  started by"
+    ]
+    for r in rows:
+        platform, channel, by = (visible(v) for v in (r.platform, r.channel, r.started_by))
+        lines.append(
+            f"{r.conversation_id!s:36}  {platform:8.8}  {channel:14.14}  "
+            f"{r.last_at:%Y-%m-%d %H:%M:%S}  {r.status:8}  {r.messages:>4}  {r.model_turns:>5}  "
+            f"{r.input_tokens + r.output_tokens:>7}  {r.cost:>8.4f}  {by}"
+        )
+    _write(lines)
+
+
+def verify(
+    conversation: Annotated[str | None, typer.Argument(help="Conversation id or prefix.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Verify every conversation.")] = False,
+) -> None:
+    """Recompute hash chains and versions; exit 0 when intact, 1 naming the first bad event."""
+    from bot.app.application import open_from_settings
+
+    if bool(conversation) == all_:
+        raise OpsloopError("give a conversation id or --all (not both)")
+    app = open_from_settings()
+    try:
+        report = app.verify(None if all_ else app.resolve(conversation or ""))
+    finally:
+        app.close()
+    for problem in report.problems:
+        print(visible(f"TAMPERED {problem}").replace("\n", "\u240a"))
+    if not report.intact:
+        raise typer.Exit(1)
+    print(f"intact: {report.conversations} conversation(s), {report.events} event(s)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this group's commands to ``app``."""
+    app.command("replay")(replay)
+    app.command("conversations")(conversations)
+    audit_app = typer.Typer(help="Audit the event log.", no_args_is_help=True)
+    audit_app.command("verify")(verify)
+    app.add_typer(audit_app, name="audit")

@@ -1,0 +1,238 @@
+"""The loop's commands: ``opsloop chat``, ``ask``, ``demo``, ``resume`` and ``doctor``.
+
+Each command loads settings and ``opsloop.toml``, builds the service in ``bot.cli.bootstrap``
+and runs one asyncio event loop. Errors of opsloop's own reach ``bot.cli.main``, which prints
+them as one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--provider", help="ollama | openai | groq | scripted (default: OPSLOOP_PROVIDER)."
+    ),
+]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="Model name, or a script file for scripted.")
+]
+
+
+TERMINAL_PLATFORMS = ("terminal", "cli")  # whose answers belong in this terminal
+
+
+def register(app: typer.Typer) -> None:
+    """Add this group's commands to ``app``."""
+    app.command("chat")(chat)
+    app.command("ask")(ask)
+    app.command("demo")(demo)
+    app.command("resume")(resume)
+    app.command("doctor")(doctor)
+
+
+def chat(
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    new: Annotated[bool, typer.Option("--new", help="Start a fresh conversation.")] = False,
+) -> None:
+    """Chat with opsloop in this terminal (resumes interrupted loops first)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from adapters.terminal.repl import ChatRepl
+    from bot.audit.replay import render
+    from bot.cli.bootstrap import build_chat_service, load_settings
+
+    settings, policy = load_settings()
+    console = Console(highlight=False)
+
+    async def main() -> None:
+        service = build_chat_service(
+            settings=settings, policy=policy, provider=provider, model=model
+        )
+        try:
+
+            async def show_replay(cid: str) -> None:
+                for line in render(await service.timeline(cid), fmt="text"):
+                    console.print(Text(line))  # a str would still turn :skull: into an emoji
+
+            repl = ChatRepl(
+                service=service,
+                console=console,
+                history_file=settings.data_dir / "chat_history",
+                render_replay=show_replay,
+            )
+            if new:
+                await service.new_conversation(repl.coordinates)
+            await repl.run()
+        finally:
+            await service.aclose()
+
+    asyncio.run(main())
+
+
+def ask(
+    text: Annotated[str, typer.Argument(help="The question.")],
+    conversation: Annotated[
+        str | None,
+        typer.Option("--conversation", "-c", help="Continue this conversation (id or prefix)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object instead.")] = False,
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Ask once and print the answer; exit 1 when the loop stopped without one."""
+    from bot.cli.bootstrap import build_chat_service, load_settings
+    from bot.cli.oneshot import ask_once
+    from bot.visible import visible, visible_json
+
+    settings, policy = load_settings()
+
+    async def main() -> dict[str, object]:
+        service = build_chat_service(
+            settings=settings, policy=policy, provider=provider, model=model
+        )
+        try:
+            return await ask_once(service, text=text, conversation=conversation)
+        finally:
+            await service.aclose()
+
+    result = asyncio.run(main())
+    if as_json:
+        print(visible_json(json.dumps(result, ensure_ascii=False)))
+    elif result["answer"] is not None:
+        print(visible(str(result["answer"])))
+    if result["answer"] is None:
+        if not as_json:
+            print(
+                visible(
+                    f"opsloop: stopped without an answer ({result['stopped_reason']}): "
+                    f"{result.get('detail', '')}"
+                ),
+                file=sys.stderr,
+            )
+        raise typer.Exit(1)
+
+
+def demo(
+    keep: Annotated[
+        bool, typer.Option("--keep/--fresh", help="Keep earlier demo runs in the demo database.")
+    ] = False,
+) -> None:
+    """Run a built-in scripted conversation on SQLite and nsjail, then print its replay."""
+    from rich.console import Console
+
+    from adapters.terminal.repl import TerminalProgress
+    from bot.cli.bootstrap import load_settings
+    from bot.cli.demo_run import run_demo
+
+    settings, policy = load_settings()
+    console = Console(highlight=False)
+    outcome = asyncio.run(
+        run_demo(
+            settings=settings,
+            policy=policy,
+            console=console,
+            progress=TerminalProgress(console),
+            keep=keep,
+        )
+    )
+    if outcome.answer is None:
+        raise typer.Exit(1)
+
+
+def resume(
+    conversation: Annotated[
+        str | None,
+        typer.Argument(help="Conversation id or prefix (default: every interrupted one)."),
+    ] = None,
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Continue loops a killed process left open (or retry one that stopped for its model)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from adapters.terminal.repl import TerminalProgress, run_with_ctrl_c
+    from bot.cli.bootstrap import build_chat_service, load_settings
+    from bot.visible import visible
+
+    settings, policy = load_settings()
+    console = Console(highlight=False)
+
+    async def main() -> int:
+        service = build_chat_service(
+            settings=settings, policy=policy, provider=provider, model=model
+        )
+        try:
+            if conversation is not None:
+                cid = str(await service.resolve(conversation))
+                await service.reopen_if_model_failed(cid)
+                targets = [cid]
+            else:
+                found = await service.interrupted()
+                targets = [cid for cid, c in found if c.platform in TERMINAL_PLATFORMS]
+                elsewhere = [c.platform for _, c in found if c.platform not in TERMINAL_PLATFORMS]
+                for platform in sorted(set(elsewhere)):
+                    console.print(  # the platform's name comes from the store: plain text
+                        Text(
+                            visible(
+                                f"{elsewhere.count(platform)} interrupted {platform} "
+                                f"conversation(s) resume when `opsloop serve {platform}` starts "
+                                "(or name one here)"
+                            )
+                        )
+                    )
+            if not targets:
+                console.print("nothing to resume here: no terminal conversation was interrupted")
+                return 0
+            unanswered = 0
+            for cid in targets:
+                console.print(f"[dim]resuming conversation {cid}[/dim]")
+                outcome = await run_with_ctrl_c(
+                    service=service, conversation_id=cid, progress=TerminalProgress(console)
+                )
+                if outcome.answer is None and outcome.stopped_reason is None:
+                    console.print(f"conversation {cid[:8]} has nothing to resume")
+                elif outcome.answer is None:
+                    unanswered += 1
+            return 1 if unanswered else 0
+        finally:
+            await service.aclose()
+
+    status = asyncio.run(main())
+    if status:
+        raise typer.Exit(status)
+
+
+def doctor(provider: ProviderOpt = None, model: ModelOpt = None) -> None:
+    """Check the sandbox, the event store and the model; each problem comes with its fix."""
+    from bot.app.store import describe
+    from bot.cli.bootstrap import load_settings, open_app
+    from bot.cli.doctor import check_model, check_sandbox, check_store, render
+    from bot.providers import make_model
+
+    settings, policy = load_settings()
+    url = settings.resolved_database_url()
+    checks = [
+        asyncio.run(check_sandbox(settings=settings, policy=policy)),
+        check_store(open_app=lambda: open_app(settings), url=describe(url)),
+        asyncio.run(
+            check_model(
+                make_model=lambda: make_model(
+                    settings=settings, policy=policy, provider=provider, model=model
+                ),
+                provider=(provider or settings.provider).partition(":")[0],
+            )
+        ),
+    ]
+    print(render(checks))
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)

@@ -1,0 +1,69 @@
+"""``opsloop ask``: one message, one loop, one result as plain values (for scripts)."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import uuid
+from typing import Any
+
+from bot.loop.service import OpsloopService
+from bot.ports import Progress
+from bot.surface import Coordinates, Incoming
+
+
+class QuietProgress:
+    """A ``Progress`` that shows nothing: ``ask`` prints only its result."""
+
+    async def thinking(self) -> None:
+        """Nothing to show."""
+
+    async def model_text(self, chunk: str) -> None:
+        """Nothing to show."""
+
+    async def block_started(self, *, index: int, total: int, language: str, code: str) -> None:
+        """Nothing to show."""
+
+    async def block_finished(
+        self, *, index: int, total: int, language: str, code: str, result: Any
+    ) -> None:
+        """Nothing to show."""
+
+    async def answered(self, text: str) -> None:
+        """Nothing to show."""
+
+    async def stopped(self, *, reason: str, detail: str) -> None:
+        """Nothing to show."""
+
+
+async def ask_once(
+    service: OpsloopService,
+    *,
+    text: str,
+    conversation: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Record ``text``, run the loop, and return what ``ask --json`` prints."""
+    user = getpass.getuser()
+    if conversation is not None:
+        coordinates = await service.coordinates_of(conversation)
+    else:  # each ask is its own conversation unless --conversation continues one
+        coordinates = Coordinates(
+            platform="cli", workspace=socket.gethostname(), channel=user, thread=uuid.uuid4().hex
+        )
+    incoming = Incoming(
+        coordinates=coordinates, message_key=f"cli-{uuid.uuid4()}", author=user, text=text
+    )
+    receipt = await service.receive(incoming)
+    outcome = await service.run(receipt.conversation_id, progress or QuietProgress())
+    totals = await service.totals(receipt.conversation_id)
+    return {
+        "conversation_id": receipt.conversation_id,
+        "answer": outcome.answer,
+        "input_tokens": totals.input_tokens,
+        "output_tokens": totals.output_tokens,
+        "cost": totals.cost,
+        "blocks": totals.blocks,
+        "stopped_reason": outcome.stopped_reason,
+        "detail": outcome.detail,
+    }

@@ -1,0 +1,379 @@
+"""The loop runner: ask ``next_step``, perform that one step through a port, record it, repeat.
+
+The continuation of a conversation is its event log, so the runner keeps no state of its own
+between steps: each iteration reloads the aggregate, asks the pure ``domain.steps.next_step``
+what to do, performs exactly that step (a model call, one block in the sandbox, or a record),
+and records the outcome *before* asking again. A process killed mid-loop therefore resumes
+from the log: a block with ``BlockStarted`` but no outcome is recorded as unknown (the
+decision returns ``ResolveUnknown``) and never re-run.
+
+The application is synchronous (eventsourcing); its commands run in a worker thread so the
+event loop stays free for streaming and for ``stop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from uuid import UUID
+
+from bot.errors import ModelUnavailable
+from bot.loop.interrupted import seconds_left
+from bot.loop.safe_progress import SafeProgress
+from bot.ports import ChatMessage, ChatModel, ModelReply, Progress, ProviderFailure, Sandbox
+from bot.surface import Outcome
+from domain import steps as step_types
+from domain.errors import DomainError
+from domain.helpers import SUPPORTED_LANGUAGES
+from domain.steps import next_step
+from sandbox.errors import OutcomeUnknown, SandboxError
+
+if TYPE_CHECKING:
+    from domain.limits import LoopLimits
+    from domain.state import BlockState, LoopState
+    from sandbox.limits import Limits
+    from sandbox.result import RunResult
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+INTERRUPTED_DETAIL = (
+    "the process running this block stopped before its outcome was recorded; "
+    "it was not run again, so its effects are unknown"
+)
+RECHECK_SECONDS = 1.0  # how often to look at a block another process may still be running
+CANCELLED_BLOCK_DETAIL = "cancelled by the user while it was running; its effects are unknown"
+
+
+class PromptLike(Protocol):
+    """What a prompt builder returns (``bot.prompt.context.Prompt`` is one)."""
+
+    @property
+    def messages(self) -> Sequence[ChatMessage]: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def notes(self) -> str: ...
+
+
+class LoopApp(Protocol):
+    """The part of ``bot.app.application.ConversationApp`` the runner uses."""
+
+    def get(self, conversation_id: UUID) -> Any: ...
+    def timeline(self, conversation_id: UUID) -> list[dict[str, Any]]: ...
+    def record_model_reply(
+        self,
+        conversation_id: UUID,
+        *,
+        reply: ModelReply,
+        prompt_fingerprint: str,
+        prompt_notes: str = "",
+    ) -> None: ...
+    def record_model_failure(
+        self, conversation_id: UUID, *, provider: str, model: str, error: str, attempts: int
+    ) -> None: ...
+    def start_block(
+        self, conversation_id: UUID, *, block_id: str, limits: dict[str, Any]
+    ) -> None: ...
+    def finish_block(self, conversation_id: UUID, *, block_id: str, result: RunResult) -> None: ...
+    def skip_block(self, conversation_id: UUID, *, block_id: str, reason: str) -> None: ...
+    def refuse_block(self, conversation_id: UUID, *, block_id: str, reason: str) -> None: ...
+    def mark_block_unknown(self, conversation_id: UUID, *, block_id: str, detail: str) -> None: ...
+    def answer(self, conversation_id: UUID, *, text: str) -> None: ...
+    def stop(self, conversation_id: UUID, *, reason: str, detail: str = "") -> None: ...
+
+
+PromptBuilder = Callable[[list[dict[str, Any]]], PromptLike]  # timeline -> prompt
+
+
+class _Cancelled(Exception):
+    """The user asked this loop to stop."""
+
+
+@dataclass
+class _Running:
+    """Book-keeping of one loop running in this process."""
+
+    cancelled: bool = False
+    current: asyncio.Future[Any] | None = None  # the model call or block being awaited
+
+
+@dataclass
+class LoopRunner:
+    """Runs conversations' loops; one loop per conversation at a time in this process."""
+
+    app: LoopApp
+    model: ChatModel
+    sandbox: Sandbox
+    limits: LoopLimits
+    build_prompt: PromptBuilder
+    sandbox_limits: Limits | None = None
+    workspace_for: Callable[[UUID], str] = str
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    _locks: dict[UUID, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
+    _running: dict[UUID, _Running] = field(default_factory=dict, init=False, repr=False)
+    _users: dict[UUID, int] = field(default_factory=dict, init=False, repr=False)
+
+    def is_running(self, conversation_id: UUID) -> bool:
+        """Whether a loop of this conversation is running in this process."""
+        return conversation_id in self._running
+
+    async def run(self, conversation_id: UUID, progress: Progress) -> Outcome:
+        """Run the loop until it answers, stops, or has nothing to do."""
+        lock = self._locks.setdefault(conversation_id, asyncio.Lock())
+        self._users[conversation_id] = self._users.get(conversation_id, 0) + 1
+        try:
+            async with lock:
+                running = _Running()
+                self._running[conversation_id] = running
+                try:
+                    return await self._loop(conversation_id, SafeProgress(progress), running)
+                finally:
+                    self._running.pop(conversation_id, None)
+        finally:
+            # A long-lived server sees many conversations: drop a lock nobody holds or awaits.
+            self._users[conversation_id] -= 1
+            if not self._users[conversation_id]:
+                del self._users[conversation_id]
+                del self._locks[conversation_id]
+
+    async def cancel(self, conversation_id: UUID) -> bool:
+        """Ask the running loop of this conversation to stop; False when none runs here."""
+        running = self._running.get(conversation_id)
+        if running is None:
+            return False
+        running.cancelled = True
+        if running.current is not None:
+            running.current.cancel()
+        return True
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def _loop(self, cid: UUID, progress: Progress, running: _Running) -> Outcome:
+        while True:
+            try:
+                outcome = await self._step(cid, progress, running)
+            except _Cancelled:
+                outcome = await self._stop(
+                    cid, progress, reason="cancelled", detail="stopped by the user"
+                )
+            except DomainError as exc:  # another process stopped, renewed or moved it on
+                detail = f"another process changed this conversation: {_one_line(exc)}"
+                await progress.stopped(reason="superseded", detail=detail)
+                outcome = Outcome(
+                    conversation_id=str(cid),
+                    answer=None,
+                    stopped_reason="superseded",
+                    detail=detail,
+                )
+            if outcome is not None:
+                return outcome
+
+    async def _step(self, cid: UUID, progress: Progress, running: _Running) -> Outcome | None:
+        """Decide and perform one step; an ``Outcome`` when the loop is over."""
+        state: LoopState = await self._call(self.app.get, cid)
+        step = next_step(state, self.limits)
+        if isinstance(step, step_types.Idle):
+            return Outcome(conversation_id=str(cid), answer=None, stopped_reason=None)
+        if running.cancelled:
+            raise _Cancelled
+        if isinstance(step, step_types.Answer):
+            await self._call(self.app.answer, cid, text=step.text)
+            await progress.answered(step.text)
+            return Outcome(conversation_id=str(cid), answer=step.text, stopped_reason=None)
+        if isinstance(step, step_types.Stop):
+            return await self._stop(cid, progress, reason=step.reason, detail=step.detail)
+        return await self._perform(cid, step, state, progress, running)
+
+    async def _perform(
+        self, cid: UUID, step: object, state: LoopState, progress: Progress, running: _Running
+    ) -> Outcome | None:
+        """Perform one step that does not end the loop; an ``Outcome`` when it ended anyway."""
+        if isinstance(step, step_types.CallModel):
+            return await self._call_model(cid, progress, running)
+        if isinstance(step, step_types.RunBlock):
+            await self._run_block(cid, step.block, state, progress, running)
+        elif isinstance(step, step_types.SkipBlock):
+            await self._call(
+                self.app.skip_block, cid, block_id=step.block.block_id, reason=step.reason
+            )
+        elif isinstance(step, step_types.ResolveUnknown):
+            wait = await self._running_elsewhere_for(cid, step.block)
+            if wait > 0:  # it may still be running in another process: look again shortly
+                await self._cancellable(running, self.sleep(min(wait, RECHECK_SECONDS)))
+                return None
+            await self._call(
+                self.app.mark_block_unknown,
+                cid,
+                block_id=step.block.block_id,
+                detail=INTERRUPTED_DETAIL,
+            )
+        else:  # a step this runner does not know: a programming error, said plainly
+            raise TypeError(f"the loop runner cannot perform {type(step).__name__}")
+        return None
+
+    async def _call_model(self, cid: UUID, progress: Progress, running: _Running) -> Outcome | None:
+        timeline = await self._call(self.app.timeline, cid)
+        prompt = self.build_prompt(timeline)
+        await progress.thinking()
+        try:
+            reply = await self._cancellable(
+                running, self.model.reply(prompt.messages, on_text=progress.model_text)
+            )
+        except (_Cancelled, asyncio.CancelledError):
+            raise
+        except ModelUnavailable as exc:
+            failures = tuple(f for f in exc.failures if isinstance(f, ProviderFailure))
+            return await self._model_failed(cid, progress, failures=failures, error=str(exc))
+        except Exception as exc:  # a provider bug must not crash the bot: record it like a failure
+            log.exception("model %s raised", self.model.name)
+            provider, _, model = self.model.name.partition(":")
+            failure = ProviderFailure(
+                provider=provider, model=model, error=_one_line(exc), attempts=1
+            )
+            return await self._model_failed(cid, progress, failures=(failure,), error=failure.error)
+        await self._call(
+            self.app.record_model_reply,
+            cid,
+            reply=reply,
+            prompt_fingerprint=prompt.fingerprint,
+            prompt_notes=prompt.notes,
+        )
+        return None
+
+    async def _model_failed(
+        self, cid: UUID, progress: Progress, *, failures: tuple[ProviderFailure, ...], error: str
+    ) -> Outcome:
+        for failure in failures:
+            await self._call(
+                self.app.record_model_failure,
+                cid,
+                provider=failure.provider,
+                model=failure.model,
+                error=failure.error,
+                attempts=failure.attempts,
+            )
+        return await self._stop(cid, progress, reason="model_unavailable", detail=error)
+
+    async def _run_block(
+        self, cid: UUID, block: BlockState, state: LoopState, progress: Progress, running: _Running
+    ) -> None:
+        total = len(state.last_turn_blocks)
+        if block.language not in SUPPORTED_LANGUAGES:  # nothing to start: refuse it outright
+            known = " or ".join(SUPPORTED_LANGUAGES)
+            reason = f"unknown language {block.language!r}; blocks run {known}"
+            await self._call(self.app.refuse_block, cid, block_id=block.block_id, reason=reason)
+            return
+        limits = _as_dict(self.sandbox_limits)
+        await self._call(self.app.start_block, cid, block_id=block.block_id, limits=limits)
+        await progress.block_started(
+            index=block.index, total=total, language=block.language, code=block.code
+        )
+        run = self.sandbox.run(
+            language=block.language,
+            code=block.code,
+            limits=self.sandbox_limits,
+            workspace=self.workspace_for(cid),
+        )
+        try:
+            result = await self._cancellable(running, run)
+        except _Cancelled:
+            await self._call(
+                self.app.mark_block_unknown,
+                cid,
+                block_id=block.block_id,
+                detail=CANCELLED_BLOCK_DETAIL,
+            )
+            raise
+        except OutcomeUnknown as exc:  # lost after it may have started: never re-run it
+            await self._call(
+                self.app.mark_block_unknown, cid, block_id=block.block_id, detail=_one_line(exc)
+            )
+            return
+        except SandboxError as exc:  # the sandbox would not run it: nothing ran
+            await self._call(
+                self.app.refuse_block, cid, block_id=block.block_id, reason=_one_line(exc)
+            )
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # unexpected: it may have run, so its outcome is unknown
+            log.exception("sandbox raised while running %s", block.block_id)
+            await self._call(
+                self.app.mark_block_unknown,
+                cid,
+                block_id=block.block_id,
+                detail=f"the sandbox failed while running it: {_one_line(exc)}",
+            )
+            return
+        await self._call(self.app.finish_block, cid, block_id=block.block_id, result=result)
+        await progress.block_finished(
+            index=block.index, total=total, language=block.language, code=block.code, result=result
+        )
+
+    async def _running_elsewhere_for(self, cid: UUID, block: BlockState) -> float:
+        """Seconds until a started block is certainly over (its wall limit plus a grace)."""
+        timeline = await self._call(self.app.timeline, cid)
+        default_wall = getattr(self.sandbox_limits, "wall_seconds", 10.0)
+        return seconds_left(
+            timeline, block_id=block.block_id, default_wall_seconds=default_wall, now=self.now()
+        )
+
+    async def _stop(self, cid: UUID, progress: Progress, *, reason: str, detail: str) -> Outcome:
+        await self._call(self.app.stop, cid, reason=reason, detail=detail)
+        await progress.stopped(reason=reason, detail=detail)
+        return Outcome(conversation_id=str(cid), answer=None, stopped_reason=reason, detail=detail)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def _cancellable(self, running: _Running, work: Awaitable[T]) -> T:
+        """Await ``work`` so that ``cancel`` interrupts it (and only it, never a record)."""
+        if running.cancelled:
+            if asyncio.iscoroutine(work):
+                work.close()
+            raise _Cancelled
+        future = asyncio.ensure_future(work)
+        running.current = future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if running.cancelled and not _outer_cancelling():
+                raise _Cancelled from None
+            raise
+        finally:
+            running.current = None
+
+    async def _call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a synchronous application call in a thread; a record is never half-cancelled."""
+        future = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The write goes on in its thread; wait for it so the log and our view agree.
+            await asyncio.wait({future})
+            raise
+
+
+def _outer_cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _as_dict(limits: object) -> dict[str, Any]:
+    if limits is None:
+        return {}
+    if dataclasses.is_dataclass(limits) and not isinstance(limits, type):
+        return dataclasses.asdict(limits)
+    dump = getattr(limits, "model_dump", None)
+    return dict(dump()) if callable(dump) else dict(vars(limits))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__

@@ -1,0 +1,185 @@
+"""The ``ChatService`` that chat surfaces (Slack, Discord, the terminal) call.
+
+It records every incoming message *before* any work starts (so a surface may acknowledge its
+platform as soon as ``receive`` returns), runs loops through the ``LoopRunner``, and answers
+the surfaces' commands (stop, cost, new). Ids cross this boundary as strings; a short prefix
+is accepted wherever a person may type one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from bot.loop.runner import LoopApp, LoopRunner
+from bot.ports import Progress
+from bot.surface import Coordinates, Incoming, Outcome, Receipt, Totals
+
+T = TypeVar("T")
+
+RESUME_KEY_PREFIX = "resume:"  # message keys of retries recorded by ``opsloop resume ID``
+STOP_OR_MESSAGE = ("Stopped", "MessageReceived", "Answered")
+STOPPED_ELSEWHERE = "stopped by the user (no loop of it was running in this process)"
+
+
+class ServiceApp(LoopApp, Protocol):
+    """The part of ``bot.app.application.ConversationApp`` the service uses."""
+
+    def receive_message(
+        self, *, coordinates: Coordinates, message_key: str, author: str, text: str
+    ) -> tuple[UUID, bool]: ...
+    def refuse_message(
+        self, *, coordinates: Coordinates, message_key: str, author: str, text: str, reason: str
+    ) -> tuple[UUID, bool]: ...
+    def renew(self, *, coordinates: Coordinates, by: str) -> UUID: ...
+    def current_id(self, coordinates: Coordinates) -> UUID: ...
+    def resolve(self, id_or_prefix: str) -> UUID: ...
+    def totals(self, conversation_id: UUID) -> Totals: ...
+    def open_conversations(self) -> list[tuple[UUID, Coordinates]]: ...
+
+
+class OpsloopService:
+    """The application as a chat surface sees it (implements ``bot.surface.ChatService``)."""
+
+    def __init__(self, *, app: ServiceApp, runner: LoopRunner, model_name: str = "") -> None:
+        self.app = app
+        self.runner = runner
+        self.model_name = model_name  # "provider:model", for banners and doctor
+
+    async def receive(self, incoming: Incoming) -> Receipt:
+        """Record the message (or recognise a redelivery); never runs the loop itself."""
+        cid, recorded = await _thread(
+            self.app.receive_message,
+            coordinates=incoming.coordinates,
+            message_key=incoming.message_key,
+            author=incoming.author,
+            text=incoming.text,
+        )
+        return Receipt(conversation_id=str(cid), status="recorded" if recorded else "duplicate")
+
+    async def refuse(self, incoming: Incoming, *, reason: str) -> Receipt:
+        """Record that this message was refused and return the reply to show.
+
+        A redelivery of a refused message is a ``duplicate``, so no replica shows the
+        refusal twice.
+        """
+        cid, recorded = await _thread(
+            self.app.refuse_message,
+            coordinates=incoming.coordinates,
+            message_key=incoming.message_key,
+            author=incoming.author,
+            text=incoming.text,
+            reason=reason,
+        )
+        if not recorded:
+            return Receipt(conversation_id=str(cid), status="duplicate")
+        reply = f"Sorry, I can't take this request: {reason}."
+        return Receipt(conversation_id=str(cid), status="refused", reply=reply)
+
+    async def run(self, conversation_id: str, progress: Progress) -> Outcome:
+        """Run the loop of this conversation until it answers, stops or has nothing to do."""
+        cid = await self.resolve(conversation_id)
+        return await self.runner.run(cid, progress)
+
+    async def stop(self, conversation_id: str) -> bool:
+        """Cancel a running loop (recorded as ``Stopped(reason="cancelled")``); False if none ran.
+
+        A conversation left open by a killed process (or run by another replica) is stopped
+        through the log too, so it is not resumed against the user's wish.
+        """
+        cid = await self.resolve(conversation_id)
+        if await self.runner.cancel(cid):
+            return True
+        state = await _thread(self.app.get, cid)
+        if state.status != "open":
+            return False
+        await _thread(self.app.stop, cid, reason="cancelled", detail=STOPPED_ELSEWHERE)
+        return True
+
+    async def totals(self, conversation_id: str) -> Totals:
+        """Tokens, cost, blocks and duration so far."""
+        return await _thread(self.app.totals, await self.resolve(conversation_id))
+
+    async def current_conversation(self, coordinates: Coordinates) -> str:
+        """The id of the conversation these coordinates currently map to."""
+        return str(await _thread(self.app.current_id, coordinates))
+
+    async def new_conversation(self, coordinates: Coordinates, *, by: str | None = None) -> str:
+        """Start a fresh conversation at the same coordinates; returns its id."""
+        if by is None:  # the protocol does not carry the author; a terminal's channel is its user
+            by = coordinates.channel if coordinates.platform in ("terminal", "cli") else "user"
+        return str(await _thread(self.app.renew, coordinates=coordinates, by=by))
+
+    async def interrupted(self, *, platform: str | None = None) -> list[tuple[str, Coordinates]]:
+        """Conversations whose loop was interrupted (process killed), to resume at start-up."""
+        found = await _thread(self.app.open_conversations)
+        return [
+            (str(cid), coords)
+            for cid, coords in found
+            if (platform is None or coords.platform == platform) and not self.runner.is_running(cid)
+        ]
+
+    async def resume_all(
+        self, *, platform: str | None, progress_for: Callable[[str, Coordinates], Progress]
+    ) -> list[Outcome]:
+        """Resume every interrupted conversation of ``platform``, one after the other."""
+        outcomes = []
+        for cid, coords in await self.interrupted(platform=platform):
+            outcomes.append(await self.run(cid, progress_for(cid, coords)))
+        return outcomes
+
+    async def timeline(self, conversation_id: str) -> list[dict[str, Any]]:
+        """The recorded events of a conversation, as ``replay --format json`` shows them."""
+        return await _thread(self.app.timeline, await self.resolve(conversation_id))
+
+    async def coordinates_of(self, conversation_id: str) -> Coordinates:
+        """Where a conversation lives (to send another message into it)."""
+        state = await _thread(self.app.get, await self.resolve(conversation_id))
+        platform, workspace, channel, thread = state.coordinates
+        return Coordinates(platform=platform, workspace=workspace, channel=channel, thread=thread)
+
+    async def reopen_if_model_failed(self, conversation_id: str, *, by: str = "resume") -> bool:
+        """Let ``opsloop resume ID`` retry a loop that stopped because no model answered.
+
+        Only a new message reopens a stopped conversation, so the retry is recorded as the
+        last user message again, under a ``resume:`` key; the prompt builder leaves such
+        repeats out, so the model sees what it would have seen the first time.
+        """
+        timeline = await self.timeline(conversation_id)
+        last_stop = next((e for e in reversed(timeline) if e["type"] in STOP_OR_MESSAGE), None)
+        if last_stop is None or last_stop["type"] != "Stopped":
+            return False
+        if last_stop.get("reason") != "model_unavailable":
+            return False
+        message = next(e for e in reversed(timeline) if e["type"] == "MessageReceived")
+        key = f"{RESUME_KEY_PREFIX}{last_stop['version']}:{message['message_key']}"
+        await _thread(
+            self.app.receive_message,
+            coordinates=await self.coordinates_of(conversation_id),
+            message_key=key,
+            author=message["author"],
+            text=message["text"],
+        )
+        return True
+
+    async def aclose(self) -> None:
+        """Close the model's network clients and the event store."""
+        close_model = getattr(self.runner.model, "aclose", None)
+        if close_model is not None:
+            await close_model()
+        close_app = getattr(self.app, "close", None)
+        if close_app is not None:
+            await _thread(close_app)
+
+    async def resolve(self, id_or_prefix: str) -> UUID:
+        """A full conversation id from an id or a unique prefix (``NotFound``/``AmbiguousId``)."""
+        try:
+            return UUID(id_or_prefix)
+        except ValueError:
+            return await _thread(self.app.resolve, id_or_prefix)
+
+
+async def _thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    return await asyncio.to_thread(fn, *args, **kwargs)

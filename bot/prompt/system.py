@@ -1,0 +1,275 @@
+"""What the model is told: the system prompt, and the history rendered as message text.
+
+The history items are plain values that recorded events map to (``history_from_timeline``);
+rendering is pure and deterministic, so a replay renders exactly the same text and can
+check the recorded prompt fingerprint. ``bot.prompt.context`` fits them into a model's window.
+"""
+
+from __future__ import annotations
+
+import signal as signals
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from domain.helpers import SUPPORTED_LANGUAGES, format_block, parse_helpers
+
+DEFAULT_RESULT_CHARS = 4000  # bot.config.PromptPolicy.result_chars
+STUB_KEEP_CHARS = 100  # an output this short is kept even when outputs are left out
+
+OutcomeStatus = Literal["succeeded", "failed", "skipped", "refused", "unknown"]
+
+
+@dataclass(frozen=True)
+class UserMessage:
+    """A message a person sent (never left out of a prompt while it fits at all)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ModelTurn:
+    """One reply of the model, as it wrote it (blocks included)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class BlockOutcome:
+    """What became of one helper block: its run's result, or why it did not run."""
+
+    block_id: str
+    language: str
+    code: str
+    status: OutcomeStatus
+    exit_code: int | None = None
+    signal: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    memory_exceeded: bool = False
+    output_truncated: bool = False
+    unsafe_local: bool = False
+    detail: str = ""  # why it was skipped or refused, or what is known of an unknown outcome
+    wall_seconds: float | None = None  # the limits it ran under (BlockStarted.limits), if known
+    memory_mb: int | None = None
+
+
+HistoryItem = UserMessage | ModelTurn | BlockOutcome
+
+
+def system_prompt(
+    *,
+    wall_seconds: float,
+    memory_mb: int,
+    languages: Sequence[str] = SUPPORTED_LANGUAGES,
+    extra_mounts: Sequence[str] = (),
+    result_chars: int = DEFAULT_RESULT_CHARS,
+    turns_per_message: int | None = None,
+) -> str:
+    """The system prompt: who the bot is, the helper protocol, and the sandbox's limits."""
+    names = " and ".join(languages) if languages else "python"
+    default = "python" if "python" in languages or not languages else languages[0]
+    python_example = format_block(language="python", code=_PYTHON_EXAMPLE).replace(
+        ' lang="python"', ""
+    )
+    bash_example = format_block(language="bash", code="ls -la /workspace")
+    mounts = (
+        "Only Python's standard library and the usual shell tools are installed, except what "
+        f"the operator mounted read-only: {', '.join(extra_mounts)}."
+        if extra_mounts
+        else "Only Python's standard library and the usual shell tools are installed; "
+        "you cannot install packages."
+    )
+    turns = (
+        f"\n- You have at most {turns_per_message} replies for each user message; answer "
+        "before you run out."
+        if turns_per_message
+        else ""
+    )
+    return f"""You are opsloop, an operations assistant in a team chat. People ask you about \
+systems, logs and data. You can run code to work things out, then you answer.
+
+## Running code
+Write a helper block in your reply; it runs after your reply is complete:
+
+{python_example}
+
+{bash_example}
+
+- Languages: {names}. A block without lang="…" is {default}.
+- Put each opening tag and each </helpers> on its own line. A block ends at the first \
+</helpers> that is not inside a quoted string on its line, so print("</helpers>") is fine, \
+but never start a line of code with </helpers> (build it from parts instead: "</" + \
+"helpers>").
+- You may write several blocks in one reply. They run in order; if one fails (non-zero exit \
+status, killed, or out of time or memory), the rest of that reply's blocks are skipped.
+- Then you receive one message with each block's result: its exit status and its stdout and \
+stderr. Long output is cut to its first and last part (about {result_chars} characters per \
+stream), so print summaries and counts rather than whole files.
+- Text outside blocks is shown to the user while you work. Keep it short.
+- When you know the answer, reply WITHOUT any helper block: that reply is your final answer \
+to the user. Do not write an opening <helpers> tag you do not mean to run; to mention one \
+in prose, put it in backticks.{turns}
+
+## The sandbox
+- No network at all: no DNS, no HTTP, no package downloads. Do not try to reach hosts; \
+ask the user to paste what you need from their systems.
+- Each block may run for at most {wall_seconds:g} seconds of wall time and use at most \
+{memory_mb} MB of memory; it is killed when it goes past either.
+- /workspace is this conversation's persistent working directory, shared by all its blocks \
+and kept between messages: save files there to use them in later blocks. Nothing else you \
+write is kept.
+- {mounts}
+- The machine you run on is the sandbox, not the user's servers."""
+
+
+_PYTHON_EXAMPLE = 'import shutil\nprint(shutil.disk_usage("/workspace"))'
+
+
+def clip(text: str, *, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters: its head and tail, and how much was cut."""
+    if len(text) <= limit:
+        return text
+    head_size = limit // 2
+    tail_size = limit - head_size
+    head = text[:head_size]
+    tail = text[len(text) - tail_size :]
+    # end and start on line boundaries when one is near, so no line is half shown
+    newline = head.rfind("\n")
+    if newline >= head_size * 3 // 4:
+        head = head[: newline + 1]
+    newline = tail.find("\n")
+    if 0 <= newline < tail_size // 4:
+        tail = tail[newline + 1 :]
+    cut = len(text) - len(head) - len(tail)
+    return f"{head.rstrip(chr(10))}\n[… {cut} characters cut …]\n{tail}"
+
+
+def render_result(outcome: BlockOutcome, *, result_chars: int = DEFAULT_RESULT_CHARS) -> str:
+    """The message text telling the model what became of a block (0 chars: outputs left out)."""
+    title = f"Result of block {outcome.block_id} ({outcome.language}):"
+    if outcome.status == "skipped":
+        why = outcome.detail or "an earlier block of its turn failed"
+        return f"{title} not run, skipped: {why}."
+    if outcome.status == "refused":
+        return f"{title} not run, refused: {outcome.detail or 'no reason given'}."
+    if outcome.status == "unknown":
+        detail = f" ({outcome.detail})" if outcome.detail else ""
+        return (
+            f"{title} outcome unknown{detail}. It may or may not have run, and what it printed "
+            "is not known. It was not run again; check its effects before relying on them."
+        )
+    lines = [f"{title} {_exit_status(outcome)}."]
+    if outcome.output_truncated:
+        lines.append("The sandbox stopped keeping output at its byte limit: the end is missing.")
+    if outcome.unsafe_local:
+        lines.append("It ran WITHOUT the sandbox (unsafe local mode), directly on the host.")
+    for name, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
+        lines.append(_stream(name, text, result_chars=result_chars))
+    return "\n".join(lines)
+
+
+def render_problems(problems: Sequence[str]) -> str:
+    """The message text telling the model what was wrong with the form of its last reply."""
+    listed = "\n".join(f"- {problem}" for problem in problems)
+    return f"Problems with your previous reply:\n{listed}"
+
+
+def _exit_status(outcome: BlockOutcome) -> str:
+    if outcome.signal is not None:
+        status = f"killed by signal {outcome.signal}{_signal_name(outcome.signal)}"
+    elif outcome.exit_code is None:
+        status = "no exit status"
+    else:
+        status = f"exit status {outcome.exit_code}"
+    if outcome.timed_out:
+        limit = f"{outcome.wall_seconds:g}-second " if outcome.wall_seconds else ""
+        return f"{status}: it ran past the {limit}wall-time limit"
+    if outcome.memory_exceeded:
+        limit = f"{outcome.memory_mb} MB " if outcome.memory_mb else ""
+        return f"{status}: it went past the {limit}memory limit"
+    if outcome.signal is None and outcome.exit_code is not None:
+        return f"{status} ({'success' if outcome.exit_code == 0 else 'failure'})"
+    return status
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return f" ({signals.Signals(number).name})"
+    except ValueError:
+        return ""
+
+
+def _stream(name: str, text: str, *, result_chars: int) -> str:
+    if not text:
+        return f"--- {name}: empty ---"
+    if result_chars <= 0 and len(text) > STUB_KEEP_CHARS:
+        return f"--- {name}: {len(text)} characters, left out to fit the context window ---"
+    body = clip(text, limit=max(result_chars, STUB_KEEP_CHARS)).rstrip("\n")
+    return f"--- {name} ---\n{body}\n--- end of {name} ---"
+
+
+def history_from_timeline(timeline: Sequence[Mapping[str, Any]]) -> list[HistoryItem]:
+    """The history items of a conversation's timeline (``ConversationApp.timeline`` dicts)."""
+    items: list[HistoryItem] = []
+    blocks: dict[str, tuple[str, str]] = {}  # block_id -> (language, code)
+    limits: dict[str, Mapping[str, Any]] = {}  # block_id -> BlockStarted.limits
+    for event in timeline:
+        kind = str(event.get("type", "")).rsplit(".", 1)[-1].rsplit(":", 1)[-1]
+        if kind == "MessageReceived":
+            items.append(UserMessage(text=event["text"]))
+        elif kind == "ModelReplied":
+            items.append(ModelTurn(text=event["text"]))
+            for block in parse_helpers(event["text"]).blocks:
+                blocks[f"t{event['turn']}b{block.index}"] = (block.language, block.code)
+        elif kind == "BlockStarted":
+            blocks[event["block_id"]] = (event["language"], event["code"])
+            limits[event["block_id"]] = event.get("limits") or {}
+        elif kind == "BlockFinished" or kind in _NOT_RUN:
+            items.append(_outcome(kind, event, blocks, limits.get(event["block_id"], {})))
+    return items
+
+
+_NOT_RUN: dict[str, OutcomeStatus] = {
+    "BlockSkipped": "skipped",
+    "BlockRefused": "refused",
+    "BlockOutcomeUnknown": "unknown",
+}
+
+
+def _outcome(
+    kind: str,
+    event: Mapping[str, Any],
+    blocks: Mapping[str, tuple[str, str]],
+    limits: Mapping[str, Any],
+) -> BlockOutcome:
+    block_id = event["block_id"]
+    language, code = blocks.get(block_id, ("?", ""))
+    if kind in _NOT_RUN:
+        detail = event.get("reason") or event.get("detail") or ""
+        return BlockOutcome(
+            block_id=block_id, language=language, code=code, status=_NOT_RUN[kind], detail=detail
+        )
+    failed = (
+        event.get("exit_code") != 0
+        or event.get("signal") is not None
+        or bool(event.get("timed_out"))
+        or bool(event.get("memory_exceeded"))
+    )
+    return BlockOutcome(
+        block_id=block_id,
+        language=language,
+        code=code,
+        status="failed" if failed else "succeeded",
+        exit_code=event.get("exit_code"),
+        signal=event.get("signal"),
+        stdout=event.get("stdout") or "",
+        stderr=event.get("stderr") or "",
+        timed_out=bool(event.get("timed_out")),
+        memory_exceeded=bool(event.get("memory_exceeded")),
+        output_truncated=bool(event.get("output_truncated")),
+        unsafe_local=bool(event.get("unsafe_local")),
+        wall_seconds=limits.get("wall_seconds"),
+        memory_mb=limits.get("memory_mb"),
+    )
