@@ -8,9 +8,21 @@ dataclasses of plain values, so they can be recorded as event payloads unchanged
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+from uuid import UUID
+
+from bot.config import AccessPolicy
+from bot.surface import (
+    Command,
+    CommandReply,
+    Coordinates,
+    Incoming,
+    Outcome,
+    Receipt,
+    Totals,
+)
 
 if TYPE_CHECKING:
     from sandbox.limits import Limits
@@ -113,4 +125,130 @@ class Progress(Protocol):
 
     async def stopped(self, *, reason: str, detail: str) -> None:
         """The loop stopped without an answer (limit, budget, cancelled, model unavailable)."""
+        ...
+
+
+# -- what the loop needs of the application (``bot.app.application.ConversationApp``) --------
+
+
+class PromptLike(Protocol):
+    """What a prompt builder returns (``bot.prompt.context.Prompt`` is one)."""
+
+    @property
+    def messages(self) -> Sequence[ChatMessage]: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def notes(self) -> str: ...
+
+
+class LoopApp(Protocol):
+    """The part of ``bot.app.application.ConversationApp`` the runner uses."""
+
+    def get(self, conversation_id: UUID) -> Any: ...
+    def timeline(self, conversation_id: UUID) -> list[dict[str, Any]]: ...
+    def record_model_reply(
+        self,
+        conversation_id: UUID,
+        *,
+        reply: ModelReply,
+        prompt_fingerprint: str,
+        prompt_notes: str = "",
+    ) -> None: ...
+    def record_model_failure(
+        self, conversation_id: UUID, *, provider: str, model: str, error: str, attempts: int
+    ) -> None: ...
+    def start_block(
+        self, conversation_id: UUID, *, block_id: str, limits: dict[str, Any]
+    ) -> None: ...
+    def finish_block(self, conversation_id: UUID, *, block_id: str, result: RunResult) -> None: ...
+    def skip_block(self, conversation_id: UUID, *, block_id: str, reason: str) -> None: ...
+    def refuse_block(self, conversation_id: UUID, *, block_id: str, reason: str) -> None: ...
+    def mark_block_unknown(self, conversation_id: UUID, *, block_id: str, detail: str) -> None: ...
+    def answer(self, conversation_id: UUID, *, text: str) -> None: ...
+    def stop(self, conversation_id: UUID, *, reason: str, detail: str = "") -> None: ...
+
+
+class ServiceApp(LoopApp, Protocol):
+    """The part of ``bot.app.application.ConversationApp`` the service uses."""
+
+    def receive_message(
+        self, *, coordinates: Coordinates, message_key: str, author: str, text: str
+    ) -> tuple[UUID, bool]: ...
+    def refuse_message(
+        self, *, coordinates: Coordinates, message_key: str, author: str, text: str, reason: str
+    ) -> tuple[UUID, bool]: ...
+    def renew(self, *, coordinates: Coordinates, by: str) -> UUID: ...
+    def current_id(self, coordinates: Coordinates) -> UUID: ...
+    def resolve(self, id_or_prefix: str) -> UUID: ...
+    def totals(self, conversation_id: UUID) -> Totals: ...
+    def open_conversations(self) -> list[tuple[UUID, Coordinates]]: ...
+
+
+# -- what chat surfaces call ------------------------------------------------------------------
+
+
+class ChatService(Protocol):
+    """The application as a chat surface sees it."""
+
+    async def receive(self, incoming: Incoming) -> Receipt:
+        """Record the message, or its refusal (access), or recognise a redelivery; never runs
+        the loop itself."""
+        ...
+
+    async def handle(self, command: Command) -> CommandReply:
+        """Carry out a thread command for the conversation at its coordinates."""
+        ...
+
+    async def run(self, conversation_id: str, progress: Progress) -> Outcome:
+        """Run the loop of this conversation until it answers, stops or has nothing to do."""
+        ...
+
+    async def stop(self, conversation_id: str) -> bool:
+        """Stop the loop of this conversation (Ctrl-C in a terminal); False if none ran."""
+        ...
+
+    async def current_conversation(self, coordinates: Coordinates) -> str:
+        """The id of the conversation these coordinates currently map to."""
+        ...
+
+    async def takes_part(self, coordinates: Coordinates) -> bool:
+        """Whether a conversation at these coordinates has messages (a thread we are in)."""
+        ...
+
+    async def interrupted(self, *, platform: str | None = None) -> list[tuple[str, Coordinates]]:
+        """Conversations whose loop was interrupted (process killed), to resume at start-up."""
+        ...
+
+
+class CommandTarget(Protocol):
+    """What the thread commands (``bot.loop.commands``) act on: the service, or a fake."""
+
+    @property
+    def access(self) -> Mapping[str, AccessPolicy]:
+        """Who may use the bot, per platform."""
+        ...
+
+    async def record_refusal(self, incoming: Incoming, *, reason: str) -> Receipt:
+        """Record that ``incoming`` was refused; the reply to show, or a duplicate."""
+        ...
+
+    async def current_conversation(self, coordinates: Coordinates) -> str:
+        """The id of the conversation these coordinates currently map to."""
+        ...
+
+    async def totals(self, conversation_id: str) -> Totals:
+        """Counts so far; ``NotFound`` when the conversation has no events."""
+        ...
+
+    async def stop(self, conversation_id: str) -> bool:
+        """Stop its loop (recorded as cancelled); False when nothing was running."""
+        ...
+
+    async def timeline(self, conversation_id: str) -> list[dict[str, Any]]:
+        """Its recorded events, as ``replay --format json`` shows them."""
+        ...
+
+    async def new_conversation(self, coordinates: Coordinates, *, by: str) -> str:
+        """Start a fresh conversation at the same coordinates; returns its id."""
         ...

@@ -1,19 +1,35 @@
 """What a chat surface (Slack, Discord, the terminal) asks of the application.
 
 Adapters translate a platform event into an ``Incoming`` (or a ``Command``), hand it to a
-``ChatService``, and translate what comes back (a ``Receipt``, ``Progress`` calls, an
-``Outcome``) into platform messages. The service records the message *before* any work
-starts, so acknowledging the platform after ``receive`` returns never loses a message.
+``ChatService``, and translate what comes back (a ``Receipt``, a ``CommandReply``,
+``Progress`` calls, an ``Outcome``) into platform messages. The service records the message
+*before* any work starts, so acknowledging the platform after ``receive`` returns never
+loses a message. Who may use the bot is the service's decision, never an adapter's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
 
-from bot.ports import Progress
 
-CommandName = Literal["stop", "cost", "replay", "new"]
+class CommandName(StrEnum):
+    """The thread commands: a message that is only this word runs it instead of the loop."""
+
+    STOP = "stop"
+    COST = "cost"
+    REPLAY = "replay"
+    NEW = "new"
+
+
+def parse_command(text: str) -> CommandName | None:
+    """The command a whole message names (``stop``, ``/stop``, ``!stop``, ``Stop.``), if any."""
+    word = text.strip().rstrip(".!").lower().lstrip("/!")
+    try:
+        return CommandName(word)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -37,6 +53,14 @@ class Incoming:
 
 
 @dataclass(frozen=True)
+class Command:
+    """A thread command, with the message that carried it (where, who, its key)."""
+
+    name: CommandName
+    incoming: Incoming
+
+
+@dataclass(frozen=True)
 class Receipt:
     """What ``receive`` did with a message.
 
@@ -48,6 +72,25 @@ class Receipt:
     conversation_id: str
     status: Literal["recorded", "duplicate", "refused"]
     reply: str = ""
+
+
+@dataclass(frozen=True)
+class CommandReply:
+    """What a command did, as plain values each surface renders in its own words.
+
+    ``refused`` (the author may not use the bot here) and ``duplicate`` (this command's
+    message was handled before) come first; ``conversation_id`` is None when there is no
+    conversation here yet.
+    """
+
+    name: CommandName
+    conversation_id: str | None = None
+    stopped: bool = False  # stop: a running loop was stopped
+    totals: Totals | None = None  # cost and replay
+    new_conversation_id: str | None = None  # new
+    timeline: tuple[dict[str, Any], ...] = field(default=())  # replay: the recorded events
+    refused: str = ""  # the refusal sentence to show
+    duplicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,39 +114,3 @@ class Outcome:
     answer: str | None  # None when it stopped without one
     stopped_reason: str | None  # "cancelled" | "turn_limit" | "budget" | "model_unavailable" | …
     detail: str = ""
-
-
-class ChatService(Protocol):
-    """The application as a chat surface sees it."""
-
-    async def receive(self, incoming: Incoming) -> Receipt:
-        """Record the message (or recognise a redelivery); never runs the loop itself."""
-        ...
-
-    async def refuse(self, incoming: Incoming, *, reason: str) -> Receipt:
-        """Record that this message was refused (e.g. allowlist) and return the reply to show."""
-        ...
-
-    async def run(self, conversation_id: str, progress: Progress) -> Outcome:
-        """Run the loop of this conversation until it answers, stops or has nothing to do."""
-        ...
-
-    async def stop(self, conversation_id: str) -> bool:
-        """Cancel a running loop, recorded as ``Stopped(reason="cancelled")``; False if none."""
-        ...
-
-    async def totals(self, conversation_id: str) -> Totals:
-        """Tokens, cost, blocks and duration so far."""
-        ...
-
-    async def current_conversation(self, coordinates: Coordinates) -> str:
-        """The id of the conversation these coordinates currently map to."""
-        ...
-
-    async def new_conversation(self, coordinates: Coordinates) -> str:
-        """Start a fresh conversation at the same coordinates; returns its id."""
-        ...
-
-    async def interrupted(self, *, platform: str | None = None) -> list[tuple[str, Coordinates]]:
-        """Conversations whose loop was interrupted (process killed), to resume at start-up."""
-        ...

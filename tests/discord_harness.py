@@ -15,8 +15,9 @@ from discord.gateway import DiscordWebSocket
 from adapters.discord.client import make_client
 from adapters.discord.surface import DiscordSurface
 from bot.config import AccessPolicy
-from bot.surface import ChatService
+from bot.ports import ChatService
 from tests.discord_standin import DM_CHANNEL_ID, USER_ID, DiscordStandIn, message_payload
+from tests.fake_chat_service import FakeChatService
 
 
 @dataclass
@@ -52,7 +53,9 @@ async def connected(
         forbid_threads=forbid_threads,
     )
     await standin.start()
-    surface = DiscordSurface(service=service, access=access)
+    if isinstance(service, FakeChatService) and not service.access:
+        service.access = {"discord": access}  # who may use the bot is the service's decision
+    surface = DiscordSurface(service=service, mention_guilds=access.mention_guilds)
     client = make_client(surface, sharded=sharded, guild_ready_timeout=0.05)
     try:
         with redirected(standin):

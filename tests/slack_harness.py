@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 from adapters.slack.app import SlackSurface
 from adapters.slack.server import EVENTS_PATH, build_client, start_http
-from bot.config import AccessPolicy
-from bot.surface import ChatService
+from bot.ports import ChatService
 from tests.slack_standin import EventSender, SlackStandIn
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -37,7 +36,6 @@ def free_port() -> int:
 async def running_bot(
     service: ChatService,
     *,
-    access: AccessPolicy | None = None,
     slack: SlackStandIn | None = None,
     pacer_interval: float = 0.05,
     status_interval: float = 0.05,
@@ -48,7 +46,6 @@ async def running_bot(
     client = build_client(token="xoxb-test", base_url=slack.base_url)
     surface = SlackSurface(
         service=service,
-        access=access or AccessPolicy(),
         client=client,
         signing_secret=SECRET,
         pacer_interval=pacer_interval,

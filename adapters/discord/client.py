@@ -8,22 +8,23 @@ messages that mention the bot, and for the bot's own messages — exactly what o
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import logging
 from typing import Any
 
 import discord
 
 from adapters.discord.surface import DiscordSurface
-from bot.config import AccessPolicy
 
 log = logging.getLogger(__name__)
 
 
-def intents_for(access: AccessPolicy) -> discord.Intents:
-    """The smallest set of gateway intents that serves ``access``."""
+def intents_for(mention_guilds: Collection[str]) -> discord.Intents:
+    """The smallest set of gateway intents: DMs, and server messages where mentions are on."""
     intents = discord.Intents.none()
     intents.dm_messages = True
-    if access.mention_guilds:
+    if mention_guilds:
         intents.guilds = True  # channel and thread cache: needed to open a thread on a message
         intents.guild_messages = True
     return intents
@@ -36,7 +37,7 @@ class _Handlers:
         self, *, surface: DiscordSurface, resume_at_ready: bool = True, **options: Any
     ) -> None:
         # Cooperative: the next class in the MRO is discord.Client or AutoShardedClient.
-        super().__init__(intents=intents_for(surface.access), **options)  # type: ignore[call-arg]
+        super().__init__(intents=intents_for(surface.mention_guilds), **options)  # type: ignore[call-arg]
         self.surface = surface
         self.resume_at_ready = resume_at_ready
         self._resumed_once = False

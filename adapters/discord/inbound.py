@@ -1,9 +1,9 @@
 """Discord message -> command or ``Incoming`` (pure).
 
 The glue turns a ``discord.Message`` into ``MessageFacts`` (plain values) and this module
-decides what it means: nothing for opsloop (``Ignore``), a refusal to record (``Refuse``),
-one of the commands ``stop``/``cost``/``replay``/``new`` (``Command``), or a question for
-the loop (``Ask``).
+decides what it means: nothing for opsloop (``Ignore``), one of the thread commands
+(``bot.surface.Command``), or a question for the loop (``Ask``). Whether the author may use
+the bot is the application's decision, not this module's.
 
 Coordinates: a DM is its own conversation, keyed by the DM channel id. A mention in a
 server channel starts a thread on the mentioning message, and a thread started from a
@@ -14,13 +14,12 @@ the same coordinates ``(guild, parent channel, thread id)``.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from bot.config import AccessPolicy
-from bot.surface import CommandName, Coordinates, Incoming
+from bot.surface import Command, Coordinates, Incoming, parse_command
 
 PLATFORM = "discord"
-COMMANDS: frozenset[str] = frozenset({"stop", "cost", "replay", "new"})
 
 
 @dataclass(frozen=True)
@@ -46,23 +45,6 @@ class Ignore:
 
 
 @dataclass(frozen=True)
-class Refuse:
-    """Outside the allowlist: record the refusal and show its short reply."""
-
-    incoming: Incoming
-    reason: str
-
-
-@dataclass(frozen=True)
-class Command:
-    """One of the chat commands, for the conversation at ``coordinates``."""
-
-    name: CommandName
-    coordinates: Coordinates
-    message_key: str
-
-
-@dataclass(frozen=True)
 class Ask:
     """A question for the loop; ``start_thread`` when the answer goes in a new thread."""
 
@@ -70,7 +52,7 @@ class Ask:
     start_thread: bool
 
 
-Decision = Ignore | Refuse | Command | Ask
+Decision = Ignore | Command | Ask
 
 
 def _strip_mentions(content: str, me: str) -> str:
@@ -86,29 +68,7 @@ def _coordinates(facts: MessageFacts) -> tuple[Coordinates, bool]:
     return Coordinates(PLATFORM, facts.guild_id, facts.channel_id, facts.message_id), True
 
 
-def _refusal(facts: MessageFacts, access: AccessPolicy) -> str | None:
-    """Why the allowlist refuses this message, or None when it is allowed."""
-    if access.allow_users and facts.author_id not in access.allow_users:
-        return f"user {facts.author_id} is not in [discord] allow_users"
-    if facts.guild_id is None:
-        return None
-    if access.allow_workspaces and facts.guild_id not in access.allow_workspaces:
-        return f"server {facts.guild_id} is not in [discord] allow_workspaces"
-    channel = facts.parent_id or facts.channel_id
-    if access.allow_channels and channel not in access.allow_channels:
-        return f"channel {channel} is not in [discord] allow_channels"
-    return None
-
-
-def command_name(text: str) -> CommandName | None:
-    """``stop``, ``cost``, ``replay`` or ``new`` (also written ``/new`` or ``!new``), else None."""
-    word = text.strip().lower().lstrip("/!")
-    if word in COMMANDS:
-        return word  # type: ignore[return-value]  # narrowed by the membership test
-    return None
-
-
-def decide(facts: MessageFacts, *, me: str, access: AccessPolicy) -> Decision:
+def decide(facts: MessageFacts, *, me: str, mention_guilds: Collection[str]) -> Decision:
     """What a Discord message means for opsloop."""
     if facts.author_is_bot or facts.author_id == me:
         return Ignore("written by a bot")
@@ -117,21 +77,18 @@ def decide(facts: MessageFacts, *, me: str, access: AccessPolicy) -> Decision:
     if facts.guild_id is not None:
         if not facts.mentions_me:
             return Ignore("a server message that does not mention opsloop")
-        if facts.guild_id not in access.mention_guilds:
+        if facts.guild_id not in mention_guilds:
             return Ignore("mentions are not enabled for this server ([discord] mention_guilds)")
     text = _strip_mentions(facts.content, me)
     coordinates, start_thread = _coordinates(facts)
     incoming = Incoming(
         coordinates=coordinates, message_key=facts.message_id, author=facts.author_id, text=text
     )
-    reason = _refusal(facts, access)
-    if reason is not None:
-        return Refuse(incoming=incoming, reason=reason)
     if not text:
         return Ignore("no text (only attachments, stickers or an empty mention)")
-    name = command_name(text)
+    name = parse_command(text)
     if name is not None and start_thread:
         return Ignore("a command outside any conversation (use it in the DM or the thread)")
     if name is not None:
-        return Command(name=name, coordinates=coordinates, message_key=facts.message_id)
+        return Command(name=name, incoming=incoming)
     return Ask(incoming=incoming, start_thread=start_thread)

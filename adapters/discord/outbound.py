@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 from adapters.discord.chunking import DISCORD_LIMIT, split_message
+from bot.surface import CommandName, CommandReply, Totals
 
 if TYPE_CHECKING:
     from sandbox.result import RunResult
@@ -183,3 +184,58 @@ def _attach(texts: list[str], files: list[Attachment]) -> list[Outgoing]:
         messages[-1] = Outgoing(text=texts[-1], files=batches[0])
         messages.extend(Outgoing(text="", files=batch) for batch in batches[1:])
     return messages
+
+
+NO_CONVERSATION_TEXT = "There is no conversation here yet: send a message to start one."
+NEW_TEXT = "Started a fresh conversation. Earlier messages here are kept in the audit log."
+
+
+def render_totals(totals: Totals, *, conversation_id: str) -> str:
+    """The ``cost`` reply: tokens, cost, blocks and time of this conversation."""
+    seconds = totals.duration_ms / 1000
+    return (
+        f"Conversation `{conversation_id[:8]}`: {totals.messages} message(s), "
+        f"{totals.model_turns} model turn(s), {totals.input_tokens:,} tokens in / "
+        f"{totals.output_tokens:,} out, ${totals.cost:.4f}, {totals.blocks} block(s) run, "
+        f"{seconds:.1f} s."
+    )
+
+
+def render_replay(totals: Totals, *, conversation_id: str) -> str:
+    """The ``replay`` reply: where the full audit trail of this conversation is."""
+    return (
+        f"{render_totals(totals, conversation_id=conversation_id)}\n"
+        f"Every step (model calls, code, output, answer) is in the audit log: "
+        f"`opsloop replay {conversation_id}` shows it and `opsloop audit verify` proves it intact."
+    )
+
+
+def command_message(reply: CommandReply) -> Outgoing:
+    """A thread command's reply; ``replay`` attaches the conversation's audit trail."""
+    if reply.refused:
+        return Outgoing(text=reply.refused)
+    if reply.name is not CommandName.NEW and reply.conversation_id is None:
+        return Outgoing(text=NO_CONVERSATION_TEXT)
+    cid = reply.conversation_id or ""
+    match reply.name:
+        case CommandName.NEW:
+            return Outgoing(text=NEW_TEXT)
+        case CommandName.STOP:
+            return Outgoing(text="Stopping." if reply.stopped else "Nothing is running here.")
+        case CommandName.COST:
+            assert reply.totals is not None
+            return Outgoing(text=render_totals(reply.totals, conversation_id=cid))
+        case CommandName.REPLAY:
+            assert reply.totals is not None
+            text = render_replay(reply.totals, conversation_id=cid)
+            return Outgoing(text=text, files=(_replay_file(reply, conversation_id=cid),))
+        case _:
+            assert_never(reply.name)
+
+
+def _replay_file(reply: CommandReply, *, conversation_id: str) -> Attachment:
+    from bot.audit.replay import render
+
+    lines = render(list(reply.timeline), fmt="markdown")
+    content = "\n".join(lines).encode("utf-8")
+    return Attachment(filename=f"replay-{conversation_id[:8]}.md", content=content)

@@ -12,17 +12,17 @@ import asyncio
 import io
 import logging
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Collection
+from typing import Any, assert_never
 
 import discord
 
-from adapters.discord.commands import execute
-from adapters.discord.inbound import Ask, Command, Ignore, MessageFacts, Refuse, decide
-from adapters.discord.outbound import Outgoing
+from adapters.discord.inbound import Ask, Ignore, MessageFacts, decide
+from adapters.discord.outbound import Outgoing, command_message
 from adapters.discord.progress import DiscordProgress, TypingKeeper
-from bot.config import AccessPolicy
 from bot.errors import OpsloopError
-from bot.surface import ChatService, Outcome
+from bot.ports import ChatService
+from bot.surface import Command, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,14 @@ class DiscordSurface:
     """Handles Discord messages for one bot user against a ``ChatService``."""
 
     def __init__(
-        self, *, service: ChatService, access: AccessPolicy, max_loops: int = MAX_LOOPS
+        self,
+        *,
+        service: ChatService,
+        mention_guilds: Collection[str] = (),
+        max_loops: int = MAX_LOOPS,
     ) -> None:
         self.service = service
-        self.access = access
+        self.mention_guilds = frozenset(mention_guilds)  # servers where a mention is answered
         # A burst of DMs is recorded at once but runs a bounded number of loops at a time,
         # which bounds the bot's memory; the rest wait their turn (already 👀-acknowledged).
         self._slots = asyncio.Semaphore(max_loops)
@@ -92,16 +96,17 @@ class DiscordSurface:
 
     async def handle(self, message: discord.Message, *, me: int) -> None:
         """React to one gateway MESSAGE_CREATE."""
-        decision = decide(facts_of(message, me=me), me=str(me), access=self.access)
+        decision = decide(facts_of(message, me=me), me=str(me), mention_guilds=self.mention_guilds)
         try:
-            if isinstance(decision, Ignore):
-                log.debug("ignored message %s: %s", message.id, decision.reason)
-            elif isinstance(decision, Refuse):
-                await self._refuse(message, decision)
-            elif isinstance(decision, Command):
-                await self._command(message, decision)
-            else:
-                await self._ask(message, decision)
+            match decision:
+                case Ignore():
+                    log.debug("ignored message %s: %s", message.id, decision.reason)
+                case Command():
+                    await self._command(message, decision)
+                case Ask():
+                    await self._ask(message, decision)
+                case _:
+                    assert_never(decision)
         finally:
             self.handled += 1
 
@@ -114,23 +119,19 @@ class DiscordSurface:
             self._seen.popitem(last=False)
         return True
 
-    async def _refuse(self, message: discord.Message, decision: Refuse) -> None:
-        receipt = await self.service.refuse(decision.incoming, reason=decision.reason)
-        if not self._first_time(message):
-            return  # recorded once by the service; shown once by us
-        if receipt.status == "duplicate":
-            return
-        await _react(message, REACT_REFUSED)
-        await ChannelPoster(message.channel).post(Outgoing(text=receipt.reply or "Sorry, no."))
-
-    async def _command(self, message: discord.Message, decision: Command) -> None:
+    async def _command(self, message: discord.Message, command: Command) -> None:
         if not self._first_time(message):
             return
         try:
-            reply = await execute(self.service, decision)
+            reply = await self.service.handle(command)
         except OpsloopError as exc:
-            reply = Outgoing(text=f"That did not work: {exc}")
-        await ChannelPoster(message.channel).post(reply)
+            await ChannelPoster(message.channel).post(Outgoing(text=f"That did not work: {exc}"))
+            return
+        if reply.duplicate:
+            return
+        if reply.refused:
+            await _react(message, REACT_REFUSED)
+        await ChannelPoster(message.channel).post(command_message(reply))
 
     async def _ask(self, message: discord.Message, decision: Ask) -> None:
         try:

@@ -27,12 +27,12 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import outbound as render
-from adapters.slack.inbound import EventKind, Ignored, Inbound, inbound_from_event, refusal_reason
+from adapters.slack.inbound import EventKind, Ignored, Inbound, inbound_from_event
 from adapters.slack.pacer import ChannelPacer
 from adapters.slack.progress import Capabilities, SlackProgress, Thread
-from bot.config import AccessPolicy
-from bot.errors import NotFound, OpsloopError
-from bot.surface import ChatService, Coordinates
+from bot.errors import OpsloopError
+from bot.ports import ChatService
+from bot.surface import Command, Coordinates
 
 log = logging.getLogger(__name__)
 _MEMORY = 10_000  # thread, command and notice keys remembered in process
@@ -52,7 +52,6 @@ class SlackSurface:
         self,
         *,
         service: ChatService,
-        access: AccessPolicy,
         client: AsyncWebClient,
         signing_secret: str = "",
         pacer_interval: float = 1.0,
@@ -60,7 +59,6 @@ class SlackSurface:
         ack_priority_seconds: float = 1.0,
     ) -> None:
         self.service = service
-        self.access = access
         self.client = client
         self.pacer = ChannelPacer(interval=pacer_interval)
         self.capabilities = Capabilities()
@@ -144,14 +142,6 @@ class SlackSurface:
             await ack()
             return
         incoming = inbound.incoming
-        reason = refusal_reason(
-            self.access, user=incoming.author, channel=inbound.channel, workspace=team
-        )
-        if reason is not None:
-            receipt = await self.service.refuse(incoming, reason=reason)
-            await ack()
-            self._notify(inbound, receipt.reply if receipt.status == "refused" else "")
-            return
         if inbound.command is not None:
             await ack()
             if self._remember(self._seen, ("command", incoming.message_key)):
@@ -218,8 +208,7 @@ class SlackSurface:
         if coordinates in self._threads:
             return True
         try:
-            conversation_id = await self.service.current_conversation(coordinates)
-            known = (await self.service.totals(conversation_id)).messages > 0
+            known = await self.service.takes_part(coordinates)
         except OpsloopError:
             return False
         if known:
@@ -261,26 +250,19 @@ class SlackSurface:
             del self._runs[conversation_id]
 
     async def _command(self, inbound: Inbound) -> None:
-        coordinates = inbound.coordinates
+        assert inbound.command is not None
         try:
-            conversation_id = await self.service.current_conversation(coordinates)
-            if inbound.command == "stop":
-                text = render.stop_text(await self.service.stop(conversation_id))
-            elif inbound.command == "cost":
-                text = render.cost_text(await self.service.totals(conversation_id))
-            elif inbound.command == "replay":
-                await self.service.totals(conversation_id)  # NotFound when there is none yet
-                text = render.replay_text(conversation_id)
-            else:
-                text = render.new_text(await self.service.new_conversation(coordinates))
-        except NotFound:
-            text = "There is no conversation in this thread yet: mention me with a question."
+            reply = await self.service.handle(Command(inbound.command, inbound.incoming))
         except OpsloopError as exc:  # its text may name the database: keep it in the log
             log.warning("slack command %s failed: %s", inbound.command, exc)
             text = render.failure_sentence()
         except Exception:
             log.exception("slack command %s failed", inbound.command)
             text = render.failure_sentence()
+        else:
+            if reply.duplicate:
+                return
+            text = render.command_text(reply)
         await self._progress(inbound).post_text(text)
 
     # -- life cycle ---------------------------------------------------------------------------

@@ -13,11 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.config import AccessPolicy
-from bot.surface import CommandName, Coordinates, Incoming
+from bot.surface import CommandName, Coordinates, Incoming, parse_command
 
 EventKind = Literal["mention", "message"]
-COMMANDS: frozenset[str] = frozenset({"stop", "cost", "replay", "new"})
 # Subtypes that are still a person writing to us; every other subtype (edits, deletes,
 # joins, bot posts …) is ignored explicitly.
 _PERSON_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
@@ -54,12 +52,6 @@ def strip_mentions(text: str, *, bot_user_id: str) -> str:
     # Slack escapes exactly these three in message text.
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     return text.strip()
-
-
-def as_command(text: str) -> CommandName | None:
-    """``stop``/``cost``/``replay``/``new`` when the whole message is that word."""
-    word = text.strip().strip(".!").lower()
-    return word if word in COMMANDS else None  # type: ignore[return-value]
 
 
 def inbound_from_event(
@@ -106,20 +98,9 @@ def inbound_from_event(
     )
     return Inbound(
         incoming=incoming,
-        command=as_command(text),
+        command=parse_command(text),
         channel=channel,
         thread_ts=thread_ts,
         message_ts=ts,
         needs_thread_check=needs_check,
     )
-
-
-def refusal_reason(policy: AccessPolicy, *, user: str, channel: str, workspace: str) -> str | None:
-    """Why ``policy`` refuses this author/place, or None when allowed (empty lists allow all)."""
-    if policy.allow_workspaces and workspace not in policy.allow_workspaces:
-        return f"workspace {workspace} is not in the Slack allowlist"
-    if policy.allow_channels and channel not in policy.allow_channels:
-        return f"channel {channel} is not in the Slack allowlist"
-    if policy.allow_users and user not in policy.allow_users:
-        return f"user {user} is not in the Slack allowlist"
-    return None

@@ -15,9 +15,9 @@ split an entity.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
-from bot.surface import Totals
+from bot.surface import CommandName, CommandReply, Totals
 
 if TYPE_CHECKING:
     from sandbox.result import RunResult
@@ -246,6 +246,29 @@ def new_text(conversation_id: str) -> str:
 def stop_text(stopped: bool) -> str:
     """The ``stop`` command's reply."""
     return "Stopping." if stopped else "Nothing is running in this thread."
+
+
+NO_CONVERSATION_TEXT = "There is no conversation in this thread yet: mention me with a question."
+
+
+def command_text(reply: CommandReply) -> str:
+    """A thread command's reply, in this surface's words."""
+    if reply.refused:
+        return escape(reply.refused)
+    if reply.name is not CommandName.NEW and reply.conversation_id is None:
+        return NO_CONVERSATION_TEXT
+    match reply.name:
+        case CommandName.NEW:
+            return new_text(reply.new_conversation_id or "")
+        case CommandName.STOP:
+            return stop_text(reply.stopped)
+        case CommandName.COST:
+            assert reply.totals is not None
+            return cost_text(reply.totals)
+        case CommandName.REPLAY:
+            return replay_text(reply.conversation_id or "")
+        case _:
+            assert_never(reply.name)
 
 
 NOT_RECORDED_TEXT = (

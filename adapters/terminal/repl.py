@@ -18,7 +18,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 from rich.console import Console
 from rich.panel import Panel
@@ -27,8 +27,19 @@ from rich.syntax import Syntax
 from rich.text import Text
 
 from adapters.terminal.stream import BlockFilter
+from bot.audit.replay import render as render_replay
 from bot.errors import OpsloopError
-from bot.surface import ChatService, Coordinates, Incoming, Outcome, Totals
+from bot.ports import ChatService
+from bot.surface import (
+    Command,
+    CommandName,
+    CommandReply,
+    Coordinates,
+    Incoming,
+    Outcome,
+    Totals,
+    parse_command,
+)
 from bot.visible import visible
 from sandbox.errors import SandboxError
 
@@ -216,13 +227,11 @@ class ChatRepl:
         service: ChatService,
         console: Console,
         history_file: Path,
-        render_replay: Callable[[str], Awaitable[Any]],
         coordinates: Coordinates | None = None,
     ) -> None:
         self.service = service
         self.console = console
         self.history_file = history_file
-        self.render_replay = render_replay
         self.coordinates = coordinates or terminal_coordinates()
         self.progress = TerminalProgress(console)
 
@@ -312,21 +321,38 @@ class ChatRepl:
 
     async def command(self, text: str) -> bool:
         """Handle a slash command; False means leave the REPL."""
-        name = text.split()[0].lower()
-        cid = await self.service.current_conversation(self.coordinates)
-        if name in {"/exit", "/quit"}:
+        word = text.split()[0].lower()
+        if word in {"/exit", "/quit"}:
             return False
-        if name == "/new":
-            new = await self.service.new_conversation(self.coordinates)
-            self.console.print(f"new conversation {new[:8]}")
-        elif name == "/cost":
-            totals = await self.service.totals(cid)
-            self.console.print(render_totals(totals, conversation_id=cid))
-        elif name == "/replay":
-            await self.render_replay(cid)
-        elif name == "/stop":
-            stopped = await self.service.stop(cid)
-            self.console.print("stopped" if stopped else "nothing is running")
-        else:
-            self.console.print(shown(f"unknown command {name}; {COMMANDS}"))
+        name = parse_command(word)
+        if name is None:
+            self.console.print(shown(f"unknown command {word}; {COMMANDS}"))
+            return True
+        incoming = Incoming(
+            coordinates=self.coordinates,
+            message_key=f"terminal-{uuid.uuid4()}",
+            author=self.coordinates.channel,
+            text=text,
+        )
+        self.show(await self.service.handle(Command(name, incoming)))
         return True
+
+    def show(self, reply: CommandReply) -> None:
+        """A command's reply on the console."""
+        if reply.refused or (reply.name is not CommandName.NEW and reply.conversation_id is None):
+            self.console.print(shown(reply.refused or "no conversation yet: type a message"))
+            return
+        cid = reply.conversation_id or ""
+        match reply.name:
+            case CommandName.NEW:
+                self.console.print(f"new conversation {(reply.new_conversation_id or '')[:8]}")
+            case CommandName.COST:
+                assert reply.totals is not None
+                self.console.print(render_totals(reply.totals, conversation_id=cid))
+            case CommandName.REPLAY:
+                for line in render_replay(list(reply.timeline), fmt="text"):
+                    self.console.print(Text(line))  # a str would turn :skull: into an emoji
+            case CommandName.STOP:
+                self.console.print("stopped" if reply.stopped else "nothing is running")
+            case _:
+                assert_never(reply.name)

@@ -118,7 +118,8 @@ def build_service(
         sandbox_limits=sandbox_limits(policy),
         workspace_for=workspace_for,
     )
-    return OpsloopService(app=app, runner=runner, model_name=model.name)
+    access = {"slack": policy.slack, "discord": policy.discord}
+    return OpsloopService(app=app, runner=runner, model_name=model.name, access=access)
 
 
 def build_chat_service(

@@ -67,7 +67,7 @@ async def _serve(*, sharded: bool, shard_count: int | None) -> None:
             "DISCORD_TOKEN is not set (the bot token from the Developer Portal's Bot page)"
         )
     service = build_chat_service(settings=settings, policy=policy)
-    surface = DiscordSurface(service=service, access=policy.discord)
+    surface = DiscordSurface(service=service, mention_guilds=policy.discord.mention_guilds)
     client = make_client(surface, sharded=sharded, shards=shard_count)
     try:
         async with client:

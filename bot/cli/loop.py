@@ -44,10 +44,8 @@ def chat(
 ) -> None:
     """Chat with opsloop in this terminal (resumes interrupted loops first)."""
     from rich.console import Console
-    from rich.text import Text
 
     from adapters.terminal.repl import ChatRepl
-    from bot.audit.replay import render
     from bot.cli.bootstrap import build_chat_service, load_settings
 
     settings, policy = load_settings()
@@ -58,16 +56,8 @@ def chat(
             settings=settings, policy=policy, provider=provider, model=model
         )
         try:
-
-            async def show_replay(cid: str) -> None:
-                for line in render(await service.timeline(cid), fmt="text"):
-                    console.print(Text(line))  # a str would still turn :skull: into an emoji
-
             repl = ChatRepl(
-                service=service,
-                console=console,
-                history_file=settings.data_dir / "chat_history",
-                render_replay=show_replay,
+                service=service, console=console, history_file=settings.data_dir / "chat_history"
             )
             if new:
                 await service.new_conversation(repl.coordinates)

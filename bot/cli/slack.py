@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.config import Policy
+    from bot.ports import ChatService
     from bot.settings import Settings
-    from bot.surface import ChatService
 
 
 def register(serve_app: typer.Typer) -> None:
@@ -67,7 +67,6 @@ async def _serve(*, http: bool, host: str, port: int) -> None:
     client = build_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     surface = SlackSurface(
         service=service,
-        access=policy.slack,
         client=client,
         signing_secret=settings.slack_signing_secret or "",
     )

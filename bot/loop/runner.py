@@ -16,16 +16,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from bot.errors import ModelUnavailable
 from bot.loop.interrupted import seconds_left
 from bot.loop.safe_progress import SafeProgress
-from bot.ports import ChatMessage, ChatModel, ModelReply, Progress, ProviderFailure, Sandbox
+from bot.ports import ChatModel, LoopApp, Progress, PromptLike, ProviderFailure, Sandbox
 from bot.surface import Outcome
 from domain import steps as step_types
 from domain.errors import DomainError
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from domain.limits import LoopLimits
     from domain.state import BlockState, LoopState
     from sandbox.limits import Limits
-    from sandbox.result import RunResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,44 +47,6 @@ INTERRUPTED_DETAIL = (
 )
 RECHECK_SECONDS = 1.0  # how often to look at a block another process may still be running
 CANCELLED_BLOCK_DETAIL = "cancelled by the user while it was running; its effects are unknown"
-
-
-class PromptLike(Protocol):
-    """What a prompt builder returns (``bot.prompt.context.Prompt`` is one)."""
-
-    @property
-    def messages(self) -> Sequence[ChatMessage]: ...
-    @property
-    def fingerprint(self) -> str: ...
-    @property
-    def notes(self) -> str: ...
-
-
-class LoopApp(Protocol):
-    """The part of ``bot.app.application.ConversationApp`` the runner uses."""
-
-    def get(self, conversation_id: UUID) -> Any: ...
-    def timeline(self, conversation_id: UUID) -> list[dict[str, Any]]: ...
-    def record_model_reply(
-        self,
-        conversation_id: UUID,
-        *,
-        reply: ModelReply,
-        prompt_fingerprint: str,
-        prompt_notes: str = "",
-    ) -> None: ...
-    def record_model_failure(
-        self, conversation_id: UUID, *, provider: str, model: str, error: str, attempts: int
-    ) -> None: ...
-    def start_block(
-        self, conversation_id: UUID, *, block_id: str, limits: dict[str, Any]
-    ) -> None: ...
-    def finish_block(self, conversation_id: UUID, *, block_id: str, result: RunResult) -> None: ...
-    def skip_block(self, conversation_id: UUID, *, block_id: str, reason: str) -> None: ...
-    def refuse_block(self, conversation_id: UUID, *, block_id: str, reason: str) -> None: ...
-    def mark_block_unknown(self, conversation_id: UUID, *, block_id: str, detail: str) -> None: ...
-    def answer(self, conversation_id: UUID, *, text: str) -> None: ...
-    def stop(self, conversation_id: UUID, *, reason: str, detail: str = "") -> None: ...
 
 
 PromptBuilder = Callable[[list[dict[str, Any]]], PromptLike]  # timeline -> prompt

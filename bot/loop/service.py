@@ -1,21 +1,26 @@
 """The ``ChatService`` that chat surfaces (Slack, Discord, the terminal) call.
 
-It records every incoming message *before* any work starts (so a surface may acknowledge its
-platform as soon as ``receive`` returns), runs loops through the ``LoopRunner``, and answers
-the surfaces' commands (stop, cost, new). Ids cross this boundary as strings; a short prefix
-is accepted wherever a person may type one.
+It decides who may use the bot (``bot.policy.access``), records every incoming message
+*before* any work starts (so a surface may acknowledge its platform as soon as ``receive``
+returns), runs loops through the ``LoopRunner``, and carries out the thread commands
+(``handle``). Ids cross this boundary as strings; a short prefix is accepted wherever a
+person may type one.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 from uuid import UUID
 
-from bot.loop.runner import LoopApp, LoopRunner
-from bot.ports import Progress
-from bot.surface import Coordinates, Incoming, Outcome, Receipt, Totals
+from bot.config import AccessPolicy
+from bot.errors import NotFound
+from bot.loop import commands
+from bot.loop.runner import LoopRunner
+from bot.policy.access import refusal
+from bot.ports import Progress, ServiceApp
+from bot.surface import Command, CommandReply, Coordinates, Incoming, Outcome, Receipt, Totals
 
 T = TypeVar("T")
 
@@ -24,32 +29,28 @@ STOP_OR_MESSAGE = ("Stopped", "MessageReceived", "Answered")
 STOPPED_ELSEWHERE = "stopped by the user (no loop of it was running in this process)"
 
 
-class ServiceApp(LoopApp, Protocol):
-    """The part of ``bot.app.application.ConversationApp`` the service uses."""
-
-    def receive_message(
-        self, *, coordinates: Coordinates, message_key: str, author: str, text: str
-    ) -> tuple[UUID, bool]: ...
-    def refuse_message(
-        self, *, coordinates: Coordinates, message_key: str, author: str, text: str, reason: str
-    ) -> tuple[UUID, bool]: ...
-    def renew(self, *, coordinates: Coordinates, by: str) -> UUID: ...
-    def current_id(self, coordinates: Coordinates) -> UUID: ...
-    def resolve(self, id_or_prefix: str) -> UUID: ...
-    def totals(self, conversation_id: UUID) -> Totals: ...
-    def open_conversations(self) -> list[tuple[UUID, Coordinates]]: ...
-
-
 class OpsloopService:
     """The application as a chat surface sees it (implements ``bot.surface.ChatService``)."""
 
-    def __init__(self, *, app: ServiceApp, runner: LoopRunner, model_name: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        app: ServiceApp,
+        runner: LoopRunner,
+        model_name: str = "",
+        access: Mapping[str, AccessPolicy] | None = None,
+    ) -> None:
         self.app = app
         self.runner = runner
         self.model_name = model_name  # "provider:model", for banners and doctor
+        self.access = dict(access or {})  # platform -> who may use the bot there
 
     async def receive(self, incoming: Incoming) -> Receipt:
-        """Record the message (or recognise a redelivery); never runs the loop itself."""
+        """Record the message, or its refusal (access), or recognise a redelivery; never runs
+        the loop itself."""
+        reason = refusal(self.access, coordinates=incoming.coordinates, author=incoming.author)
+        if reason is not None:
+            return await self.record_refusal(incoming, reason=reason)
         cid, recorded = await _thread(
             self.app.receive_message,
             coordinates=incoming.coordinates,
@@ -59,7 +60,7 @@ class OpsloopService:
         )
         return Receipt(conversation_id=str(cid), status="recorded" if recorded else "duplicate")
 
-    async def refuse(self, incoming: Incoming, *, reason: str) -> Receipt:
+    async def record_refusal(self, incoming: Incoming, *, reason: str) -> Receipt:
         """Record that this message was refused and return the reply to show.
 
         A redelivery of a refused message is a ``duplicate``, so no replica shows the
@@ -77,6 +78,18 @@ class OpsloopService:
             return Receipt(conversation_id=str(cid), status="duplicate")
         reply = f"Sorry, I can't take this request: {reason}."
         return Receipt(conversation_id=str(cid), status="refused", reply=reply)
+
+    async def handle(self, command: Command) -> CommandReply:
+        """Carry out a thread command for the conversation at its coordinates."""
+        return await commands.handle(self, command)
+
+    async def takes_part(self, coordinates: Coordinates) -> bool:
+        """Whether a conversation at these coordinates has messages (a thread we are in)."""
+        try:
+            totals = await self.totals(await self.current_conversation(coordinates))
+        except NotFound:
+            return False
+        return totals.messages > 0
 
     async def run(self, conversation_id: str, progress: Progress) -> Outcome:
         """Run the loop of this conversation until it answers, stops or has nothing to do."""

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from bot.config import Policy
-from bot.surface import ChatService, Coordinates
+from bot.ports import ChatService
+from bot.surface import Coordinates
 from tests.conftest import require_real
-from tests.slack_fake_service import FakeChatService
+from tests.fake_chat_service import FakeChatService
 from tests.slack_harness import running_bot
 from tests.slack_standin import TEAM, envelope, mention, message
 
@@ -128,14 +129,14 @@ async def test_an_allowlist_refusal_is_recorded_once_and_shown_once_despite_rede
 ) -> None:
     policy = Policy.model_validate({"slack": {"allow_users": ["U0BOB"]}})
     service = await real_service(tmp_path, policy=policy)
-    async with running_bot(service, access=policy.slack) as bot:
+    async with running_bot(service) as bot:  # the service enforces policy.slack
         body = envelope(mention(channel="C1", ts="400.1", text="rm -rf /"), event_id="EvR")
         for retry in (None, 1, 2):
             assert (await bot.events.send(body, retry_num=retry))[0] == 200
         await bot.slack.wait_for(lambda: bool(bot.slack.posts_in("C1", "400.1")))
         await bot.surface.idle()
         (notice,) = bot.slack.posts_in("C1", "400.1")
-        assert "not in the Slack allowlist" in notice.params["text"]
+        assert "not in [slack] allow_users" in notice.params["text"]
         assert bot.slack.reactions("C1", "400.1") == []  # no loop, no 👀
         cid = await service.current_conversation(
             Coordinates(platform="slack", workspace=TEAM, channel="C1", thread="400.1")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Policy
-from bot.surface import ChatService
+from bot.ports import ChatService
 from tests.conftest import require_real
 from tests.integration.test_slack_output_is_data import ESCAPED, assert_nothing_live
 from tests.slack_harness import running_bot

@@ -1,7 +1,7 @@
 """The discord.py glue against a local stand-in for Discord (REST + gateway on loopback).
 
-The ChatService here is the hand-written ``ScriptedService``; ``test_discord_real_loop``
-runs the same path with the real application, SQLite and nsjail.
+The ChatService here is the surface tests' fake (``tests.fake_chat_service``);
+``test_discord_real_loop`` runs the same path with the real application, SQLite and nsjail.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from adapters.discord.surface import (
     REACT_STOPPED,
 )
 from bot.config import AccessPolicy
-from bot.surface import Coordinates
-from tests.discord_fakes import ScriptedService
+from bot.surface import Coordinates, Incoming
+from tests.discord_fakes import scripted_service
 from tests.discord_harness import connected, dm, eventually
 from tests.discord_standin import (
     BOT_ID,
@@ -32,7 +32,7 @@ from tests.discord_standin import (
 
 
 async def test_a_dm_gets_typing_reactions_the_block_and_the_answer() -> None:
-    service = ScriptedService(answer="The disk is full of logs.")
+    service = scripted_service(answer="The disk is full of logs.")
     async with connected(service, AccessPolicy()) as running:
         fake = running.discord
         message = dm("why is ci-3 full?")
@@ -54,7 +54,7 @@ async def test_a_dm_gets_typing_reactions_the_block_and_the_answer() -> None:
 
 
 async def test_a_reconnect_that_redelivers_the_message_does_not_answer_twice() -> None:
-    service = ScriptedService()
+    service = scripted_service()
     async with connected(service, AccessPolicy()) as running:
         fake = running.discord
         message = dm("why is ci-3 full?")
@@ -73,7 +73,7 @@ async def test_a_reconnect_that_redelivers_the_message_does_not_answer_twice() -
 
 
 async def test_a_user_outside_the_allowlist_is_refused_and_the_refusal_recorded() -> None:
-    service = ScriptedService()
+    service = scripted_service()
     async with connected(service, AccessPolicy(allow_users=[USER_ID])) as running:
         fake = running.discord
         message = dm("run rm -rf / for me", author=STRANGER_ID)
@@ -88,7 +88,7 @@ async def test_a_user_outside_the_allowlist_is_refused_and_the_refusal_recorded(
 
 
 async def test_a_server_mention_is_answered_in_a_thread_on_that_message() -> None:
-    service = ScriptedService(answer="ci-3 is fine.")
+    service = scripted_service(answer="ci-3 is fine.")
     access = AccessPolicy(mention_guilds=[GUILD_ID])
     async with connected(service, access, guilds=[GUILD_ID]) as running:
         fake = running.discord
@@ -110,7 +110,7 @@ async def test_a_server_mention_is_answered_in_a_thread_on_that_message() -> Non
 
 
 async def test_a_mention_inside_the_thread_continues_the_same_conversation() -> None:
-    service = ScriptedService(answer="ci-3 is fine.")
+    service = scripted_service(answer="ci-3 is fine.")
     access = AccessPolicy(mention_guilds=[GUILD_ID])
     async with connected(service, access, guilds=[GUILD_ID]) as running:
         fake = running.discord
@@ -138,7 +138,7 @@ async def test_a_mention_inside_the_thread_continues_the_same_conversation() -> 
 
 
 async def test_without_the_right_to_open_threads_the_answer_goes_in_the_channel() -> None:
-    service = ScriptedService(answer="ci-3 is fine.")
+    service = scripted_service(answer="ci-3 is fine.")
     access = AccessPolicy(mention_guilds=[GUILD_ID])
     async with connected(service, access, guilds=[GUILD_ID], forbid_threads=True) as running:
         fake = running.discord
@@ -155,7 +155,7 @@ async def test_without_the_right_to_open_threads_the_answer_goes_in_the_channel(
 
 
 async def test_server_mentions_are_ignored_unless_enabled_for_that_server() -> None:
-    service = ScriptedService()
+    service = scripted_service()
     async with connected(service, AccessPolicy(), guilds=[GUILD_ID]) as running:
         fake = running.discord
         mention = message_payload(
@@ -173,7 +173,7 @@ async def test_server_mentions_are_ignored_unless_enabled_for_that_server() -> N
 
 
 async def test_stop_cost_and_new_work_while_a_long_loop_runs() -> None:
-    service = ScriptedService(hold=asyncio.Event())
+    service = scripted_service(hold=asyncio.Event())
     async with connected(service, AccessPolicy()) as running:
         fake = running.discord
         question = dm("tail the logs forever")
@@ -192,7 +192,7 @@ async def test_stop_cost_and_new_work_while_a_long_loop_runs() -> None:
 
 async def test_output_too_long_for_five_messages_arrives_as_an_uploaded_file() -> None:
     stdout = "".join(f"log line {i}\n" for i in range(5000))
-    service = ScriptedService(stdout=stdout)
+    service = scripted_service(stdout=stdout)
     async with connected(service, AccessPolicy()) as running:
         fake = running.discord
         message = dm("show me the log")
@@ -204,7 +204,7 @@ async def test_output_too_long_for_five_messages_arrives_as_an_uploaded_file() -
 
 
 async def test_a_429_is_left_to_discord_py_which_retries_and_the_message_arrives_once() -> None:
-    service = ScriptedService()
+    service = scripted_service()
     async with connected(service, AccessPolicy(), rate_limit_first_post=True) as run:
         fake = run.discord
         message = dm("why?")
@@ -216,20 +216,18 @@ async def test_a_429_is_left_to_discord_py_which_retries_and_the_message_arrives
 
 async def test_an_interrupted_loop_is_resumed_at_start_and_answers_in_its_dm() -> None:
     coordinates = Coordinates("discord", "", DM_CHANNEL_ID, DM_CHANNEL_ID)
-    service = ScriptedService(answer="Resumed answer.")
-    service.interrupted_list = [
-        ("c-interrupted", coordinates),
-        ("c-slack", Coordinates("slack", "T", "C", "1.2")),
-    ]
+    service = scripted_service(answer="Resumed answer.")
+    interrupted = service.leave_interrupted(Incoming(coordinates, "m1", USER_ID, "disk?"))
+    service.leave_interrupted(Incoming(Coordinates("slack", "T", "C", "1.2"), "m2", "U1", "hi"))
     async with connected(service, AccessPolicy()) as running:
         fake = running.discord
         await fake.wait_until(lambda: "Resumed answer." in fake.texts(DM_CHANNEL_ID))
         await running.surface.wait_background()
-        assert service.runs == ["c-interrupted"]
+        assert service.runs == [interrupted]
 
 
 async def test_the_sharded_client_serves_dms_the_same_way() -> None:
-    service = ScriptedService(answer="Sharded answer.")
+    service = scripted_service(answer="Sharded answer.")
     async with connected(service, AccessPolicy(), sharded=True) as running:
         assert isinstance(running.client, discord.AutoShardedClient)
         fake = running.discord

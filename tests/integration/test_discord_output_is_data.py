@@ -4,12 +4,13 @@ checked on the REST stand-in for every way opsloop posts."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from adapters.discord.surface import REACT_ANSWERED, REACT_FAILED, REACT_REFUSED
 from bot.config import AccessPolicy
 from bot.surface import Incoming, Receipt
-from tests.discord_fakes import ScriptedService
+from tests.discord_fakes import scripted_service
 from tests.discord_harness import connected, dm
 from tests.discord_standin import (
     BOT_ID,
@@ -20,6 +21,7 @@ from tests.discord_standin import (
     DiscordStandIn,
     message_payload,
 )
+from tests.fake_chat_service import FakeChatService
 from tests.hostile import DISCORD_ATTACK
 
 NONE = {"parse": []}
@@ -32,7 +34,7 @@ def assert_nothing_pings(fake: DiscordStandIn) -> None:
 
 
 async def test_a_block_and_an_answer_that_ping_everyone_are_sent_without_mentions() -> None:
-    service = ScriptedService(answer=f"Done {DISCORD_ATTACK}", stdout=f"{DISCORD_ATTACK}\n")
+    service = scripted_service(answer=f"Done {DISCORD_ATTACK}", stdout=f"{DISCORD_ATTACK}\n")
     async with connected(service, AccessPolicy()) as running:
         fake = running.discord
         message = dm(f"say {DISCORD_ATTACK}")
@@ -47,7 +49,7 @@ async def test_a_block_and_an_answer_that_ping_everyone_are_sent_without_mention
 
 async def test_output_sent_as_a_file_carries_no_mentions_either() -> None:
     stdout = "".join(f"{DISCORD_ATTACK} {i}\n" for i in range(3000))
-    service = ScriptedService(stdout=stdout, answer=DISCORD_ATTACK)
+    service = scripted_service(stdout=stdout, answer=DISCORD_ATTACK)
     async with connected(service, AccessPolicy()) as running:
         fake = running.discord
         message = dm("show me")
@@ -58,7 +60,7 @@ async def test_output_sent_as_a_file_carries_no_mentions_either() -> None:
 
 
 async def test_a_mention_in_a_server_answers_in_its_thread_without_mentions() -> None:
-    service = ScriptedService(answer=DISCORD_ATTACK, stdout=DISCORD_ATTACK)
+    service = scripted_service(answer=DISCORD_ATTACK, stdout=DISCORD_ATTACK)
     access = AccessPolicy(mention_guilds=[GUILD_ID])
     async with connected(service, access, guilds=[GUILD_ID]) as running:
         fake = running.discord
@@ -74,7 +76,8 @@ async def test_a_mention_in_a_server_answers_in_its_thread_without_mentions() ->
         assert_nothing_pings(fake)
 
 
-class Hostile(ScriptedService):
+@dataclass
+class Hostile(FakeChatService):
     """Fails or refuses with text a user (or a library's error) chose."""
 
     fail: bool = False
@@ -84,8 +87,8 @@ class Hostile(ScriptedService):
             raise RuntimeError(f"store said {incoming.text}")
         return await super().receive(incoming)
 
-    async def refuse(self, incoming: Incoming, *, reason: str) -> Receipt:
-        receipt = await super().refuse(incoming, reason=reason)
+    async def record_refusal(self, incoming: Incoming, *, reason: str) -> Receipt:
+        receipt = await super().record_refusal(incoming, reason=reason)
         return Receipt(receipt.conversation_id, receipt.status, f"No: {incoming.text}")
 
 

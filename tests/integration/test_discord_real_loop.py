@@ -11,7 +11,8 @@ from pathlib import Path
 
 from adapters.discord.surface import REACT_ANSWERED, REACT_RECEIVED, REACT_REFUSED
 from bot.config import AccessPolicy, Policy
-from bot.surface import ChatService, Coordinates
+from bot.ports import ChatService
+from bot.surface import Coordinates
 from tests.conftest import require_real
 from tests.discord_harness import connected, dm, eventually
 from tests.discord_standin import DM_CHANNEL_ID, STRANGER_ID, USER_ID
@@ -33,7 +34,7 @@ turns:
 DM_COORDINATES = Coordinates("discord", "", DM_CHANNEL_ID, DM_CHANNEL_ID)
 
 
-async def real_service(base: Path) -> ChatService:
+async def real_service(base: Path, *, policy: Policy | None = None) -> ChatService:
     """The real ChatService on SQLite with nsjail, or skip (laptop) / fail (CI) with why."""
     from bot.cli.bootstrap import build_chat_service
     from bot.settings import Settings
@@ -52,7 +53,7 @@ async def real_service(base: Path) -> ChatService:
         model=str(script),
         sandbox="nsjail",
     )
-    return build_chat_service(settings=settings, policy=Policy())
+    return build_chat_service(settings=settings, policy=policy or Policy())
 
 
 async def test_a_dm_gets_a_real_answer_using_a_sandbox_result_and_a_reconnect_adds_nothing(
@@ -106,8 +107,9 @@ async def test_a_dm_gets_a_real_answer_using_a_sandbox_result_and_a_reconnect_ad
 async def test_a_stranger_is_refused_and_the_refusal_is_in_the_log(
     jail_reachable_dir: Path,
 ) -> None:
-    service = await real_service(jail_reachable_dir)
-    async with connected(service, AccessPolicy(allow_users=[USER_ID])) as running:
+    access = AccessPolicy(allow_users=[USER_ID])
+    service = await real_service(jail_reachable_dir, policy=Policy(discord=access))
+    async with connected(service, access) as running:
         fake = running.discord
         message = dm("let me in", author=STRANGER_ID)
         await fake.dispatch("MESSAGE_CREATE", message)

@@ -8,7 +8,7 @@ import time
 
 from bot.config import AccessPolicy
 from bot.surface import Coordinates, Incoming
-from tests.slack_fake_service import FakeChatService
+from tests.fake_chat_service import FakeChatService
 from tests.slack_harness import SECRET, running_bot
 from tests.slack_standin import TEAM, SlackStandIn, envelope, mention, message, sign
 
@@ -121,16 +121,15 @@ async def test_a_bad_signature_and_a_stale_timestamp_get_401_and_record_nothing(
 
 
 async def test_users_outside_the_allowlist_get_a_short_refusal_that_is_recorded() -> None:
-    service = FakeChatService()
-    access = AccessPolicy(allow_users=["U0BOB"])
-    async with running_bot(service, access=access) as bot:
+    service = FakeChatService(access={"slack": AccessPolicy(allow_users=["U0BOB"])})
+    async with running_bot(service) as bot:
         await bot.events.send(
             envelope(mention(channel="C1", ts="4.1", text="rm -rf"), event_id="Ev4")
         )
         await bot.slack.wait_for(lambda: bool(bot.slack.posts_in("C1", "4.1")))
         assert "Sorry" in bot.slack.thread_text("C1", "4.1")
         assert [(i.author, reason) for i, reason in service.refused] == [
-            ("U0ALICE", "user U0ALICE is not in the Slack allowlist")
+            ("U0ALICE", "user U0ALICE is not in [slack] allow_users")
         ]
         assert service.received == [] and service.runs == []
 

@@ -13,8 +13,8 @@ import pytest
 
 from bot.config import AccessPolicy
 from bot.surface import Incoming, Receipt
+from tests.fake_chat_service import FakeChatService
 from tests.hostile import SLACK_ATTACK
-from tests.slack_fake_service import FakeChatService
 from tests.slack_harness import running_bot
 from tests.slack_standin import SlackStandIn, envelope, mention
 
@@ -54,14 +54,14 @@ async def test_a_hostile_question_block_output_and_answer_reach_slack_escaped(
 class EchoingRefusal(FakeChatService):
     """Refuses with a reply that quotes the refused message (as a careless policy might)."""
 
-    async def refuse(self, incoming: Incoming, *, reason: str) -> Receipt:
-        receipt = await super().refuse(incoming, reason=reason)
+    async def record_refusal(self, incoming: Incoming, *, reason: str) -> Receipt:
+        receipt = await super().record_refusal(incoming, reason=reason)
         return Receipt(receipt.conversation_id, receipt.status, f"Refused: {incoming.text}")
 
 
 async def test_a_refusal_notice_that_quotes_the_message_is_escaped() -> None:
-    service = EchoingRefusal()
-    async with running_bot(service, access=AccessPolicy(allow_users=["U0BOB"])) as bot:
+    service = EchoingRefusal(access={"slack": AccessPolicy(allow_users=["U0BOB"])})
+    async with running_bot(service) as bot:
         event = mention(channel="C1", ts="6.1", text=SLACK_ATTACK)
         await bot.events.send(envelope(event, event_id="EvR"))
         await bot.slack.wait_for(lambda: bool(bot.slack.posts_in("C1", "6.1")))

@@ -7,8 +7,7 @@ import contextlib
 
 from adapters.slack.app import SlackSurface
 from adapters.slack.server import build_client, serve_socket_mode
-from bot.config import AccessPolicy
-from tests.slack_fake_service import FakeChatService
+from tests.fake_chat_service import FakeChatService
 from tests.slack_standin import SlackStandIn, envelope, mention
 
 
@@ -21,9 +20,7 @@ async def test_socket_mode_acks_each_envelope_after_recording_it_and_answers_in_
     service.gate = asyncio.Event()  # the model is slow: the ack must not wait for it
     service.receive_delay = 0.2  # and the store is slow: the ack must wait for it
     client = build_client(token="xoxb-test", base_url=slack.base_url)
-    surface = SlackSurface(
-        service=service, access=AccessPolicy(), client=client, pacer_interval=0.05
-    )
+    surface = SlackSurface(service=service, client=client, pacer_interval=0.05)
     serving = asyncio.create_task(serve_socket_mode(surface, app_token="xapp-test"))
     try:
         body = envelope(mention(channel="C1", ts="1.1", text="over the socket"), event_id="Ev1")

@@ -1,23 +1,22 @@
-"""The loop's progress as the Discord surface shows it, and the chat commands."""
+"""The loop's progress as the Discord surface shows it."""
 
 from __future__ import annotations
 
 import asyncio
 
-from adapters.discord.commands import execute
-from adapters.discord.inbound import Command
 from adapters.discord.progress import DiscordProgress, TypingKeeper
-from bot.surface import Coordinates, Outcome
+from bot.surface import Coordinates, Incoming, Outcome
 from sandbox.result import RunResult
-from tests.discord_fakes import RecordingPoster, ScriptedService
+from tests.discord_fakes import RecordingPoster, scripted_service
 
 DM = Coordinates("discord", "", "500", "500")
 
 
 async def test_prose_then_the_block_with_its_result_then_the_answer_are_posted_in_order() -> None:
     poster = RecordingPoster()
-    service = ScriptedService(answer="It is the logs.")
-    outcome = await service.run("c1", DiscordProgress(poster))
+    service = scripted_service(answer="It is the logs.")
+    receipt = await service.receive(Incoming(DM, "m1", "42", "why is the disk full?"))
+    outcome = await service.run(receipt.conversation_id, DiscordProgress(poster))
     texts = [m.text for m in poster.posted]
     assert texts[0] == "Let me check."
     assert texts[1].startswith("**Block 1/1** · `python` · exit 0")
@@ -102,31 +101,3 @@ async def test_a_failing_typing_request_does_not_stop_the_keeper() -> None:
     async with TypingKeeper(poster, interval=0.001):
         while poster.typings < 3:
             await asyncio.sleep(0.001)
-
-
-async def test_new_starts_a_fresh_conversation_at_the_same_place() -> None:
-    service = ScriptedService()
-    before = await service.current_conversation(DM)
-    reply = (await execute(service, Command(name="new", coordinates=DM, message_key="1"))).text
-    assert reply.startswith("Started a fresh conversation")
-    assert await service.current_conversation(DM) != before
-
-
-async def test_cost_shows_tokens_cost_blocks_and_time() -> None:
-    command = Command(name="cost", coordinates=DM, message_key="1")
-    reply = (await execute(ScriptedService(), command)).text
-    assert "1,200 tokens in / 80 out" in reply
-    assert "$0.0021" in reply and "1 block(s)" in reply and "3.4 s" in reply
-
-
-async def test_replay_points_to_the_audit_log_of_this_conversation() -> None:
-    service = ScriptedService()
-    cid = await service.current_conversation(DM)
-    reply = await execute(service, Command(name="replay", coordinates=DM, message_key="1"))
-    assert f"opsloop replay {cid}" in reply.text
-    assert reply.files == ()  # this service offers no timeline to attach
-
-
-async def test_stop_with_nothing_running_says_so() -> None:
-    command = Command(name="stop", coordinates=DM, message_key="1")
-    assert (await execute(ScriptedService(), command)).text == "Nothing is running here."

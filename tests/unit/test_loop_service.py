@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.config import AccessPolicy
 from bot.loop.runner import LoopRunner
 from bot.loop.service import STOPPED_ELSEWHERE, OpsloopService
 from bot.surface import Coordinates, Incoming
@@ -20,13 +21,16 @@ from tests.unit.loop_fakes import (
 HERE = Coordinates(platform="slack", workspace="T1", channel="C1", thread="1.0")
 
 
-def service_with(turns: list) -> tuple[OpsloopService, FakeApp, ScriptedModel]:
+def service_with(
+    turns: list, *, access: dict[str, AccessPolicy] | None = None
+) -> tuple[OpsloopService, FakeApp, ScriptedModel]:
     app = FakeApp()
     model = ScriptedModel(turns=turns)
     runner = LoopRunner(
         app=app, model=model, sandbox=FakeSandbox(), limits=LoopLimits(), build_prompt=simple_prompt
     )
-    return OpsloopService(app=app, runner=runner, model_name=model.name), app, model
+    service = OpsloopService(app=app, runner=runner, model_name=model.name, access=access)
+    return service, app, model
 
 
 def incoming(key: str, text: str = "why is disk full?", where: Coordinates = HERE) -> Incoming:
@@ -52,21 +56,27 @@ async def test_a_redelivered_message_is_recognised_as_a_duplicate() -> None:
     assert again.status == "duplicate" and again.conversation_id == first.conversation_id
 
 
-async def test_a_refused_message_is_recorded_and_gets_a_reply_to_show() -> None:
-    service, app, _ = service_with([])
+ONLY_U0 = {"slack": AccessPolicy(allow_users=["U0"])}
 
-    receipt = await service.refuse(incoming("e2"), reason="you are not on the allowlist")
+
+async def test_a_message_from_someone_not_allowed_is_recorded_as_refused_with_a_reply() -> None:
+    service, app, model = service_with([], access=ONLY_U0)
+
+    receipt = await service.receive(incoming("e2"))
 
     assert receipt.status == "refused"
-    assert "not on the allowlist" in receipt.reply
+    assert (
+        receipt.reply == "Sorry, I can't take this request: user U1 is not in [slack] allow_users."
+    )
+    assert model.seen == []
     assert app.kinds(next(iter(app.events))) == ["MessageRefused"]
 
 
 async def test_a_redelivered_refused_message_is_a_duplicate_with_nothing_to_show() -> None:
-    service, app, _ = service_with([])
-    await service.refuse(incoming("e2"), reason="you are not on the allowlist")
+    service, app, _ = service_with([], access=ONLY_U0)
+    await service.receive(incoming("e2"))
 
-    again = await service.refuse(incoming("e2"), reason="you are not on the allowlist")
+    again = await service.receive(incoming("e2"))
 
     assert again.status == "duplicate" and again.reply == ""
     assert app.kinds(next(iter(app.events))) == ["MessageRefused"]

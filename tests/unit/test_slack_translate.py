@@ -9,12 +9,9 @@ import pytest
 from adapters.slack.inbound import (
     Ignored,
     Inbound,
-    as_command,
     inbound_from_event,
-    refusal_reason,
     strip_mentions,
 )
-from bot.config import AccessPolicy
 from bot.surface import Coordinates
 
 BOT = "U0BOT"
@@ -101,28 +98,6 @@ def test_a_file_share_by_a_person_still_counts_as_a_message() -> None:
     assert isinstance(translate(channel_type="im", subtype="file_share"), Inbound)
 
 
-@pytest.mark.parametrize("text", ["stop", "Stop", " cost ", "replay", "new", "stop!"])
-def test_a_message_that_is_only_a_command_word_is_a_thread_command(text: str) -> None:
-    assert as_command(text) == text.strip().strip("!").lower()
-
-
-@pytest.mark.parametrize("text", ["stop the server", "what does new mean", "costs"])
-def test_a_command_word_inside_a_sentence_is_a_message(text: str) -> None:
-    assert as_command(text) is None
-
-
 def test_mentions_are_stripped_and_slack_escapes_undone() -> None:
     assert strip_mentions(f"<@{BOT}|opsloop> a &lt;b&gt; &amp; c", bot_user_id=BOT) == "a <b> & c"
     assert strip_mentions("<@U0OTHER> hi", bot_user_id=BOT) == "<@U0OTHER> hi"
-
-
-def test_an_empty_allowlist_allows_everyone() -> None:
-    assert refusal_reason(AccessPolicy(), user="U1", channel="C1", workspace="T1") is None
-
-
-def test_each_allowlist_refuses_what_it_does_not_list() -> None:
-    policy = AccessPolicy(allow_users=["U1"], allow_channels=["C1"], allow_workspaces=["T1"])
-    assert refusal_reason(policy, user="U1", channel="C1", workspace="T1") is None
-    assert "user U2" in (refusal_reason(policy, user="U2", channel="C1", workspace="T1") or "")
-    assert "channel C2" in (refusal_reason(policy, user="U1", channel="C2", workspace="T1") or "")
-    assert "workspace T2" in (refusal_reason(policy, user="U1", channel="C1", workspace="T2") or "")

@@ -18,8 +18,8 @@ from adapters.terminal.repl import ChatRepl, TerminalProgress
 from bot.errors import OpsloopError
 from bot.surface import Incoming, Receipt
 from sandbox.result import RunResult
+from tests.fake_chat_service import FakeChatService
 from tests.hostile import ATTACK, MARKUP, SHOWN, assert_shown_not_obeyed
-from tests.slack_fake_service import FakeChatService
 
 
 def terminal() -> tuple[Console, io.StringIO]:
@@ -125,11 +125,8 @@ async def chat_with_piped_input(
     console, out = terminal()
     monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
 
-    async def no_replay(_: str) -> None:
-        return None
-
     history = Path("unused")  # piped input reads no history
-    repl = ChatRepl(service=service, console=console, history_file=history, render_replay=no_replay)
+    repl = ChatRepl(service=service, console=console, history_file=history)
     await repl.run()
     return out.getvalue()
 

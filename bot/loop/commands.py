@@ -1,0 +1,51 @@
+"""The thread commands (``stop``, ``cost``, ``replay``, ``new``), carried out once for every
+surface: each surface translates a message into a ``Command`` and renders the
+``CommandReply`` in its own words.
+
+``handle`` works on any ``CommandTarget`` (the service, or a surface test's fake service),
+so what a command does is written here only. The author's access is checked first; a
+refused command is recorded as a refused message, like any other.
+"""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from bot.errors import NotFound
+from bot.policy.access import refusal
+from bot.ports import CommandTarget
+from bot.surface import Command, CommandName, CommandReply, Coordinates
+
+
+async def handle(target: CommandTarget, command: Command) -> CommandReply:
+    """Carry out ``command`` against ``target``."""
+    incoming, name = command.incoming, command.name
+    reason = refusal(target.access, coordinates=incoming.coordinates, author=incoming.author)
+    if reason is not None:
+        receipt = await target.record_refusal(incoming, reason=reason)
+        return CommandReply(
+            name=name, refused=receipt.reply, duplicate=receipt.status == "duplicate"
+        )
+    match name:
+        case CommandName.NEW:
+            new = await target.new_conversation(incoming.coordinates, by=incoming.author)
+            return CommandReply(name=name, new_conversation_id=new)
+        case CommandName.STOP | CommandName.COST | CommandName.REPLAY:
+            return await _about_current(target, name, incoming.coordinates)
+        case _:
+            assert_never(name)
+
+
+async def _about_current(
+    target: CommandTarget, name: CommandName, coordinates: Coordinates
+) -> CommandReply:
+    """A command about the conversation at ``coordinates``; none there yet is a reply too."""
+    try:
+        cid = await target.current_conversation(coordinates)
+        totals = await target.totals(cid)
+    except NotFound:
+        return CommandReply(name=name)
+    if name is CommandName.STOP:
+        return CommandReply(name=name, conversation_id=cid, stopped=await target.stop(cid))
+    timeline = tuple(await target.timeline(cid)) if name is CommandName.REPLAY else ()
+    return CommandReply(name=name, conversation_id=cid, totals=totals, timeline=timeline)

@@ -1,0 +1,1 @@
+"""Who may make opsloop do what: pure decisions over opsloop.toml's policy."""
