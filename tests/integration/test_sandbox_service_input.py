@@ -1,0 +1,325 @@
+# ruff: noqa: F811  (pytest fixtures are imported by name and used as parameters)
+"""The sandbox service trusts no caller: limits, tokens and hostile input, sent raw over TCP.
+
+Each test here is an attack that worked before the service was hardened (issue 9): a 500
+with a traceback, a request granted more than the service's limits, a block run without
+the token. A fake runner stands behind a real listening service (guard included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.client import SandboxClient
+from sandbox.errors import BadRequest, SandboxUnavailable
+from sandbox.limits import MIB, Limits
+from sandbox.service import RunningService, ServiceOptions, start_service
+from tests.integration.sandbox_fixtures import data_dir, jail, workspaces  # noqa: F401
+from tests.integration.sandbox_service_helpers import ROOT, TOKEN, FakeRunner, exchange, post
+
+SERVICE_LIMITS = Limits(wall_seconds=5, memory_mb=128, tasks=32, output_bytes=2 * MIB)
+
+
+def port_of(service: RunningService) -> int:
+    return int(service.url.rsplit(":", 1)[1])
+
+
+@pytest.fixture
+async def runner() -> FakeRunner:
+    return FakeRunner()
+
+
+@pytest.fixture
+async def service(runner: FakeRunner) -> AsyncIterator[RunningService]:
+    options = ServiceOptions(token=TOKEN, maxima=SERVICE_LIMITS)
+    running = await start_service(runner=runner, options=options, port=0)
+    yield running
+    await running.close()
+
+
+def run_body(**fields: object) -> bytes:
+    return json.dumps({"language": "python", "code": "print(1)", **fields}).encode()
+
+
+@pytest.mark.parametrize("body", [run_body(), run_body(limits={}), run_body(limits=None)])
+async def test_a_request_without_limits_runs_under_the_services_configured_limits(
+    service: RunningService, runner: FakeRunner, body: bytes
+) -> None:
+    status, _ = await exchange(port_of(service), post(body))
+    assert status == 200
+    assert runner.calls[0]["limits"] == SERVICE_LIMITS
+
+
+async def test_limits_a_request_omits_are_the_services(
+    service: RunningService, runner: FakeRunner
+) -> None:
+    status, _ = await exchange(port_of(service), post(run_body(limits={"wall_seconds": 1})))
+    assert status == 200 and runner.calls[0]["limits"] == SERVICE_LIMITS.replaced(wall_seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("limits", "named"),
+    [
+        ({"wall_seconds": 3600}, "wall_seconds=3600 is over this service's maximum of 5"),
+        ({"memory_mb": 65536}, "memory_mb=65536 is over this service's maximum of 128"),
+        ({"tasks": 4096}, "tasks=4096 is over this service's maximum of 32"),
+        ({"output_bytes": 256 * MIB}, "output_bytes=268435456 is over"),
+        ({"cpu_seconds": 60}, "cpu_seconds=60 is over this service's maximum of 5"),
+    ],
+)
+async def test_a_request_over_the_services_limits_is_a_400_naming_the_limit(
+    service: RunningService, runner: FakeRunner, limits: dict[str, int], named: str
+) -> None:
+    status, response = await exchange(port_of(service), post(run_body(limits=limits)))
+    assert status == 400
+    assert named in json.loads(response.partition(b"\r\n\r\n")[2])["error"]
+    assert runner.calls == []
+
+
+async def test_the_client_reports_limits_over_the_services_as_a_bad_request(
+    service: RunningService, runner: FakeRunner
+) -> None:
+    client = SandboxClient(url=service.url, token=TOKEN)
+    try:
+        with pytest.raises(BadRequest, match="memory_mb=4096 is over"):
+            await client.run(
+                language="python", code="1", limits=SERVICE_LIMITS.replaced(memory_mb=4096)
+            )
+    finally:
+        await client.aclose()
+    assert runner.calls == []
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        b"",
+        b"Bearer",
+        b"Bearer wrong",
+        b"Bearer \xff\xfe\x80",
+        b"Bearer " + TOKEN.encode() + b"\xff",
+        b"\xc3\xa9" * 100,
+        b"bearer " + TOKEN.encode(),
+    ],
+)
+async def test_a_request_without_the_exact_token_is_refused_with_401_and_never_runs(
+    service: RunningService, runner: FakeRunner, authorization: bytes | None
+) -> None:
+    status, response = await exchange(
+        port_of(service), post(run_body(), authorization=authorization)
+    )
+    assert status == 401, response[:300]
+    assert runner.calls == []
+
+
+async def test_an_unauthenticated_request_is_answered_and_its_connection_closed(
+    service: RunningService,
+) -> None:
+    keep_alive = b"GET /healthz HTTP/1.1\r\nHost: sandbox\r\n\r\n"
+    status, response = await exchange(port_of(service), keep_alive, timeout=3)
+    assert status == 200 and b"Connection: close" in response
+
+
+DEEP = b"[" * 100_000
+HOSTILE_BODIES = {
+    "100,000 nested arrays": DEEP,
+    "100,000 nested objects": b'{"a":' * 100_000,
+    "nested arrays as a limit": run_body()[:-1] + b',"limits":{"tasks":' + DEEP + b"}",
+    "nested arrays as the language": b'{"code":"1","language":' + b"[" * 900 + b"]" * 900 + b"}",
+    "nested arrays as a limit, deep but parseable": (
+        b'{"language":"python","code":"1","limits":{"tasks":' + b"[" * 900 + b"]" * 900 + b"}}"
+    ),
+    "invalid UTF-8": b'{"language":"python","code":"\xff\xfe"}',
+    "UTF-16": run_body().decode().encode("utf-16"),
+    "a lone continuation byte": b"\x80",
+    "empty": b"",
+    "truncated": run_body()[:-3],
+    "a JSON array": b"[1, 2]",
+    "a JSON string": b'"run"',
+    "an unknown field": run_body(shell=True),
+    "limits not an object": run_body(limits=[1]),
+    "an unknown limit": run_body(limits={"memory": 64}),
+    "a number no float can hold": run_body()[:-1] + b',"limits":{"memory_mb":1e400}}',
+    "an integer no float can hold": run_body()[:-1]
+    + b',"limits":{"memory_mb":1'
+    + b"0" * 400
+    + b"}}",
+    "an integer over 4300 digits": run_body()[:-1] + b',"limits":{"tasks":1' + b"0" * 5000 + b"}}",
+    "NaN": run_body()[:-1] + b',"limits":{"wall_seconds":NaN}}',
+    "-Infinity": run_body()[:-1] + b',"limits":{"wall_seconds":-Infinity}}',
+    "a boolean limit": run_body(limits={"tasks": True}),
+    "a fractional task count": run_body(limits={"tasks": 1.5}),
+    "a string limit": run_body(limits={"tasks": "8"}),
+    "code not a string": run_body(code=["print(1)"]),
+    "workspace not a string": run_body(workspace={"../..": 1}),
+    "a language with a lone surrogate": run_body(language="\udcff"),
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
+async def test_a_body_that_is_not_a_valid_request_is_a_400_never_a_500(
+    service: RunningService, runner: FakeRunner, body: bytes
+) -> None:
+    status, response = await exchange(port_of(service), post(body))
+    assert status == 400, response[:300]
+    assert "error" in json.loads(response.partition(b"\r\n\r\n")[2])
+
+
+async def test_code_with_lone_surrogates_and_nul_bytes_reaches_the_runner_intact(
+    service: RunningService, runner: FakeRunner
+) -> None:
+    status, _ = await exchange(port_of(service), post(run_body(code="a\x00\udcff\ud800")))
+    assert status == 200 and runner.calls[0]["code"] == "a\x00\udcff\ud800"
+
+
+async def test_a_body_over_the_size_limit_is_a_413_before_it_is_read(
+    service: RunningService,
+) -> None:
+    head = post(b"")[: -len(b"Content-Length: 0\r\nConnection: close\r\n\r\n")]
+    status, _ = await exchange(port_of(service), head + b"Content-Length: 100000000\r\n\r\n")
+    assert status == 413
+
+
+async def test_a_compressed_body_is_not_inflated(service: RunningService) -> None:
+    import gzip
+
+    bomb = gzip.compress(b"[" * 10_000_000)
+    request = post(bomb).replace(
+        b"Connection: close", b"Content-Encoding: gzip\r\nConnection: close"
+    )
+    status, _ = await exchange(port_of(service), request)
+    assert status == 400
+
+
+async def test_a_unix_socket_is_created_0600_and_serves_without_a_token(
+    tmp_path: Path, runner: FakeRunner
+) -> None:
+    path = tmp_path / "sandbox.sock"
+    running = await start_service(runner=runner, options=ServiceOptions(), socket_path=path)
+    client = SandboxClient(url=f"unix://{path}")
+    try:
+        info = os.lstat(path)
+        assert stat.S_ISSOCK(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600
+        assert info.st_uid == os.geteuid()
+        result = await client.run(language="python", code="print(1)")
+    finally:
+        await client.aclose()
+        await running.close()
+    assert result.stdout == "ran print(1)"
+    assert not path.exists()  # removed on close
+
+
+async def test_a_unix_socket_with_a_token_requires_it(tmp_path: Path, runner: FakeRunner) -> None:
+    path = tmp_path / "sandbox.sock"
+    options = ServiceOptions(token=TOKEN)
+    running = await start_service(runner=runner, options=options, socket_path=path)
+    without, with_token = (
+        SandboxClient(url=f"unix://{path}"),
+        SandboxClient(url=f"unix://{path}", token=TOKEN),
+    )
+    try:
+        with pytest.raises(SandboxUnavailable, match="token"):
+            await without.run(language="python", code="print(1)")
+        assert (await with_token.run(language="python", code="print(2)")).stdout == "ran print(2)"
+    finally:
+        await without.aclose()
+        await with_token.aclose()
+        await running.close()
+
+
+async def test_a_stale_socket_is_replaced_but_a_live_one_or_a_file_is_not(
+    tmp_path: Path, runner: FakeRunner
+) -> None:
+    import socket
+
+    path = tmp_path / "sandbox.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()  # the file stays, nobody listens: a service that died
+    running = await start_service(runner=runner, options=ServiceOptions(), socket_path=path)
+    try:
+        with pytest.raises(SandboxUnavailable, match="already listening"):
+            await start_service(runner=runner, options=ServiceOptions(), socket_path=path)
+    finally:
+        await running.close()
+    path.write_text("not a socket")
+    with pytest.raises(SandboxUnavailable, match="not a socket"):
+        await start_service(runner=runner, options=ServiceOptions(), socket_path=path)
+    assert path.read_text() == "not a socket"
+
+
+async def test_tcp_without_a_token_does_not_start(runner: FakeRunner) -> None:
+    with pytest.raises(SandboxUnavailable, match="without a token"):
+        await start_service(runner=runner, options=ServiceOptions(), host="127.0.0.1", port=0)
+
+
+async def test_a_client_of_a_missing_unix_socket_reports_the_service_unavailable(
+    tmp_path: Path,
+) -> None:
+    client = SandboxClient(url=f"unix://{tmp_path}/nothing.sock", attempts=2)
+    try:
+        with pytest.raises(SandboxUnavailable, match="after 2 attempts"):
+            await client.run(language="python", code="print(1)")
+    finally:
+        await client.aclose()
+
+
+def serve_command(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from bot.cli import main; main()", "serve", "sandbox", *args]
+
+
+def without_token(data_dir: Path) -> dict[str, str]:
+    env = {**os.environ, "OPSLOOP_DATA_DIR": str(data_dir)}
+    for name in ("OPSLOOP_SANDBOX_TOKEN", "OPSLOOP_SANDBOX_URL", "OPSLOOP_SANDBOX"):
+        env.pop(name, None)
+    return env
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "0.0.0.0"])
+def test_serve_sandbox_on_tcp_without_a_token_exits_2_with_one_line(
+    host: str, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        serve_command("--host", host, "--port", "1"),
+        env=without_token(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("opsloop: refusing to listen on") and done.stderr.count("\n") == 1
+    assert "OPSLOOP_SANDBOX_TOKEN" in done.stderr and "--socket" in done.stderr
+
+
+async def test_serve_sandbox_on_a_unix_socket_needs_no_token_and_runs_real_blocks(
+    jail, data_dir: Path
+) -> None:
+    path = data_dir / "sandbox.sock"
+    process = subprocess.Popen(
+        serve_command("--socket", str(path)), env=without_token(data_dir), cwd=ROOT
+    )
+    client = SandboxClient(url=f"unix://{path}")
+    try:
+        for _ in range(400):
+            if path.exists() or process.poll() is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
+        result = await client.run(language="bash", code="echo hi from $(id -u)")
+    finally:
+        await client.aclose()
+        process.terminate()
+        process.wait(timeout=10)
+    assert result.stdout == "hi from 65534\n"
+    assert not path.exists()
