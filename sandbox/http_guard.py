@@ -5,7 +5,8 @@ requests were all refused. The guard sits between the listening socket and aioht
 protocol and closes:
 
 - a connection that has not sent a complete request head ``head_seconds`` after it
-  opened (idle sockets and slowly dripped headers alike);
+  opened (idle sockets and slowly dripped headers alike), or whose first head is over
+  ``max_head_bytes`` (aiohttp would buffer up to about 1 MiB of one);
 - an authenticated connection idle for ``idle_seconds`` between requests;
 - a connection right after answering an unauthenticated request (its response says
   ``Connection: close``), and in any case ``head_seconds`` later;
@@ -26,18 +27,21 @@ from aiohttp import web
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_HEAD_BYTES = 16 * 1024  # the client's heads are well under 1 KiB, the token included
 
 
 class _Connection:
     """What the guard knows of one open connection."""
 
-    __slots__ = ("busy", "timer", "transport", "trusted")
+    __slots__ = ("busy", "head_bytes", "head_tail", "timer", "transport", "trusted")
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
         self.trusted = False  # it has made an authenticated request
         self.busy = False  # a request of it is being handled
         self.timer: asyncio.TimerHandle | None = None
+        self.head_bytes: int | None = 0  # bytes of its first head so far; None once complete
+        self.head_tail = b""  # the last bytes seen, for a blank line split across reads
 
 
 class _Tracked(asyncio.Protocol):
@@ -46,21 +50,27 @@ class _Tracked(asyncio.Protocol):
     def __init__(self, inner: asyncio.Protocol, guard: ConnectionGuard) -> None:
         self.inner = inner
         self.guard = guard
-        self.transport: asyncio.Transport | None = None
+        self.connection: _Connection | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.connection = _Connection(transport)
         self.inner.connection_made(transport)
-        self.guard.opened(transport)
+        self.guard.opened(self.connection)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.transport is not None:
-            self.guard.closed(self.transport)
+        if self.connection is not None:
+            self.guard.closed(self.connection.transport)
         self.inner.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        self.inner.data_received(data)
+        connection = self.connection
+        if (
+            connection is None
+            or connection.head_bytes is None  # the first head is in: no more counting
+            or self.guard.head_fits(connection, data)
+        ):
+            self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
         return self.inner.eof_received()
@@ -82,8 +92,10 @@ class ConnectionGuard:
         head_seconds: float,
         idle_seconds: float,
         max_connections: int,
+        max_head_bytes: int = MAX_HEAD_BYTES,
     ) -> None:
         self.authenticate = authenticate
+        self.max_head_bytes = max_head_bytes
         self.head_seconds = head_seconds
         self.idle_seconds = idle_seconds
         self.max_connections = max_connections
@@ -99,10 +111,9 @@ class ConnectionGuard:
         """Wrap aiohttp's protocol factory (``AppRunner.server``) so its connections are guarded."""
         return lambda: _Tracked(factory(), self)
 
-    def opened(self, transport: asyncio.Transport) -> None:
+    def opened(self, connection: _Connection) -> None:
         """A connection opened: it has ``head_seconds`` to send a request head."""
-        connection = _Connection(transport)
-        self._open[transport] = connection
+        self._open[connection.transport] = connection
         self._arm(connection, self.head_seconds)
         if len(self._open) > self.max_connections:
             self._evict()
@@ -112,6 +123,20 @@ class ConnectionGuard:
         connection = self._open.pop(transport, None)
         if connection is not None and connection.timer is not None:
             connection.timer.cancel()
+
+    def head_fits(self, connection: _Connection, data: bytes) -> bool:
+        """Count ``data`` into the first head; False (and the connection closed) when over."""
+        assert connection.head_bytes is not None
+        seen = connection.head_tail + data
+        if b"\r\n\r\n" in seen or b"\n\n" in seen:
+            connection.head_bytes = None  # complete: the rest is a body, limited elsewhere
+            return True
+        connection.head_bytes += len(data)
+        connection.head_tail = seen[-3:]
+        if connection.head_bytes <= self.max_head_bytes:
+            return True
+        self._drop(connection)
+        return False
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:

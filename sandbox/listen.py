@@ -49,6 +49,7 @@ def unix_socket(path: Path) -> tuple[socket.socket, tuple[int, int]]:
 
     Returns the socket and the file's identity, for ``remove_socket``.
     """
+    _check_directory(path.parent)
     _remove_stale(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -77,6 +78,20 @@ def remove_socket(path: Path, identity: tuple[int, int]) -> None:
         info = os.lstat(path)
         if (info.st_dev, info.st_ino) == identity:
             path.unlink()
+
+
+def _check_directory(directory: Path) -> None:
+    """Refuse a directory where someone else could swap the socket for their own."""
+    try:
+        info = os.stat(directory)
+    except OSError as exc:
+        raise SandboxUnavailable(f"cannot use {directory}: {exc.strerror}") from None
+    shared = info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
+    if shared or info.st_uid not in (0, os.geteuid()):
+        raise SandboxUnavailable(
+            f"{directory} can be written by other users, who could replace the socket: "
+            "use a directory only this user can write (e.g. /run/opsloop, mode 0755)"
+        )
 
 
 def _remove_stale(path: Path) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from sandbox.errors import BadRequest, SandboxError, SandboxUnavailable
 from sandbox.http_guard import ConnectionGuard, Handler
@@ -92,6 +93,20 @@ class _Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class _MalformedRequests(logging.Filter):
+    """Drops aiohttp's tracebacks of malformed requests: the caller's fault, answered 400.
+
+    Left in, anyone who can connect could fill the service's log with tracebacks.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, HttpProcessingError)
+
+
+_MALFORMED = _MalformedRequests()
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -260,6 +275,7 @@ async def start_service(
     if socket_path is None:
         check_bind(host=host, token=options.token)
     app = make_app(runner=runner, options=options)
+    logging.getLogger("aiohttp.server").addFilter(_MALFORMED)  # adding it again is a no-op
     web_runner = web.AppRunner(
         app,
         handle_signals=False,

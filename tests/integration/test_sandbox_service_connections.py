@@ -108,6 +108,31 @@ async def test_a_flood_of_connections_over_the_cap_evicts_idle_ones_not_the_call
         assert "closing the oldest idle ones" in service.log.read_text()
 
 
+async def test_sockets_sending_huge_unfinished_heads_are_closed_before_they_cost_memory(
+    jail, data_dir: Path
+) -> None:
+    # 127 header lines of 8000 bytes: under aiohttp's own limits, about 1 MiB buffered per
+    # socket until the head deadline (300 such sockets grew the service by 596 MiB).
+    head = b"POST /v1/run HTTP/1.1\r\nHost: sandbox\r\n" + b"".join(
+        b"X-Pad-%d: %s\r\n" % (index, b"a" * 8000) for index in range(127)
+    )
+    async with service_process(data_dir, "--head-timeout", "60") as service:
+        before = service.status("VmRSS")
+        attackers = []
+        try:
+            for _ in range(300):
+                reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+                writer.write(head)
+                attackers.append((reader, writer))
+            closed = await asyncio.gather(*(closed_by_server(a, within=5) for a in attackers))
+            grown = service.status("VmRSS") - before
+            assert await timed_run(service) < PROMPT_SECONDS
+        finally:
+            close_all(attackers)
+    assert all(closed), f"{closed.count(False)} sockets with huge heads still open"
+    assert grown < 32 * 1024, f"the service grew {grown / 1024:.0f} MiB"
+
+
 async def test_the_service_raises_its_open_files_limit_to_the_hard_limit(
     jail, data_dir: Path
 ) -> None:

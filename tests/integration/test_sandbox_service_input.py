@@ -175,6 +175,34 @@ async def test_a_body_that_is_not_a_valid_request_is_a_400_never_a_500(
     assert "error" in json.loads(response.partition(b"\r\n\r\n")[2])
 
 
+RUN = post(run_body())
+MALFORMED_HTTP = {
+    "a non-UTF-8 path": b"POST /v1/run\xff HTTP/1.1\r\nHost: x\r\n\r\n",
+    "a non-UTF-8 header name": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-\xff: 1\r\n\r\n",
+    "a NUL in a header": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+    "Content-Length and chunked": RUN.replace(b"Connection", b"Transfer-Encoding: chunked\r\nC"),
+    "two Content-Lengths": RUN.replace(b"Connection", b"Content-Length: 5\r\nConnection"),
+    "a negative Content-Length": post(b"").replace(b"Length: 0", b"Length: -1"),
+    "a Content-Length of 23 digits": post(b"").replace(b"Length: 0", b"Length: 9" * 23),
+    "a bad chunk size": post(b"").replace(b"Content-Length: 0", b"Transfer-Encoding: chunked")
+    + b"zz\r\n",
+    "a 20 KB URL": b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    "TLS on the HTTP port": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 100,
+    "an unknown method": b"BREW /v1/run HTTP/1.1\r\nHost: x\r\n\r\n",
+    "a folded Authorization": post(run_body(), authorization=b"Bearer\r\n " + TOKEN.encode()),
+}
+
+
+@pytest.mark.parametrize("request_", MALFORMED_HTTP.values(), ids=MALFORMED_HTTP.keys())
+async def test_malformed_http_is_a_400_without_a_traceback_in_the_log(
+    service: RunningService, runner: FakeRunner, request_: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    status, _ = await exchange(port_of(service), request_)
+    assert status == 400
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    assert runner.calls == []
+
+
 async def test_code_with_lone_surrogates_and_nul_bytes_reaches_the_runner_intact(
     service: RunningService, runner: FakeRunner
 ) -> None:
@@ -323,3 +351,41 @@ async def test_serve_sandbox_on_a_unix_socket_needs_no_token_and_runs_real_block
         process.wait(timeout=10)
     assert result.stdout == "hi from 65534\n"
     assert not path.exists()
+
+
+class BrokenRunner:
+    """A runner with a bug: every run raises something no one expected."""
+
+    async def run(self, **kwargs: object) -> None:
+        raise RuntimeError("secret detail of the host")
+
+
+async def test_an_unexpected_error_is_a_json_500_that_reveals_nothing() -> None:
+    options = ServiceOptions(token=TOKEN)
+    running = await start_service(runner=BrokenRunner(), options=options, port=0)  # type: ignore[arg-type]
+    try:
+        status, response = await exchange(port_of(running), post(run_body()))
+    finally:
+        await running.close()
+    assert status == 500
+    body = response.partition(b"\r\n\r\n")[2]
+    assert json.loads(body) == {"error": "internal error of the sandbox service"}
+    assert b"secret" not in response and b"Traceback" not in response
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o775])
+async def test_a_socket_in_a_directory_others_can_write_is_refused(
+    tmp_path: Path, runner: FakeRunner, mode: int
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)  # without the sticky bit, anyone could swap the socket for their own
+    with pytest.raises(SandboxUnavailable, match="can be written by other users"):
+        await start_service(
+            runner=runner, options=ServiceOptions(), socket_path=shared / "sandbox.sock"
+        )
+    shared.chmod(mode | stat.S_ISVTX)  # sticky, like /tmp: others cannot remove our file
+    running = await start_service(
+        runner=runner, options=ServiceOptions(), socket_path=shared / "sandbox.sock"
+    )
+    await running.close()
