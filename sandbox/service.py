@@ -53,6 +53,7 @@ RETRY_AFTER_SECONDS = 1
 # After refusing a body it did not read, the service reads and drops the rest this long (so
 # the caller sees the answer rather than a reset), then closes. aiohttp's default is 10 s.
 LINGER_SECONDS = 2.0
+MAX_ERROR_CHARS = 1000
 GUARD = web.AppKey("guard", ConnectionGuard)
 
 
@@ -110,6 +111,8 @@ _MALFORMED = _MalformedRequests()
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
+    if len(message) > MAX_ERROR_CHARS:  # messages may quote the request (a 500 KB language)
+        message = message[:MAX_ERROR_CHARS] + "…"
     return web.json_response({"error": message}, status=status, headers=headers)
 
 

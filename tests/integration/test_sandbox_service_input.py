@@ -239,3 +239,8 @@ async def test_an_unexpected_error_is_a_json_500_that_reveals_nothing() -> None:
     body = response.partition(b"\r\n\r\n")[2]
     assert json.loads(body) == {"error": "internal error of the sandbox service"}
     assert b"secret" not in response and b"Traceback" not in response
+
+
+async def test_an_error_quoting_a_huge_request_is_cut_short(service: RunningService) -> None:
+    status, response = await exchange(port_of(service), post(run_body(language="é" * 50_000)))
+    assert status == 400 and len(response) < 8000
