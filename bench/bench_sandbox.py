@@ -6,6 +6,12 @@ Everything is measured in the same run, so the ratios hold on a noisy shared mac
 
 Targets (issue 3): p50 overhead <= 2x bare python3 and <= 15 ms absolute; 8 concurrent
 blocks >= 50 blocks/s; idle RSS of the service < 80 MB.
+
+Issue 9: the service's peak RSS (VmHWM) around one block that prints its whole output cap
+(``--output-mib``, 32 by default) of non-UTF-8 bytes, as a multiple of the cap, in a fresh
+service process per shape of output. ``--memory-only`` runs just that. The service is
+started as ``python -c "from bot.cli import main; main()"`` in this checkout, so running a
+copy of this file in another checkout measures that checkout's service.
 """
 
 from __future__ import annotations
@@ -31,10 +37,19 @@ sys.path.insert(0, str(ROOT))
 
 from sandbox.client import SandboxClient  # noqa: E402
 from sandbox.jail import NsjailSandbox  # noqa: E402
-from sandbox.limits import Limits  # noqa: E402
+from sandbox.limits import MIB, Limits  # noqa: E402
 from sandbox.workspace import Workspaces  # noqa: E402
 
 LIMITS = Limits(wall_seconds=10)
+TOKEN = "bench"
+# Blocks printing their whole output cap, in the shapes that cost a JSON encoder the most.
+OUTPUT_SHAPES = {
+    "`\\xff` bytes (invalid UTF-8, U+FFFD each)": "sys.stdout.buffer.write(b'\\xff' * {cap})",
+    "NUL bytes (JSON escapes each)": "sys.stdout.buffer.write(b'\\0' * {cap})",
+    "one emoji, then `\\xff` bytes (4-byte str)": (
+        "sys.stdout.buffer.write('\\U0001F600'.encode() + b'\\xff' * ({cap} - 4))"
+    ),
+}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -98,7 +113,84 @@ async def wait_healthy(url: str) -> None:
     raise SystemExit("the sandbox service did not start")
 
 
-async def main(runs: int) -> str:
+def start_service(data: Path, port: int, *args: str, config: str = "") -> subprocess.Popen[bytes]:
+    """``opsloop serve sandbox`` of this checkout on loopback ``port``, its own opsloop.toml."""
+    (data / "opsloop.toml").write_text(config)
+    env = {
+        **os.environ,
+        "OPSLOOP_DATA_DIR": str(data),
+        "OPSLOOP_CONFIG": str(data / "opsloop.toml"),
+        "OPSLOOP_SANDBOX_TOKEN": TOKEN,
+    }
+    env.pop("OPSLOOP_SANDBOX_URL", None)
+    argv = [sys.executable, "-c", "from bot.cli import main; main()", "serve", "sandbox"]
+    return subprocess.Popen(
+        [*argv, "--port", str(port), *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def vm_kib(pid: int, field: str) -> int:
+    """A field of /proc/<pid>/status in KiB (VmHWM is the peak resident set)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+async def output_memory(data: Path, cap: int) -> list[str]:
+    """Rows: the service's peak RSS before and after one block printing ``cap`` bytes."""
+    rows = []
+    limits = Limits(wall_seconds=30, output_bytes=cap)
+    for shape, code in OUTPUT_SHAPES.items():
+        port = free_port()
+        config = f"[sandbox]\nwall_seconds = 30\noutput_bytes = {cap}\n"
+        service = start_service(data, port, config=config)
+        client = SandboxClient(url=f"http://127.0.0.1:{port}", token=TOKEN)
+        try:
+            await wait_healthy(f"http://127.0.0.1:{port}")
+            await client.run(language="python", code="print(1)", limits=limits)  # warm up
+            before = vm_kib(service.pid, "VmHWM")
+            result = await client.run(
+                language="python", code="import sys; " + code.format(cap=cap), limits=limits
+            )
+            after = vm_kib(service.pid, "VmHWM")
+        finally:
+            await client.aclose()
+            service.terminate()
+            service.wait(timeout=10)
+        assert len(result.stdout) >= cap - 3 and not result.output_truncated, result.stderr
+        growth = (after - before) * 1024
+        rows.append(
+            f"| {shape} | {before / 1024:.1f} | {after / 1024:.1f} | "
+            f"{growth / MIB:.1f} | {growth / cap:.2f}x |"
+        )
+    return [
+        f"Peak RSS (VmHWM) of `opsloop serve sandbox` around one block printing its whole "
+        f"output cap of {cap // MIB} MiB to stdout (a fresh service per row, warmed up by one "
+        "`print(1)`):",
+        "",
+        "| output | peak before (MiB) | peak after (MiB) | growth (MiB) | growth / cap |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
+
+
+async def memory_report(cap: int) -> str:
+    """The output-memory measurement alone (``--memory-only``)."""
+    data = Path(tempfile.mkdtemp(prefix="opsloop-bench-"))
+    data.chmod(0o755)
+    try:
+        lines = await output_memory(data, cap)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+    return "\n".join(lines) + "\n"
+
+
+async def main(runs: int, cap: int) -> str:
     data = Path(tempfile.mkdtemp(prefix="opsloop-bench-"))
     data.chmod(0o755)
     workspaces = Workspaces(root=data / "workspaces", quota_bytes=64 << 20, idle_seconds=3600)
@@ -111,30 +203,13 @@ async def main(runs: int) -> str:
 
     rows = []
     port = free_port()
-    env = {**os.environ, "OPSLOOP_DATA_DIR": str(data), "OPSLOOP_SANDBOX_TOKEN": "bench"}
-    env.pop("OPSLOOP_SANDBOX_URL", None)
-    service = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/opsloop"),
-            "serve",
-            "sandbox",
-            "--port",
-            str(port),
-            "--concurrency",
-            "8",
-            "--queue",
-            "64",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    service = start_service(data, port, "--concurrency", "8", "--queue", "64")
     try:
         url = f"http://127.0.0.1:{port}"
         await wait_healthy(url)
         await asyncio.sleep(0.5)
         idle_rss = psutil.Process(service.pid).memory_info().rss / 1e6
-        client = SandboxClient(url=url, token="bench")
+        client = SandboxClient(url=url, token=TOKEN)
 
         async def remote() -> None:
             result = await client.run(language="python", code="print(1)", limits=LIMITS)
@@ -176,6 +251,9 @@ async def main(runs: int) -> str:
         busy_rss = psutil.Process(service.pid).memory_info().rss / 1e6
         rate_bare = await burst(lambda: bare([python.path, "-I", "-S", "-c", "print(1)"]))
         await client.aclose()
+        service.terminate()
+        service.wait(timeout=10)
+        memory_lines = await output_memory(data, cap)
     finally:
         service.terminate()
         service.wait(timeout=10)
@@ -213,8 +291,11 @@ async def main(runs: int) -> str:
         f"RSS of `opsloop serve sandbox`: {idle_rss:.1f} MB idle after start-up, "
         f"{busy_rss:.1f} MB after serving {runs + 65} blocks.",
         "",
+        *memory_lines,
+        "",
         "Targets: p50 / bare <= 2x, p50 - bare <= 15 ms, >= 50 blocks/s at concurrency 8, "
-        "service idle RSS < 80 MB.",
+        "service idle RSS < 80 MB; peak RSS growth for one block's output a small multiple "
+        "of the output cap (issue 9; the regression test bounds it at 8x for 4 MiB).",
         "",
         "CPU ms/run is user+system time of our child processes (nsjail and everything in the "
         "jail) per run: it does not depend on how busy the shared machine is, wall times do.",
@@ -226,8 +307,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--output-mib", type=int, default=32, help="output cap of the RSS case")
+    parser.add_argument("--memory-only", action="store_true", help="only the RSS case")
     args = parser.parse_args()
-    report = asyncio.run(main(args.runs))
+    cap = args.output_mib * MIB
+    report = asyncio.run(memory_report(cap) if args.memory_only else main(args.runs, cap))
     print(report)
     if args.out:
         args.out.write_text(report)

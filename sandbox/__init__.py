@@ -7,7 +7,8 @@ argv                      the pure function building nsjail's command line
 process                   the one subprocess call site (asyncio, capped output)
 workspace                 per-conversation workspaces and per-run scratch directories
 jail, unsafe              the in-process sandbox, and the rlimits-only unsafe-local mode
-service, client           the HTTP service and its client (the same port)
+service, client           the HTTP service and its client (the same port); the service's
+wire, http_guard, listen  wire format, connection guard, and listening socket
 check                     what ``opsloop sandbox check`` / ``opsloop doctor`` report
 
 Nothing here imports the rest of opsloop.

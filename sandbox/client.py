@@ -3,12 +3,16 @@
 Retries are limited to what cannot have run a block: failing to connect, 429 (queue full)
 and 503 (the jail could not start). A request that was sent and then lost (a dropped
 connection, a timeout, a 500) is never retried, since the block may already have run.
+
+``url`` is ``http(s)://host:port`` or ``unix:///path/to/socket`` (the service's
+``--socket``). The result is read as bytes and parsed once, up to a bound derived from the
+output cap, so a misbehaving service cannot make the bot hold more than that.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from tenacity import (
@@ -22,8 +26,15 @@ from tenacity import (
 from sandbox.errors import BadRequest, OutcomeUnknown, SandboxUnavailable
 from sandbox.limits import Limits
 from sandbox.result import RunResult
+from sandbox.wire import json_bytes
 
 MAX_RETRY_AFTER = 10.0
+# Below the service's idle deadline (30 s by default), so the client never sends a request
+# on a connection the service is closing (which would look like a lost request).
+KEEPALIVE_SECONDS = 5.0
+# A JSON string escapes a control byte as \u00XX: six bytes per byte of output, at worst.
+MAX_BYTES_PER_OUTPUT_BYTE = 6
+RESULT_SLACK_BYTES = 64 * 1024
 
 
 class _Retryable(Exception):
@@ -55,6 +66,7 @@ class SandboxClient:
         margin_seconds: float = 15.0,
     ) -> None:
         self.url = url.rstrip("/")
+        self._base, self._socket_path = _endpoint(self.url)
         self.token = token
         self.default_limits = default_limits or Limits()
         self.attempts = attempts
@@ -64,7 +76,14 @@ class SandboxClient:
     async def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-            self._session = aiohttp.ClientSession(headers=headers)
+            connector: aiohttp.BaseConnector
+            if self._socket_path is not None:
+                connector = aiohttp.UnixConnector(
+                    path=self._socket_path, keepalive_timeout=KEEPALIVE_SECONDS
+                )
+            else:
+                connector = aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS)
+            self._session = aiohttp.ClientSession(headers=headers, connector=connector)
         return self._session
 
     async def aclose(self) -> None:
@@ -82,12 +101,10 @@ class SandboxClient:
     ) -> RunResult:
         """Run one block on the service; retries only what cannot have run it."""
         limits = limits or self.default_limits
-        body = {
-            "language": language,
-            "code": code,
-            "limits": limits.to_dict(),
-            "workspace": workspace,
-        }
+        body = json_bytes(
+            {"language": language, "code": code, "limits": limits.to_dict(), "workspace": workspace}
+        )
+        most = 2 * MAX_BYTES_PER_OUTPUT_BYTE * limits.output_bytes + RESULT_SLACK_BYTES
         timeout = aiohttp.ClientTimeout(total=limits.wall_seconds + self.margin_seconds)
         try:
             async for attempt in AsyncRetrying(
@@ -97,7 +114,7 @@ class SandboxClient:
                 reraise=True,
             ):
                 with attempt:
-                    return await self._post(body, timeout)
+                    return await self._post(body, timeout=timeout, most=most)
         except _Retryable as exc:
             raise SandboxUnavailable(
                 f"the sandbox service at {self.url} is unavailable after {self.attempts} "
@@ -105,13 +122,16 @@ class SandboxClient:
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _post(self, body: dict[str, Any], timeout: aiohttp.ClientTimeout) -> RunResult:
+    async def _post(self, body: bytes, *, timeout: aiohttp.ClientTimeout, most: int) -> RunResult:
         session = await self._client()
+        headers = {"Content-Type": "application/json"}
         try:
-            async with session.post(f"{self.url}/v1/run", json=body, timeout=timeout) as response:
+            async with session.post(
+                f"{self._base}/v1/run", data=body, headers=headers, timeout=timeout
+            ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
-                text = await response.text()
+                raw = await _read_at_most(response, most)
         except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent
             raise _Retryable(f"cannot connect ({exc.os_error or exc})") from None
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -119,11 +139,20 @@ class SandboxClient:
                 f"lost the sandbox service at {self.url} mid-request ({type(exc).__name__}); "
                 "the block may have run, so it is not retried"
             ) from None
+        if raw is None:
+            raise OutcomeUnknown(
+                f"the sandbox service at {self.url} answered more than {most} bytes; the block "
+                "may have run, so it is not retried"
+            )
         try:
-            payload = json.loads(text)
-        except ValueError:
+            payload = json.loads(raw)
+        except (ValueError, RecursionError):
             payload = None
-        error = payload.get("error", "") if isinstance(payload, dict) else text[:200]
+        if isinstance(payload, dict):
+            error = str(payload.get("error", ""))
+        else:
+            error = raw[:200].decode("utf-8", "replace")
+        del raw  # the parsed result is all we keep
         if status == 200:
             if not isinstance(payload, dict):
                 raise OutcomeUnknown("the sandbox service answered 200 without a result")
@@ -141,6 +170,28 @@ class SandboxClient:
                 "the sandbox service rejected our token (check OPSLOOP_SANDBOX_TOKEN)"
             )
         raise OutcomeUnknown(f"the sandbox service answered {status}: {error}")
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, most: int) -> bytearray | None:
+    """The body (one buffer, no copy), or None when it is over ``most`` bytes (reading stops)."""
+    if (response.content_length or 0) > most:
+        return None
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(256 * 1024):
+        body += chunk
+        if len(body) > most:
+            return None
+    return body
+
+
+def _endpoint(url: str) -> tuple[str, str | None]:
+    """The base URL of requests and, for ``unix:///path``, the socket's path."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise SandboxUnavailable(f"{url!r} names no socket: use unix:///path/to/socket")
+        return "http://localhost", parts.path
+    return url, None
 
 
 def _seconds(value: str | None) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -42,17 +43,31 @@ class Limits:
             if value is None and f.name == "cpu_seconds":
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise BadRequest(f"limit {f.name} must be a number, not {value!r}")
+                raise BadRequest(f"limit {f.name} must be a number, not {_show(value)}")
             if f.type == "int" and not isinstance(value, int):
-                raise BadRequest(f"limit {f.name} must be a whole number, not {value!r}")
+                raise BadRequest(f"limit {f.name} must be a whole number, not {_show(value)}")
             low, high = _RANGES[f.name]
-            if not (math.isfinite(value) and low <= value <= high):
-                raise BadRequest(f"limit {f.name}={value} is out of range ({low:g} to {high:g})")
+            # Compare first: math.isfinite() overflows on integers too large for a float.
+            if not (low <= value <= high and math.isfinite(value)):
+                raise BadRequest(
+                    f"limit {f.name}={_show(value)} is out of range ({low:g} to {high:g})"
+                )
 
     @property
     def cpu_limit(self) -> float:
         """The CPU-time limit in seconds (defaults to the wall limit)."""
         return self.cpu_seconds if self.cpu_seconds is not None else self.wall_seconds
+
+    def over(self, maxima: Limits) -> tuple[str, float, float] | None:
+        """The first field above ``maxima`` as (name, value, maximum), or None if none is."""
+        for f in fields(self):
+            if f.name == "cpu_seconds":  # None means "the wall limit": compare what applies
+                value, maximum = self.cpu_limit, maxima.cpu_limit
+            else:
+                value, maximum = getattr(self, f.name), getattr(maxima, f.name)
+            if value > maximum:
+                return f.name, value, maximum
+        return None
 
     def replaced(self, **changes: Any) -> Limits:
         """A copy with ``changes`` applied (validated like any other)."""
@@ -72,3 +87,32 @@ class Limits:
         if unknown:
             raise BadRequest(f"unknown limit {unknown[0]!r} (known: {', '.join(sorted(known))})")
         return cls(**data)
+
+
+def merge_requested(requested: object, *, defaults: Limits) -> Limits:
+    """A request's limits: omitted fields take ``defaults``, which are also the maxima.
+
+    ``None`` (no limits at all) and ``{}`` both give ``defaults``. A field above its
+    default is a ``BadRequest`` naming the field, the value asked for and the maximum.
+    """
+    if requested is None:
+        return defaults
+    if not isinstance(requested, dict):
+        raise BadRequest(f"limits must be an object, not {_show(requested)}")
+    merged = Limits.from_dict({**defaults.to_dict(), **requested})
+    over = merged.over(defaults)
+    if over is not None:
+        name, value, maximum = over
+        raise BadRequest(f"limit {name}={value} is over this service's maximum of {maximum}")
+    return merged
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, 40, 40
+
+
+def _show(value: object) -> str:
+    """A short repr for error messages, safe for deeply nested or enormous values."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**18:
+        return f"<a {value.bit_length()}-bit integer>"  # str() of >4300 digits raises
+    return _REPR.repr(value)

@@ -1,31 +1,60 @@
 """The sandbox as an HTTP service (``opsloop serve sandbox``), for dedicated sandbox hosts.
 
 ``POST /v1/run`` takes ``{language, code, limits?, workspace?}`` and answers the result's
-fields as JSON; ``GET /healthz`` answers ``{"ok": true}``. A bearer token is required when
-one is configured (and one must be configured to listen beyond loopback). A bounded queue in
-front of a concurrency limit answers 429 with ``Retry-After`` when full, so overload never
-piles up unbounded work; bodies are size-limited.
+fields as JSON; ``GET /healthz`` answers ``{"ok": true}``. The service trusts no caller:
+
+- on TCP a bearer token is required (loopback included); on a unix socket (mode 0600) it
+  is optional;
+- a request's limits are clamped to the service's own (``ServiceOptions.maxima``, from
+  ``[sandbox]``): omitted fields take them, larger ones are a 400 naming the limit;
+- bodies are size- and time-limited, and anything that does not parse is a 400;
+- results are streamed as UTF-8 JSON in pieces, so memory stays a small multiple of the
+  output cap however the output is made up;
+- connections are guarded (``sandbox.http_guard``): deadlines for request heads and idle
+  connections, a cap on open ones that evicts the oldest idle unauthenticated connection.
+
+A bounded queue in front of a concurrency limit answers 429 with ``Retry-After`` when full,
+so overload never piles up unbounded work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
-import ipaddress
-import json
 import logging
-from dataclasses import dataclass
-from typing import Any, Protocol
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from sandbox.errors import BadRequest, SandboxError, SandboxUnavailable
+from sandbox.http_guard import ConnectionGuard, Handler
 from sandbox.limits import Limits
+from sandbox.listen import (
+    BACKLOG,
+    check_bind,
+    connection_cap,
+    raise_open_files_limit,
+    remove_socket,
+    unix_socket,
+)
 from sandbox.request import MAX_CODE_BYTES
 from sandbox.result import RunResult
+from sandbox.wire import gathered, object_pieces, parse_run_request
 
+__all__ = ["Runner", "RunningService", "ServiceOptions", "check_bind", "make_app", "serve"]
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 1
+# After refusing a body it did not read, the service reads and drops the rest this long (so
+# the caller sees the answer rather than a reset), then closes. aiohttp's default is 10 s.
+LINGER_SECONDS = 2.0
+MAX_ERROR_CHARS = 1000
+GUARD = web.AppKey("guard", ConnectionGuard)
 
 
 class Runner(Protocol):
@@ -51,28 +80,39 @@ class ServiceOptions:
     concurrency: int = 4  # blocks running at once
     queue: int = 16  # blocks waiting for a slot; beyond that, 429
     max_body_bytes: int = 2 * MAX_CODE_BYTES  # JSON escaping can double the code's size
+    maxima: Limits = Limits()  # the limits of a request that omits them, and the most it gets
+    head_seconds: float = 10.0  # a connection sends a complete request head within this
+    body_seconds: float = 30.0  # then its body within this
+    idle_seconds: float = 30.0  # an authenticated connection may idle this long between requests
+    send_seconds: float = 60.0  # writing a result to a slow reader
+    max_connections: int = 1024  # open at once; beyond, the oldest idle ones are closed
 
 
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``; names are otherwise assumed public."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+class _Refused(Exception):
+    """A request answered with an error before it ran."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
-def check_bind(*, host: str, token: str | None) -> None:
-    """Refuse to listen beyond loopback without a token."""
-    if not token and not is_loopback(host):
-        raise SandboxUnavailable(
-            f"refusing to listen on {host} without a token: set OPSLOOP_SANDBOX_TOKEN, "
-            "or bind to 127.0.0.1"
-        )
+class _MalformedRequests(logging.Filter):
+    """Drops aiohttp's tracebacks of malformed requests: the caller's fault, answered 400.
+
+    Left in, anyone who can connect could fill the service's log with tracebacks.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, HttpProcessingError)
+
+
+_MALFORMED = _MalformedRequests()
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
+    if len(message) > MAX_ERROR_CHARS:  # messages may quote the request (a 500 KB language)
+        message = message[:MAX_ERROR_CHARS] + "…"
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
@@ -88,29 +128,69 @@ class _Gate:
         return self.admitted >= self.capacity
 
 
+def authenticator(token: str | None) -> Callable[[web.BaseRequest], bool]:
+    """Does a request carry ``Bearer <token>``? Compared in constant time, as bytes."""
+    if not token:
+        return lambda request: True
+    expected = b"Bearer " + token.encode("utf-8", "surrogateescape")
+
+    def authenticate(request: web.BaseRequest) -> bool:
+        # aiohttp decodes header bytes with surrogateescape: encoding back gives the bytes
+        # that were sent, whatever they were (surrogatepass cannot fail, as a fallback).
+        given = request.headers.get("Authorization", "")
+        try:
+            raw = given.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = given.encode("utf-8", "surrogatepass")
+        return hmac.compare_digest(raw, expected)
+
+    return authenticate
+
+
+@web.middleware
+async def _no_tracebacks(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """An unexpected error is a JSON 500 (logged here), never a traceback to the caller."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("error handling %s %s", request.method, request.path)
+        return _error(500, "internal error of the sandbox service")
+
+
 def make_app(*, runner: Runner, options: ServiceOptions) -> web.Application:
     """The aiohttp application serving ``runner``."""
     gate = _Gate(concurrency=options.concurrency, queue=options.queue)
-    expected = f"Bearer {options.token}".encode() if options.token else None
+    authenticate = authenticator(options.token)
+    guard = ConnectionGuard(
+        authenticate=authenticate,
+        head_seconds=options.head_seconds,
+        idle_seconds=options.idle_seconds,
+        max_connections=options.max_connections,
+    )
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "admitted": gate.admitted})
 
-    async def run(request: web.Request) -> web.Response:
-        if expected is not None:
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return _error(401, "missing or wrong bearer token")
-        if gate.full():
-            return _error(429, "the sandbox is busy", **{"Retry-After": str(RETRY_AFTER_SECONDS)})
+    async def run(request: web.Request) -> web.StreamResponse:
+        if not authenticate(request):
+            return _error(401, "missing or wrong bearer token")
         try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "the body is not JSON")
-        try:
-            kwargs = _parse(body)
+            if gate.full():
+                raise _Refused(429, "the sandbox is busy")
+            raw = await _read_body(request, options=options)
+            kwargs = parse_run_request(raw, limits=options.maxima)
+            if gate.full():  # others may have got in while this body was read
+                raise _Refused(429, "the sandbox is busy")
         except BadRequest as exc:
             return _error(400, str(exc))
+        except _Refused as exc:
+            retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 429 else {}
+            response = _error(exc.status, str(exc), **retry)
+            if exc.status != 429:
+                response.force_close()  # the body may be half read: this connection is done
+            return response
         gate.admitted += 1
         try:
             async with gate.slots:
@@ -123,38 +203,152 @@ def make_app(*, runner: Runner, options: ServiceOptions) -> web.Application:
             return _error(500, str(exc))
         finally:
             gate.admitted -= 1
-        return web.json_response(result.to_dict())
+        return await _send_result(request, result, seconds=options.send_seconds)
 
-    app = web.Application(client_max_size=options.max_body_bytes)
+    app = web.Application(
+        client_max_size=options.max_body_bytes, middlewares=[guard.middleware, _no_tracebacks]
+    )
+    app[GUARD] = guard
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/v1/run", run)
     return app
 
 
-def _parse(body: Any) -> dict[str, Any]:
-    """The keyword arguments of ``Sandbox.run`` from a request body."""
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    unknown = sorted(set(body) - {"language", "code", "limits", "workspace"})
-    if unknown:
-        raise BadRequest(f"unknown field {unknown[0]!r}")
-    language, code = body.get("language"), body.get("code")
-    if not isinstance(language, str) or not isinstance(code, str):
-        raise BadRequest("language and code must be strings")
-    limits = body.get("limits")
-    workspace = body.get("workspace")
-    if workspace is not None and not isinstance(workspace, str):
-        raise BadRequest("workspace must be a string")
-    return {
-        "language": language,
-        "code": code,
-        "limits": Limits.from_dict(limits) if limits is not None else None,
-        "workspace": workspace,
-    }
+async def _read_body(request: web.Request, *, options: ServiceOptions) -> bytes:
+    """The whole body, within the size and time limits (``_Refused`` otherwise)."""
+    too_large = _Refused(413, f"the body is over the limit of {options.max_body_bytes} bytes")
+    if (request.content_length or 0) > options.max_body_bytes:
+        raise too_large
+    try:
+        async with asyncio.timeout(options.body_seconds):
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    except TimeoutError:
+        raise _Refused(408, f"the body did not arrive within {options.body_seconds:g} s") from None
 
 
-def serve(*, runner: Runner, host: str, port: int, options: ServiceOptions) -> None:
-    """Run the service until interrupted."""
-    check_bind(host=host, token=options.token)
-    log.info("sandbox service on http://%s:%d", host, port)
-    web.run_app(make_app(runner=runner, options=options), host=host, port=port, print=None)
+async def _send_result(
+    request: web.Request, result: RunResult, *, seconds: float
+) -> web.StreamResponse:
+    """Stream ``result`` as JSON, a piece at a time; a reader too slow for ``seconds`` is cut."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
+    try:
+        async with asyncio.timeout(seconds):
+            await response.prepare(request)
+            for chunk in gathered(object_pieces(result.to_dict())):
+                await response.write(chunk)
+            await response.write_eof()
+    except TimeoutError:
+        log.warning("a caller did not read its result within %g s: connection closed", seconds)
+        if request.transport is not None:
+            request.transport.abort()
+    except ConnectionError:  # the caller went away; nothing to tell it
+        pass
+    return response
+
+
+@dataclass
+class RunningService:
+    """A started service: where it listens, and how to stop it."""
+
+    url: str  # http://host:port or unix:///path
+    app: web.Application
+    server: asyncio.Server
+    web_runner: web.AppRunner
+    socket_file: tuple[Path, tuple[int, int]] | None = None
+
+    async def close(self) -> None:
+        """Stop listening, close the connections, delete the socket file."""
+        self.server.close()
+        await self.web_runner.cleanup()
+        if self.socket_file is not None:
+            remove_socket(*self.socket_file)
+
+
+async def start_service(
+    *,
+    runner: Runner,
+    options: ServiceOptions,
+    host: str = "127.0.0.1",
+    port: int = 8700,
+    socket_path: Path | None = None,
+) -> RunningService:
+    """Listen on ``socket_path`` (a 0600 unix socket) if given, else on TCP ``host:port``."""
+    if socket_path is None:
+        check_bind(host=host, token=options.token)
+    app = make_app(runner=runner, options=options)
+    logging.getLogger("aiohttp.server").addFilter(_MALFORMED)  # adding it again is a no-op
+    web_runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        keepalive_timeout=options.idle_seconds,
+        auto_decompress=False,  # our client never compresses; a gzip bomb stays a 400
+        lingering_time=LINGER_SECONDS,
+    )
+    await web_runner.setup()
+    assert web_runner.server is not None
+    factory = app[GUARD].protocol_factory(web_runner.server)
+    loop = asyncio.get_running_loop()
+    try:
+        if socket_path is not None:
+            sock, identity = unix_socket(socket_path)
+            server = await loop.create_unix_server(factory, sock=sock)
+            return RunningService(
+                f"unix://{socket_path}", app, server, web_runner, (socket_path, identity)
+            )
+        try:
+            server = await loop.create_server(factory, host=host, port=port, backlog=BACKLOG)
+        except OSError as exc:
+            raise SandboxUnavailable(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        address = server.sockets[0].getsockname()
+        shown = f"[{address[0]}]" if ":" in address[0] else address[0]
+        return RunningService(f"http://{shown}:{address[1]}", app, server, web_runner)
+    except BaseException:
+        await web_runner.cleanup()
+        raise
+
+
+def serve(
+    *,
+    runner: Runner,
+    host: str = "127.0.0.1",
+    port: int = 8700,
+    options: ServiceOptions,
+    socket_path: Path | None = None,
+) -> None:
+    """Run the service until SIGINT or SIGTERM (raising this process's open-files limit)."""
+    open_files = raise_open_files_limit()
+    cap = connection_cap(
+        wanted=options.max_connections, open_files=open_files, concurrency=options.concurrency
+    )
+    asyncio.run(
+        _serve(
+            runner=runner,
+            options=replace(options, max_connections=cap),
+            host=host,
+            port=port,
+            socket_path=socket_path,
+        )
+    )
+
+
+async def _serve(
+    *, runner: Runner, options: ServiceOptions, host: str, port: int, socket_path: Path | None
+) -> None:
+    service = await start_service(
+        runner=runner, options=options, host=host, port=port, socket_path=socket_path
+    )
+    log.info("sandbox service on %s (at most %d connections)", service.url, options.max_connections)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await service.close()
+        close = getattr(runner, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()

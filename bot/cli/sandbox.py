@@ -144,19 +144,37 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
     def serve_sandbox(
         host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="Port to listen on.")] = 8700,
+        socket: Annotated[
+            Path | None,
+            typer.Option(help="Listen on this unix socket (mode 0600; no token needed) instead."),
+        ] = None,
         concurrency: Annotated[int, typer.Option(help="Blocks running at once.")] = 4,
         queue: Annotated[int, typer.Option(help="Blocks waiting before 429.")] = 16,
+        head_timeout: Annotated[
+            float, typer.Option(help="Seconds a new connection has to send a request head.")
+        ] = 10.0,
+        body_timeout: Annotated[float, typer.Option(help="Seconds to send a body.")] = 30.0,
+        idle_timeout: Annotated[
+            float,
+            typer.Option(
+                help="Seconds an authenticated connection may idle (over 5: the client's)."
+            ),
+        ] = 30.0,
+        max_connections: Annotated[
+            int, typer.Option(help="Open connections; beyond, the oldest idle are closed.")
+        ] = 1024,
     ) -> None:
         import logging
 
-        from bot.cli.sandboxing import make_sandbox, workspace_root
+        from bot.cli.sandboxing import limits_from, make_sandbox, workspace_root
         from sandbox.layout import unreachable_part
         from sandbox.service import ServiceOptions, check_bind, serve
 
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         settings, policy = _load()
         token = settings.sandbox_token
-        check_bind(host=host, token=token)
+        if socket is None:
+            check_bind(host=host, token=token)
         if settings.sandbox_url:
             # A service forwarding to another service would loop; serve the local sandbox.
             settings = settings.model_copy(update={"sandbox_url": None})
@@ -171,9 +189,14 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
                 root,
                 blocked,
             )
-        serve(
-            runner=runner,
-            host=host,
-            port=port,
-            options=ServiceOptions(token=token, concurrency=concurrency, queue=queue),
+        options = ServiceOptions(
+            token=token,
+            concurrency=concurrency,
+            queue=queue,
+            maxima=limits_from(policy.sandbox),  # [sandbox]: every request's defaults and maxima
+            head_seconds=head_timeout,
+            body_seconds=body_timeout,
+            idle_seconds=idle_timeout,
+            max_connections=max_connections,
         )
+        serve(runner=runner, host=host, port=port, socket_path=socket, options=options)

@@ -19,29 +19,9 @@ from aiohttp.test_utils import TestServer
 from sandbox.client import SandboxClient
 from sandbox.errors import BadRequest, OutcomeUnknown, SandboxUnavailable
 from sandbox.limits import Limits
-from sandbox.result import RunResult
 from sandbox.service import ServiceOptions, check_bind, make_app
 from tests.integration.sandbox_fixtures import data_dir, jail, workspaces  # noqa: F401
-
-TOKEN = "test-token"
-
-
-class FakeRunner:
-    """Records calls; optionally waits on a gate so the queue can be filled."""
-
-    def __init__(self, *, gate: asyncio.Event | None = None) -> None:
-        self.calls: list[dict[str, object]] = []
-        self.gate = gate
-
-    async def run(self, *, language, code, limits=None, workspace=None):  # type: ignore[no-untyped-def]
-        self.calls.append(
-            {"language": language, "code": code, "limits": limits, "workspace": workspace}
-        )
-        if self.gate is not None:
-            await self.gate.wait()
-        if language not in ("python", "bash"):
-            raise BadRequest(f"unknown language {language!r}")
-        return RunResult(exit_code=0, signal=None, stdout=f"ran {code}", stderr="", duration_ms=1)
+from tests.integration.sandbox_service_helpers import TOKEN, FakeRunner
 
 
 async def serve(runner, **options) -> TestServer:  # type: ignore[no-untyped-def]
@@ -193,12 +173,13 @@ async def test_healthz_answers_without_a_token() -> None:
     await server.close()
 
 
-def test_the_service_refuses_a_public_address_without_a_token() -> None:
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1", "::1", "localhost"])
+def test_the_service_refuses_any_tcp_address_without_a_token(host: str) -> None:
     with pytest.raises(SandboxUnavailable, match="without a token"):
-        check_bind(host="0.0.0.0", token=None)
-    check_bind(host="0.0.0.0", token="t")
-    check_bind(host="127.0.0.1", token=None)
-    check_bind(host="::1", token=None)
+        check_bind(host=host, token=None)
+    with pytest.raises(SandboxUnavailable, match="without a token"):
+        check_bind(host=host, token="")
+    check_bind(host=host, token="t")
 
 
 async def test_a_real_jail_behind_the_service_runs_a_block(jail) -> None:
