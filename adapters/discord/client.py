@@ -8,9 +8,8 @@ messages that mention the bot, and for the bot's own messages — exactly what o
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 import logging
+from collections.abc import Collection
 from typing import Any
 
 import discord
