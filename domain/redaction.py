@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
 MIN_SECRET_CHARS = 6
-_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-_MARKER = re.compile(r"\[redacted:([A-Za-z0-9_.\-]{1,64})\]")
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+_MARKER = re.compile(r"\[redacted:([A-Za-z0-9_.\-]{1,128})\]")
 
 # Credential shapes. No look-arounds or anchors besides the PEM block's end of text: a shape
 # must match the same way whatever surrounds it, or redacting twice would find new matches.
@@ -127,7 +127,7 @@ class Redactor:
     def __init__(self, secrets: Mapping[str, str], *, min_chars: int = MIN_SECRET_CHARS) -> None:
         for name in secrets:
             if not _NAME.fullmatch(name):
-                raise ValueError(f"secret name {name!r} is not [A-Za-z0-9_.-]{{1,64}}")
+                raise ValueError(f"secret name {name!r} is not [A-Za-z0-9_.-]{{1,128}}")
         self.ignored = tuple(sorted(n for n, v in secrets.items() if len(v) < min_chars))
         needles: dict[str, tuple[str, str]] = {}
         for name in sorted(secrets, key=lambda n: (-len(secrets[n]), n)):

@@ -7,6 +7,7 @@ are untrusted: they are capped and returned as data, never interpreted.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ import mcp_types as types
 
 from bot.tools.values import RawResult, Result
 
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 TEXT_CHARS = 2000  # of a server's own descriptions and instructions kept for the prompt
 ERROR_CHARS = 600  # of an isError result quoted in the failure
 
@@ -48,6 +50,7 @@ def server_info(init: types.InitializeResult, tools: list[types.Tool]) -> Server
             read_only=tool.annotations.read_only_hint if tool.annotations else None,
         )
         for tool in tools
+        if _TOOL_NAME.fullmatch(tool.name)  # what the spec allows; anything else is skipped
     ]
     return ServerInfo(
         title=title,

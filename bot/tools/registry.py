@@ -11,6 +11,7 @@ of the ``redact_env`` variables, their encodings, and credential shapes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import time
@@ -26,7 +27,7 @@ from bot.tools.kind_http import HttpClient, call_http, resolves
 from bot.tools.params import check_arguments, params_schema, signature
 from bot.tools.specs import CommandTool, HttpTool, McpTarget
 from bot.tools.values import Caller, RawResult, Result, ToolCheck, ToolOutcome, ToolSpec
-from domain.redaction import Redactor
+from domain.redaction import MIN_SECRET_CHARS, Redactor
 
 if TYPE_CHECKING:
     from bot.config import Policy
@@ -202,6 +203,14 @@ class ToolRegistry:
         return done.text, done.names
 
     async def _check(self, name: str) -> ToolCheck:
+        found = await self._probe(name)
+        short = sorted(set(self._tools[name].secrets) & set(self.redactor.ignored))
+        if not short:
+            return found
+        note = f"; not redacted, shorter than {MIN_SECRET_CHARS} characters: " + ", ".join(short)
+        return dataclasses.replace(found, detail=found.detail + note)
+
+    async def _probe(self, name: str) -> ToolCheck:
         built = self._tools[name]
         spec, kind = built.spec, built.decl.kind
         if isinstance(spec, CommandTool):

@@ -173,3 +173,16 @@ async def test_run_as_switches_to_the_configured_user() -> None:
     assert (await tools.call("who", {}, caller=ALICE)).result == "65534\n"
     outcome = await tools.call("root_home", {}, caller=ALICE)
     assert (outcome.ok, outcome.error) == (False, "could not enter cwd /root as nobody")
+
+
+async def test_doctor_says_when_a_secret_is_too_short_to_be_redacted() -> None:
+    tools = registry(
+        '[short]\nkind = "command"\nargv = ["env"]\nenv = { FLAG = "${env:OPSLOOP_FLAG}" }\n',
+        environ={"OPSLOOP_FLAG": "true"},
+    )
+    [check] = await tools.check()
+    assert check.ok
+    assert check.detail == (
+        "env is executable; not redacted, shorter than 6 characters: OPSLOOP_FLAG"
+    )
+    assert (await tools.call("short", {}, caller=ALICE)).redacted == ()

@@ -169,6 +169,13 @@ async def test_a_server_that_will_not_start_is_a_failed_call_and_a_failed_check(
     await tools.aclose()
 
 
+async def test_closing_the_registry_stops_the_server_process() -> None:
+    tools = stdio_tools()
+    pid = await server_pid(tools)
+    await tools.aclose()
+    assert gone(pid)
+
+
 async def test_doctor_lists_what_a_server_offers(docs: ToolRegistry) -> None:
     [check] = await docs.check()
     assert (check.ok, check.detail) == (True, "standin 1.0 answered with 8 tools")
