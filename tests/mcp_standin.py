@@ -66,6 +66,14 @@ def big(size: int) -> str:
 
 
 @server.tool()
+def shout(size: int) -> str:
+    """Write ``size`` characters to stderr."""
+    sys.stderr.write("!" * size + "\n")
+    sys.stderr.flush()
+    return "shouted"
+
+
+@server.tool()
 def search(query: str, limit: int = 5) -> dict[str, Any]:
     """Search the runbooks (structured result)."""
     return {"query": query, "hits": [f"runbook-{i}" for i in range(limit)]}

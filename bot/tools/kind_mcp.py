@@ -10,14 +10,19 @@ kills its process group when the session ends.
 A server found dead when a call starts (its output ended, or its task ended) is restarted
 once for that call. A server that dies *during* a call is not asked again, since the tool may
 have run; the call fails and the next call restarts it. A streamable-HTTP request that could
-not even connect was never delivered, so it counts as "found dead" and is retried once.
-Results are untrusted text: they are returned as data, never interpreted.
+not connect, or that a restarted server answered with "session not found", never ran: it is
+sent once more on a new session. Results are untrusted text, returned as data.
+
+A stdio server's stderr goes to an unnamed file, emptied when it passes ``ERRLOG_BYTES``, so
+that ``opsloop doctor`` can quote why a server did not start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -37,6 +42,7 @@ from bot.tools.values import RawResult
 
 MAX_PAGES = 50  # of a tools/list answer
 START_SECONDS = 30.0  # at least this long to start and answer initialize and tools/list
+ERRLOG_BYTES = 1024 * 1024  # of a stdio server's stderr kept before the file is emptied
 CLIENT = types.Implementation(name="opsloop", version="0.1.0")
 
 
@@ -152,6 +158,8 @@ class McpServer:
     async def _ensure(self, *, replace: _Live | None = None) -> tuple[_Live, bool]:
         """The live session: started if there is none, restarted if dead or ``replace``."""
         async with self._lock:
+            if self._errlog is not None and os.fstat(self._errlog.fileno()).st_size > ERRLOG_BYTES:
+                self._errlog.truncate(0)
             live = self._live
             if live is not None and not live.dead() and live is not replace:
                 return live, False
@@ -214,6 +222,8 @@ class McpServer:
                     task = asyncio.current_task()
                     assert task is not None
                     live = _Live(session=session, stream=stream, info=info, task=task, stop=stop)
+                    if ready.done():  # whoever started it stopped waiting
+                        return
                     ready.set_result(live)
                     await stop.wait()
         except BaseException as exc:  # noqa: BLE001  (handed to the caller, never lost)
@@ -293,8 +303,15 @@ async def _list_tools(session: ClientSession) -> list[types.Tool]:
 
 
 def _scratch_file() -> TextIO:
-    """An unnamed file for a stdio server's stderr (read back for `opsloop doctor`)."""
-    return tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+    """An unnamed file for a stdio server's stderr (read back for `opsloop doctor`).
+
+    Opened ``O_APPEND``, a flag the server's descriptor shares: after the file is emptied the
+    server writes at its new end instead of leaving a hole before its old offset.
+    """
+    scratch = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
+    flags = fcntl.fcntl(scratch.fileno(), fcntl.F_GETFL)
+    fcntl.fcntl(scratch.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
+    return scratch
 
 
 def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from bot.tools.kind_mcp import ERRLOG_BYTES, McpServer
 from bot.tools.registry import ToolRegistry
+from bot.tools.specs import McpTarget
 from tests.integration.tools_setup import (
     ALICE,
     PY,
@@ -51,7 +53,7 @@ async def test_the_servers_tools_appear_as_name_dot_tool_with_its_own_descriptio
     specs = {spec.name: spec for spec in await docs.tools_for(ALICE)}
     assert set(specs) == {
         "docs.add", "docs.echo", "docs.pid", "docs.env", "docs.fail",
-        "docs.slow", "docs.big", "docs.search",
+        "docs.slow", "docs.big", "docs.search", "docs.shout",
     }  # fmt: skip
     add = specs["docs.add"]
     assert (add.kind, add.server, add.description) == ("mcp", "docs", "Add two integers.")
@@ -176,9 +178,22 @@ async def test_closing_the_registry_stops_the_server_process() -> None:
     assert gone(pid)
 
 
+async def test_a_servers_stderr_is_kept_but_never_grows_past_its_cap() -> None:
+    server = McpServer(
+        McpTarget(
+            name="docs", command=(PY, STANDIN, "stdio"), env={}, url=None, headers={}, timeout=30
+        )
+    )
+    await server.call("shout", {"size": ERRLOG_BYTES + 10}, timeout=30, max_bytes=1000)
+    assert len(server.stderr_tail(chars=10 * ERRLOG_BYTES)) > ERRLOG_BYTES
+    await server.call("shout", {"size": 10}, timeout=30, max_bytes=1000)
+    assert server.stderr_tail(chars=10 * ERRLOG_BYTES) == "!" * 10
+    await server.aclose()
+
+
 async def test_doctor_lists_what_a_server_offers(docs: ToolRegistry) -> None:
     [check] = await docs.check()
-    assert (check.ok, check.detail) == (True, "standin 1.0 answered with 8 tools")
+    assert (check.ok, check.detail) == (True, "standin 1.0 answered with 9 tools")
     assert "docs.add" in check.tools and "docs.write_note" not in check.tools
 
 
