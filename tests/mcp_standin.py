@@ -18,7 +18,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 server = MCPServer(
     "standin",
     version="1.0",
-    instructions="A test server for opsloop: arithmetic, echo, failures and delays.",
+    instructions="A test server for opsloop: arithmetic, echo, failures and delays."
+    + os.environ.get("STANDIN_MOTTO", ""),
 )
 
 

@@ -25,6 +25,7 @@ from bot.tools.errors import BadArguments, ToolError, ToolRefused
 from bot.tools.kind_command import run_command
 from bot.tools.kind_http import HttpClient, call_http, resolves
 from bot.tools.params import check_arguments, params_schema, signature
+from bot.tools.schema import check_schema
 from bot.tools.specs import CommandTool, HttpTool, McpTarget
 from bot.tools.values import Caller, RawResult, Result, ToolCheck, ToolOutcome, ToolSpec
 from domain.redaction import MIN_SECRET_CHARS, Redactor
@@ -100,7 +101,8 @@ class ToolRegistry:
                     raise info
                 continue
             for tool in self._offered(name, info.tools):
-                specs.append(_mcp_spec(self._tools[name], tool, info.title, info.instructions))
+                spec = _mcp_spec(self._tools[name], tool, info.title, info.instructions)
+                specs.append(self._redact_spec(spec))  # a server's texts are not ours
         return specs
 
     async def call(self, name: str, arguments: Mapping[str, Any], *, caller: Caller) -> ToolOutcome:
@@ -176,8 +178,6 @@ class ToolRegistry:
         return await self._call_mcp(built, tool, dict(arguments))
 
     async def _call_mcp(self, built: Built, tool: str, arguments: dict[str, Any]) -> RawResult:
-        from bot.tools.schema import check_schema
-
         server = self._servers[built.name]
         info = await server.info()
         offered = {t.name: t for t in self._offered(built.name, info.tools)}
@@ -197,6 +197,15 @@ class ToolRegistry:
             for t in tools
             if (not decl.include or t.name in decl.include) and t.name not in (decl.exclude or [])
         ]
+
+    def _redact_spec(self, spec: ToolSpec) -> ToolSpec:
+        schema, _ = self.redact(spec.schema)
+        return dataclasses.replace(
+            spec,
+            description=self._redact_text(spec.description)[0],
+            server_description=self._redact_text(spec.server_description)[0],
+            schema=schema if isinstance(schema, dict) else {},
+        )
 
     def _redact_text(self, text: str) -> tuple[str, tuple[str, ...]]:
         done = self.redactor.redact(text)

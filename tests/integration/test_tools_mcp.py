@@ -25,14 +25,14 @@ from tests.integration.tools_setup import (
 SECRET = "docs-7d1e0c94b2a6"
 
 
-def stdio_tools(extra: str = "") -> ToolRegistry:
+def stdio_tools(extra: str = "", *, env: str = 'DOCS_TOKEN = "${env:DOCS_TOKEN}"') -> ToolRegistry:
     return registry(
         f"""
 [docs]
 kind = "mcp"
 description = "Runbooks"
 command = [{q(PY)}, {q(STANDIN)}, "stdio"]
-env = {{ DOCS_TOKEN = "${{env:DOCS_TOKEN}}" }}
+env = {{ {env} }}
 exclude = ["write_note"]
 {extra}
 """,
@@ -106,6 +106,13 @@ async def test_a_secret_in_the_servers_answer_is_redacted(docs: ToolRegistry) ->
     assert outcome.redacted == ("DOCS_TOKEN",)
     echoed = await docs.call("docs.echo", {"text": f"token is {SECRET}"}, caller=ALICE)
     assert echoed.result == {"result": "token is [redacted:DOCS_TOKEN]"}
+
+
+async def test_a_secret_in_the_servers_own_texts_is_redacted_from_the_listing() -> None:
+    tools = stdio_tools(env='STANDIN_MOTTO = " Key: ${env:DOCS_TOKEN}"')
+    [spec, *_] = await tools.tools_for(ALICE)
+    assert spec.server_description.endswith("delays. Key: [redacted:DOCS_TOKEN]")
+    await tools.aclose()
 
 
 async def test_a_slow_tool_times_out_and_the_server_keeps_serving() -> None:
