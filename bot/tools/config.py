@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bot.tools import templates
+from bot.tools.params import check_value
 
 Kind = Literal["command", "http", "mcp"]
 ParamType = Literal["string", "integer", "number", "boolean"]
@@ -55,8 +56,6 @@ class ToolParam(_Section):
 
     @model_validator(mode="after")
     def _coherent(self) -> ToolParam:
-        from bot.tools.params import check_value  # here: params imports this module
-
         numeric = self.type in ("integer", "number")
         if self.pattern is not None:
             if self.type != "string":

@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.tools.config import ToolParam
 from bot.tools.errors import BadArguments
+
+if TYPE_CHECKING:  # config validates its defaults with check_value: no import cycle
+    from bot.tools.config import ToolParam
 
 PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
 JSON_PY_TYPES = {**PY_TYPES, "array": "list", "object": "dict", "null": "None"}
