@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.errors import ConfigError
+from bot.tools.config import ToolsPolicy
 
 
 class _Section(BaseModel):
@@ -98,6 +99,7 @@ class Policy(_Section):
     models: ModelsPolicy = Field(default_factory=ModelsPolicy)
     slack: AccessPolicy = Field(default_factory=AccessPolicy)
     discord: AccessPolicy = Field(default_factory=AccessPolicy)
+    tools: ToolsPolicy = Field(default_factory=ToolsPolicy)  # see bot.tools.config
 
 
 def load_policy(path: Path | None) -> Policy:
