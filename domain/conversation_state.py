@@ -11,7 +11,7 @@ it; the properties satisfy ``domain.state.LoopState``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 from uuid import UUID
 
 from domain import events as ev
@@ -35,6 +35,7 @@ class ConversationState:
     _successor_id: UUID | None
     _last_hash: str
     _blocks: list[dict[str, Any]]
+    _answer: str | None
     _turn: int
     created_on: datetime
 
@@ -140,8 +141,37 @@ class ConversationState:
         raise UnknownBlock(f"block {block_id} is not part of the last model turn")
 
     # -- evolution (the only place state changes) ---------------------------------------------
-    def _evolve(self, event: ev.ConversationEvent) -> None:
-        getattr(self, "_when_" + type(event).__name__)(event)
+    def _evolve(self, event: ev.AnyEvent) -> None:
+        match event:
+            case ev.Started():
+                self._when_Started(event)
+            case ev.MessageReceived():
+                self._when_MessageReceived(event)
+            case ev.MessageRefused():
+                self._when_MessageRefused(event)
+            case ev.ModelReplied():
+                self._when_ModelReplied(event)
+            case ev.ModelFailed():
+                self._model_failures += 1
+            case ev.BlockStarted():
+                self._when_BlockStarted(event)
+            case ev.BlockFinished():
+                self._when_BlockFinished(event)
+            case ev.BlockSkipped():
+                self._set_block(event.block_id, "skipped")
+            case ev.BlockRefused():
+                self._set_block(event.block_id, "refused")
+            case ev.BlockOutcomeUnknown():
+                self._set_block(event.block_id, "unknown")
+            case ev.Answered():
+                self._status = "answered"
+                self._answer = event.text
+            case ev.Stopped():
+                self._status = "stopped"
+            case ev.Renewed():
+                self._successor_id = event.successor_id
+            case _:
+                assert_never(event)
         self._last_hash = hash_of(event)
 
     def _when_Started(self, e: ev.Started) -> None:
@@ -156,7 +186,7 @@ class ConversationState:
         self._cost = 0.0
         self._last_reply_text: str | None = None
         self._blocks: list[dict[str, Any]] = []
-        self._answer: str | None = None
+        self._answer = None
         self._successor_id: UUID | None = None
         self._last_hash = ""
 
@@ -191,9 +221,6 @@ class ConversationState:
             for b in parse_helpers(e.text).blocks
         ]
 
-    def _when_ModelFailed(self, e: ev.ModelFailed) -> None:
-        self._model_failures += 1
-
     def _set_block(self, block_id: str, status: str, **fields: Any) -> None:
         for b in self._blocks:
             if b["block_id"] == block_id:
@@ -204,8 +231,18 @@ class ConversationState:
 
     def _when_BlockStarted(self, e: ev.BlockStarted) -> None:
         self._blocks_run += 1
+        wall = e.limits.get("wall_seconds") if isinstance(e.limits, dict) else None
+        if isinstance(wall, bool) or not isinstance(wall, int | float) or wall <= 0:
+            wall = None
         self._set_block(
-            e.block_id, "started", turn=e.turn, index=e.index, language=e.language, code=e.code
+            e.block_id,
+            "started",
+            turn=e.turn,
+            index=e.index,
+            language=e.language,
+            code=e.code,
+            started_at=e.timestamp.timestamp(),
+            wall_seconds=None if wall is None else float(wall),
         )
 
     def _when_BlockFinished(self, e: ev.BlockFinished) -> None:
@@ -216,25 +253,6 @@ class ConversationState:
             memory_exceeded=e.memory_exceeded,
         )
         self._set_block(e.block_id, "failed" if failed else "succeeded")
-
-    def _when_BlockSkipped(self, e: ev.BlockSkipped) -> None:
-        self._set_block(e.block_id, "skipped")
-
-    def _when_BlockRefused(self, e: ev.BlockRefused) -> None:
-        self._set_block(e.block_id, "refused")
-
-    def _when_BlockOutcomeUnknown(self, e: ev.BlockOutcomeUnknown) -> None:
-        self._set_block(e.block_id, "unknown")
-
-    def _when_Answered(self, e: ev.Answered) -> None:
-        self._status = "answered"
-        self._answer = e.text
-
-    def _when_Stopped(self, e: ev.Stopped) -> None:
-        self._status = "stopped"
-
-    def _when_Renewed(self, e: ev.Renewed) -> None:
-        self._successor_id = e.successor_id
 
     @property
     def started_at(self) -> datetime:

@@ -21,7 +21,7 @@ class ConversationEvent(Aggregate.Event):
 
     def apply(self, aggregate: Any) -> None:
         """Evolve ``aggregate`` (a ``Conversation``) by this event."""
-        aggregate._evolve(self)
+        aggregate._evolve(self)  # every subclass is one of ``AnyEvent``
 
 
 class Started(ConversationEvent, Aggregate.Created):
@@ -153,6 +153,22 @@ class Renewed(ConversationEvent):
     successor_id: UUID
     by: str
 
+
+AnyEvent = (
+    Started
+    | MessageReceived
+    | MessageRefused
+    | ModelReplied
+    | ModelFailed
+    | BlockStarted
+    | BlockFinished
+    | BlockSkipped
+    | BlockRefused
+    | BlockOutcomeUnknown
+    | Answered
+    | Stopped
+    | Renewed
+)  # every event the aggregate evolves by: ``_evolve`` matches each, and mypy checks it does
 
 EVENT_TYPES: tuple[type[ConversationEvent], ...] = (
     Started,

@@ -248,3 +248,84 @@ def _join_prose(pieces: list[str]) -> str:
     if "```" in joined:
         joined = _EMPTY_FENCE.sub("\n\n", joined).strip()
     return joined
+
+
+_HOLD_LIMIT = 256  # an opening tag longer than this is prose, as far as streaming goes
+
+
+class ProseStream:
+    """The prose of a reply as it streams in, blocks left out by ``parse_helpers``'s rules.
+
+    Surfaces show a model's prose while it streams and each block's code later, when it
+    runs. Only text whose meaning can no longer change is released: a tail that may still
+    become an opening tag is held back, and so is a block until its closing tag arrives (by
+    the closing rule). An opening tag that never closes is prose after all, as it is for
+    ``parse_helpers``: ``flush`` releases it.
+    """
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._done = 0  # everything before this is released or belongs to a block
+        self._block: tuple[int, int, str] | None = None  # (tag start, code start, language)
+        self._eat_newline = False  # the newline that ends a closing tag's line is not prose
+
+    def feed(self, chunk: str) -> str:
+        """Add ``chunk``; return the prose that became certain."""
+        before = len(self._text)
+        self._text += chunk
+        shown: list[str] = []
+        while self._step(shown, before):
+            pass
+        return "".join(shown)
+
+    def _step(self, shown: list[str], before: int) -> bool:
+        """Release or consume one stretch; True when there may be more to do now."""
+        text = self._text
+        if self._block is not None:
+            _, code_start, language = self._block
+            # The quote-aware scan runs only once a candidate tag has arrived.
+            if _CLOSE.search(text, max(code_start, before - 16)) is None:
+                return False
+            closing = _find_close(text, start=code_start, language=language)
+            if closing is None:
+                return False
+            self._done, self._block, self._eat_newline = closing.end(), None, True
+            return True
+        if self._eat_newline and self._done < len(text):
+            self._eat_newline = False
+            if text[self._done] == "\n":
+                self._done += 1
+        opening = _OPEN.search(text, self._done)
+        if opening is not None and opening.end() < len(text):  # the char after it is known
+            if _in_backticks(text, opening.start(), opening.end()):
+                shown.append(text[self._done : opening.end()])
+            else:
+                shown.append(text[self._done : opening.start()])
+                language = _declared_language(opening.group("attrs") or "") or "python"
+                self._block = (opening.start(), opening.end(), language)
+            self._done = opening.end()
+            return True
+        cut = opening.start() if opening is not None else self._safe_end()
+        shown.append(text[self._done : cut])
+        self._done = cut
+        return False
+
+    def _safe_end(self) -> int:
+        """Where released text must stop: before a tail that may still become an opening tag."""
+        text = self._text
+        start = text.rfind("<", max(self._done, len(text) - _HOLD_LIMIT))
+        if start < 0:
+            return len(text)
+        tail = text[start:]
+        if "<helpers".startswith(tail.lower()) or (
+            tail[:8].lower() == "<helpers" and ">" not in tail
+        ):
+            return start
+        return len(text)
+
+    def flush(self) -> str:
+        """The end of the reply: what was held back, and an unclosed block as prose."""
+        start = self._block[0] if self._block is not None else self._done
+        rest = self._text[start:]
+        self._text, self._done, self._block, self._eat_newline = "", 0, None, False
+        return rest

@@ -1,7 +1,8 @@
 """Limits of the loop as values: model turns per user message, token and cost budgets.
 
 ``bot.config.LoopPolicy`` (opsloop.toml ``[loop]``) holds the same three numbers; the
-composition root turns it into ``LoopLimits(**policy.loop.model_dump())``.
+composition root builds ``LoopLimits`` from it, with ``[sandbox] wall_seconds`` as the wall
+limit assumed for a started block whose ``BlockStarted`` recorded none.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class LoopLimits:
     turns_per_message: int = 10  # model replies per user message
     token_budget: int | None = None  # input+output tokens per conversation; None = unlimited
     cost_budget: float | None = None  # USD per conversation; None = unlimited
+    block_wall_seconds: float = 10.0  # a started block without recorded limits ends by then
 
     def __post_init__(self) -> None:
         # bool is an int in Python; True turns is a typo, not a limit

@@ -38,6 +38,8 @@ class BlockState:
     language: str  # "python" | "bash"
     code: str
     status: BlockStatus
+    started_at: float | None = None  # epoch seconds of its BlockStarted, once started
+    wall_seconds: float | None = None  # the wall limit BlockStarted recorded, if any
 
 
 class LoopState(Protocol):

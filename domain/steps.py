@@ -1,7 +1,14 @@
-"""``next_step``: the loop's decision, a pure function of the recorded conversation.
+"""``next_step``: the loop's decision, a pure function of the recorded conversation and now.
 
 The runner asks, performs exactly the step it gets (a model call, one block, or a record),
 records the outcome, and asks again; so the event log alone says where a loop stands.
+
+A block with ``BlockStarted`` but no outcome was started by a process that died, or by
+another process (a replica) still running it. It cannot outlive its wall limit (the
+sandbox kills it), so only once that limit and a grace have passed since ``BlockStarted``
+is it recorded as *outcome unknown*; until then the decision is to ``Wait``. This keeps one
+replica from declaring another's running block lost, and after a crash it lets an orphaned
+jail finish before the model is told.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from domain.limits import LoopLimits
 from domain.state import BlockState, LoopState
 
 StopReason = Literal["turn_limit", "budget"]  # the runner adds "cancelled", "model_unavailable"
+GRACE_SECONDS = 5.0  # nsjail's own clock and the process-group kill land within this
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,14 @@ class ResolveUnknown:
 
 
 @dataclass(frozen=True)
+class Wait:
+    """This block started elsewhere and may still be running: decide again at ``until``."""
+
+    block: BlockState
+    until: float  # epoch seconds
+
+
+@dataclass(frozen=True)
 class Answer:
     """The last reply has no blocks: its prose is the answer."""
 
@@ -63,7 +79,7 @@ class Idle:
     """Nothing to do until the next user message."""
 
 
-Step = CallModel | RunBlock | SkipBlock | ResolveUnknown | Answer | Stop | Idle
+Step = CallModel | RunBlock | SkipBlock | ResolveUnknown | Wait | Answer | Stop | Idle
 
 _NOT_RUN = {
     "failed": "failed",
@@ -73,8 +89,8 @@ _NOT_RUN = {
 }
 
 
-def next_step(state: LoopState, limits: LoopLimits) -> Step:
-    """Decide what the loop does next, from recorded facts only."""
+def next_step(state: LoopState, limits: LoopLimits, *, now: float) -> Step:
+    """Decide what the loop does next, from recorded facts and ``now`` (epoch seconds)."""
     if state.status != "open":
         return Idle()
     if state.last_reply_text is None:
@@ -82,7 +98,7 @@ def next_step(state: LoopState, limits: LoopLimits) -> Step:
     blocks = state.last_turn_blocks
     for position, block in enumerate(blocks):
         if block.status == "started":
-            return ResolveUnknown(block=block)
+            return _resolve_or_wait(block, limits=limits, now=now)
         if block.status == "pending":
             return _run_or_skip(block, earlier=blocks[:position])
     if not blocks:
@@ -92,6 +108,14 @@ def next_step(state: LoopState, limits: LoopLimits) -> Step:
         if parsed.text and not parsed.unclosed:
             return Answer(text=parsed.text)
     return _call_model(state, limits)
+
+
+def _resolve_or_wait(block: BlockState, *, limits: LoopLimits, now: float) -> Step:
+    if block.started_at is None:  # no time recorded: nothing to wait for
+        return ResolveUnknown(block=block)
+    wall = block.wall_seconds if block.wall_seconds is not None else limits.block_wall_seconds
+    over = block.started_at + wall + GRACE_SECONDS
+    return Wait(block=block, until=over) if now < over else ResolveUnknown(block=block)
 
 
 def _run_or_skip(block: BlockState, *, earlier: tuple[BlockState, ...]) -> Step:

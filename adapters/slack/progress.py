@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import outbound as render
 from adapters.slack.pacer import ChannelPacer
 from adapters.slack.stream import SLACK_ERRORS, LiveStream
-from adapters.terminal.stream import BlockFilter
+from domain.helpers import ProseStream
 
 if TYPE_CHECKING:
     from sandbox.result import RunResult
@@ -71,7 +71,7 @@ class SlackProgress:
         self._last_update = 0.0
         self._pending: str | None = None
         self._flush: asyncio.Task[None] | None = None
-        self._filter = BlockFilter()
+        self._filter = ProseStream()
         self._prose = ""  # this turn's text outside blocks
         self._live: LiveStream | None = None
         self.finished = False
@@ -201,7 +201,7 @@ class SlackProgress:
         """The turn's prose is complete: stop its stream, or post it where streams are refused."""
         rest = self._filter.flush()
         prose, live = self._prose + rest, self._live
-        self._filter, self._prose, self._live = BlockFilter(), "", None
+        self._filter, self._prose, self._live = ProseStream(), "", None
         if live is not None and live.started:
             await live.write(rest)
             await live.close()
@@ -224,7 +224,7 @@ class SlackProgress:
         self.finished = True
         rest = self._filter.flush()
         live = self._live
-        self._filter, self._prose, self._live = BlockFilter(), "", None
+        self._filter, self._prose, self._live = ProseStream(), "", None
         await self._end_status("_✅ done_")
         if live is not None and live.started:
             await live.write(rest)

@@ -26,7 +26,6 @@ from rich.status import Status
 from rich.syntax import Syntax
 from rich.text import Text
 
-from adapters.terminal.stream import BlockFilter
 from bot.audit.replay import render as render_replay
 from bot.errors import OpsloopError
 from bot.ports import ChatService
@@ -41,6 +40,7 @@ from bot.surface import (
     parse_command,
 )
 from bot.visible import visible
+from domain.helpers import ProseStream
 from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ class TerminalProgress:
     def __init__(self, console: Console) -> None:
         self.console = console
         self._status: Status | None = None
-        self._filter = BlockFilter()
+        self._filter = ProseStream()
         self._streamed = False
         self._cr = ""  # a streamed "\r" held back: the next chunk may make it "\r\n"
 
@@ -134,7 +134,7 @@ class TerminalProgress:
     def reset(self) -> None:
         """Stop any spinner and forget a half-streamed reply (after an error)."""
         self._unspin()
-        self._filter = BlockFilter()
+        self._filter = ProseStream()
         self._streamed = False
         self._cr = ""
 
@@ -148,7 +148,7 @@ class TerminalProgress:
 
     async def thinking(self) -> None:
         """The loop is waiting for the model."""
-        self._filter = BlockFilter()
+        self._filter = ProseStream()
         self._streamed = False
         self._cr = ""
         self._spin("thinking…")

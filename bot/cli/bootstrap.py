@@ -45,7 +45,7 @@ def loop_limits(policy: Policy) -> LoopLimits:
     """``[loop]`` of opsloop.toml as domain values."""
     from domain.limits import LoopLimits
 
-    return LoopLimits(**policy.loop.model_dump())
+    return LoopLimits(**policy.loop.model_dump(), block_wall_seconds=policy.sandbox.wall_seconds)
 
 
 def sandbox_limits(policy: Policy) -> Limits:

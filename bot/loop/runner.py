@@ -19,11 +19,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, assert_never
 from uuid import UUID
 
 from bot.errors import ModelUnavailable
-from bot.loop.interrupted import seconds_left
 from bot.loop.safe_progress import SafeProgress
 from bot.ports import ChatModel, LoopApp, Progress, PromptLike, ProviderFailure, Sandbox
 from bot.surface import Outcome
@@ -139,44 +138,38 @@ class LoopRunner:
     async def _step(self, cid: UUID, progress: Progress, running: _Running) -> Outcome | None:
         """Decide and perform one step; an ``Outcome`` when the loop is over."""
         state: LoopState = await self._call(self.app.get, cid)
-        step = next_step(state, self.limits)
-        if isinstance(step, step_types.Idle):
-            return Outcome(conversation_id=str(cid), answer=None, stopped_reason=None)
-        if running.cancelled:
+        now = self.now().timestamp()
+        step = next_step(state, self.limits, now=now)
+        if not isinstance(step, step_types.Idle) and running.cancelled:
             raise _Cancelled
-        if isinstance(step, step_types.Answer):
-            await self._call(self.app.answer, cid, text=step.text)
-            await progress.answered(step.text)
-            return Outcome(conversation_id=str(cid), answer=step.text, stopped_reason=None)
-        if isinstance(step, step_types.Stop):
-            return await self._stop(cid, progress, reason=step.reason, detail=step.detail)
-        return await self._perform(cid, step, state, progress, running)
-
-    async def _perform(
-        self, cid: UUID, step: object, state: LoopState, progress: Progress, running: _Running
-    ) -> Outcome | None:
-        """Perform one step that does not end the loop; an ``Outcome`` when it ended anyway."""
-        if isinstance(step, step_types.CallModel):
-            return await self._call_model(cid, progress, running)
-        if isinstance(step, step_types.RunBlock):
-            await self._run_block(cid, step.block, state, progress, running)
-        elif isinstance(step, step_types.SkipBlock):
-            await self._call(
-                self.app.skip_block, cid, block_id=step.block.block_id, reason=step.reason
-            )
-        elif isinstance(step, step_types.ResolveUnknown):
-            wait = await self._running_elsewhere_for(cid, step.block)
-            if wait > 0:  # it may still be running in another process: look again shortly
-                await self._cancellable(running, self.sleep(min(wait, RECHECK_SECONDS)))
-                return None
-            await self._call(
-                self.app.mark_block_unknown,
-                cid,
-                block_id=step.block.block_id,
-                detail=INTERRUPTED_DETAIL,
-            )
-        else:  # a step this runner does not know: a programming error, said plainly
-            raise TypeError(f"the loop runner cannot perform {type(step).__name__}")
+        match step:
+            case step_types.Idle():
+                return Outcome(conversation_id=str(cid), answer=None, stopped_reason=None)
+            case step_types.Answer():
+                await self._call(self.app.answer, cid, text=step.text)
+                await progress.answered(step.text)
+                return Outcome(conversation_id=str(cid), answer=step.text, stopped_reason=None)
+            case step_types.Stop():
+                return await self._stop(cid, progress, reason=step.reason, detail=step.detail)
+            case step_types.CallModel():
+                return await self._call_model(cid, progress, running)
+            case step_types.RunBlock():
+                await self._run_block(cid, step.block, state, progress, running)
+            case step_types.SkipBlock():
+                await self._call(
+                    self.app.skip_block, cid, block_id=step.block.block_id, reason=step.reason
+                )
+            case step_types.Wait():  # another process may still be running it: look again
+                await self._cancellable(running, self.sleep(min(step.until - now, RECHECK_SECONDS)))
+            case step_types.ResolveUnknown():
+                await self._call(
+                    self.app.mark_block_unknown,
+                    cid,
+                    block_id=step.block.block_id,
+                    detail=INTERRUPTED_DETAIL,
+                )
+            case _:
+                assert_never(step)
         return None
 
     async def _call_model(self, cid: UUID, progress: Progress, running: _Running) -> Outcome | None:
@@ -276,14 +269,6 @@ class LoopRunner:
         await self._call(self.app.finish_block, cid, block_id=block.block_id, result=result)
         await progress.block_finished(
             index=block.index, total=total, language=block.language, code=block.code, result=result
-        )
-
-    async def _running_elsewhere_for(self, cid: UUID, block: BlockState) -> float:
-        """Seconds until a started block is certainly over (its wall limit plus a grace)."""
-        timeline = await self._call(self.app.timeline, cid)
-        default_wall = getattr(self.sandbox_limits, "wall_seconds", 10.0)
-        return seconds_left(
-            timeline, block_id=block.block_id, default_wall_seconds=default_wall, now=self.now()
         )
 
     async def _stop(self, cid: UUID, progress: Progress, *, reason: str, detail: str) -> Outcome:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -210,7 +211,15 @@ class FakeApp:
                 status = {"BlockStarted": "started"}.get(kind) or _OUTCOME.get(kind)
                 if kind == "BlockFinished":
                     status = "succeeded" if p["exit_code"] == 0 else "failed"
-                blocks = [b if b.block_id != p["block_id"] else _with(b, status) for b in blocks]
+                when = p.get("timestamp")
+                started = {
+                    "started_at": datetime.fromisoformat(when).timestamp() if when else None,
+                    "wall_seconds": (p.get("limits") or {}).get("wall_seconds"),
+                }
+                blocks = [
+                    b if b.block_id != p["block_id"] else _with(b, status, **started)
+                    for b in blocks
+                ]
             elif kind == "Answered":
                 state.status = "answered"
             elif kind == "Stopped":
@@ -219,15 +228,10 @@ class FakeApp:
         return state
 
 
-def _with(block: BlockState, status: Any) -> BlockState:
-    return BlockState(
-        block_id=block.block_id,
-        turn=block.turn,
-        index=block.index,
-        language=block.language,
-        code=block.code,
-        status=status,
-    )
+def _with(block: BlockState, status: Any, **started: Any) -> BlockState:
+    if status != "started":
+        started = {}
+    return replace(block, status=status, **started)
 
 
 def reply(text: str, *, tokens: int = 10) -> ModelReply:

@@ -1,48 +1,14 @@
-"""The terminal surface's pure parts: the stream filter, panels, and progress on a console."""
+"""The terminal surface's pure parts: panels, and progress on a console."""
 
 from __future__ import annotations
 
 import io
 
-from hypothesis import given
-from hypothesis import strategies as st
 from rich.console import Console
 
 from adapters.terminal.repl import TerminalProgress, render_result, render_totals
-from adapters.terminal.stream import BlockFilter
 from bot.surface import Totals
 from sandbox.result import RunResult
-
-REPLY = 'Let me look.\n<helpers lang="bash">\ndf -h\n</helpers>\nThen I will answer.'
-
-
-def shown(chunks: list[str]) -> str:
-    stream = BlockFilter()
-    return "".join(stream.feed(c) for c in chunks) + stream.flush()
-
-
-def test_the_stream_filter_hides_blocks_and_keeps_the_prose() -> None:
-    assert shown([REPLY]) == "Let me look.\nThen I will answer."
-
-
-def test_the_stream_filter_handles_tags_split_across_chunks() -> None:
-    assert shown(list(REPLY)) == "Let me look.\nThen I will answer."
-
-
-@given(st.lists(st.integers(min_value=1, max_value=len(REPLY)), max_size=8))
-def test_where_chunks_are_cut_never_changes_what_is_shown(cuts: list[int]) -> None:
-    points = sorted(set(cuts))
-    pieces = [REPLY[a:b] for a, b in zip([0, *points], [*points, len(REPLY)], strict=True)]
-    assert shown(pieces) == shown([REPLY])
-
-
-@given(st.text(alphabet=st.characters(blacklist_characters="<"), max_size=200))
-def test_prose_without_tags_is_shown_unchanged(text: str) -> None:
-    assert shown([text]) == text
-
-
-def test_a_lone_angle_bracket_is_not_held_back_forever() -> None:
-    assert shown(["a < b and <helpers is only a word"]) == "a < b and <helpers is only a word"
 
 
 def console() -> tuple[Console, io.StringIO]:
