@@ -31,18 +31,14 @@ from bot.prompt.system import (
     render_result,
 )
 from domain.helpers import parse_helpers
+from domain.tokens import MESSAGE_OVERHEAD, estimate_tokens
 
 DEFAULT_CONTEXT_TOKENS = 8192
 DEFAULT_REPLY_TOKENS = 1024  # kept free for the model's answer
 SHORT_RESULT_CHARS = 400  # what an old block output is shortened to before it is left out
-MESSAGE_OVERHEAD = 4  # tokens a chat template adds around each message
+
 
 TokenEstimator = Callable[[str], int]
-
-
-def estimate_tokens(text: str) -> int:
-    """A cautious token count: one per three UTF-8 bytes (English runs about one per four)."""
-    return -(-len(text.encode("utf-8")) // 3)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from bot.errors import ModelUnavailable
 from bot.ports import ChatMessage, ChatModel, ModelReply, ProviderFailure, TextSink
 from bot.providers.pricing import PriceTable
 from bot.providers.retry import AttemptError, GaveUp, RetryPolicy, SinkFailed, call_with_retries
-from bot.providers.tokens import estimate_prompt_tokens, estimate_tokens
+from domain.tokens import estimate_prompt_tokens, estimate_tokens
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def build_reply(
     estimated = streamed.input_tokens is None or streamed.output_tokens is None
     tokens_in = streamed.input_tokens
     if tokens_in is None:
-        tokens_in = estimate_prompt_tokens(messages)
+        tokens_in = estimate_prompt_tokens([m.content for m in messages])
     tokens_out = streamed.output_tokens
     if tokens_out is None:
         tokens_out = estimate_tokens(streamed.text)

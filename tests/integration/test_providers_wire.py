@@ -119,7 +119,7 @@ async def test_missing_usage_is_estimated_and_marked(wire: Wire, serve) -> None:
     reply = await model.reply(PROMPT)
     await model.aclose()
     assert reply.tokens_estimated
-    assert reply.output_tokens == 2  # eight characters, four per token
+    assert reply.output_tokens == 3  # eight bytes, three per token (domain.tokens)
     assert reply.input_tokens > 0
 
 

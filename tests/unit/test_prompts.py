@@ -17,7 +17,6 @@ from bot.prompt.context import (
     Prompt,
     build_prompt,
     context_tokens_for,
-    estimate_tokens,
     fingerprint,
     prompt_builder,
 )
@@ -33,6 +32,7 @@ from bot.prompt.system import (
     system_prompt,
 )
 from domain.helpers import parse_helpers
+from domain.tokens import estimate_tokens
 
 
 def finished(block_id: str = "t1b1", **fields: Any) -> BlockOutcome:

@@ -3,9 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import Policy, Price
-from bot.ports import ChatMessage
 from bot.providers.pricing import PriceTable, Rate, default_rates, price_table
-from bot.providers.tokens import estimate_prompt_tokens, estimate_tokens
 
 
 def test_a_default_price_costs_its_rate_per_million_tokens() -> None:
@@ -63,12 +61,3 @@ def test_the_built_in_table_has_the_common_models_with_sane_prices() -> None:
     for key in ("openai:gpt-4o-mini", "groq:llama-3.3-70b-versatile", "ollama:*", "scripted:*"):
         assert key in rates
     assert all(0 <= r.input <= 100 and 0 <= r.output <= 200 for r in rates.values())
-
-
-def test_tokens_are_estimated_at_about_four_characters_each() -> None:
-    assert estimate_tokens("") == 0
-    assert estimate_tokens("abcd") == 1
-    assert estimate_tokens("abcde") == 2
-    prompt = [ChatMessage("system", "a" * 40), ChatMessage("user", "b" * 8)]
-    assert estimate_prompt_tokens(prompt) == 10 + 2 + 2 * 4 + 3
-    assert estimate_prompt_tokens([]) == 0

@@ -62,7 +62,7 @@ async def test_an_unavailable_turn_raises_model_unavailable_with_its_failure() -
 async def test_its_usage_is_estimated_and_free() -> None:
     reply = await ScriptedModel(["abcdefgh"]).reply(after())
     assert (reply.provider, reply.model, reply.attempts) == ("scripted", "inline", 1)
-    assert reply.tokens_estimated and reply.output_tokens == 2
+    assert reply.tokens_estimated and reply.output_tokens == 3  # eight bytes, three per token
     assert (reply.cost, reply.priced) == (0.0, True)
 
 
