@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from domain.state import block_failed
+
+if TYPE_CHECKING:
+    from sandbox.result import RunResult
 
 
 class CommandName(StrEnum):
@@ -114,3 +119,13 @@ class Outcome:
     answer: str | None  # None when it stopped without one
     stopped_reason: str | None  # "cancelled" | "turn_limit" | "budget" | "model_unavailable" | …
     detail: str = ""
+
+
+def failed(result: RunResult) -> bool:
+    """Whether a block's result counts as failed, by the domain's one rule."""
+    return block_failed(
+        exit_code=result.exit_code,
+        signal=result.signal,
+        timed_out=result.timed_out,
+        memory_exceeded=result.memory_exceeded,
+    )

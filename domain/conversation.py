@@ -15,7 +15,7 @@ from eventsourcing.domain import Aggregate
 
 from domain import events as ev
 from domain.chain import genesis_hash
-from domain.conversation_state import ConversationState, block_failed
+from domain.conversation_state import ConversationState
 from domain.errors import (
     ConversationRenewed,
     ConversationStopped,
@@ -24,8 +24,6 @@ from domain.errors import (
 )
 from domain.ids import conversation_id
 from domain.state import BlockStatus
-
-__all__ = ["Conversation", "block_failed"]
 
 
 class Conversation(ConversationState, Aggregate):

@@ -18,14 +18,7 @@ from domain import events as ev
 from domain.chain import hash_of
 from domain.errors import UnknownBlock
 from domain.helpers import parse_helpers
-from domain.state import BlockState, ConversationStatus
-
-
-def block_failed(
-    *, exit_code: int | None, signal: int | None, timed_out: bool, memory_exceeded: bool
-) -> bool:
-    """Whether a finished block counts as failed: non-zero exit, a signal or a limit hit."""
-    return bool(exit_code != 0 or signal or timed_out or memory_exceeded)
+from domain.state import BlockState, ConversationStatus, block_failed
 
 
 class ConversationState:

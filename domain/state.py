@@ -28,6 +28,17 @@ ConversationStatus = Literal[
 ]
 
 
+def block_failed(
+    *, exit_code: int | None, signal: int | None, timed_out: bool, memory_exceeded: bool
+) -> bool:
+    """Whether a finished block counts as failed: a non-zero exit, a signal or a limit hit.
+
+    The one rule: the aggregate (``succeeded``/``failed``, and so which blocks are skipped),
+    the prompt and every surface's rendering all ask it.
+    """
+    return bool(exit_code != 0 or signal or timed_out or memory_exceeded)
+
+
 @dataclass(frozen=True)
 class BlockState:
     """One helper block of a model turn and how far it got."""

@@ -23,11 +23,6 @@ class RunResult:
     cpu_ms: int | None = None  # user+system CPU time, where the host can measure it
     unsafe_local: bool = False  # ran WITHOUT namespaces (OPSLOOP_SANDBOX=unsafe-local)
 
-    @property
-    def ok(self) -> bool:
-        """True when the block exited 0 without hitting a limit."""
-        return self.exit_code == 0 and not (self.timed_out or self.memory_exceeded)
-
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for JSON and event payloads."""
         return asdict(self)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, assert_never
 
-from bot.surface import CommandName, CommandReply, Totals
+from bot.surface import CommandName, CommandReply, Totals, failed
 
 if TYPE_CHECKING:
     from sandbox.result import RunResult
@@ -130,7 +130,7 @@ def block_message(
     *, index: int, total: int, language: str, code: str, result: RunResult
 ) -> SlackMessage:
     """One block shown as its code plus its result; long code or output becomes a file."""
-    ok = result.exit_code == 0 and not (result.timed_out or result.memory_exceeded)
+    ok = not failed(result)
     mark = "✅" if ok else "❌"
     headline = f"{mark} *Block {index}/{total}* `{escape(language)}` · {result_status(result)}"
     blocks: list[Block] = [_section(headline)]

@@ -37,6 +37,7 @@ from bot.surface import (
     Incoming,
     Outcome,
     Totals,
+    failed,
     parse_command,
 )
 from bot.visible import visible
@@ -75,7 +76,7 @@ def render_result(result: RunResult, *, index: int, total: int, language: str) -
         if hit
     ]
     status = f"exit {result.exit_code}" if result.signal is None else f"signal {result.signal}"
-    ok = result.exit_code == 0 and result.signal is None and not flags
+    ok = not failed(result) and not flags  # green only without failure or warning
     body = Text()
     if result.stdout.strip():
         body.append(visible(result.stdout.rstrip("\n")))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from domain.helpers import SUPPORTED_LANGUAGES, format_block, parse_helpers
+from domain.state import block_failed
 
 DEFAULT_RESULT_CHARS = 4000  # bot.config.PromptPolicy.result_chars
 STUB_KEEP_CHARS = 100  # an output this short is kept even when outputs are left out
@@ -190,7 +191,13 @@ def _exit_status(outcome: BlockOutcome) -> str:
         limit = f"{outcome.memory_mb} MB " if outcome.memory_mb else ""
         return f"{status}: it went past the {limit}memory limit"
     if outcome.signal is None and outcome.exit_code is not None:
-        return f"{status} ({'success' if outcome.exit_code == 0 else 'failure'})"
+        failure = block_failed(
+            exit_code=outcome.exit_code,
+            signal=outcome.signal,
+            timed_out=outcome.timed_out,
+            memory_exceeded=outcome.memory_exceeded,
+        )
+        return f"{status} ({'failure' if failure else 'success'})"
     return status
 
 
