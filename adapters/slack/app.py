@@ -29,7 +29,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import outbound as render
 from adapters.slack.inbound import EventKind, Ignored, Inbound, inbound_from_event
 from adapters.slack.pacer import ChannelPacer
-from adapters.slack.progress import Capabilities, SlackProgress, Thread
+from adapters.slack.progress import SlackProgress
+from adapters.slack.thread import Capabilities, Thread
 from bot.errors import OpsloopError
 from bot.ports import ChatService
 from bot.surface import Command, Coordinates

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
@@ -22,31 +21,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import outbound as render
 from adapters.slack.pacer import ChannelPacer
 from adapters.slack.stream import SLACK_ERRORS, LiveStream
+from adapters.slack.thread import Capabilities, Thread
 from domain.helpers import ProseStream
 
 if TYPE_CHECKING:
     from sandbox.result import RunResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Capabilities:
-    """What this workspace turned out to support, learnt from the first refusals."""
-
-    no_assistant_status: set[str] = field(default_factory=set)  # channels refusing setStatus
-    streaming: bool = True  # False once chat.startStream is refused
-
-
-@dataclass(frozen=True)
-class Thread:
-    """Where a conversation's progress goes."""
-
-    team: str
-    channel: str
-    thread_ts: str
-    message_ts: str  # the person's message that gets the reactions
-    user: str
 
 
 class SlackProgress:

@@ -24,7 +24,7 @@ from adapters.slack.pacer import ChannelPacer
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from adapters.slack.progress import Capabilities, Thread
+    from adapters.slack.thread import Capabilities, Thread
 
 log = logging.getLogger(__name__)
 SLACK_ERRORS = (SlackApiError, ClientError, asyncio.TimeoutError)  # a failed Web API call

@@ -15,7 +15,7 @@ from eventsourcing.application import AggregateNotFoundError
 from bot.app.readmodel import ConversationSummary
 from bot.app.store import boundary as _boundary
 from bot.audit.replay import timeline_of
-from bot.audit.verify import VerifyReport, verify_log
+from bot.audit.verify import AuditSource, VerifyReport, verify_log
 from bot.errors import AmbiguousId, NotFound
 from bot.surface import Coordinates, Totals
 from domain.conversation import Conversation
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from eventsourcing.application import Repository
     from eventsourcing.persistence import ApplicationRecorder, EventStore, Mapper
 
-    from bot.app.application import ConversationApp
     from bot.app.readmodel import ReadModel
     from bot.app.store import CheckedMapper
 
@@ -132,7 +131,9 @@ class ConversationQueries:
     @_boundary
     def verify(self, conversation_id: UUID | None = None) -> VerifyReport:
         """Recompute hash chains and versions (one conversation, or all)."""
-        return verify_log(cast("ConversationApp", self), conversation_id)
+        mapper = cast("CheckedMapper", self.mapper)  # ConversationApp.construct_mapper makes one
+        source = AuditSource(recorder=self.recorder, mapper=mapper, readmodel=self.readmodel)
+        return verify_log(source, conversation_id)
 
     # -- plumbing ------------------------------------------------------------------------
     def _load(self, conversation_id: UUID) -> Conversation:

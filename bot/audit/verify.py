@@ -21,7 +21,10 @@ from bot.errors import NotFound, OpsloopError
 from domain.chain import event_hash, genesis_hash
 
 if TYPE_CHECKING:
-    from bot.app.application import ConversationApp
+    from eventsourcing.persistence import ApplicationRecorder
+
+    from bot.app.readmodel import ReadModel
+    from bot.app.store import CheckedMapper
 
 
 @dataclass(frozen=True)
@@ -77,14 +80,23 @@ def _links(prev_hash: str, row: _Row) -> bool:
     return row.state is not None and row.state.get("prev_hash") == prev_hash
 
 
-def verify_log(app: ConversationApp, conversation_id: UUID | None = None) -> VerifyReport:
+@dataclass(frozen=True)
+class AuditSource:
+    """What verifying reads: the stored events, how to decode them, and the listing."""
+
+    recorder: ApplicationRecorder
+    mapper: CheckedMapper
+    readmodel: ReadModel
+
+
+def verify_log(source: AuditSource, conversation_id: UUID | None = None) -> VerifyReport:
     """Verify one conversation, or every conversation in the store."""
     with contextlib.suppress(OpsloopError):  # a damaged log may stop the read model early
-        app.readmodel.catch_up()  # (it keeps the head hashes the chain cannot vouch for)
-    ids = [conversation_id] if conversation_id is not None else _all_ids(app)
+        source.readmodel.catch_up()  # (it keeps the head hashes the chain cannot vouch for)
+    ids = [conversation_id] if conversation_id is not None else _all_ids(source)
     problems, events = [], 0
     for cid in ids:
-        count, problem = _verify_one(app, cid)
+        count, problem = _verify_one(source, cid)
         if count == 0 and problem is None:
             raise NotFound(f"no conversation {cid}")
         events += count
@@ -93,7 +105,7 @@ def verify_log(app: ConversationApp, conversation_id: UUID | None = None) -> Ver
     return VerifyReport(conversations=len(ids), events=events, problems=tuple(problems))
 
 
-def _all_ids(app: ConversationApp) -> list[UUID]:
+def _all_ids(app: AuditSource) -> list[UUID]:
     seen: dict[UUID, None] = {}
     position = 0
     while True:
@@ -110,11 +122,11 @@ def _all_ids(app: ConversationApp) -> list[UUID]:
     return list(seen)
 
 
-def _verify_one(app: ConversationApp, cid: UUID) -> tuple[int, Problem | None]:
+def _verify_one(app: AuditSource, cid: UUID) -> tuple[int, Problem | None]:
     rows: list[_Row] = []
     for s in app.recorder.select_events(cid):
         try:
-            state: dict[str, Any] | None = app.mapper.decode_state(s)  # type: ignore[attr-defined]
+            state: dict[str, Any] | None = app.mapper.decode_state(s)
         except OpsloopError:
             state = None
         rows.append(_Row(s.originator_version, _type_name(s.topic), state))

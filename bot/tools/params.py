@@ -8,13 +8,32 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from bot.tools.errors import BadArguments
 
-if TYPE_CHECKING:  # config validates its defaults with check_value: no import cycle
-    from bot.tools.config import ToolParam
+Scalar = str | int | float | bool
+
+
+class ToolParam(Protocol):
+    """What checking reads of a declared parameter (``bot.tools.config.ToolParam`` is one;
+    config validates its defaults with ``check_value``, so this module cannot import it)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def default(self) -> Scalar | None: ...
+    @property
+    def enum(self) -> Sequence[Scalar] | None: ...
+    @property
+    def pattern(self) -> str | None: ...
+    @property
+    def min(self) -> float | None: ...
+    @property
+    def max(self) -> float | None: ...
 
 PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
 JSON_PY_TYPES = {**PY_TYPES, "array": "list", "object": "dict", "null": "None"}

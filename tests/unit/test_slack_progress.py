@@ -7,7 +7,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack.pacer import ChannelPacer
-from adapters.slack.progress import Capabilities, SlackProgress, Thread
+from adapters.slack.progress import SlackProgress
+from adapters.slack.thread import Capabilities, Thread
 from sandbox.result import RunResult
 
 
