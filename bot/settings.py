@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 
 import platformdirs
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
 
 SYSTEM_DATA_DIR = Path("/var/lib/opsloop")
 
@@ -70,3 +72,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'opsloop.sqlite3'}"
+
+
+def read_settings() -> Settings:
+    """The settings of this process; an invalid one is a one-line ``ConfigError``."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None

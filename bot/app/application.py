@@ -25,7 +25,7 @@ from bot.app.queries import ConversationQueries
 from bot.app.readmodel import ReadModel
 from bot.app.store import CheckedMapper, probe, store_env, translated
 from bot.app.store import boundary as _boundary
-from bot.errors import NotFound, OpsloopError, StoreError
+from bot.errors import NotFound, StoreError
 from bot.surface import Coordinates
 from domain.conversation import Conversation
 
@@ -296,14 +296,3 @@ def open_app(*, database_url: str, cipher_key: str | None = None) -> Conversatio
     return ConversationApp(
         store_env(database_url, cipher_key=cipher_key), database_url=database_url
     )
-
-
-def open_from_settings() -> ConversationApp:
-    """The application configured by ``OPSLOOP_DATABASE_URL`` and ``OPSLOOP_CIPHER_KEY``."""
-    from bot.settings import Settings
-
-    try:
-        settings = Settings()
-    except Exception as exc:  # pydantic's validation error: one line for the user
-        raise OpsloopError(f"invalid settings: {str(exc).splitlines()[0]}") from None
-    return open_app(database_url=settings.resolved_database_url(), cipher_key=settings.cipher_key)

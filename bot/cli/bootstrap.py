@@ -13,11 +13,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Policy, load_policy
-from bot.errors import ConfigError
 from bot.loop.runner import LoopRunner, PromptBuilder
 from bot.loop.service import OpsloopService
 from bot.ports import ChatModel, Sandbox
-from bot.settings import Settings
+from bot.settings import Settings, read_settings
 
 if TYPE_CHECKING:
     from bot.app.application import ConversationApp
@@ -27,10 +26,7 @@ if TYPE_CHECKING:
 
 def load_settings() -> tuple[Settings, Policy]:
     """The environment's settings and ``opsloop.toml``'s policy, errors as one sentence."""
-    try:
-        settings = Settings()
-    except Exception as exc:  # pydantic's validation error: the first line says it all
-        raise ConfigError(f"invalid settings: {str(exc).splitlines()[0]}") from None
+    settings = read_settings()
     return settings, load_policy(settings.config)
 
 

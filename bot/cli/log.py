@@ -59,12 +59,13 @@ def replay(
     fmt: Annotated[str, typer.Option("--format", "-f", help="text | json | markdown")] = "text",
 ) -> None:
     """Replay a conversation: who said what, every model turn, every block and its output."""
-    from bot.app.application import open_from_settings
     from bot.audit.replay import FORMATS, render
+    from bot.cli.bootstrap import open_app
+    from bot.settings import read_settings
 
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
-    app = open_from_settings()
+    app = open_app(read_settings())
     try:
         items = app.timeline(app.resolve(conversation))
     finally:
@@ -85,12 +86,13 @@ def conversations(
     fmt: Annotated[str, typer.Option("--format", "-f", help="text | json")] = "text",
 ) -> None:
     """List conversations, most recently active first."""
-    from bot.app.application import open_from_settings
+    from bot.cli.bootstrap import open_app
+    from bot.settings import read_settings
 
     if fmt not in ("text", "json"):
         raise ConfigError(f"unknown format {fmt!r}: use text or json")
     since_at, until_at = parse_when(since), parse_when(until)
-    app = open_from_settings()
+    app = open_app(read_settings())
     try:
         rows = app.list_conversations(
             platform=platform, channel=channel, user=user, since=since_at, until=until_at
@@ -122,11 +124,12 @@ def verify(
     all_: Annotated[bool, typer.Option("--all", help="Verify every conversation.")] = False,
 ) -> None:
     """Recompute hash chains and versions; exit 0 when intact, 1 naming the first bad event."""
-    from bot.app.application import open_from_settings
+    from bot.cli.bootstrap import open_app
+    from bot.settings import read_settings
 
     if bool(conversation) == all_:
         raise OpsloopError("give a conversation id or --all (not both)")
-    app = open_from_settings()
+    app = open_app(read_settings())
     try:
         report = app.verify(None if all_ else app.resolve(conversation or ""))
     finally:

@@ -13,19 +13,9 @@ import typer
 from bot.visible import visible
 
 if TYPE_CHECKING:
-    from bot.config import Policy
-    from bot.settings import Settings
     from sandbox.result import RunResult
 
 run_help = "Run one helper block (FILE, or - for stdin) in the sandbox."
-
-
-def _load() -> tuple[Settings, Policy]:
-    from bot.config import load_policy
-    from bot.settings import Settings
-
-    settings = Settings()
-    return settings, load_policy(settings.config)
 
 
 def _exit_status(result: RunResult) -> int:
@@ -56,10 +46,11 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
             str | None, typer.Option(help="Keep files in this named workspace.")
         ] = None,
     ) -> None:
+        from bot.cli.bootstrap import load_settings
         from bot.cli.sandboxing import limits_from, make_sandbox
         from sandbox.errors import BadRequest
 
-        settings, policy = _load()
+        settings, policy = load_settings()
         if file == "-":
             code = sys.stdin.read()
         else:
@@ -106,10 +97,11 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
     def check(
         as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
     ) -> None:
+        from bot.cli.bootstrap import load_settings
         from bot.cli.sandboxing import layout_options_from, workspace_root
         from sandbox.check import diagnose_sync
 
-        settings, policy = _load()
+        settings, policy = load_settings()
         found = diagnose_sync(
             nsjail=settings.nsjail,
             options=layout_options_from(policy.sandbox),
@@ -166,12 +158,13 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
     ) -> None:
         import logging
 
+        from bot.cli.bootstrap import load_settings
         from bot.cli.sandboxing import limits_from, make_sandbox, workspace_root
         from sandbox.layout import unreachable_part
         from sandbox.service import ServiceOptions, check_bind, serve
 
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        settings, policy = _load()
+        settings, policy = load_settings()
         token = settings.sandbox_token
         if socket is None:
             check_bind(host=host, token=token)

@@ -47,10 +47,9 @@ def register(serve_app: typer.Typer) -> None:
 async def _serve(*, http: bool, host: str, port: int) -> None:
     from adapters.slack.app import SlackSurface
     from adapters.slack.server import build_client, serve_http, serve_socket_mode
-    from bot.config import load_policy
-    from bot.settings import Settings
+    from bot.cli.bootstrap import load_settings
 
-    settings = Settings()
+    settings, policy = load_settings()
     if not settings.slack_bot_token:
         raise ConfigError("SLACK_BOT_TOKEN is not set (the app's xoxb- bot token)")
     if http and not settings.slack_signing_secret:
@@ -62,7 +61,6 @@ async def _serve(*, http: bool, host: str, port: int) -> None:
             "set SLACK_APP_TOKEN (an xapp- token with connections:write) for Socket Mode, "
             "or pass --http to receive events over HTTP"
         )
-    policy = load_policy(settings.config)
     service = _build_service(settings=settings, policy=policy)
     client = build_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     surface = SlackSurface(
