@@ -142,6 +142,9 @@ class PromptLike(Protocol):
     def notes(self) -> str: ...
 
 
+PromptBuilder = Callable[[list[dict[str, Any]]], PromptLike]  # timeline -> the next prompt
+
+
 class LoopApp(Protocol):
     """The part of ``bot.app.application.ConversationApp`` the runner uses."""
 

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from sandbox.result import RunResult
 
 
+RESUME_KEY_PREFIX = "resume:"  # message keys of retries recorded by ``opsloop resume ID``
+
+
 class CommandName(StrEnum):
     """The thread commands: a message that is only this word runs it instead of the loop."""
 

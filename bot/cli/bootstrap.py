@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Policy, load_policy
-from bot.loop.runner import LoopRunner, PromptBuilder
+from bot.loop.runner import LoopRunner
 from bot.loop.service import OpsloopService
 from bot.ports import ChatModel, Sandbox
+from bot.prompt.builder import prompt_builder
 from bot.settings import Settings, read_settings
 
 if TYPE_CHECKING:
@@ -49,42 +50,6 @@ def sandbox_limits(policy: Policy) -> Limits:
     from bot.cli.sandboxing import limits_from
 
     return limits_from(policy.sandbox)
-
-
-def prompt_builder(*, policy: Policy, model_name: str) -> PromptBuilder:
-    """Timeline -> the messages of the next model call, fitted to this model's window."""
-    from bot.prompt.context import build_prompt, context_tokens_for
-    from bot.prompt.system import history_from_timeline, system_prompt
-
-    provider, _, model = model_name.partition(":")
-    system = system_prompt(
-        wall_seconds=policy.sandbox.wall_seconds,
-        memory_mb=policy.sandbox.memory_mb,
-        extra_mounts=tuple(policy.sandbox.extra_mounts),
-        result_chars=policy.prompt.result_chars,
-        turns_per_message=policy.loop.turns_per_message,
-    )
-    window = context_tokens_for(policy.prompt.context_tokens, provider=provider, model=model)
-
-    def build(timeline: list[dict[str, Any]]) -> Any:
-        # A retry recorded by `opsloop resume ID` repeats the user's message; the model
-        # should see the conversation as it was, not the message twice.
-        events = [e for e in timeline if not _is_resume_repeat(e)]
-        return build_prompt(
-            system=system,
-            history=history_from_timeline(events),
-            context_tokens=window,
-            result_chars=policy.prompt.result_chars,
-        )
-
-    return build
-
-
-def _is_resume_repeat(event: dict[str, Any]) -> bool:
-    from bot.loop.service import RESUME_KEY_PREFIX
-
-    key = str(event.get("message_key", ""))
-    return event.get("type") == "MessageReceived" and key.startswith(RESUME_KEY_PREFIX)
 
 
 def make_sandbox(*, settings: Settings, policy: Policy) -> Sandbox:

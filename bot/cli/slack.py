@@ -97,8 +97,6 @@ async def _check_token(client: AsyncWebClient, *, url: str) -> None:
 
 
 def _build_service(*, settings: Settings, policy: Policy) -> ChatService:
-    try:
-        from bot.cli.bootstrap import build_chat_service
-    except ImportError:
-        raise ConfigError("this opsloop has no loop yet (bot.cli.bootstrap is missing)") from None
+    from bot.cli.bootstrap import build_chat_service
+
     return build_chat_service(settings=settings, policy=policy)

@@ -24,7 +24,7 @@ from uuid import UUID
 
 from bot.errors import ModelUnavailable
 from bot.loop.safe_progress import SafeProgress
-from bot.ports import ChatModel, LoopApp, Progress, PromptLike, ProviderFailure, Sandbox
+from bot.ports import ChatModel, LoopApp, Progress, PromptBuilder, ProviderFailure, Sandbox
 from bot.surface import Outcome
 from domain import steps as step_types
 from domain.errors import DomainError
@@ -48,7 +48,6 @@ RECHECK_SECONDS = 1.0  # how often to look at a block another process may still 
 CANCELLED_BLOCK_DETAIL = "cancelled by the user while it was running; its effects are unknown"
 
 
-PromptBuilder = Callable[[list[dict[str, Any]]], PromptLike]  # timeline -> prompt
 
 
 class _Cancelled(Exception):

@@ -20,11 +20,19 @@ from bot.loop import commands
 from bot.loop.runner import LoopRunner
 from bot.policy.access import refusal
 from bot.ports import Progress, ServiceApp
-from bot.surface import Command, CommandReply, Coordinates, Incoming, Outcome, Receipt, Totals
+from bot.surface import (
+    RESUME_KEY_PREFIX,
+    Command,
+    CommandReply,
+    Coordinates,
+    Incoming,
+    Outcome,
+    Receipt,
+    Totals,
+)
 
 T = TypeVar("T")
 
-RESUME_KEY_PREFIX = "resume:"  # message keys of retries recorded by ``opsloop resume ID``
 STOP_OR_MESSAGE = ("Stopped", "MessageReceived", "Answered")
 STOPPED_ELSEWHERE = "stopped by the user (no loop of it was running in this process)"
 

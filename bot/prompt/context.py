@@ -17,7 +17,6 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from bot.ports import ChatMessage, Role
 from bot.prompt.system import (
@@ -26,7 +25,6 @@ from bot.prompt.system import (
     HistoryItem,
     UserMessage,
     clip,
-    history_from_timeline,
     render_problems,
     render_result,
 )
@@ -107,32 +105,6 @@ def build_prompt(
         notes=fitter.notes(),
         tokens=fitter.total(),
     )
-
-
-def prompt_builder(
-    *,
-    system: str,
-    context_tokens: int = DEFAULT_CONTEXT_TOKENS,
-    result_chars: int = DEFAULT_RESULT_CHARS,
-    reply_tokens: int = DEFAULT_REPLY_TOKENS,
-    estimate: TokenEstimator = estimate_tokens,
-) -> Callable[[Sequence[Mapping[str, Any]]], Prompt]:
-    """A timeline -> ``Prompt`` function with these settings (the loop's ``build_prompt``).
-
-    A replay rebuilds the prompt of a ``ModelReplied`` by calling it on the events before it.
-    """
-
-    def build(timeline: Sequence[Mapping[str, Any]]) -> Prompt:
-        return build_prompt(
-            system=system,
-            history=history_from_timeline(timeline),
-            context_tokens=context_tokens,
-            result_chars=result_chars,
-            reply_tokens=reply_tokens,
-            estimate=estimate,
-        )
-
-    return build
 
 
 def _parts(

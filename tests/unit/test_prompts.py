@@ -18,7 +18,6 @@ from bot.prompt.context import (
     build_prompt,
     context_tokens_for,
     fingerprint,
-    prompt_builder,
 )
 from bot.prompt.system import (
     BlockOutcome,
@@ -422,17 +421,13 @@ def test_refused_and_unknown_outcomes_map_with_their_reason() -> None:
                                     detail="interrupted")
 
 
-def test_a_prompt_builder_turns_a_timeline_into_the_same_prompt_as_its_history() -> None:
-    timeline: list[dict[str, Any]] = [
-        {"type": "MessageReceived", "text": "hi"},
-        {"type": "ModelReplied", "turn": 1, "text": "<helpers>\nprint(1)\n</helpers>"},
-        {"type": "BlockStarted", "block_id": "t1b1", "language": "python", "code": "print(1)"},
-        {"type": "BlockFinished", "block_id": "t1b1", "exit_code": 0, "signal": None,
-         "stdout": "1\n", "stderr": ""},
-    ]
-    build = prompt_builder(system="S", context_tokens=4096, result_chars=500)
-    expected = build_prompt(
-        system="S", history=history_from_timeline(timeline), context_tokens=4096, result_chars=500
-    )
-    assert build(timeline) == expected
-    assert expected.messages[-1].content.startswith("Result of block t1b1 (python): exit status 0")
+def test_the_loops_prompt_builder_leaves_out_a_retry_recorded_by_resume() -> None:
+    from bot.config import Policy
+    from bot.prompt.builder import prompt_builder
+
+    build = prompt_builder(policy=Policy(), model_name="scripted:test")
+    asked = {"type": "MessageReceived", "message_key": "m1", "author": "me", "text": "hi"}
+    retry = {**asked, "message_key": "resume:4:m1"}
+    prompt = build([asked])
+    assert build([asked, retry]) == prompt
+    assert prompt.messages[0].role == "system" and prompt.messages[-1].content.endswith("hi")

@@ -1,0 +1,48 @@
+"""The prompt of the next model call, built from a conversation's timeline by the policy.
+
+This is the loop's ``build_prompt``: ``bot.prompt.system`` says what the model is told,
+``bot.prompt.context`` fits it into the model's window, and the policy (opsloop.toml) sets
+the limits the system prompt states and the window's size. A replay rebuilds the prompt of a
+``ModelReplied`` by calling it on the events before that turn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.config import Policy
+from bot.ports import PromptBuilder
+from bot.prompt.context import build_prompt, context_tokens_for
+from bot.prompt.system import history_from_timeline, system_prompt
+from bot.surface import RESUME_KEY_PREFIX
+
+
+def prompt_builder(*, policy: Policy, model_name: str) -> PromptBuilder:
+    """Timeline -> the messages of the next model call, fitted to this model's window."""
+    provider, _, model = model_name.partition(":")
+    system = system_prompt(
+        wall_seconds=policy.sandbox.wall_seconds,
+        memory_mb=policy.sandbox.memory_mb,
+        extra_mounts=tuple(policy.sandbox.extra_mounts),
+        result_chars=policy.prompt.result_chars,
+        turns_per_message=policy.loop.turns_per_message,
+    )
+    window = context_tokens_for(policy.prompt.context_tokens, provider=provider, model=model)
+
+    def build(timeline: list[dict[str, Any]]) -> Any:
+        # A retry recorded by `opsloop resume ID` repeats the user's message; the model
+        # should see the conversation as it was, not the message twice.
+        events = [e for e in timeline if not _is_resume_repeat(e)]
+        return build_prompt(
+            system=system,
+            history=history_from_timeline(events),
+            context_tokens=window,
+            result_chars=policy.prompt.result_chars,
+        )
+
+    return build
+
+
+def _is_resume_repeat(event: dict[str, Any]) -> bool:
+    key = str(event.get("message_key", ""))
+    return event.get("type") == "MessageReceived" and key.startswith(RESUME_KEY_PREFIX)
