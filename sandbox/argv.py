@@ -61,20 +61,43 @@ def build_argv(
 
     ``workspace_dir`` is bind-mounted at /workspace; without one, /workspace is ``scratch``.
     """
-    memory = limits.memory_mb * MIB
-    # inside:outside:count. The outside id is explicit: never the caller's uid when that is root.
-    uids = f"{JAIL_UID}:{owner[0]}:1"
-    gids = f"{JAIL_UID}:{owner[1]}:1"
-    argv = [
+    interpreter = layout.interpreter(language)
+    return [
         nsjail,
         "--mode",
         "o",
         "--log",
         log_file,
+        *_process_options(limits=limits, owner=owner, cgroups=cgroups),
+        *_filesystem_options(
+            layout=layout,
+            limits=limits,
+            code_file=code_file,
+            workspace_dir=workspace_dir,
+            scratch=scratch,
+        ),
+        *(option for key, value in layout.env for option in ("--env", f"{key}={value}")),
+        *_cgroup_options(
+            cgroups=cgroups,
+            limits=limits,
+            memory=limits.memory_mb * MIB,
+            memory_parent=memory_parent,
+        ),
+        "--",
+        interpreter.path,
+        *interpreter.args,
+        CODE_PATH,
+    ]
+
+
+def _process_options(*, limits: Limits, owner: tuple[int, int], cgroups: CgroupSetup) -> list[str]:
+    """Who the block runs as, where, and its rlimits and seccomp policy."""
+    return [
+        # inside:outside:count. The outside id is explicit: never the caller's uid when root.
         "--user",
-        uids,
+        f"{JAIL_UID}:{owner[0]}:1",
         "--group",
-        gids,
+        f"{JAIL_UID}:{owner[1]}:1",
         "--hostname",
         HOSTNAME,
         "--cwd",
@@ -93,12 +116,24 @@ def build_argv(
         "--rlimit_core",
         "0",
         # With a memory cgroup, address space is left alone: thread stacks and mmaps are
-        # virtual, and the cgroup caps what is really used. Without one, RLIMIT_AS is all we have.
+        # virtual, and the cgroup caps what is really used. Without one, RLIMIT_AS is all.
         "--rlimit_as",
         "inf" if cgroups.kind != "none" else str(limits.memory_mb),
         "--seccomp_string",
         SECCOMP_POLICY,
     ]
+
+
+def _filesystem_options(
+    *,
+    layout: JailLayout,
+    limits: Limits,
+    code_file: str,
+    workspace_dir: str | None,
+    scratch: ScratchSpace,
+) -> list[str]:
+    """The jail's mounts: the system read-only, /tmp, /workspace and the code file."""
+    argv: list[str] = []
     for target, link in layout.symlinks:
         argv += ["--symlink", f"{target}:{link}"]
     for path in layout.ro_binds:
@@ -114,15 +149,7 @@ def build_argv(
         ]
     else:
         argv += ["--bindmount", f"{workspace_dir}:{WORKSPACE}"]
-    argv += ["--bindmount_ro", f"{code_file}:{CODE_PATH}"]
-    for key, value in layout.env:
-        argv += ["--env", f"{key}={value}"]
-    argv += _cgroup_options(
-        cgroups=cgroups, limits=limits, memory=memory, memory_parent=memory_parent
-    )
-    interpreter = layout.interpreter(language)
-    argv += ["--", interpreter.path, *interpreter.args, CODE_PATH]
-    return argv
+    return [*argv, "--bindmount_ro", f"{code_file}:{CODE_PATH}"]
 
 
 def _cgroup_options(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.binary import bundled_nsjail, bundled_version, locate_nsjail
-from sandbox.cgroups import detect_cgroups
+from sandbox.cgroups import CgroupSetup, detect_cgroups
 from sandbox.errors import SandboxError
 from sandbox.images import unavailable_reason
 from sandbox.layout import LayoutOptions, discover_layout, jail_owner, unreachable_part
@@ -19,6 +19,16 @@ from sandbox.uids import DEFAULT_UID_RANGE, UidRange, host_overlaps
 from sandbox.workspace import Workspaces, resolve_fs
 
 ENFORCEMENT = {"v2": "cgroup v2", "v1": "cgroup v1", "none": "rlimit only"}
+MEMORY_CAP = {
+    "v2": "cgroup v2 memory.max, swap 0",
+    "v1": "cgroup v1 memory limit, swap 0",
+    "none": "RLIMIT_AS (virtual memory) only",
+}
+TASK_CAP = {
+    "v2": "cgroup v2 pids.max",
+    "v1": "cgroup v1 pids.max",
+    "none": "RLIMIT_NPROC only (may be ignored under the uid mapping)",
+}
 
 
 @dataclass(frozen=True)
@@ -53,77 +63,27 @@ async def diagnose(
     uid_range: str | None = DEFAULT_UID_RANGE,
 ) -> Diagnosis:
     """Probe nsjail, cgroups, interpreters and workspaces, and run one real block."""
-    from sandbox.jail import NsjailSandbox  # the probe run is the only heavy part
-
     problems: list[str] = []
     path: Path | None = None
     try:
         path = locate_nsjail(nsjail)
     except SandboxError as exc:
         problems.append(str(exc))
-    version = bundled_version() if path is not None and path == bundled_nsjail() else None
     cgroups = detect_cgroups()
-    if cgroups.kind == "none":
-        problems.append(
-            f"no usable cgroup ({cgroups.reason}): memory is capped by RLIMIT_AS only and "
-            "the process/thread cap may be ignored"
-        )
-    if workspace_root is not None:
-        blocked = unreachable_part(workspace_root / "x")
-        if blocked:
-            problems.append(
-                f"workspaces in {workspace_root} are not reachable by the jail user because "
-                f"{blocked} is not searchable by others: blocks with a workspace will fail "
-                "(set OPSLOOP_DATA_DIR or [sandbox] workspace_root, or chmod o+x it)"
-            )
+    problems += _host_problems(cgroups=cgroups, workspace_root=workspace_root)
     storage, uids = _workspace_isolation(
         workspace_fs=workspace_fs, uid_range=uid_range, problems=problems
     )
-    interpreters: dict[str, str] = {}
-    jails_work = False
-    try:
-        layout = discover_layout(options or LayoutOptions())
-        interpreters = {i.language: i.path for i in layout.interpreters}
-    except SandboxError as exc:
-        problems.append(str(exc))
-    else:
-        if path is not None:
-            with tempfile.TemporaryDirectory() as scratch:
-                root = Path(scratch) / "workspaces"  # the probe uses a scratch workspace
-                sandbox = NsjailSandbox(
-                    nsjail=path,
-                    layout=layout,
-                    cgroups=cgroups,
-                    workspaces=Workspaces(
-                        root=root, quota_bytes=1 << 20, idle_seconds=60, fs="directory"
-                    ),
-                )
-                try:
-                    result = await sandbox.run(
-                        language="python", code="print('ok')", limits=Limits(wall_seconds=10)
-                    )
-                    jails_work = result.stdout.strip() == "ok"
-                    if not jails_work:
-                        problems.append(f"a probe block failed: {result.stderr.strip()[:200]}")
-                except SandboxError as exc:
-                    problems.append(str(exc))
-    memory_cap = {
-        "v2": "cgroup v2 memory.max, swap 0",
-        "v1": "cgroup v1 memory limit, swap 0",
-        "none": "RLIMIT_AS (virtual memory) only",
-    }[cgroups.kind]
-    task_cap = {
-        "v2": "cgroup v2 pids.max",
-        "v1": "cgroup v1 pids.max",
-        "none": "RLIMIT_NPROC only (may be ignored under the uid mapping)",
-    }[cgroups.kind]
+    interpreters, jails_work = await _probe(
+        path=path, cgroups=cgroups, options=options or LayoutOptions(), problems=problems
+    )
     return Diagnosis(
         jails_work=jails_work,
         nsjail_path=str(path) if path else None,
-        nsjail_version=version,
+        nsjail_version=bundled_version() if path is not None and path == bundled_nsjail() else None,
         enforcement=ENFORCEMENT[cgroups.kind],
-        memory_cap=memory_cap,
-        task_cap=task_cap,
+        memory_cap=MEMORY_CAP[cgroups.kind],
+        task_cap=TASK_CAP[cgroups.kind],
         jail_uid=_scratch_uid(uid_range),
         interpreters=interpreters,
         problems=tuple(problems),
@@ -131,6 +91,58 @@ async def diagnose(
         workspace_fs=storage,
         workspace_uids=uids,
     )
+
+
+def _host_problems(*, cgroups: CgroupSetup, workspace_root: Path | None) -> list[str]:
+    """What this host lacks: cgroups, and a workspace root the jail user can reach."""
+    problems = []
+    if cgroups.kind == "none":
+        problems.append(
+            f"no usable cgroup ({cgroups.reason}): memory is capped by RLIMIT_AS only and "
+            "the process/thread cap may be ignored"
+        )
+    blocked = unreachable_part(workspace_root / "x") if workspace_root is not None else None
+    if blocked:
+        problems.append(
+            f"workspaces in {workspace_root} are not reachable by the jail user because "
+            f"{blocked} is not searchable by others: blocks with a workspace will fail "
+            "(set OPSLOOP_DATA_DIR or [sandbox] workspace_root, or chmod o+x it)"
+        )
+    return problems
+
+
+async def _probe(
+    *, path: Path | None, cgroups: CgroupSetup, options: LayoutOptions, problems: list[str]
+) -> tuple[dict[str, str], bool]:
+    """The interpreters, and whether a real block ran in a jail (without a workspace)."""
+    from sandbox.jail import NsjailSandbox  # the probe run is the only heavy part
+
+    try:
+        layout = discover_layout(options)
+    except SandboxError as exc:
+        problems.append(str(exc))
+        return {}, False
+    interpreters = {i.language: i.path for i in layout.interpreters}
+    if path is None:
+        return interpreters, False
+    with tempfile.TemporaryDirectory() as scratch:
+        workspaces = Workspaces(
+            root=Path(scratch) / "workspaces", quota_bytes=1 << 20, idle_seconds=60, fs="directory"
+        )
+        sandbox = NsjailSandbox(nsjail=path, layout=layout, cgroups=cgroups, workspaces=workspaces)
+        try:
+            result = await sandbox.run(
+                language="python", code="print('ok')", limits=Limits(wall_seconds=10)
+            )
+        except SandboxError as exc:
+            problems.append(str(exc))
+            return interpreters, False
+        finally:
+            await sandbox.aclose()
+    if result.stdout.strip() != "ok":
+        problems.append(f"a probe block failed: {result.stderr.strip()[:200]}")
+        return interpreters, False
+    return interpreters, True
 
 
 def _scratch_uid(uid_range: str | None) -> int:

@@ -85,11 +85,17 @@ class LayoutOptions:
 
 
 def unreachable_part(path: str | os.PathLike[str]) -> str | None:
-    """The first parent directory of ``path`` that the jail user cannot traverse, if any."""
+    """The first parent directory of ``path`` that the jail user cannot traverse, if any.
+
+    A directory that does not exist yet is no obstacle: opsloop creates the rest of the path
+    itself, traversable (``Workspaces`` makes its root 0711).
+    """
     current = Path(path)
     for parent in reversed(current.parents):
         try:
             info = parent.stat()
+        except FileNotFoundError:
+            return None
         except OSError:
             return str(parent)
         if info.st_uid == jail_owner()[0]:

@@ -52,6 +52,7 @@ class _Exit:
     returncode: int
     cpu_ms: int
     children_cpu_ms: int | None
+    at: float  # time.monotonic() when it was reaped
 
 
 class _Capped:
@@ -95,7 +96,7 @@ def _reap(pid: int) -> _Exit:
     _, status, usage = os.wait4(pid, 0)
     total_ms = int((usage.ru_utime + usage.ru_stime) * 1000)
     children = None if own is None else max(0, total_ms - own // 1_000_000)
-    return _Exit(os.waitstatus_to_exitcode(status), total_ms, children)
+    return _Exit(os.waitstatus_to_exitcode(status), total_ms, children, time.monotonic())
 
 
 def _spawn(argv: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:
@@ -185,11 +186,12 @@ async def run_process(
     group: int | None = None,
     watch: Watch | None = None,
     watch_every: float = 0.25,
+    cwd: str | None = None,
 ) -> ProcessOutcome:
     """Run ``argv`` to completion or ``timeout`` seconds; capture capped stdout and stderr.
 
-    ``watch``, when given, is awaited about every ``watch_every`` seconds with the process's
-    pid while it runs; when it answers True the process is stopped as on a timeout.
+    ``watch`` is awaited about every ``watch_every`` seconds with the pid while it runs; when
+    it answers True the process is stopped as on a timeout.
     """
     started = time.monotonic()
     process = _spawn(
@@ -201,34 +203,21 @@ async def run_process(
         user=user,
         group=group,
         extra_groups=[] if group is not None else None,
+        cwd=cwd,
     )
     exited = _watch_exit(process)
-    try:
-        out = await _reader(process.stdout, output_bytes)
-        err = await _reader(process.stderr, output_bytes)
-    except BaseException:
-        _kill_group(process.pid, signal.SIGKILL)
-        raise
+    out, err = await _capture(process, output_bytes)
     readers = asyncio.gather(out.drain(), err.drain())
     try:
-        timed_out, stopped = await _watch_until(
-            exited, deadline=started + timeout, watch=watch, pid=process.pid, every=watch_every
+        ended, timed_out, stopped = await _supervise(
+            process.pid,
+            exited,
+            readers,
+            deadline=started + timeout,
+            watch=watch,
+            every=watch_every,
+            stop_signal=stop_signal,
         )
-        if timed_out or stopped:
-            await _stop(process.pid, exited, stop_signal)
-        ended = await exited
-        duration_ms = int((time.monotonic() - started) * 1000)
-        try:
-            await asyncio.wait_for(asyncio.shield(readers), DRAIN_SECONDS)
-        except TimeoutError:  # something outside a pid namespace still holds the pipes
-            _kill_group(process.pid, signal.SIGKILL)
-            readers.cancel()
-    except BaseException:  # cancelled (or worse): never leave the process running
-        _kill_group(process.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGKILL)
-        readers.cancel()
-        raise
     finally:
         with contextlib.suppress(BaseException):
             await readers
@@ -238,11 +227,59 @@ async def run_process(
         stderr=bytes(err.kept),
         truncated=out.truncated or err.truncated,
         timed_out=timed_out,
-        duration_ms=duration_ms,
+        duration_ms=int((ended.at - started) * 1000),
         stopped=stopped,
         cpu_ms=ended.cpu_ms,
         children_cpu_ms=ended.children_cpu_ms,
     )
+
+
+async def _supervise(
+    pid: int,
+    exited: asyncio.Future[_Exit],
+    readers: asyncio.Future[Any],
+    *,
+    deadline: float,
+    watch: Watch | None,
+    every: float,
+    stop_signal: int,
+) -> tuple[_Exit, bool, bool]:
+    """Wait for the exit (stopping it at the deadline or on the watch's word), then for its
+    output: (how it exited, timed out, stopped)."""
+    try:
+        timed_out, stopped = await _watch_until(
+            exited, deadline=deadline, watch=watch, pid=pid, every=every
+        )
+        if timed_out or stopped:
+            await _stop(pid, exited, stop_signal)
+        ended = await exited
+        await _drain(readers, pid=pid)
+        return ended, timed_out, stopped
+    except BaseException:  # cancelled (or worse): never leave the process running
+        _kill_group(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        readers.cancel()
+        raise
+
+
+async def _capture(process: subprocess.Popen[bytes], limit: int) -> tuple[_Capped, _Capped]:
+    """Readers of the process's stdout and stderr, each keeping ``limit`` bytes."""
+    try:
+        return await _reader(process.stdout, limit), await _reader(process.stderr, limit)
+    except BaseException:
+        _kill_group(process.pid, signal.SIGKILL)
+        raise
+
+
+async def _drain(readers: asyncio.Future[Any], *, pid: int) -> None:
+    """Let the readers reach end of output; a process outside the pid namespace still holding
+    the pipes gets its group killed."""
+    try:
+        await asyncio.wait_for(asyncio.shield(readers), DRAIN_SECONDS)
+    except TimeoutError:
+        _kill_group(pid, signal.SIGKILL)
+        readers.cancel()
 
 
 async def _stop(pid: int, exited: asyncio.Future[_Exit], stop_signal: int) -> None:

@@ -19,9 +19,11 @@ from rich.text import Text
 
 from bot.surface import Coordinates, Incoming, Outcome
 from bot.visible import visible
+from domain.state import block_failed
 
 if TYPE_CHECKING:
     from bot.config import Policy
+    from bot.loop.service import OpsloopService
     from bot.ports import Progress
     from bot.settings import Settings
 
@@ -38,18 +40,12 @@ async def run_demo(
 ) -> Outcome:
     """Play the demo conversation end to end, showing it through ``progress``, then its replay."""
     from bot.app.application import open_app
-    from bot.audit.replay import render
     from bot.cli.bootstrap import build_service, make_sandbox
     from bot.cli.demo import demo_model
     from bot.cli.sandboxing import release_workspaces
     from sandbox import tree
 
-    path = settings.data_dir / DEMO_DB
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not keep:
-        for leftover in (path, path.with_name(DEMO_DB + "-wal"), path.with_name(DEMO_DB + "-shm")):
-            leftover.unlink(missing_ok=True)
-    url = f"sqlite:///{path}"
+    url = _fresh_store(settings, keep=keep)
     question, model = demo_model()
     # The demo's workspace is throw-away and must be reachable by the jail user (nobody),
     # which a data directory under /root is not: a world-searchable temp dir always is.
@@ -66,59 +62,84 @@ async def run_demo(
         app=open_app(database_url=url),
     )
     try:
-        coordinates = Coordinates(
-            platform="terminal",
-            workspace="demo",
-            channel=getpass.getuser(),
-            thread=uuid.uuid4().hex,
-        )
         console.print(Rule("opsloop demo"))
         console.print(
             f"[dim]event store {url} · sandbox {settings.sandbox} · model {model.name} "
             "(scripted: its final turn quotes what the sandbox printed)[/dim]\n"
         )
-        console.print(Text.assemble(("you>", "bold"), " ", visible(question)))
-        receipt = await service.receive(
-            Incoming(
-                coordinates=coordinates,
-                message_key=f"demo-{uuid.uuid4()}",
-                author=getpass.getuser(),
-                text=question,
-            )
-        )
-        outcome = await service.run(receipt.conversation_id, progress)
-        console.print(Rule("replay: every step, as recorded in the event log"))
-        for line in render(await service.timeline(receipt.conversation_id), fmt="text"):
-            console.print(Text(line))
-        console.print(Rule())
-        console.print(
-            f"Replay it again: OPSLOOP_DATABASE_URL={url} opsloop replay "
-            f"{receipt.conversation_id[:8]}\n"
-            f"Verify its hash chain: OPSLOOP_DATABASE_URL={url} opsloop audit verify"
-        )
-        timeline = await service.timeline(receipt.conversation_id)
-        if not all_blocks_succeeded(timeline):
-            console.print(
-                "[red]Some blocks did not run in the sandbox; `opsloop doctor` says why and "
-                "how to fix it.[/red]"
-            )
-            return Outcome(
-                conversation_id=outcome.conversation_id,
-                answer=None,
-                stopped_reason="sandbox",
-                detail="a demo block did not run",
-            )
-        return outcome
+        return await _play(service, question=question, url=url, console=console, progress=progress)
     finally:
         await service.aclose()
         release_workspaces(sandbox)
         tree.remove_path(scratch, budget=tree.Budget(seconds=30))
 
 
+def _fresh_store(settings: Settings, *, keep: bool) -> str:
+    """The demo's own SQLite file, emptied first unless ``keep``."""
+    path = settings.data_dir / DEMO_DB
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not keep:
+        for leftover in (path, path.with_name(DEMO_DB + "-wal"), path.with_name(DEMO_DB + "-shm")):
+            leftover.unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+async def _play(
+    service: OpsloopService, *, question: str, url: str, console: Console, progress: Progress
+) -> Outcome:
+    """Ask the demo question, run its loop, then print its replay and how to see it again."""
+    from bot.audit.replay import render
+
+    coordinates = Coordinates(
+        platform="terminal", workspace="demo", channel=getpass.getuser(), thread=uuid.uuid4().hex
+    )
+    console.print(Text.assemble(("you>", "bold"), " ", visible(question)))
+    incoming = Incoming(
+        coordinates=coordinates,
+        message_key=f"demo-{uuid.uuid4()}",
+        author=getpass.getuser(),
+        text=question,
+    )
+    receipt = await service.receive(incoming)
+    outcome = await service.run(receipt.conversation_id, progress)
+    timeline = await service.timeline(receipt.conversation_id)
+    console.print(Rule("replay: every step, as recorded in the event log"))
+    for line in render(timeline, fmt="text"):
+        console.print(Text(line))
+    console.print(Rule())
+    console.print(
+        f"Replay it again: OPSLOOP_DATABASE_URL={url} opsloop replay "
+        f"{receipt.conversation_id[:8]}\n"
+        f"Verify its hash chain: OPSLOOP_DATABASE_URL={url} opsloop audit verify"
+    )
+    if all_blocks_succeeded(timeline):
+        return outcome
+    console.print(
+        "[red]Some blocks did not run in the sandbox; `opsloop doctor` says why and "
+        "how to fix it.[/red]"
+    )
+    return Outcome(
+        conversation_id=outcome.conversation_id,
+        answer=None,
+        stopped_reason="sandbox",
+        detail="a demo block did not run",
+    )
+
+
 def all_blocks_succeeded(timeline: list[dict[str, Any]]) -> bool:
     """Every started block finished with exit 0 and nothing was refused or skipped."""
     started = [e for e in timeline if e["type"] == "BlockStarted"]
-    finished = [e for e in timeline if e["type"] == "BlockFinished" and e.get("exit_code") == 0]
+    finished = [
+        e
+        for e in timeline
+        if e["type"] == "BlockFinished"
+        and not block_failed(
+            exit_code=e.get("exit_code"),
+            signal=e.get("signal"),
+            timed_out=bool(e.get("timed_out")),
+            memory_exceeded=bool(e.get("memory_exceeded")),
+        )
+    ]
     others = [
         e for e in timeline if e["type"] in ("BlockRefused", "BlockSkipped", "BlockOutcomeUnknown")
     ]

@@ -10,9 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from bot.loop.service import OpsloopService
 
 ProviderOpt = Annotated[
     str | None,
@@ -148,11 +153,9 @@ def resume(
 ) -> None:
     """Continue loops a killed process left open (or retry one that stopped for its model)."""
     from rich.console import Console
-    from rich.text import Text
 
     from adapters.terminal.repl import TerminalProgress, run_with_ctrl_c
     from bot.cli.bootstrap import build_chat_service, load_settings
-    from bot.visible import visible
 
     settings, policy = load_settings()
     console = Console(highlight=False)
@@ -162,24 +165,7 @@ def resume(
             settings=settings, policy=policy, provider=provider, model=model
         )
         try:
-            if conversation is not None:
-                cid = str(await service.resolve(conversation))
-                await service.reopen_if_model_failed(cid)
-                targets = [cid]
-            else:
-                found = await service.interrupted()
-                targets = [cid for cid, c in found if c.platform in TERMINAL_PLATFORMS]
-                elsewhere = [c.platform for _, c in found if c.platform not in TERMINAL_PLATFORMS]
-                for platform in sorted(set(elsewhere)):
-                    console.print(  # the platform's name comes from the store: plain text
-                        Text(
-                            visible(
-                                f"{elsewhere.count(platform)} interrupted {platform} "
-                                f"conversation(s) resume when `opsloop serve {platform}` starts "
-                                "(or name one here)"
-                            )
-                        )
-                    )
+            targets = await _resume_targets(service, conversation=conversation, console=console)
             if not targets:
                 console.print("nothing to resume here: no terminal conversation was interrupted")
                 return 0
@@ -200,6 +186,30 @@ def resume(
     status = asyncio.run(main())
     if status:
         raise typer.Exit(status)
+
+
+async def _resume_targets(
+    service: OpsloopService, *, conversation: str | None, console: Console
+) -> list[str]:
+    """The conversation named (retried if its model was down), or every interrupted terminal
+    one; the others' platforms are named, since their own surface resumes them."""
+    from rich.text import Text
+
+    from bot.visible import visible
+
+    if conversation is not None:
+        cid = str(await service.resolve(conversation))
+        await service.reopen_if_model_failed(cid)
+        return [cid]
+    found = await service.interrupted()
+    elsewhere = [c.platform for _, c in found if c.platform not in TERMINAL_PLATFORMS]
+    for platform in sorted(set(elsewhere)):
+        note = (
+            f"{elsewhere.count(platform)} interrupted {platform} conversation(s) resume when "
+            f"`opsloop serve {platform}` starts (or name one here)"
+        )
+        console.print(Text(visible(note)))  # the platform's name comes from the store
+    return [cid for cid, c in found if c.platform in TERMINAL_PLATFORMS]
 
 
 def doctor(provider: ProviderOpt = None, model: ModelOpt = None) -> None:

@@ -88,7 +88,21 @@ def system_prompt(
         if turns_per_message
         else ""
     )
-    return f"""You are opsloop, an operations assistant in a team chat. People ask you about \
+    return _SYSTEM.format(
+        python_example=python_example,
+        bash_example=bash_example,
+        names=names,
+        default=default,
+        result_chars=result_chars,
+        turns=turns,
+        wall_seconds=wall_seconds,
+        memory_mb=memory_mb,
+        mounts=mounts,
+    )
+
+
+_PYTHON_EXAMPLE = 'import shutil\nprint(shutil.disk_usage("/workspace"))'
+_SYSTEM = """You are opsloop, an operations assistant in a team chat. People ask you about \
 systems, logs and data. You can run code to work things out, then you answer.
 
 ## Running code
@@ -123,9 +137,6 @@ and kept between messages: save files there to use them in later blocks. Nothing
 write is kept.
 - {mounts}
 - The machine you run on is the sandbox, not the user's servers."""
-
-
-_PYTHON_EXAMPLE = 'import shutil\nprint(shutil.disk_usage("/workspace"))'
 
 
 def clip(text: str, *, limit: int) -> str:
