@@ -7,16 +7,19 @@ so retries, estimates, prices and error messages are the same for every provider
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from bot.errors import ModelUnavailable
 from bot.ports import ChatMessage, ChatModel, ModelReply, ProviderFailure, TextSink
 from bot.providers.pricing import PriceTable
 from bot.providers.retry import AttemptError, GaveUp, RetryPolicy, SinkFailed, call_with_retries
 from domain.tokens import estimate_prompt_tokens, estimate_tokens
+
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -147,3 +150,30 @@ async def answer(
         latency_ms=latency_ms,
         attempts=attempts,
     )
+
+
+class LoopBound(Generic[C]):
+    """An SDK client for the running event loop, made on first use and closed with it.
+
+    An HTTP pool belongs to the event loop it was first used on, so a CLI that runs
+    ``asyncio.run`` twice (doctor, then ask) needs a fresh client for the second loop.
+    """
+
+    def __init__(self, *, make: Callable[[], C], close: Callable[[C], Awaitable[Any]]) -> None:
+        self._make = make
+        self._close = close
+        self._client: C | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> C:
+        """The client of the running loop."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client, self._loop = self._make(), loop
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the client when it belongs to the running loop; forget it either way."""
+        if self._client is not None and self._loop is asyncio.get_running_loop():
+            await self._close(self._client)
+        self._client = None

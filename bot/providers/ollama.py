@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ import pydantic
 
 from bot.errors import ModelUnavailable
 from bot.ports import ChatMessage, ModelReply, TextSink
-from bot.providers.base import Streamed, answer
+from bot.providers.base import LoopBound, Streamed, answer
 from bot.providers.pricing import PriceTable
 from bot.providers.retry import (
     AttemptError,
@@ -86,8 +85,7 @@ class OllamaModel:
         # and silently drops the start of a longer prompt; ask for the window the prompt
         # builder fits the history into instead.
         self._options = {"num_ctx": context_tokens} if context_tokens else None
-        self._client: ollama.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clients = LoopBound(make=self._new_client, close=lambda client: client.close())
 
     @property
     def name(self) -> str:
@@ -95,20 +93,17 @@ class OllamaModel:
         return f"{PROVIDER}:{self.model}"
 
     def _sdk(self) -> ollama.AsyncClient:
-        # An httpx pool belongs to the event loop it was first used on; a CLI that runs
-        # asyncio.run twice (doctor, then ask) needs a fresh client for the second loop.
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            limit = self._retry.timeout_seconds
-            # No retries here: httpx's transport retries nothing by default (retries=0),
-            # and the ollama client has no retry loop, so every attempt is ours.
-            self._client = ollama.AsyncClient(
-                host=self.host,
-                timeout=httpx.Timeout(limit, connect=min(limit, 10.0)),
-                event_hooks={"response": [_raise_for_status]},
-            )
-            self._loop = loop
-        return self._client
+        return self._clients.get()
+
+    def _new_client(self) -> ollama.AsyncClient:
+        limit = self._retry.timeout_seconds
+        # No retries here: httpx's transport retries nothing by default (retries=0), and the
+        # ollama client has no retry loop, so every attempt is ours.
+        return ollama.AsyncClient(
+            host=self.host,
+            timeout=httpx.Timeout(limit, connect=min(limit, 10.0)),
+            event_hooks={"response": [_raise_for_status]},
+        )
 
     def _translate(self, exc: Exception) -> AttemptError:
         return translate_error(exc, timeout_seconds=self._retry.timeout_seconds)
@@ -186,6 +181,4 @@ class OllamaModel:
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
-        if self._client is not None and self._loop is asyncio.get_running_loop():
-            await self._client.close()
-        self._client = None
+        await self._clients.aclose()

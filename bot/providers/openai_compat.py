@@ -6,7 +6,6 @@ server and LM Studio, through the official ``openai`` client with its own retrie
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ import pydantic
 
 from bot.errors import ModelUnavailable
 from bot.ports import ChatMessage, ModelReply, TextSink
-from bot.providers.base import Streamed, answer
+from bot.providers.base import LoopBound, Streamed, answer
 from bot.providers.pricing import PriceTable
 from bot.providers.retry import (
     AttemptError,
@@ -97,8 +96,7 @@ class OpenAICompatModel:
         self._prices = prices
         self._stream = stream
         self._key_variable = key_variable
-        self._client: openai.AsyncOpenAI | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clients = LoopBound(make=self._new_client, close=lambda client: client.close())
 
     @property
     def name(self) -> str:
@@ -106,18 +104,16 @@ class OpenAICompatModel:
         return f"{self.provider}:{self.model}"
 
     def _sdk(self) -> openai.AsyncOpenAI:
-        # One client per event loop: its connection pool cannot outlive the loop.
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            limit = self._retry.timeout_seconds
-            self._client = openai.AsyncOpenAI(
-                api_key=self._api_key,
-                base_url=self.base_url,
-                timeout=openai.Timeout(limit, connect=min(limit, 10.0)),
-                max_retries=0,  # every attempt is ours, counted and recorded
-            )
-            self._loop = loop
-        return self._client
+        return self._clients.get()
+
+    def _new_client(self) -> openai.AsyncOpenAI:
+        limit = self._retry.timeout_seconds
+        return openai.AsyncOpenAI(
+            api_key=self._api_key,
+            base_url=self.base_url,
+            timeout=openai.Timeout(limit, connect=min(limit, 10.0)),
+            max_retries=0,  # every attempt is ours, counted and recorded
+        )
 
     def _translate(self, exc: Exception) -> AttemptError:
         return translate_error(exc, timeout_seconds=self._retry.timeout_seconds)
@@ -211,9 +207,7 @@ class OpenAICompatModel:
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
-        if self._client is not None and self._loop is asyncio.get_running_loop():
-            await self._client.close()
-        self._client = None
+        await self._clients.aclose()
 
 
 class _Usage(pydantic.BaseModel):
