@@ -26,7 +26,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import outbound as render
+from adapters.slack import outbound
 from adapters.slack.inbound import EventKind, Ignored, Inbound, inbound_from_event
 from adapters.slack.pacer import ChannelPacer
 from adapters.slack.progress import SlackProgress
@@ -153,7 +153,7 @@ class SlackSurface:
         except OpsloopError:
             # Not acknowledged (Bolt answers 500 and logs why), so Slack redelivers it. The
             # error's text may name the database, so the thread gets a plain sentence.
-            self._notify(inbound, render.NOT_RECORDED_TEXT)
+            self._notify(inbound, outbound.NOT_RECORDED_TEXT)
             raise
         await ack()
         self._notify(inbound, receipt.reply if receipt.status == "refused" else "")
@@ -167,7 +167,7 @@ class SlackSurface:
     def _notify(self, inbound: Inbound, text: str) -> None:
         """Post ``text`` in the thread once per message, however often Slack redelivers it."""
         if text and self._remember(self._seen, ("notice", inbound.incoming.message_key)):
-            self._spawn(self._progress(inbound).post_text(render.escape(text)))
+            self._spawn(self._progress(inbound).post_text(outbound.escape(text)))
 
     def _spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
@@ -256,14 +256,14 @@ class SlackSurface:
             reply = await self.service.handle(Command(inbound.command, inbound.incoming))
         except OpsloopError as exc:  # its text may name the database: keep it in the log
             log.warning("slack command %s failed: %s", inbound.command, exc)
-            text = render.failure_sentence()
+            text = outbound.failure_sentence()
         except Exception:
             log.exception("slack command %s failed", inbound.command)
-            text = render.failure_sentence()
+            text = outbound.failure_sentence()
         else:
             if reply.duplicate:
                 return
-            text = render.command_text(reply)
+            text = outbound.command_text(reply)
         await self._progress(inbound).post_text(text)
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -285,7 +285,7 @@ class SlackSurface:
         return len(pairs)
 
     async def _resume(self, conversation_id: str, progress: SlackProgress) -> None:
-        await progress.post_text(render.RESUMED_TEXT)
+        await progress.post_text(outbound.RESUMED_TEXT)
         self._kick(conversation_id, progress)
 
     async def idle(self) -> None:

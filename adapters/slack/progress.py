@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import outbound as render
+from adapters.slack import outbound
 from adapters.slack.pacer import ChannelPacer
 from adapters.slack.stream import SLACK_ERRORS, LiveStream
 from adapters.slack.thread import Capabilities, Thread
@@ -74,9 +74,9 @@ class SlackProgress:
 
     async def post_text(self, text: str) -> None:
         """Post ``text`` in the thread (paced)."""
-        await self.post(render.SlackMessage(text=text))
+        await self.post(outbound.SlackMessage(text=text))
 
-    async def post(self, message: render.SlackMessage) -> None:
+    async def post(self, message: outbound.SlackMessage) -> None:
         """Post one message in the thread, then its uploads (paced, as each is a post)."""
         t = self._thread
         await self._pacer.wait(t.channel)
@@ -171,7 +171,7 @@ class SlackProgress:
     async def block_started(self, *, index: int, total: int, language: str, code: str) -> None:
         """End the turn's prose and say which block runs."""
         await self._end_prose()
-        await self._status(f"is running block {index}/{total} ({render.escape(language)})…")
+        await self._status(f"is running block {index}/{total} ({outbound.escape(language)})…")
 
     def _stream(self) -> LiveStream:
         return LiveStream(
@@ -187,7 +187,7 @@ class SlackProgress:
             await live.write(rest)
             await live.close()
         elif prose.strip():
-            for message in render.answer_messages(prose.strip()):
+            for message in outbound.answer_messages(prose.strip()):
                 await self.post(message)
 
     async def block_finished(
@@ -195,7 +195,7 @@ class SlackProgress:
     ) -> None:
         """Show the block's code and result."""
         await self.post(
-            render.block_message(
+            outbound.block_message(
                 index=index, total=total, language=language, code=code, result=result
             )
         )
@@ -210,7 +210,7 @@ class SlackProgress:
         if live is not None and live.started:
             await live.write(rest)
             if not await live.finish_as(text):
-                for message in render.answer_messages(text):
+                for message in outbound.answer_messages(text):
                     await self.post(message)
         else:
             await self._send_answer(text)
@@ -221,7 +221,7 @@ class SlackProgress:
         self.finished = True
         await self._end_prose()
         await self._end_status("_❗ stopped_")
-        await self.post_text(render.stopped_sentence(reason=reason, detail=detail))
+        await self.post_text(outbound.stopped_sentence(reason=reason, detail=detail))
         await self.react("exclamation")
 
     async def failed(self) -> None:
@@ -229,7 +229,7 @@ class SlackProgress:
         self.finished = True
         await self._end_prose()
         await self._end_status("_❗ failed_")
-        await self.post_text(render.failure_sentence())
+        await self.post_text(outbound.failure_sentence())
         await self.react("exclamation")
 
     async def _send_answer(self, text: str) -> None:
@@ -239,5 +239,5 @@ class SlackProgress:
             if live.started:
                 await live.close()
                 return
-        for message in render.answer_messages(text):
+        for message in outbound.answer_messages(text):
             await self.post(message)

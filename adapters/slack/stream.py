@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError
 
-from adapters.slack import outbound as render
+from adapters.slack import outbound
 from adapters.slack.pacer import ChannelPacer
 
 if TYPE_CHECKING:
@@ -97,15 +97,15 @@ class LiveStream:
     async def _start(self) -> None:
         t = self._thread
         first, self._unsent = (
-            self._unsent[: render.STREAM_CHUNK],
-            self._unsent[render.STREAM_CHUNK :],
+            self._unsent[: outbound.STREAM_CHUNK],
+            self._unsent[outbound.STREAM_CHUNK :],
         )
         await self._pacer.wait(t.channel)
         try:
             response = await self._client.chat_startStream(
                 channel=t.channel,
                 thread_ts=t.thread_ts,
-                markdown_text=render.escape(first),
+                markdown_text=outbound.escape(first),
                 recipient_team_id=t.team or None,
                 recipient_user_id=t.user or None,
             )
@@ -125,10 +125,10 @@ class LiveStream:
     async def _append(self) -> None:
         if not self._unsent or self._ts is None:
             return
-        for piece in render.stream_chunks(self._unsent):
+        for piece in outbound.stream_chunks(self._unsent):
             try:
                 await self._client.chat_appendStream(
-                    channel=self._thread.channel, ts=self._ts, markdown_text=render.escape(piece)
+                    channel=self._thread.channel, ts=self._ts, markdown_text=outbound.escape(piece)
                 )
             except SLACK_ERRORS as exc:
                 log.warning("slack chat.appendStream failed: %s", exc)

@@ -12,7 +12,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.slack import outbound as render
+from adapters.slack import outbound
 from sandbox.result import RunResult
 from tests.hostile import SLACK_ATTACK
 
@@ -37,26 +37,26 @@ def only_entities(mrkdwn: str) -> bool:
 
 @given(slacky)
 def test_escaped_text_has_no_angle_brackets_and_only_whole_entities(text: str) -> None:
-    assert only_entities(render.escape(text))
+    assert only_entities(outbound.escape(text))
 
 
 @given(slacky)
 def test_slack_shows_escaped_text_exactly_as_it_was_written(text: str) -> None:
-    assert as_slack_shows(render.escape(text)) == text
+    assert as_slack_shows(outbound.escape(text)) == text
 
 
 def test_an_entity_written_by_the_model_is_shown_as_written_not_decoded() -> None:
-    assert as_slack_shows(render.escape("a &amp; b &lt;x&gt;")) == "a &amp; b &lt;x&gt;"
+    assert as_slack_shows(outbound.escape("a &amp; b &lt;x&gt;")) == "a &amp; b &lt;x&gt;"
 
 
 @given(slacky, st.integers(min_value=0, max_value=300))
 def test_clipping_escaped_text_never_leaves_half_an_entity(text: str, limit: int) -> None:
-    clipped = render.clip(render.escape(text), limit)
+    clipped = outbound.clip(outbound.escape(text), limit)
     assert len(clipped) <= limit and only_entities(clipped)
     assert text.startswith(as_slack_shows(clipped))
 
 
-def section_texts(message: render.SlackMessage) -> list[str]:
+def section_texts(message: outbound.SlackMessage) -> list[str]:
     texts = []
     for block in message.blocks:
         texts.extend(
@@ -65,7 +65,7 @@ def section_texts(message: render.SlackMessage) -> list[str]:
     return texts
 
 
-def all_text(message: render.SlackMessage) -> str:
+def all_text(message: outbound.SlackMessage) -> str:
     return "\n".join([message.text, *section_texts(message)])
 
 
@@ -73,7 +73,7 @@ def test_block_code_output_and_language_reach_slack_escaped() -> None:
     result = RunResult(
         exit_code=0, signal=None, stdout=SLACK_ATTACK, stderr=SLACK_ATTACK, duration_ms=3
     )
-    message = render.block_message(
+    message = outbound.block_message(
         index=1, total=1, language="<!here>", code=f"print({SLACK_ATTACK!r})", result=result
     )
     assert all(only_entities(text) for text in section_texts(message))
@@ -85,9 +85,9 @@ def test_block_code_output_and_language_reach_slack_escaped() -> None:
 @given(st.text(alphabet=st.sampled_from("<>&x\n"), min_size=1500, max_size=6000))
 def test_long_hostile_output_is_previewed_within_limits_with_whole_entities(stdout: str) -> None:
     result = RunResult(exit_code=0, signal=None, stdout=stdout, stderr="", duration_ms=3)
-    message = render.block_message(index=1, total=1, language="bash", code="x", result=result)
+    message = outbound.block_message(index=1, total=1, language="bash", code="x", result=result)
     for text in section_texts(message):
-        assert len(text) <= render.SECTION_LIMIT and only_entities(text)
+        assert len(text) <= outbound.SECTION_LIMIT and only_entities(text)
     fenced = section_texts(message)[-1]
     assert fenced.startswith("```\n") and fenced.endswith("\n```")
     if message.uploads:
@@ -95,26 +95,26 @@ def test_long_hostile_output_is_previewed_within_limits_with_whole_entities(stdo
 
 
 def test_a_preview_counts_the_characters_it_leaves_out_as_written() -> None:
-    shown = render.preview(render.escape("<" * 3000), limit=1500)
+    shown = outbound.preview(outbound.escape("<" * 3000), limit=1500)
     head, note, tail = shown.split("\n")
     assert note == f"… {3000 - (len(head) + len(tail)) // 4:,} characters not shown …"
 
 
 @given(slacky.map(lambda s: s * 20))
 def test_answers_are_escaped_cut_within_limits_and_lose_nothing_but_line_breaks(text: str) -> None:
-    messages = render.answer_messages(text)
+    messages = outbound.answer_messages(text)
     sections = [s for m in messages for s in section_texts(m)]
-    assert all(0 < len(s) <= render.SECTION_LIMIT and only_entities(s) for s in sections)
+    assert all(0 < len(s) <= outbound.SECTION_LIMIT and only_entities(s) for s in sections)
     assert all(only_entities(m.text) and len(m.text) <= 300 for m in messages)
     if text.strip():
         assert as_slack_shows("".join(sections)).replace("\n", "") == text.replace("\n", "")
 
 
 def test_a_model_answer_pinging_the_channel_is_escaped() -> None:
-    (message,) = render.answer_messages(f"Done. {SLACK_ATTACK}")
+    (message,) = outbound.answer_messages(f"Done. {SLACK_ATTACK}")
     assert all_text(message).count(f"Done. {ESCAPED}") == 2  # the fallback text and the section
 
 
 def test_a_stop_detail_from_a_server_is_escaped() -> None:
-    sentence = render.stopped_sentence(reason="<!channel>", detail=f"crashed: {SLACK_ATTACK}")
+    sentence = outbound.stopped_sentence(reason="<!channel>", detail=f"crashed: {SLACK_ATTACK}")
     assert only_entities(sentence) and ESCAPED in sentence

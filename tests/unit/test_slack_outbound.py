@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.slack import outbound as render
+from adapters.slack import outbound
 from adapters.slack.pacer import ChannelPacer
 from bot.surface import Totals
 from sandbox.result import RunResult
@@ -25,12 +25,12 @@ def result(**fields: object) -> RunResult:
     return RunResult(**base)  # type: ignore[arg-type]
 
 
-def sections(message: render.SlackMessage) -> list[str]:
+def sections(message: outbound.SlackMessage) -> list[str]:
     return [b["text"]["text"] for b in message.blocks if b["type"] == "section"]
 
 
 def test_a_block_shows_its_code_its_status_and_its_output() -> None:
-    message = render.block_message(
+    message = outbound.block_message(
         index=1, total=2, language="python", code="print('ok')", result=result()
     )
     shown = "\n".join(sections(message))
@@ -40,16 +40,16 @@ def test_a_block_shows_its_code_its_status_and_its_output() -> None:
 
 
 def test_limits_hit_and_unsafe_local_are_said_out_loud() -> None:
-    assert "timed out" in render.result_status(result(exit_code=None, signal=9, timed_out=True))
-    assert "memory limit" in render.result_status(result(exit_code=None, memory_exceeded=True))
-    assert "signal 11" in render.result_status(result(exit_code=None, signal=11))
-    assert "truncated" in render.result_status(result(output_truncated=True))
-    assert "unsafe-local" in render.result_status(result(unsafe_local=True))
+    assert "timed out" in outbound.result_status(result(exit_code=None, signal=9, timed_out=True))
+    assert "memory limit" in outbound.result_status(result(exit_code=None, memory_exceeded=True))
+    assert "signal 11" in outbound.result_status(result(exit_code=None, signal=11))
+    assert "truncated" in outbound.result_status(result(output_truncated=True))
+    assert "unsafe-local" in outbound.result_status(result(unsafe_local=True))
 
 
 def test_long_output_is_previewed_with_a_note_and_attached_whole() -> None:
     stdout = "".join(f"{n}\n" for n in range(10_000))
-    message = render.block_message(
+    message = outbound.block_message(
         index=1, total=1, language="bash", code="seq 10000", result=result(stdout=stdout)
     )
     (upload,) = message.uploads
@@ -59,7 +59,7 @@ def test_long_output_is_previewed_with_a_note_and_attached_whole() -> None:
 
 
 def test_a_code_fence_inside_output_cannot_close_the_code_block() -> None:
-    message = render.block_message(
+    message = outbound.block_message(
         index=1, total=1, language="python", code="x", result=result(stdout="```\nbreakout")
     )
     assert sections(message)[-1].count("```") == 2
@@ -67,9 +67,9 @@ def test_a_code_fence_inside_output_cannot_close_the_code_block() -> None:
 
 @given(st.text(min_size=1, max_size=20_000))
 def test_every_answer_fits_in_sections_of_3000_and_loses_nothing_but_line_breaks(text: str) -> None:
-    messages = render.answer_messages(text)
-    assert all(len(m.blocks) <= render.BLOCK_LIMIT for m in messages)
-    assert all(0 < len(s) <= render.SECTION_LIMIT for m in messages for s in sections(m))
+    messages = outbound.answer_messages(text)
+    assert all(len(m.blocks) <= outbound.BLOCK_LIMIT for m in messages)
+    assert all(0 < len(s) <= outbound.SECTION_LIMIT for m in messages for s in sections(m))
     if text.strip():
         rebuilt = "".join(s for m in messages for s in sections(m))
         shown = re.sub(
@@ -80,23 +80,23 @@ def test_every_answer_fits_in_sections_of_3000_and_loses_nothing_but_line_breaks
 
 def test_a_very_long_answer_is_spread_over_several_messages_of_at_most_50_blocks() -> None:
     text = ("x" * 99 + "\n") * 2000  # 200,000 characters: about 67 sections
-    messages = render.answer_messages(text)
+    messages = outbound.answer_messages(text)
     assert len(messages) == 2
-    assert [len(m.blocks) for m in messages][0] == render.BLOCK_LIMIT
+    assert [len(m.blocks) for m in messages][0] == outbound.BLOCK_LIMIT
 
 
 @given(st.text(min_size=1, max_size=20_000))
 def test_stream_chunks_join_back_to_exactly_the_text(text: str) -> None:
-    chunks = render.stream_chunks(text)
-    assert all(len(c) <= render.STREAM_CHUNK for c in chunks)
+    chunks = outbound.stream_chunks(text)
+    assert all(len(c) <= outbound.STREAM_CHUNK for c in chunks)
     assert "".join(chunks) == text
 
 
 def test_a_stop_is_one_human_sentence_even_when_the_detail_is_a_traceback() -> None:
     detail = 'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: boom'
-    sentence = render.stopped_sentence(reason="crashed", detail=detail)
+    sentence = outbound.stopped_sentence(reason="crashed", detail=detail)
     assert "\n" not in sentence and "File" not in sentence
-    assert render.stopped_sentence(reason="budget", detail="").startswith("I stopped because")
+    assert outbound.stopped_sentence(reason="budget", detail="").startswith("I stopped because")
 
 
 def test_cost_and_replay_replies_carry_the_numbers_and_the_auditors_command() -> None:
@@ -109,11 +109,11 @@ def test_cost_and_replay_replies_carry_the_numbers_and_the_auditors_command() ->
         blocks=1,
         duration_ms=5300,
     )
-    assert render.cost_text(totals) == (
+    assert outbound.cost_text(totals) == (
         "So far: 2 message(s), 3 model turn(s), 1,200 input + 300 output tokens, $0.0042, "
         "1 block(s) run, 5.3 s."
     )
-    assert "opsloop replay abc-123" in render.replay_text("abc-123")
+    assert "opsloop replay abc-123" in outbound.replay_text("abc-123")
 
 
 def test_the_pacer_spaces_posts_in_one_channel_but_not_across_channels() -> None:
