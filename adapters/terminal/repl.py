@@ -1,10 +1,8 @@
-"""The terminal surface: ``Progress`` drawn with rich, and the ``opsloop chat`` REPL.
+"""``opsloop chat``: the terminal surface's read-run-show loop.
 
-It only translates: a typed line becomes an ``Incoming`` (or a slash command), and the loop's
-progress becomes spinners, streamed prose and syntax-highlighted panels. Ctrl-C while a loop
-runs stops that loop (recorded as cancelled); it never kills the program. Text that others
-wrote (model, block, user, error, store) is printed as ``shown(text)``: control characters
-made visible, and a rich ``Text`` so that ``[link=…]`` or ``:emoji:`` in it stays literal.
+It only translates: a typed line becomes an ``Incoming`` (or a slash command, a
+``bot.surface.Command``), and the loop's progress is drawn by ``adapters.terminal.progress``.
+Ctrl-C while a loop runs stops that loop (recorded as cancelled); it never kills the program.
 """
 
 from __future__ import annotations
@@ -21,11 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, assert_never
 
 from rich.console import Console
-from rich.panel import Panel
-from rich.status import Status
-from rich.syntax import Syntax
 from rich.text import Text
 
+from adapters.terminal.outbound import render_totals, shown
+from adapters.terminal.progress import TerminalProgress
 from bot.audit.replay import render as render_replay
 from bot.errors import OpsloopError
 from bot.ports import ChatService
@@ -36,19 +33,14 @@ from bot.surface import (
     Coordinates,
     Incoming,
     Outcome,
-    Totals,
-    failed,
     parse_command,
 )
-from bot.visible import visible
-from domain.helpers import ProseStream
 from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
-    from sandbox.result import RunResult
+    pass
 
 COMMANDS = "/new  /cost  /replay  /stop  /exit   (Alt-Enter: new line; Ctrl-C: stop the loop)"
-_LEXER = {"python": "python", "bash": "bash", "sh": "bash"}
 
 
 def terminal_coordinates(*, platform: str = "terminal", thread: str = "chat") -> Coordinates:
@@ -56,146 +48,6 @@ def terminal_coordinates(*, platform: str = "terminal", thread: str = "chat") ->
     return Coordinates(
         platform=platform, workspace=socket.gethostname(), channel=getpass.getuser(), thread=thread
     )
-
-
-def shown(text: str, *, style: str = "") -> Text:
-    """Untrusted ``text`` as rich text: its control characters visible, never markup."""
-    return Text(visible(text), style=style)
-
-
-def render_result(result: RunResult, *, index: int, total: int, language: str) -> Panel:
-    """A block's outcome as a panel: exit status, limits hit, stdout and stderr."""
-    flags = [
-        name
-        for name, hit in (
-            ("timed out", result.timed_out),
-            ("memory limit hit", result.memory_exceeded),
-            ("output truncated", result.output_truncated),
-            ("UNSAFE local run", getattr(result, "unsafe_local", False)),
-        )
-        if hit
-    ]
-    status = f"exit {result.exit_code}" if result.signal is None else f"signal {result.signal}"
-    ok = not failed(result) and not flags  # green only without failure or warning
-    body = Text()
-    if result.stdout.strip():
-        body.append(visible(result.stdout.rstrip("\n")))
-    if result.stderr.strip():
-        body.append(("\n" if body else "") + visible(result.stderr.rstrip("\n")), style="red")
-    if not body:
-        body.append("(no output)", style="dim")
-    title = f"result {index}/{total} · {status} · {result.duration_ms} ms"
-    if flags:
-        title += " · " + ", ".join(flags)
-    return Panel(body, title=title, title_align="left", border_style="green" if ok else "red")
-
-
-def render_code(*, index: int, total: int, language: str, code: str) -> Panel:
-    """A block's code, highlighted, as it is about to run."""
-    lexer = _LEXER.get(language, language)  # an unknown name falls back to plain text
-    syntax = Syntax(visible(code), lexer, line_numbers=False, word_wrap=True)
-    title = shown(f"block {index}/{total} · {language}")  # a str title would be markup
-    return Panel(syntax, title=title, title_align="left", border_style="cyan")
-
-
-def render_totals(totals: Totals, *, conversation_id: str) -> str:
-    """The ``/cost`` line."""
-    return (
-        f"conversation {conversation_id[:8]}: {_count(totals.messages, 'message')}, "
-        f"{_count(totals.model_turns, 'model turn')}, "
-        f"{totals.input_tokens} in / {totals.output_tokens} out tokens, "
-        f"${totals.cost:.4f}, {_count(totals.blocks, 'block')}, {totals.duration_ms / 1000:.1f} s"
-    )
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-class TerminalProgress:
-    """``bot.ports.Progress`` on a rich console: spinner, streamed prose, code and results."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self._status: Status | None = None
-        self._filter = ProseStream()
-        self._streamed = False
-        self._cr = ""  # a streamed "\r" held back: the next chunk may make it "\r\n"
-
-    def _spin(self, message: str) -> None:
-        self._unspin()
-        self._status = self.console.status(message, spinner="dots")
-        self._status.start()
-
-    def _unspin(self) -> None:
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
-
-    def reset(self) -> None:
-        """Stop any spinner and forget a half-streamed reply (after an error)."""
-        self._unspin()
-        self._filter = ProseStream()
-        self._streamed = False
-        self._cr = ""
-
-    def _end_stream(self) -> None:
-        rest, self._cr = self._cr + self._filter.flush(), ""
-        if rest:
-            self.console.print(shown(rest), end="")
-        if self._streamed:
-            self.console.print()
-        self._streamed = False
-
-    async def thinking(self) -> None:
-        """The loop is waiting for the model."""
-        self._filter = ProseStream()
-        self._streamed = False
-        self._cr = ""
-        self._spin("thinking…")
-
-    async def model_text(self, chunk: str) -> None:
-        """A streamed piece of the model's reply (blocks are shown when they run)."""
-        self._unspin()
-        prose = self._cr + self._filter.feed(chunk)
-        self._cr = "\r" if prose.endswith("\r") else ""
-        prose = prose[: len(prose) - len(self._cr)]
-        if not self._streamed:
-            prose = prose.lstrip()
-        if prose:
-            self.console.print(shown(prose), end="", soft_wrap=True)
-            self._streamed = True
-
-    async def block_started(self, *, index: int, total: int, language: str, code: str) -> None:
-        """Show the code, then spin while it runs."""
-        self._unspin()
-        self._end_stream()
-        self.console.print(render_code(index=index, total=total, language=language, code=code))
-        self._spin(f"running block {index}/{total}…")
-
-    async def block_finished(
-        self, *, index: int, total: int, language: str, code: str, result: RunResult
-    ) -> None:
-        """Show the block's result."""
-        self._unspin()
-        self.console.print(render_result(result, index=index, total=total, language=language))
-
-    async def answered(self, text: str) -> None:
-        """The final answer (already streamed unless the model did not stream)."""
-        self._unspin()
-        streamed = self._streamed
-        self._end_stream()
-        if not streamed:
-            self.console.print(shown(text))
-
-    async def stopped(self, *, reason: str, detail: str) -> None:
-        """The loop stopped without an answer."""
-        self._unspin()
-        self._end_stream()
-        line = shown(f"stopped ({reason})", style="yellow")
-        if detail:
-            line.append(visible(f": {detail}"))
-        self.console.print(line)
 
 
 async def run_with_ctrl_c(

@@ -124,7 +124,7 @@ def demo(
     """Run a built-in scripted conversation on SQLite and nsjail, then print its replay."""
     from rich.console import Console
 
-    from adapters.terminal.repl import TerminalProgress
+    from adapters.terminal.progress import TerminalProgress
     from bot.cli.bootstrap import load_settings
     from bot.cli.demo_run import run_demo
 
@@ -154,7 +154,8 @@ def resume(
     """Continue loops a killed process left open (or retry one that stopped for its model)."""
     from rich.console import Console
 
-    from adapters.terminal.repl import TerminalProgress, run_with_ctrl_c
+    from adapters.terminal.progress import TerminalProgress
+    from adapters.terminal.repl import run_with_ctrl_c
     from bot.cli.bootstrap import build_chat_service, load_settings
 
     settings, policy = load_settings()

@@ -6,7 +6,8 @@ import io
 
 from rich.console import Console
 
-from adapters.terminal.repl import TerminalProgress, render_result, render_totals
+from adapters.terminal.outbound import render_result, render_totals
+from adapters.terminal.progress import TerminalProgress
 from bot.surface import Totals
 from sandbox.result import RunResult
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from adapters.terminal.repl import ChatRepl, TerminalProgress
+from adapters.terminal.progress import TerminalProgress
+from adapters.terminal.repl import ChatRepl
 from bot.errors import OpsloopError
 from bot.surface import Incoming, Receipt
 from sandbox.result import RunResult
