@@ -2,10 +2,13 @@
 
 limits, result, request   the values crossing the port (Limits, RunResult) and validation
 binary, layout, cgroups   what this host offers: the nsjail binary, mounts and interpreters,
-                          which cgroups can cap a jail
+                          which cgroups can cap a jail (and tell an OOM kill)
 argv                      the pure function building nsjail's command line
-process                   the one subprocess call site (asyncio, capped output)
-workspace                 per-conversation workspaces and per-run scratch directories
+process                   the one place processes start (capped output, wait4 CPU time)
+workspace                 per-conversation workspaces: caps, own uids, expiry, records
+images, quota, uids       ext4-image workspaces, the polled caps of directory ones, uid ranges
+tree                      bounded, fd-relative walks of every tree a jail wrote
+rundir, runs              per-run scratch dirs, and what every run does around its process
 jail, unsafe              the in-process sandbox, and the rlimits-only unsafe-local mode
 service, client           the HTTP service and its client (the same port); the service's
 wire, http_guard, listen  wire format, connection guard, and listening socket
