@@ -9,7 +9,8 @@ the limits and prompt sizes from ``opsloop.toml``. The Slack and Discord serve c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Policy, load_policy
@@ -81,6 +82,20 @@ def build_service(
     )
     access = {"slack": policy.slack, "discord": policy.discord}
     return OpsloopService(app=app, runner=runner, model_name=model.name, access=access)
+
+
+@contextlib.asynccontextmanager
+async def chat_service(
+    *, provider: str | None = None, model: str | None = None
+) -> AsyncIterator[tuple[OpsloopService, Settings]]:
+    """The service of a terminal command, from this process's settings and policy, closed
+    (model clients, store) when the command is done."""
+    settings, policy = load_settings()
+    service = build_chat_service(settings=settings, policy=policy, provider=provider, model=model)
+    try:
+        yield service, settings
+    finally:
+        await service.aclose()
 
 
 def build_chat_service(

@@ -51,24 +51,17 @@ def chat(
     from rich.console import Console
 
     from adapters.terminal.repl import ChatRepl
-    from bot.cli.bootstrap import build_chat_service, load_settings
+    from bot.cli.bootstrap import chat_service
 
-    settings, policy = load_settings()
     console = Console(highlight=False)
 
     async def main() -> None:
-        service = build_chat_service(
-            settings=settings, policy=policy, provider=provider, model=model
-        )
-        try:
-            repl = ChatRepl(
-                service=service, console=console, history_file=settings.data_dir / "chat_history"
-            )
+        async with chat_service(provider=provider, model=model) as (service, settings):
+            history = settings.data_dir / "chat_history"
+            repl = ChatRepl(service=service, console=console, history_file=history)
             if new:
                 await service.new_conversation(repl.coordinates)
             await repl.run()
-        finally:
-            await service.aclose()
 
     asyncio.run(main())
 
@@ -84,20 +77,13 @@ def ask(
     model: ModelOpt = None,
 ) -> None:
     """Ask once and print the answer; exit 1 when the loop stopped without one."""
-    from bot.cli.bootstrap import build_chat_service, load_settings
+    from bot.cli.bootstrap import chat_service
     from bot.cli.oneshot import ask_once
     from bot.visible import visible, visible_json
 
-    settings, policy = load_settings()
-
     async def main() -> dict[str, object]:
-        service = build_chat_service(
-            settings=settings, policy=policy, provider=provider, model=model
-        )
-        try:
+        async with chat_service(provider=provider, model=model) as (service, _):
             return await ask_once(service, text=text, conversation=conversation)
-        finally:
-            await service.aclose()
 
     result = asyncio.run(main())
     if as_json:
@@ -156,16 +142,12 @@ def resume(
 
     from adapters.terminal.progress import TerminalProgress
     from adapters.terminal.repl import run_with_ctrl_c
-    from bot.cli.bootstrap import build_chat_service, load_settings
+    from bot.cli.bootstrap import chat_service
 
-    settings, policy = load_settings()
     console = Console(highlight=False)
 
     async def main() -> int:
-        service = build_chat_service(
-            settings=settings, policy=policy, provider=provider, model=model
-        )
-        try:
+        async with chat_service(provider=provider, model=model) as (service, _):
             targets = await _resume_targets(service, conversation=conversation, console=console)
             if not targets:
                 console.print("nothing to resume here: no terminal conversation was interrupted")
@@ -181,8 +163,6 @@ def resume(
                 elif outcome.answer is None:
                     unanswered += 1
             return 1 if unanswered else 0
-        finally:
-            await service.aclose()
 
     status = asyncio.run(main())
     if status:
