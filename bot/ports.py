@@ -25,6 +25,7 @@ from bot.surface import (
 )
 
 if TYPE_CHECKING:
+    from bot.tools.values import ToolSpec
     from sandbox.limits import Limits
     from sandbox.result import RunResult
 
@@ -142,7 +143,12 @@ class PromptLike(Protocol):
     def notes(self) -> str: ...
 
 
-PromptBuilder = Callable[[list[dict[str, Any]]], PromptLike]  # timeline -> the next prompt
+class PromptBuilder(Protocol):
+    """Timeline (and the tools this turn may call) -> the next prompt."""
+
+    def __call__(
+        self, timeline: list[dict[str, Any]], *, tools: Sequence[ToolSpec] = ()
+    ) -> PromptLike: ...
 
 
 class LoopApp(Protocol):
@@ -168,6 +174,21 @@ class LoopApp(Protocol):
     def skip_block(self, conversation_id: UUID, *, block_id: str, reason: str) -> None: ...
     def refuse_block(self, conversation_id: UUID, *, block_id: str, reason: str) -> None: ...
     def mark_block_unknown(self, conversation_id: UUID, *, block_id: str, detail: str) -> None: ...
+    def record_tool_call(
+        self,
+        conversation_id: UUID,
+        *,
+        block_id: str,
+        call_id: str,
+        tool: str,
+        arguments: dict[str, Any],
+        redacted: tuple[str, ...] = (),
+    ) -> None: ...
+    def record_tool_result(
+        self, conversation_id: UUID, *, call_id: str, **outcome: Any
+    ) -> None: ...
+    def refuse_tool(self, conversation_id: UUID, *, call_id: str, reason: str) -> None: ...
+    def mark_tool_unknown(self, conversation_id: UUID, *, call_id: str, detail: str) -> None: ...
     def answer(self, conversation_id: UUID, *, text: str) -> None: ...
     def stop(self, conversation_id: UUID, *, reason: str, detail: str = "") -> None: ...
 

@@ -26,6 +26,9 @@ from domain.ids import conversation_id
 from domain.state import BlockStatus
 
 
+UNSETTLED_CALL = "its block ended before the call returned; its effects are unknown"
+
+
 class Conversation(ConversationState, Aggregate):
     """An event-sourced conversation, identified by its platform coordinates."""
 
@@ -136,6 +139,74 @@ class Conversation(ConversationState, Aggregate):
             limits=dict(limits),
         )
 
+    def call_tool(
+        self,
+        *,
+        block_id: str,
+        call_id: str,
+        tool: str,
+        arguments: dict[str, Any],
+        redacted: tuple[str, ...] = (),
+    ) -> None:
+        """Record that a running block asked for a tool call (before it runs)."""
+        self._check_working()
+        self._block_in(block_id, ("started",))
+        if self.tool_call(call_id) is not None:
+            raise InvalidTransition(f"tool call {call_id} was recorded already")
+        self._trigger(
+            ev.ToolCalled,
+            block_id=block_id,
+            call_id=call_id,
+            tool=tool,
+            arguments=dict(arguments),
+            redacted=list(redacted),
+        )
+
+    def return_tool(
+        self,
+        *,
+        call_id: str,
+        ok: bool,
+        result: Any,
+        result_bytes: int,
+        truncated: bool,
+        duration_ms: int,
+        error: str | None,
+        redacted: tuple[str, ...] = (),
+    ) -> None:
+        """Record what a tool call gave."""
+        self._check_working()
+        self._call_in(call_id)
+        self._trigger(
+            ev.ToolReturned,
+            call_id=call_id,
+            ok=bool(ok),
+            result=result,
+            result_bytes=int(result_bytes),
+            truncated=bool(truncated),
+            duration_ms=int(duration_ms),
+            error=error,
+            redacted=list(redacted),
+        )
+
+    def refuse_tool(self, *, call_id: str, reason: str) -> None:
+        """Record that a tool call was not run, and why."""
+        self._check_working()
+        call = self._call_in(call_id)
+        self._trigger(
+            ev.ToolRefused,
+            block_id=call["block_id"],
+            call_id=call_id,
+            tool=call["tool"],
+            reason=reason,
+        )
+
+    def mark_tool_unknown(self, *, call_id: str, detail: str) -> None:
+        """Record that a tool call's outcome was lost."""
+        self._check_working()
+        self._call_in(call_id)
+        self._trigger(ev.ToolOutcomeUnknown, call_id=call_id, detail=detail)
+
     def finish_block(
         self,
         *,
@@ -154,6 +225,7 @@ class Conversation(ConversationState, Aggregate):
         """Record the result of a started block."""
         self._check_working()
         self._block_in(block_id, ("started",))
+        self._settle_calls(block_id)
         self._trigger(
             ev.BlockFinished,
             block_id=block_id,
@@ -179,12 +251,14 @@ class Conversation(ConversationState, Aggregate):
         """Record that policy or the sandbox refused a block."""
         self._check_working()
         self._block_in(block_id, ("pending", "started"))
+        self._settle_calls(block_id)
         self._trigger(ev.BlockRefused, block_id=block_id, reason=reason)
 
     def mark_block_unknown(self, *, block_id: str, detail: str) -> None:
         """Record that a started block's outcome is unknown (it is never re-run)."""
         self._check_working()
         self._block_in(block_id, ("started",))
+        self._settle_calls(block_id)
         self._trigger(ev.BlockOutcomeUnknown, block_id=block_id, detail=detail)
 
     def answer(self, *, text: str) -> None:
@@ -230,6 +304,19 @@ class Conversation(ConversationState, Aggregate):
                 f"block {block_id} is {b['status']}, expected {' or '.join(statuses)}"
             )
         return b
+
+    def _call_in(self, call_id: str) -> dict[str, Any]:
+        """A tool call that was recorded and has no outcome yet."""
+        call = self.tool_call(call_id)
+        if call is None or call["status"] != "called":
+            state = "was never recorded" if call is None else f"is {call['status']}"
+            raise InvalidTransition(f"tool call {call_id} {state}")
+        return call
+
+    def _settle_calls(self, block_id: str) -> None:
+        """Before a block's outcome: each of its calls still open becomes unknown."""
+        for call_id in self.open_tool_calls(block_id):
+            self._trigger(ev.ToolOutcomeUnknown, call_id=call_id, detail=UNSETTLED_CALL)
 
     def _trigger(self, event_class: type[ev.ConversationEvent], **payload: Any) -> None:
         self.trigger_event(event_class, prev_hash=self._last_hash, **payload)

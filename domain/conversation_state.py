@@ -28,6 +28,7 @@ class ConversationState:
     _successor_id: UUID | None
     _last_hash: str
     _blocks: list[dict[str, Any]]
+    _tool_calls: dict[str, dict[str, Any]]
     _answer: str | None
     _turn: int
     created_on: datetime
@@ -43,6 +44,7 @@ class ConversationState:
         state = dict(self.__dict__)
         state["_message_keys"] = dict(state["_message_keys"])
         state["_blocks"] = [dict(b) for b in state["_blocks"]]
+        state["_tool_calls"] = {k: dict(v) for k, v in state.get("_tool_calls", {}).items()}
         state["_pending_events"] = list(state.get("_pending_events", ()))
         object.__setattr__(clone, "__dict__", state)
         memo[id(self)] = clone
@@ -88,6 +90,11 @@ class ConversationState:
     def generation(self) -> int:
         """0 for a thread's first conversation, +1 for each ``new``."""
         return int(self._generation)
+
+    @property
+    def last_author(self) -> str:
+        """Who wrote the message being worked on (a snapshot from before this knew: "")."""
+        return str(self.__dict__.get("_last_author", ""))
 
     @property
     def started_by(self) -> str:
@@ -156,6 +163,18 @@ class ConversationState:
                 self._set_block(event.block_id, "refused")
             case ev.BlockOutcomeUnknown():
                 self._set_block(event.block_id, "unknown")
+            case ev.ToolCalled():
+                self._calls()[event.call_id] = {
+                    "block_id": event.block_id,
+                    "tool": event.tool,
+                    "status": "called",
+                }
+            case ev.ToolReturned():
+                self._set_call(event.call_id, "returned")
+            case ev.ToolRefused():
+                self._set_call(event.call_id, "refused", block_id=event.block_id, tool=event.tool)
+            case ev.ToolOutcomeUnknown():
+                self._set_call(event.call_id, "unknown")
             case ev.Answered():
                 self._status = "answered"
                 self._answer = event.text
@@ -182,8 +201,10 @@ class ConversationState:
         self._answer = None
         self._successor_id: UUID | None = None
         self._last_hash = ""
+        self._tool_calls = {}
 
     def _when_MessageReceived(self, e: ev.MessageReceived) -> None:
+        self._last_author = e.author
         self._message_keys[e.message_key] = e.originator_version
         self._messages += 1
         self._status = "open"
@@ -196,6 +217,7 @@ class ConversationState:
         self._refused += 1
 
     def _when_ModelReplied(self, e: ev.ModelReplied) -> None:
+        self._tool_calls = {}  # a turn's calls belong to its blocks
         self._turn = max(self._turn, e.turn)
         self._turns_since_message += 1
         self._last_reply_text = e.text
@@ -212,6 +234,29 @@ class ConversationState:
                 "status": "pending",
             }
             for b in parse_helpers(e.text).blocks
+        ]
+
+    def _calls(self) -> dict[str, dict[str, Any]]:
+        # Snapshots taken before tools existed have no calls: they start empty.
+        if "_tool_calls" not in self.__dict__:
+            self._tool_calls = {}
+        return self._tool_calls
+
+    def _set_call(self, call_id: str, status: str, **fields: Any) -> None:
+        call = self._calls().setdefault(call_id, {"block_id": "", "tool": ""})
+        call.update(fields, status=status)
+
+    def tool_call(self, call_id: str) -> dict[str, Any] | None:
+        """A recorded tool call of the last turn (block_id, tool, status), if there is one."""
+        call = self._calls().get(call_id)
+        return dict(call) if call is not None else None
+
+    def open_tool_calls(self, block_id: str) -> list[str]:
+        """Calls of ``block_id`` recorded as called and not yet given an outcome."""
+        return [
+            call_id
+            for call_id, call in self._calls().items()
+            if call["block_id"] == block_id and call["status"] == "called"
         ]
 
     def _set_block(self, block_id: str, status: str, **fields: Any) -> None:

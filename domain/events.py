@@ -134,6 +134,49 @@ class BlockOutcomeUnknown(ConversationEvent):
     detail: str
 
 
+class ToolCalled(ConversationEvent):
+    """A running block asked the broker to call a tool (its arguments as recorded: redacted).
+
+    Every ``ToolCalled`` gets exactly one outcome before its block's: ``ToolReturned``,
+    ``ToolRefused`` or ``ToolOutcomeUnknown``.
+    """
+
+    block_id: str
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    redacted: list[str]  # names of the secrets taken out of the arguments
+
+
+class ToolReturned(ConversationEvent):
+    """A tool call ran: its result (redacted) or its error."""
+
+    call_id: str
+    ok: bool
+    result: Any  # text, or JSON data; None on failure
+    result_bytes: int
+    truncated: bool
+    duration_ms: int
+    error: str | None
+    redacted: list[str]  # names of the secrets taken out of the result or error
+
+
+class ToolRefused(ConversationEvent):
+    """A tool call was not run: unknown tool, bad argument, not allowed, over the limit."""
+
+    block_id: str
+    call_id: str
+    tool: str
+    reason: str
+
+
+class ToolOutcomeUnknown(ConversationEvent):
+    """A tool call's outcome was lost (its block ended, or the process died, while it ran)."""
+
+    call_id: str
+    detail: str
+
+
 class Answered(ConversationEvent):
     """The model's final answer to the latest message."""
 
@@ -165,6 +208,10 @@ AnyEvent = (
     | BlockSkipped
     | BlockRefused
     | BlockOutcomeUnknown
+    | ToolCalled
+    | ToolReturned
+    | ToolRefused
+    | ToolOutcomeUnknown
     | Answered
     | Stopped
     | Renewed
@@ -181,6 +228,10 @@ EVENT_TYPES: tuple[type[ConversationEvent], ...] = (
     BlockSkipped,
     BlockRefused,
     BlockOutcomeUnknown,
+    ToolCalled,
+    ToolReturned,
+    ToolRefused,
+    ToolOutcomeUnknown,
     Answered,
     Stopped,
     Renewed,

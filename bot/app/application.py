@@ -215,6 +215,40 @@ class ConversationApp(ConversationQueries, Application[UUID]):
             conversation_id, lambda c: c.mark_block_unknown(block_id=block_id, detail=detail)
         )
 
+    def record_tool_call(
+        self,
+        conversation_id: UUID,
+        *,
+        block_id: str,
+        call_id: str,
+        tool: str,
+        arguments: dict[str, Any],
+        redacted: tuple[str, ...] = (),
+    ) -> None:
+        """Record that a running block asked for a tool call (before it runs)."""
+        self._update(
+            conversation_id,
+            lambda c: c.call_tool(
+                block_id=block_id,
+                call_id=call_id,
+                tool=tool,
+                arguments=arguments,
+                redacted=redacted,
+            ),
+        )
+
+    def record_tool_result(self, conversation_id: UUID, *, call_id: str, **outcome: Any) -> None:
+        """Record what a tool call gave (``Conversation.return_tool``'s fields)."""
+        self._update(conversation_id, lambda c: c.return_tool(call_id=call_id, **outcome))
+
+    def refuse_tool(self, conversation_id: UUID, *, call_id: str, reason: str) -> None:
+        """Record that a tool call was not run."""
+        self._update(conversation_id, lambda c: c.refuse_tool(call_id=call_id, reason=reason))
+
+    def mark_tool_unknown(self, conversation_id: UUID, *, call_id: str, detail: str) -> None:
+        """Record that a tool call's outcome was lost."""
+        self._update(conversation_id, lambda c: c.mark_tool_unknown(call_id=call_id, detail=detail))
+
     def answer(self, conversation_id: UUID, *, text: str) -> None:
         """Record the final answer."""
         self._update(conversation_id, lambda c: c.answer(text=text))

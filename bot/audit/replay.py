@@ -21,7 +21,9 @@ from bot.visible import visible, visible_json
 from domain.chain import NOT_PAYLOAD
 
 FORMATS = ("text", "json", "markdown")
-_MULTILINE = frozenset({"text", "code", "stdout", "stderr"})  # shown as indented or fenced lines
+_MULTILINE = frozenset(
+    {"text", "code", "stdout", "result", "stderr"}
+)  # shown as indented or fenced lines
 _INFO_STRING = re.compile(r"[\w.+#-]+")  # a language safe to put after a markdown fence
 
 
@@ -152,6 +154,10 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"{head}block {e['block_id']} {t[5:].lower()}: {e['reason']}"
         elif t == "BlockOutcomeUnknown":
             yield f"{head}block {e['block_id']} outcome unknown: {e['detail']}"
+        elif t.startswith("Tool"):
+            yield from (
+                f"{head}  {line}" if i == 0 else f"    {line}" for i, line in enumerate(_tool(e))
+            )
         elif t == "Answered":
             yield f"{head}answer:"
             yield from _indent(e["text"])
@@ -161,6 +167,29 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"{head}replaced by {e['successor_id']} (new, by {e.get('by', '?')})"
         else:
             yield f"{head}{t}"
+
+
+def _tool(e: dict[str, Any]) -> list[str]:
+    """A tool event as a headline and the lines of its result (nested under its block)."""
+    t = e["type"]
+    redacted = f" (redacted: {', '.join(e['redacted'])})" if e.get("redacted") else ""
+    if t == "ToolCalled":
+        arguments = visible(json.dumps(e["arguments"], sort_keys=True, ensure_ascii=False))
+        return [
+            f"tool call {e['call_id']} by block {e['block_id']}: {e['tool']} {arguments}{redacted}"
+        ]
+    if t == "ToolRefused":
+        return [f"tool call {e['call_id']} ({e['tool']}) refused: {e['reason']}"]
+    if t == "ToolOutcomeUnknown":
+        return [f"tool call {e['call_id']} outcome unknown: {e['detail']}"]
+    cut = ", truncated" if e.get("truncated") else ""
+    if not e.get("ok"):
+        return [f"tool call {e['call_id']} failed in {e['duration_ms']} ms: {e['error']}{redacted}"]
+    result = e.get("result")
+    shown = result if isinstance(result, str) else json.dumps(result, indent=2, ensure_ascii=False)
+    shown = visible(shown)  # nested strings of a JSON result were not made visible above
+    head = f"tool call {e['call_id']} returned {e['result_bytes']} bytes in {e['duration_ms']} ms"
+    return [f"{head}{cut}{redacted}:", *_lines(shown or "")]
 
 
 def _fence(text: str, lang: str = "") -> Iterator[str]:
@@ -216,6 +245,12 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"Block {e['block_id']} {t[5:].lower()}: {e['reason']}"
         elif t == "BlockOutcomeUnknown":
             yield f"Block {e['block_id']} outcome unknown: {e['detail']}"
+        elif t.startswith("Tool"):
+            first, *rest = _tool(e)
+            yield f"- {first}"
+            if rest:
+                yield ""
+                yield from ("  " + line for line in _fence("\n".join(rest)))
         elif t == "Answered":
             yield f"### Answer ({when})"
             yield ""

@@ -10,6 +10,7 @@ the limits and prompt sizes from ``opsloop.toml``. The Slack and Discord serve c
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from bot.settings import Settings, read_settings
 
 if TYPE_CHECKING:
     from bot.app.application import ConversationApp
+    from bot.tools.registry import ToolRegistry
     from domain.limits import LoopLimits
     from sandbox.limits import Limits
 
@@ -60,6 +62,15 @@ def make_sandbox(*, settings: Settings, policy: Policy) -> Sandbox:
     return build(settings=settings, policy=policy)
 
 
+def tool_registry(policy: Policy) -> ToolRegistry | None:
+    """The tools of ``[tools]``, their ``${env:VAR}`` secrets read from this environment."""
+    if not policy.tools.declared:
+        return None
+    from bot.tools.registry import ToolRegistry
+
+    return ToolRegistry.build(policy, environ=os.environ)
+
+
 def build_service(
     *,
     settings: Settings,
@@ -79,6 +90,7 @@ def build_service(
         build_prompt=prompt_builder(policy=policy, model_name=model.name),
         sandbox_limits=sandbox_limits(policy),
         workspace_for=workspace_for,
+        tools=tool_registry(policy),
     )
     access = {"slack": policy.slack, "discord": policy.discord}
     return OpsloopService(app=app, runner=runner, model_name=model.name, access=access)

@@ -24,8 +24,12 @@ from uuid import UUID
 
 from bot.errors import ModelUnavailable
 from bot.loop.safe_progress import SafeProgress
+from bot.loop.tool_calls import AppToolLog, caller_of
 from bot.ports import ChatModel, LoopApp, Progress, PromptBuilder, ProviderFailure, Sandbox
 from bot.surface import Outcome
+from bot.tools.broker import BlockBroker
+from bot.tools.registry import ToolRegistry
+from bot.tools.values import Caller, ToolSpec
 from domain import steps as step_types
 from domain.errors import DomainError
 from domain.helpers import SUPPORTED_LANGUAGES
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     from domain.limits import LoopLimits
     from domain.state import BlockState, LoopState
     from sandbox.limits import Limits
+    from sandbox.result import RunResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,8 +51,6 @@ INTERRUPTED_DETAIL = (
 )
 RECHECK_SECONDS = 1.0  # how often to look at a block another process may still be running
 CANCELLED_BLOCK_DETAIL = "cancelled by the user while it was running; its effects are unknown"
-
-
 
 
 class _Cancelled(Exception):
@@ -73,6 +76,7 @@ class LoopRunner:
     build_prompt: PromptBuilder
     sandbox_limits: Limits | None = None
     workspace_for: Callable[[UUID], str] = str
+    tools: ToolRegistry | None = None  # what blocks may call through their broker
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _locks: dict[UUID, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
@@ -151,7 +155,7 @@ class LoopRunner:
             case step_types.Stop():
                 return await self._stop(cid, progress, reason=step.reason, detail=step.detail)
             case step_types.CallModel():
-                return await self._call_model(cid, progress, running)
+                return await self._call_model(cid, state, progress, running)
             case step_types.RunBlock():
                 await self._run_block(cid, step.block, state, progress, running)
             case step_types.SkipBlock():
@@ -171,9 +175,12 @@ class LoopRunner:
                 assert_never(step)
         return None
 
-    async def _call_model(self, cid: UUID, progress: Progress, running: _Running) -> Outcome | None:
+    async def _call_model(
+        self, cid: UUID, state: LoopState, progress: Progress, running: _Running
+    ) -> Outcome | None:
         timeline = await self._call(self.app.timeline, cid)
-        prompt = self.build_prompt(timeline)
+        tools = await self._tools_for(state)
+        prompt = self.build_prompt(timeline, tools=tools) if tools else self.build_prompt(timeline)
         await progress.thinking()
         try:
             reply = await self._cancellable(
@@ -228,47 +235,76 @@ class LoopRunner:
         await progress.block_started(
             index=block.index, total=total, language=block.language, code=block.code
         )
-        run = self.sandbox.run(
-            language=block.language,
-            code=block.code,
-            limits=self.sandbox_limits,
-            workspace=self.workspace_for(cid),
-        )
+        broker = self._broker(cid, block, state)
         try:
-            result = await self._cancellable(running, run)
-        except _Cancelled:
-            await self._call(
-                self.app.mark_block_unknown,
-                cid,
-                block_id=block.block_id,
-                detail=CANCELLED_BLOCK_DETAIL,
-            )
-            raise
-        except OutcomeUnknown as exc:  # lost after it may have started: never re-run it
-            await self._call(
-                self.app.mark_block_unknown, cid, block_id=block.block_id, detail=_one_line(exc)
-            )
+            result = await self._cancellable(running, self._in_sandbox(cid, block, broker))
+        except BaseException as exc:
+            if broker is not None:
+                await broker.settle()  # every call's outcome before the block's
+            await self._record_failure(cid, block, exc)
             return
-        except SandboxError as exc:  # the sandbox would not run it: nothing ran
-            await self._call(
-                self.app.refuse_block, cid, block_id=block.block_id, reason=_one_line(exc)
-            )
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # unexpected: it may have run, so its outcome is unknown
-            log.exception("sandbox raised while running %s", block.block_id)
-            await self._call(
-                self.app.mark_block_unknown,
-                cid,
-                block_id=block.block_id,
-                detail=f"the sandbox failed while running it: {_one_line(exc)}",
-            )
-            return
+        if broker is not None:
+            await broker.settle()
         await self._call(self.app.finish_block, cid, block_id=block.block_id, result=result)
         await progress.block_finished(
             index=block.index, total=total, language=block.language, code=block.code, result=result
         )
+
+    async def _tools_for(self, state: LoopState) -> list[ToolSpec]:
+        """The tools this conversation's author may call (none when none are configured)."""
+        if self.tools is None or not self.tools.names:
+            return []
+        return await self.tools.tools_for(_caller(state))
+
+    def _broker(self, cid: UUID, block: BlockState, state: LoopState) -> BlockBroker | None:
+        """The broker of this block's run, when tools are configured."""
+        if self.tools is None or not self.tools.names:
+            return None
+        caller = _caller(state)
+        record = AppToolLog(
+            app=self.app, conversation_id=cid, block_id=block.block_id, call=self._call
+        )
+        return BlockBroker(registry=self.tools, caller=caller, block_id=block.block_id, log=record)
+
+    def _in_sandbox(
+        self, cid: UUID, block: BlockState, broker: BlockBroker | None
+    ) -> Awaitable[RunResult]:
+        """The sandbox run of one block (with its broker's relay when it has tools)."""
+        extra: dict[str, Any] = {"tools": broker.relay} if broker is not None else {}
+        return self.sandbox.run(
+            language=block.language,
+            code=block.code,
+            limits=self.sandbox_limits,
+            workspace=self.workspace_for(cid),
+            **extra,
+        )
+
+    async def _record_failure(self, cid: UUID, block: BlockState, exc: BaseException) -> None:
+        """Record why a started block has no result; a cancel goes on up after its record."""
+        block_id = block.block_id
+        match exc:
+            case _Cancelled():
+                await self._call(
+                    self.app.mark_block_unknown,
+                    cid,
+                    block_id=block_id,
+                    detail=CANCELLED_BLOCK_DETAIL,
+                )
+                raise exc
+            case asyncio.CancelledError():
+                raise exc
+            case OutcomeUnknown():  # lost after it may have started: never re-run it
+                detail = _one_line(exc)
+                await self._call(self.app.mark_block_unknown, cid, block_id=block_id, detail=detail)
+            case SandboxError():  # the sandbox would not run it: nothing ran
+                reason = _one_line(exc)
+                await self._call(self.app.refuse_block, cid, block_id=block_id, reason=reason)
+            case Exception():  # unexpected: it may have run, so its outcome is unknown
+                log.exception("sandbox raised while running %s", block_id, exc_info=exc)
+                detail = f"the sandbox failed while running it: {_one_line(exc)}"
+                await self._call(self.app.mark_block_unknown, cid, block_id=block_id, detail=detail)
+            case _:
+                raise exc
 
     async def _stop(self, cid: UUID, progress: Progress, *, reason: str, detail: str) -> Outcome:
         await self._call(self.app.stop, cid, reason=reason, detail=detail)
@@ -303,6 +339,11 @@ class LoopRunner:
             # The write goes on in its thread; wait for it so the log and our view agree.
             await asyncio.wait({future})
             raise
+
+
+def _caller(state: LoopState) -> Caller:
+    conversation: Any = state  # the aggregate: its coordinates and the message's author
+    return caller_of(conversation.coordinates, author=conversation.last_author)
 
 
 def _outer_cancelling() -> bool:

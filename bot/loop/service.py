@@ -186,10 +186,12 @@ class OpsloopService:
         return True
 
     async def aclose(self) -> None:
-        """Close the model's network clients and the event store."""
+        """Close the model's network clients, the tools and the event store."""
         close_model = getattr(self.runner.model, "aclose", None)
         if close_model is not None:
             await close_model()
+        if self.runner.tools is not None:
+            await self.runner.tools.aclose()  # MCP servers, HTTP pool
         close_app = getattr(self.app, "close", None)
         if close_app is not None:
             await _thread(close_app)

@@ -35,6 +35,7 @@ class ToolParam(Protocol):
     @property
     def max(self) -> float | None: ...
 
+
 PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
 JSON_PY_TYPES = {**PY_TYPES, "array": "list", "object": "dict", "null": "None"}
 
