@@ -1,9 +1,9 @@
 """``opsloop doctor``: is each real part usable, and if not, what fixes it.
 
-Three checks, each independent of the others so one broken part does not hide the rest:
-the sandbox (``sandbox.check.diagnose``), the event store (open it and read from it), and
-the configured model (a heartbeat, with its name and latency). Every problem carries the
-action that fixes it.
+Independent checks, so one broken part does not hide the rest: the sandbox
+(``sandbox.check.diagnose``), the event store (open it and read from it), the configured
+model (a heartbeat, with its name and latency), and each configured tool. Every problem
+carries the action that fixes it.
 """
 
 from __future__ import annotations
@@ -197,6 +197,33 @@ async def check_model(
             with contextlib.suppress(Exception):
                 await close()
     return Check("model", True, f"{name} answered the heartbeat in {latency:.0f} ms")
+
+
+async def check_tools(*, policy: Policy) -> list[Check]:
+    """Each configured tool: MCP servers answer, HTTP hosts resolve, commands exist."""
+    from bot.cli.bootstrap import tool_registry
+
+    try:
+        registry = tool_registry(policy)
+    except Exception as exc:  # a bad [tools] table or a missing ${env:VAR}
+        return [Check("tools", False, _one_line(exc), "fix [tools] in opsloop.toml")]
+    if registry is None:
+        return []
+    try:
+        found = await registry.check()
+    finally:
+        await registry.aclose()
+    return [
+        Check(f"tool {c.name}", c.ok, f"{c.kind}: {c.detail}", "" if c.ok else TOOL_FIX[c.kind])
+        for c in found
+    ]
+
+
+TOOL_FIX = {
+    "command": "install the command, or fix argv in its [tools] table",
+    "http": "check the url in its [tools] table and that this host can resolve and reach it",
+    "mcp": "check command or url in its [tools] table; `opsloop tools list` shows the error",
+}
 
 
 def render(checks: list[Check]) -> str:

@@ -194,10 +194,10 @@ async def _resume_targets(
 
 
 def doctor(provider: ProviderOpt = None, model: ModelOpt = None) -> None:
-    """Check the sandbox, the event store and the model; each problem comes with its fix."""
+    """Check the sandbox, the event store, the model and the tools; each problem with its fix."""
     from bot.app.store import describe
     from bot.cli.bootstrap import load_settings, open_app
-    from bot.cli.doctor import check_model, check_sandbox, check_store, render
+    from bot.cli.doctor import check_model, check_sandbox, check_store, check_tools, render
     from bot.providers import make_model
 
     settings, policy = load_settings()
@@ -213,6 +213,7 @@ def doctor(provider: ProviderOpt = None, model: ModelOpt = None) -> None:
                 provider=(provider or settings.provider).partition(":")[0],
             )
         ),
+        *asyncio.run(check_tools(policy=policy)),
     ]
     print(render(checks))
     if not all(c.ok for c in checks):

@@ -17,7 +17,13 @@ from bot.tools.values import Caller
 
 
 def refusal(name: str, decl: ToolDecl, caller: Caller, *, approval: bool = True) -> str | None:
-    """Why ``caller`` may not call the tool ``name``, or None (``approval``: check it too)."""
+    """Why ``caller`` may not call the tool ``name``, or None (``approval``: check it too).
+
+    The operator at the host console (``opsloop tools call``) is refused nothing: the lists
+    say who in chat may call what, and the operator can run these commands anyway.
+    """
+    if caller.operator:
+        return None
     if decl.allow_users or decl.allow_roles:
         listed = _listed(decl.allow_users, caller.platform, caller.user)
         if not listed and not caller.roles & set(decl.allow_roles):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.tools import access
 from bot.tools.build import Built, build_all
-from bot.tools.config import ToolsPolicy
+from bot.tools.config import ToolDecl, ToolsPolicy
 from bot.tools.errors import BadArguments, ToolError, ToolRefused
 from bot.tools.kind_command import run_command
 from bot.tools.kind_http import HttpClient, call_http, resolves
@@ -71,6 +71,11 @@ class ToolRegistry:
     def secrets(self) -> Mapping[str, str]:
         """Every secret value a tool uses or ``redact_env`` names (VAR -> value)."""
         return dict(self._secrets)
+
+    @property
+    def declarations(self) -> Mapping[str, ToolDecl]:
+        """Each configured tool's declaration, by name (MCP servers as their table's name)."""
+        return {name: built.decl for name, built in self._tools.items()}
 
     @property
     def names(self) -> tuple[str, ...]:
