@@ -9,7 +9,7 @@ from bot.loop.runner import LoopRunner
 from bot.loop.service import STOPPED_ELSEWHERE, OpsloopService
 from bot.surface import Coordinates, Incoming
 from domain.limits import LoopLimits
-from tests.unit.loop_fakes import (
+from tests.port_fakes import (
     FakeApp,
     FakeSandbox,
     RecordingProgress,

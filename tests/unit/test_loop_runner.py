@@ -11,7 +11,7 @@ from bot.loop.runner import CANCELLED_BLOCK_DETAIL, INTERRUPTED_DETAIL, LoopRunn
 from bot.surface import Coordinates
 from domain.limits import LoopLimits
 from sandbox.errors import SandboxUnavailable
-from tests.unit.loop_fakes import (
+from tests.port_fakes import (
     FakeApp,
     FakeSandbox,
     RecordingProgress,

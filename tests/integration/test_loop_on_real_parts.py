@@ -24,7 +24,7 @@ from bot.providers.scripted import ScriptedModel, ScriptedTurn
 from bot.settings import Settings
 from bot.surface import Coordinates, Incoming
 from tests.integration.sandbox_fixtures import data_dir, jail, workspaces  # noqa: F401
-from tests.unit.loop_fakes import RecordingProgress
+from tests.port_fakes import RecordingProgress
 
 WRITE = (
     '<helpers>\nopen("/workspace/notes.txt", "w").write("disk is 91% full\\n")\n'
@@ -201,7 +201,7 @@ async def test_a_block_left_running_by_a_dead_process_is_recorded_unknown_and_no
     cid = uuid.UUID(receipt.conversation_id)
     app = service.app
     # What a process killed mid-block leaves behind: the reply and BlockStarted, nothing else.
-    from tests.unit.loop_fakes import reply
+    from tests.port_fakes import reply
 
     app.record_model_reply(cid, reply=reply(marker), prompt_fingerprint="f")
     app.start_block(cid, block_id="t1b1", limits={})
