@@ -8,7 +8,7 @@ from rich.console import Console
 
 from adapters.terminal.outbound import render_result, render_totals
 from bot.surface import Totals
-from sandbox.result import RunResult
+from tests.port_fakes import run_result
 
 
 def console() -> tuple[Console, io.StringIO]:
@@ -16,16 +16,11 @@ def console() -> tuple[Console, io.StringIO]:
     return Console(file=out, width=80, force_terminal=False, color_system=None), out
 
 
-def result(**changes: object) -> RunResult:
-    base = {"exit_code": 0, "signal": None, "stdout": "", "stderr": "", "duration_ms": 12}
-    return RunResult(**{**base, **changes})  # type: ignore[arg-type]
-
-
 def test_a_result_panel_shows_status_output_and_limits_hit() -> None:
     term, out = console()
     term.print(
         render_result(
-            result(exit_code=None, signal=9, stdout="partial\n", timed_out=True),
+            run_result(exit_code=None, signal=9, stdout="partial\n", timed_out=True),
             index=2,
             total=3,
             language="python",
@@ -37,7 +32,7 @@ def test_a_result_panel_shows_status_output_and_limits_hit() -> None:
 
 def test_a_block_with_no_output_says_so() -> None:
     term, out = console()
-    term.print(render_result(result(), index=1, total=1, language="bash"))
+    term.print(render_result(run_result(), index=1, total=1, language="bash"))
     assert "(no output)" in out.getvalue() and "exit 0" in out.getvalue()
 
 

@@ -7,17 +7,12 @@ import io
 from rich.console import Console
 
 from adapters.terminal.progress import TerminalProgress
-from sandbox.result import RunResult
+from tests.port_fakes import run_result
 
 
 def console() -> tuple[Console, io.StringIO]:
     out = io.StringIO()
     return Console(file=out, width=80, force_terminal=False, color_system=None), out
-
-
-def result(**changes: object) -> RunResult:
-    base = {"exit_code": 0, "signal": None, "stdout": "", "stderr": "", "duration_ms": 12}
-    return RunResult(**{**base, **changes})  # type: ignore[arg-type]
 
 
 async def test_progress_streams_prose_shows_code_and_results_then_the_answer() -> None:
@@ -29,7 +24,7 @@ async def test_progress_streams_prose_shows_code_and_results_then_the_answer() -
         await progress.model_text(chunk)
     await progress.block_started(index=1, total=1, language="bash", code="df -h")
     await progress.block_finished(
-        index=1, total=1, language="bash", code="df -h", result=result(stdout="/dev/sda1 91%\n")
+        index=1, total=1, language="bash", code="df -h", result=run_result(stdout="/dev/sda1 91%\n")
     )
     await progress.thinking()
     await progress.model_text("Disk is 91% full.")
