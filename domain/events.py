@@ -134,6 +134,38 @@ class BlockOutcomeUnknown(ConversationEvent):
     detail: str
 
 
+class ApprovalRequested(ConversationEvent):
+    """A pending block needs an approver's yes before it runs (on its exact code)."""
+
+    block_id: str
+    request_id: str
+    code_sha256: str  # the exact code the approval is for
+    tools: list[str]  # the tools the block names: all it may call once approved
+    requested_from: list[str]  # who may decide: users and roles, or ["anyone allowed here"]
+    expires_at: str  # ISO 8601, UTC
+
+
+class ApprovalGranted(ConversationEvent):
+    """An approver said yes: the block runs, and may call the tools it named."""
+
+    request_id: str
+    by: str
+
+
+class ApprovalDenied(ConversationEvent):
+    """An approver said no: the block is refused and the model told why."""
+
+    request_id: str
+    by: str
+    reason: str
+
+
+class ApprovalExpired(ConversationEvent):
+    """Nobody decided in time: the block is refused."""
+
+    request_id: str
+
+
 class ToolCalled(ConversationEvent):
     """A running block asked the broker to call a tool (its arguments as recorded: redacted).
 
@@ -208,6 +240,10 @@ AnyEvent = (
     | BlockSkipped
     | BlockRefused
     | BlockOutcomeUnknown
+    | ApprovalRequested
+    | ApprovalGranted
+    | ApprovalDenied
+    | ApprovalExpired
     | ToolCalled
     | ToolReturned
     | ToolRefused
@@ -228,6 +264,10 @@ EVENT_TYPES: tuple[type[ConversationEvent], ...] = (
     BlockSkipped,
     BlockRefused,
     BlockOutcomeUnknown,
+    ApprovalRequested,
+    ApprovalGranted,
+    ApprovalDenied,
+    ApprovalExpired,
     ToolCalled,
     ToolReturned,
     ToolRefused,
