@@ -91,7 +91,7 @@ class ToolRegistry:
         specs: list[ToolSpec] = []
         servers = []
         for name, built in self._tools.items():
-            if access.refusal(name, built.decl, caller, approval=False) is not None:
+            if access.refusal(name, built.decl, caller, per_block=False) is not None:
                 continue
             if built.decl.kind == "mcp":
                 servers.append(name)

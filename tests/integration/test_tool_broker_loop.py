@@ -76,11 +76,18 @@ def call(tool: str, **arguments: Any) -> dict[str, Any]:
     return {"op": "call", "tool": tool, "arguments": arguments}
 
 
-async def converse(block: Jail, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str, JailStandIn]:
+def helpers(*lines: str) -> str:
+    """A model turn whose one block is these lines of Python."""
+    return "<helpers>\nimport tools\n" + "\n".join(lines) + "\n</helpers>"
+
+
+async def converse(
+    block: Jail, monkeypatch: pytest.MonkeyPatch, *, turn: str = BLOCK
+) -> tuple[Any, str, JailStandIn]:
     monkeypatch.setenv("OPSLOOP_TEST_TOKEN", SECRET)
     policy = Policy.model_validate({"tools": TOOLS, "slack": {}})
     sandbox = JailStandIn(block)
-    model = ScriptedModel([BLOCK, "Done."])
+    model = ScriptedModel([turn, "Done."])
     service = build_service(
         settings=Settings(database_url="memory:"),
         policy=policy,
@@ -148,7 +155,8 @@ async def test_a_secret_a_tool_prints_is_redacted_before_the_jail_or_the_log_see
     async def block(relay) -> str:  # type: ignore[no-untyped-def]
         return str((await relay(call("whoami_token")))["result"])
 
-    service, cid, jail = await converse(block, monkeypatch)
+    turn = helpers("print(tools.whoami_token())")
+    service, cid, jail = await converse(block, monkeypatch, turn=turn)
     returned = next(e for e in await service.timeline(cid) if e["type"] == "ToolReturned")
     assert returned["result"] == "[redacted:OPSLOOP_TEST_TOKEN]\n"
     assert returned["redacted"] == ["OPSLOOP_TEST_TOKEN"]
@@ -188,7 +196,7 @@ async def test_a_call_still_running_when_its_block_ends_is_stopped_and_recorded_
         task.cancel()
         return "killed"
 
-    service, cid, _ = await converse(block, monkeypatch)
+    service, cid, _ = await converse(block, monkeypatch, turn=helpers("tools.slow()"))
     timeline = await service.timeline(cid)
     assert kinds(timeline)[3:7] == [
         "BlockStarted",
@@ -199,6 +207,20 @@ async def test_a_call_still_running_when_its_block_ends_is_stopped_and_recorded_
     assert "stopped" in timeline[5]["detail"]
     left = [c for c in psutil.Process().children(recursive=True) if c.name() == "sleep"]
     assert left == []  # the tool's process was killed, not left running on the host
+    await service.aclose()
+
+
+async def test_a_block_may_call_only_the_tools_its_code_names(monkeypatch) -> None:
+    async def block(relay) -> str:  # type: ignore[no-untyped-def]
+        return str(await relay(call("whoami_token")))  # what getattr(tools, name) would send
+
+    service, cid, jail = await converse(
+        block, monkeypatch, turn=helpers("print(tools.echo(text='hi'))")
+    )
+    refused = next(e for e in await service.timeline(cid) if e["type"] == "ToolRefused")
+    assert refused["reason"].startswith("whoami_token is not named in this block's code")
+    assert jail.answers[0]["refused"] is True
+    assert SECRET not in str(await service.timeline(cid))
     await service.aclose()
 
 
