@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.ports import ChatMessage, ModelReply, TextSink
 from bot.providers.scripted import ScriptedModel, ScriptedTurn
+from bot.surface import ApprovalRequest
 from sandbox.limits import Limits
 from sandbox.result import RunResult
 
@@ -119,6 +120,9 @@ class RecordingProgress:
         self, *, index: int, total: int, language: str, code: str, result: RunResult
     ) -> None:
         self.calls.append(("block_finished", (index, total, result.exit_code)))
+
+    async def approval_requested(self, request: ApprovalRequest) -> None:
+        self.calls.append(("approval_requested", request))
 
     async def answered(self, text: str) -> None:
         self.calls.append(("answered", text))

@@ -30,6 +30,8 @@ from bot.surface import Coordinates
 from domain.conversation import Conversation
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from bot.ports import ModelReply
     from sandbox.result import RunResult
 
@@ -176,6 +178,54 @@ class ConversationApp(ConversationQueries, Application[UUID]):
                 provider=provider, model=model, error=error, attempts=attempts
             ),
         )
+
+    def request_approval(
+        self,
+        conversation_id: UUID,
+        *,
+        block_id: str,
+        request_id: str,
+        tools: tuple[str, ...],
+        requested_from: tuple[str, ...],
+        expires_at: datetime,
+    ) -> None:
+        """Record that a pending block waits for an approver."""
+        self._update(
+            conversation_id,
+            lambda c: c.request_approval(
+                block_id=block_id,
+                request_id=request_id,
+                tools=tools,
+                requested_from=requested_from,
+                expires_at=expires_at,
+            ),
+        )
+
+    def decide_approval(
+        self,
+        conversation_id: UUID,
+        *,
+        request_id: str,
+        approve: bool,
+        by: str,
+        reason: str = "",
+        now: float,
+    ) -> None:
+        """Record an approver's decision, made at ``now`` (``InvalidTransition`` when the
+        request was settled or expired)."""
+        if approve:
+            self._update(
+                conversation_id, lambda c: c.grant_approval(request_id=request_id, by=by, now=now)
+            )
+        else:
+            self._update(
+                conversation_id,
+                lambda c: c.deny_approval(request_id=request_id, by=by, reason=reason, now=now),
+            )
+
+    def expire_approval(self, conversation_id: UUID, *, request_id: str, now: float) -> None:
+        """Record that nobody decided a request in time."""
+        self._update(conversation_id, lambda c: c.expire_approval(request_id=request_id, now=now))
 
     def start_block(self, conversation_id: UUID, *, block_id: str, limits: dict[str, Any]) -> None:
         """Record that a pending block is about to run."""

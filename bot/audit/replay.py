@@ -107,9 +107,13 @@ def _indent(text: str, prefix: str = "    ") -> Iterator[str]:
 
 
 def _text(items: list[dict[str, Any]]) -> Iterator[str]:
+    requests: dict[str, dict[str, Any]] = {}
     for e in items:
         t, when = e["type"], e["timestamp"][:23].replace("T", " ")
         head = f"{when}  "
+        if t.startswith("Approval"):
+            yield f"{head}{_approval(e, requests)}"
+            continue
         if t == "Started":
             yield (
                 f"{head}conversation {e['conversation_id']} started by {e['started_by']} "
@@ -192,6 +196,26 @@ def _tool(e: dict[str, Any]) -> list[str]:
     return [f"{head}{cut}{redacted}:", *_lines(shown or "")]
 
 
+def _approval(e: dict[str, Any], requests: dict[str, dict[str, Any]]) -> str:
+    """An approval event as one line; a decision names the block and code it was about."""
+    t = e["type"]
+    if t == "ApprovalRequested":
+        requests[e["request_id"]] = e
+        tools = ", ".join(e["tools"]) or "none"
+        return (
+            f"approval {e['request_id'][:8]} of block {e['block_id']} (code sha256 "
+            f"{e['code_sha256'][:12]}, tools: {tools}) requested from "
+            f"{', '.join(e['requested_from'])}, expires {e['expires_at']}"
+        )
+    asked = requests.get(e["request_id"], {})
+    about = f"block {asked.get('block_id', '?')} (code sha256 {asked.get('code_sha256', '?')[:12]})"
+    if t == "ApprovalGranted":
+        return f"{about} approved by {e['by']}"
+    if t == "ApprovalDenied":
+        return f"{about} denied by {e['by']}" + (f": {e['reason']}" if e.get("reason") else "")
+    return f"{about}: approval expired, nobody decided"
+
+
 def _fence(text: str, lang: str = "") -> Iterator[str]:
     """``text`` in a fence longer than any run of backticks in it, so nothing inside closes it."""
     ticks = "```"
@@ -204,8 +228,13 @@ def _fence(text: str, lang: str = "") -> Iterator[str]:
 
 
 def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
+    requests: dict[str, dict[str, Any]] = {}
     for e in items:
         t, when = e["type"], e["timestamp"][:19].replace("T", " ")
+        if t.startswith("Approval"):
+            yield f"*{_approval(e, requests)}* ({when})"
+            yield ""
+            continue
         if t == "Started":
             yield f"## Conversation `{e['conversation_id']}`"
             yield ""

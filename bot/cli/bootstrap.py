@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from bot.config import Policy, load_policy
 from bot.loop.runner import LoopRunner
 from bot.loop.service import OpsloopService
+from bot.policy.approvals import ApprovalPolicy
 from bot.ports import ChatModel, Sandbox
 from bot.prompt.builder import prompt_builder
 from bot.settings import Settings, read_settings
@@ -91,6 +92,7 @@ def build_service(
         sandbox_limits=sandbox_limits(policy),
         workspace_for=workspace_for,
         tools=tool_registry(policy),
+        approvals=ApprovalPolicy.from_policy(policy),
     )
     access = {"slack": policy.slack, "discord": policy.discord}
     return OpsloopService(app=app, runner=runner, model_name=model.name, access=access)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.errors import one_line
 from bot.visible import visible
 
 if TYPE_CHECKING:
@@ -30,10 +31,6 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 SANDBOX_FIX = (
@@ -58,7 +55,7 @@ async def check_sandbox(*, settings: Settings, policy: Policy) -> Check:
             uid_range=policy.sandbox.uid_range,
         )
     except Exception as exc:
-        return Check("sandbox", False, _one_line(exc), SANDBOX_FIX)
+        return Check("sandbox", False, one_line(exc), SANDBOX_FIX)
     problems = "; ".join(report.problems)
     unsafe = settings.sandbox == "unsafe-local"
     blocked = None if unsafe else _unreachable_workspaces(settings=settings, policy=policy)
@@ -129,7 +126,7 @@ async def _check_sandbox_service(*, settings: Settings, policy: Policy) -> Check
         return Check(
             "sandbox",
             False,
-            f"the sandbox service at {settings.sandbox_url} does not run code: {_one_line(exc)}",
+            f"the sandbox service at {settings.sandbox_url} does not run code: {one_line(exc)}",
             "start it with `opsloop serve sandbox` or fix "
             "OPSLOOP_SANDBOX_URL / OPSLOOP_SANDBOX_TOKEN",
         )
@@ -152,9 +149,9 @@ def check_store(*, open_app: Callable[[], Any], url: str) -> Check:
             if url.startswith("postgres")
             else "check OPSLOOP_DATABASE_URL (sqlite:///path) and that its directory is writable"
         )
-        if "cipher" in _one_line(exc).lower() or "decrypt" in _one_line(exc).lower():
+        if "cipher" in one_line(exc).lower() or "decrypt" in one_line(exc).lower():
             fix = "set OPSLOOP_CIPHER_KEY to the key the events were written with"
-        return Check("event store", False, _one_line(exc), fix)
+        return Check("event store", False, one_line(exc), fix)
     return Check("event store", True, f"{url}: {count} conversation{'s' if count != 1 else ''}")
 
 
@@ -175,7 +172,7 @@ async def check_model(
     try:
         model = make_model()
     except Exception as exc:
-        return Check("model", False, _one_line(exc), _model_fix(provider))
+        return Check("model", False, one_line(exc), _model_fix(provider))
     name = getattr(model, "name", provider)
     try:
         started = time.perf_counter()
@@ -189,7 +186,7 @@ async def check_model(
             await asyncio.wait_for(model.reply([ChatMessage("user", "Reply with: ok")]), timeout)
             latency = (time.perf_counter() - started) * 1000
     except Exception as exc:
-        return Check("model", False, f"{name}: {_one_line(exc)}", _model_fix(provider))
+        return Check("model", False, f"{name}: {one_line(exc)}", _model_fix(provider))
     finally:
         close = getattr(model, "aclose", None)
         if close is not None:
@@ -206,7 +203,7 @@ async def check_tools(*, policy: Policy) -> list[Check]:
     try:
         registry = tool_registry(policy)
     except Exception as exc:  # a bad [tools] table or a missing ${env:VAR}
-        return [Check("tools", False, _one_line(exc), "fix [tools] in opsloop.toml")]
+        return [Check("tools", False, one_line(exc), "fix [tools] in opsloop.toml")]
     if registry is None:
         return []
     try:

@@ -22,14 +22,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, assert_never
 from uuid import UUID
 
-from bot.errors import ModelUnavailable
+from bot.errors import ModelUnavailable, one_line
+from bot.loop import approval_steps
 from bot.loop.safe_progress import SafeProgress
-from bot.loop.tool_calls import AppToolLog, caller_of
+from bot.loop.tool_calls import AppToolLog
+from bot.policy.approvals import ApprovalPolicy
 from bot.ports import ChatModel, LoopApp, Progress, PromptBuilder, ProviderFailure, Sandbox
 from bot.surface import Outcome
 from bot.tools.broker import BlockBroker
 from bot.tools.registry import ToolRegistry
-from bot.tools.values import Caller, ToolSpec
+from bot.tools.values import ToolSpec
 from domain import steps as step_types
 from domain.errors import DomainError
 from domain.helpers import SUPPORTED_LANGUAGES
@@ -77,6 +79,7 @@ class LoopRunner:
     sandbox_limits: Limits | None = None
     workspace_for: Callable[[UUID], str] = str
     tools: ToolRegistry | None = None  # what blocks may call through their broker
+    approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # default: never ask
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _locks: dict[UUID, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
@@ -127,7 +130,7 @@ class LoopRunner:
                     cid, progress, reason="cancelled", detail="stopped by the user"
                 )
             except DomainError as exc:  # another process stopped, renewed or moved it on
-                detail = f"another process changed this conversation: {_one_line(exc)}"
+                detail = f"another process changed this conversation: {one_line(exc)}"
                 await progress.stopped(reason="superseded", detail=detail)
                 outcome = Outcome(
                     conversation_id=str(cid),
@@ -142,7 +145,8 @@ class LoopRunner:
         """Decide and perform one step; an ``Outcome`` when the loop is over."""
         state: LoopState = await self._call(self.app.get, cid)
         now = self.now().timestamp()
-        step = next_step(state, self.limits, now=now)
+        rules = self.approvals.rules_for(approval_steps.coordinates_of(state))
+        step = next_step(state, self.limits, now=now, approvals=rules)
         if not isinstance(step, step_types.Idle) and running.cancelled:
             raise _Cancelled
         match step:
@@ -157,7 +161,18 @@ class LoopRunner:
             case step_types.CallModel():
                 return await self._call_model(cid, state, progress, running)
             case step_types.RunBlock():
-                await self._run_block(cid, step.block, state, progress, running)
+                await self._run_block(cid, step, state, progress, running)
+            case step_types.RequestApproval():
+                await self._request_approval(cid, step, state, progress)
+            case step_types.AwaitApproval():  # no slot, no clock: the loop ends until a decision
+                request = approval_steps.approval_request(str(cid), state, step.block)
+                return Outcome(str(cid), answer=None, stopped_reason=None, awaiting=request)
+            case step_types.ExpireApproval():
+                await self._call(self.app.expire_approval, cid, request_id=step.request_id, now=now)
+            case step_types.RefuseBlock():
+                await self._call(
+                    self.app.refuse_block, cid, block_id=step.block.block_id, reason=step.reason
+                )
             case step_types.SkipBlock():
                 await self._call(
                     self.app.skip_block, cid, block_id=step.block.block_id, reason=step.reason
@@ -195,7 +210,7 @@ class LoopRunner:
             log.exception("model %s raised", self.model.name)
             provider, _, model = self.model.name.partition(":")
             failure = ProviderFailure(
-                provider=provider, model=model, error=_one_line(exc), attempts=1
+                provider=provider, model=model, error=one_line(exc), attempts=1
             )
             return await self._model_failed(cid, progress, failures=(failure,), error=failure.error)
         await self._call(
@@ -221,9 +236,33 @@ class LoopRunner:
             )
         return await self._stop(cid, progress, reason="model_unavailable", detail=error)
 
-    async def _run_block(
-        self, cid: UUID, block: BlockState, state: LoopState, progress: Progress, running: _Running
+    async def _request_approval(
+        self, cid: UUID, step: step_types.RequestApproval, state: LoopState, progress: Progress
     ) -> None:
+        """Record the request (bound to the block's code), then show it on the surface."""
+        now = self.now().timestamp()
+        request = approval_steps.new_request(str(cid), state, step, self.approvals, now=now)
+        expires_at = datetime.fromtimestamp(request.expires_at, UTC)
+        await self._call(
+            self.app.request_approval,
+            cid,
+            block_id=request.block_id,
+            request_id=request.request_id,
+            tools=request.tools,
+            requested_from=request.requested_from,
+            expires_at=expires_at,
+        )
+        await progress.approval_requested(request)
+
+    async def _run_block(
+        self,
+        cid: UUID,
+        step: step_types.RunBlock,
+        state: LoopState,
+        progress: Progress,
+        running: _Running,
+    ) -> None:
+        block = step.block
         total = len(state.last_turn_blocks)
         if block.language not in SUPPORTED_LANGUAGES:  # nothing to start: refuse it outright
             known = " or ".join(SUPPORTED_LANGUAGES)
@@ -235,7 +274,7 @@ class LoopRunner:
         await progress.block_started(
             index=block.index, total=total, language=block.language, code=block.code
         )
-        broker = self._broker(cid, block, state)
+        broker = self._broker(cid, block, state, approved=step.approved)
         try:
             result = await self._cancellable(running, self._in_sandbox(cid, block, broker))
         except BaseException as exc:
@@ -254,13 +293,15 @@ class LoopRunner:
         """The tools this conversation's author may call (none when none are configured)."""
         if self.tools is None or not self.tools.names:
             return []
-        return await self.tools.tools_for(_caller(state))
+        return await self.tools.tools_for(approval_steps.conversation_caller(state, self.approvals))
 
-    def _broker(self, cid: UUID, block: BlockState, state: LoopState) -> BlockBroker | None:
+    def _broker(
+        self, cid: UUID, block: BlockState, state: LoopState, *, approved: tuple[str, ...]
+    ) -> BlockBroker | None:
         """The broker of this block's run, when tools are configured."""
         if self.tools is None or not self.tools.names:
             return None
-        caller = _caller(state)
+        caller = approval_steps.block_caller(state, block, self.approvals, approved)
         record = AppToolLog(
             app=self.app, conversation_id=cid, block_id=block.block_id, call=self._call
         )
@@ -294,14 +335,14 @@ class LoopRunner:
             case asyncio.CancelledError():
                 raise exc
             case OutcomeUnknown():  # lost after it may have started: never re-run it
-                detail = _one_line(exc)
+                detail = one_line(exc)
                 await self._call(self.app.mark_block_unknown, cid, block_id=block_id, detail=detail)
             case SandboxError():  # the sandbox would not run it: nothing ran
-                reason = _one_line(exc)
+                reason = one_line(exc)
                 await self._call(self.app.refuse_block, cid, block_id=block_id, reason=reason)
             case Exception():  # unexpected: it may have run, so its outcome is unknown
                 log.exception("sandbox raised while running %s", block_id, exc_info=exc)
-                detail = f"the sandbox failed while running it: {_one_line(exc)}"
+                detail = f"the sandbox failed while running it: {one_line(exc)}"
                 await self._call(self.app.mark_block_unknown, cid, block_id=block_id, detail=detail)
             case _:
                 raise exc
@@ -341,11 +382,6 @@ class LoopRunner:
             raise
 
 
-def _caller(state: LoopState) -> Caller:
-    conversation: Any = state  # the aggregate: its coordinates and the message's author
-    return caller_of(conversation.coordinates, author=conversation.last_author)
-
-
 def _outer_cancelling() -> bool:
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
@@ -358,8 +394,3 @@ def _as_dict(limits: object) -> dict[str, Any]:
         return dataclasses.asdict(limits)
     dump = getattr(limits, "model_dump", None)
     return dict(dump()) if callable(dump) else dict(vars(limits))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__

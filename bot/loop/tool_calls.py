@@ -1,8 +1,7 @@
 """The glue between a running block's broker and the conversation it belongs to.
 
-``caller_of`` says who is calling (the conversation's platform and channel, and the author
-of the message being worked on); ``AppToolLog`` records the broker's calls as events of the
-conversation, through the runner's thread-safe, never-half-cancelled application calls.
+``AppToolLog`` records the broker's calls as events of the conversation, through the
+runner's thread-safe, never-half-cancelled application calls.
 """
 
 from __future__ import annotations
@@ -13,15 +12,9 @@ from typing import Any
 from uuid import UUID
 
 from bot.ports import LoopApp
-from bot.tools.values import Caller, ToolOutcome
+from bot.tools.values import ToolOutcome
 
 AppCall = Callable[..., Awaitable[Any]]  # the runner's ``_call``: fn, *args, **kwargs
-
-
-def caller_of(coordinates: tuple[str, str, str, str], *, author: str) -> Caller:
-    """Who a block's calls are made for: the conversation's surface and channel, its user."""
-    platform, _, channel, _ = coordinates
-    return Caller(platform=platform, user=author, channel=channel)
 
 
 @dataclass(frozen=True)
