@@ -151,9 +151,7 @@ def test_a_click_decides_in_the_thread_of_the_clicked_message_as_the_message_pat
     assert click.blocks[0]["text"]["text"] == "code"  # kept to update the message in place
 
 
-def test_deny_is_a_decision_against_and_the_team_falls_back_to_the_users_then_the_context() -> (
-    None
-):
+def test_deny_is_a_decision_against_and_the_team_falls_back_to_the_users_then_the_context() -> None:
     deny = [{"action_id": "opsloop_deny", "value": "r1"}]
     from_user = click_from_action(block_actions(actions=deny, team=None))
     from_context = click_from_action(
