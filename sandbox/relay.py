@@ -120,7 +120,8 @@ class RelayServer:
         self.accepted = 0
         self.failures = 0  # relay calls that raised
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()  # one per connection
+        self._work: set[asyncio.Future[None]] = set()  # each connection's requests
         self._writers: set[asyncio.StreamWriter] = set()
         self._closed = False
 
@@ -156,10 +157,10 @@ class RelayServer:
         self._stop_listening()
         for writer in list(self._writers):
             writer.transport.abort()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for work in list(self._work):
+            work.cancel()
+        handlers = list(self._handlers)  # each ends quietly once its work is cancelled
+        await asyncio.gather(*self._work, *handlers, return_exceptions=True)
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
@@ -169,27 +170,38 @@ class RelayServer:
             log.warning("the tool relay failed %d times in this run", self.failures)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if self._closed or task is None:
+        """One connection. Its requests are served by a task of their own, which ``close``
+        cancels; this handler itself is never cancelled by us, since Python 3.11's stream
+        server logs a traceback for every cancelled handler."""
+        handler = asyncio.current_task()
+        if self._closed or handler is None:
             writer.transport.abort()
             return
         self.accepted += 1
         if self.accepted >= MAX_ACCEPTS:
             self._stop_listening()
-        self._tasks.add(task)
+        self._handlers.add(handler)
         try:
             if len(self._writers) >= MAX_CONNECTIONS:
                 await self._refuse(writer, TOO_MANY_CONNECTIONS)
                 return
             self._writers.add(writer)
-            await self._serve(_Lines(reader), writer)
+            work = asyncio.ensure_future(self._serve(_Lines(reader), writer))
+            self._work.add(work)
+            try:
+                await work
+            finally:
+                self._work.discard(work)
+        except asyncio.CancelledError:
+            if handler.cancelling():  # the handler itself was cancelled (loop shutdown)
+                raise
         except _TooLarge:
             await self._refuse(writer, TOO_LARGE)
         except ConnectionError:
             pass
         finally:
             self._writers.discard(writer)
-            self._tasks.discard(task)
+            self._handlers.discard(handler)
             writer.transport.abort()
 
     async def _serve(self, lines: _Lines, writer: asyncio.StreamWriter) -> None:

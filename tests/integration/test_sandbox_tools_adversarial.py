@@ -9,6 +9,7 @@ CI=true it fails (``require_real``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import textwrap
@@ -166,7 +167,7 @@ async def test_a_hundred_thousand_frames_stop_at_the_runs_cap_and_the_socket_sto
 
 
 async def test_a_connection_held_past_the_end_of_the_run_is_closed_and_nothing_is_left(
-    jail,
+    jail, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker = FakeBroker(delay=60)
     code = """
@@ -187,6 +188,7 @@ async def test_a_connection_held_past_the_end_of_the_run_is_closed_and_nothing_i
     assert broker.cancelled == 1  # the call under way when the run ended was abandoned
     assert other_tasks() == []
     assert socket_fds() == fds_before
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_a_block_whose_broker_is_slow_still_ends_at_its_wall_limit(jail) -> None:
