@@ -182,13 +182,14 @@ def _doc(entry: dict[str, _Any]) -> str:
 
 def _alias(name: str) -> str | None:
     """The attribute name of a server's tool: non-identifier characters become ``_``, a
-    leading digit gets a ``_`` before it, a keyword one after it; dunders get none."""
+    leading digit gets a ``_`` before it, a keyword one after it; a name that would start
+    with ``__`` gets none (reach it as ``tools.SERVER["name"]``)."""
     alias = _NOT_IDENTIFIER.sub("_", name)
     if not alias or alias[0].isdigit():
         alias = "_" + alias
     if _keyword.iskeyword(alias):
         alias += "_"
-    return None if alias.startswith("__") and alias.endswith("__") else alias
+    return None if alias.startswith("__") else alias
 
 
 class _Server:
