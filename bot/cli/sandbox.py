@@ -51,6 +51,10 @@ def run(
     workspace: Annotated[
         str | None, typer.Option(help="Keep files in this named workspace.")
     ] = None,
+    mount: Annotated[
+        list[str] | None,
+        typer.Option("--mount", help="A [sandbox] mounts NAME, read-only at /mnt/NAME (repeat)."),
+    ] = None,
 ) -> None:
     """``opsloop sandbox run``: one block, its output, and its exit status as ours."""
     from bot.cli.bootstrap import load_settings
@@ -69,7 +73,9 @@ def run(
 
     async def go() -> RunResult:
         try:
-            return await sandbox.run(language=lang, code=code, limits=limits, workspace=workspace)
+            return await sandbox.run(
+                language=lang, code=code, limits=limits, workspace=workspace, mounts=mount or ()
+            )
         finally:
             close = getattr(sandbox, "aclose", None)
             if close is not None:
@@ -147,6 +153,8 @@ def _print_diagnosis(found: Diagnosis) -> None:
     print(f"  owners:          {found.workspace_uids}")
     for language, path in found.interpreters.items():
         print(f"{language + ':':<19}{path}")
+    for target, source in found.mounts.items():
+        print(f"mount:             {target} <- {source} (read-only)")
     if found.unsafe_local:
         print("WARNING: OPSLOOP_SANDBOX=unsafe-local: blocks run WITHOUT isolation")
     for problem in found.problems:

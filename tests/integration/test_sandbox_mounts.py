@@ -3,8 +3,10 @@ out, and only by the names the sandbox's own configuration gives."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from sandbox.workspace import Workspaces
 from tests.conftest import require_real
 
 pytestmark = pytest.mark.nsjail
+ROOT = Path(__file__).resolve().parents[2]
 SHORT = Limits(wall_seconds=5)
 
 
@@ -175,3 +178,37 @@ async def test_a_mount_with_a_filesystem_mounted_below_it_is_refused_before_a_ru
     finally:
         subprocess.run(["umount", str(below)], check=True)
     assert not (below / "escaped").exists()
+
+
+def _cli(*args: str, host: Path, config: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    (host / "opsloop.toml").write_text(config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOP_")}
+    env |= {"OPSLOOP_DATA_DIR": str(host / "data"), "OPSLOOP_CONFIG": str(host / "opsloop.toml")}
+    return subprocess.run(
+        [sys.executable, "-c", "from bot.cli import main; main()", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+def test_sandbox_check_lists_the_mounts_and_names_a_broken_one(host: Path) -> None:
+    config = f'[sandbox.mounts]\nlogs = "{host / "logs"}"\ngone = "{host / "missing"}"\n'
+    text = _cli("sandbox", "check", host=host, config=config)
+    report = json.loads(_cli("sandbox", "check", "--json", host=host, config=config).stdout)
+    assert f"mount:             /mnt/logs <- {host / 'logs'} (read-only)" in text.stdout
+    assert report["mounts"] == {"/mnt/logs": str(host / "logs")}
+    assert f"mount gone: {host / 'missing'} does not exist" in report["problems"]
+    assert report["jails_work"] is True  # a broken mount does not hide the rest
+
+
+def test_sandbox_run_takes_mount_names_and_refuses_a_path_like_one(host: Path) -> None:
+    config = f'[sandbox.mounts]\nlogs = "{host / "logs"}"\n'
+    run = ("sandbox", "run", "--lang", "bash", "--mount")
+    ran = _cli(*run, "logs", "-", host=host, config=config, stdin="head -1 /mnt/logs/app.log")
+    refused = _cli(*run, "../../etc", "-", host=host, config=config, stdin="true")
+    assert ran.returncode == 0 and ran.stdout == "line one\n", ran.stderr
+    assert refused.returncode == 2 and "invalid mount name '../../etc'" in refused.stderr
