@@ -342,3 +342,21 @@ async def test_the_service_answers_a_block_whose_caller_left_with_a_broker_failu
     finally:
         await server.close()
         await sandbox.aclose()
+
+
+async def test_a_run_with_tools_goes_over_the_services_unix_socket_too(
+    jail_reachable_dir: Path,
+) -> None:
+    from sandbox.service import ServiceOptions, start_service
+
+    runner = GatedRunner()
+    runner.gate.set()
+    path = jail_reachable_dir / "sandbox.sock"
+    service = await start_service(runner=runner, options=ServiceOptions(), socket_path=path)
+    client = SandboxClient(url=f"unix://{path}")
+    try:
+        result = await client.run(language="bash", code="/over-unix", tools=FakeBroker())
+    finally:
+        await client.aclose()
+        await service.close()
+    assert result.stdout == "disk of /over-unix"

@@ -211,3 +211,14 @@ async def test_tool_list_and_a_tools_help(jail) -> None:
         "count(n: int, ratio: float = 1.0, fast: bool = False) -> dict",
         "/opsloop/bin/tool",
     ], result.stderr
+
+
+async def test_a_run_with_a_workspace_reaches_its_tools_as_the_workspaces_own_uid(jail) -> None:
+    result = await jail.run(
+        language="bash",
+        code="tool disk path=/w > /workspace/out.txt; cat /workspace/out.txt",
+        limits=Limits(wall_seconds=10),
+        tools=FakeBroker(),
+        workspace="tools-ws",
+    )
+    assert result.stdout == "disk of /w\n", result.stderr
