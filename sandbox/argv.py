@@ -15,6 +15,7 @@ from sandbox.relay import JAIL_SOCKET
 CODE_PATH = "/opsloop/code"  # where the block's file appears inside the jail (read-only)
 TOOLS_MODULE = "/opsloop/tools.py"  # the jail's `tools` module, in runs with tools
 TOOLS_BIN = "/opsloop/bin"  # holds `tool`; first on PATH in runs with tools
+TOOLS_PYCACHE = "/opsloop/__pycache__"  # the module's bytecode (sandbox.toolclient)
 # Python flags without arguments, which may be written together (-IS).
 _PLAIN_FLAGS = frozenset("bBdEhiIOPqRsSuvVx")
 WORKSPACE = "/workspace"
@@ -49,6 +50,7 @@ class ToolChannel:
     socket: str  # mounted at /opsloop/tools.sock
     module: str  # tools.py, mounted at /opsloop/tools.py
     bin_dir: str  # holds `tool`, mounted at /opsloop/bin
+    pycache: str | None = None  # the module's bytecode, mounted at /opsloop/__pycache__
 
 
 def python_args_with_tools(args: Sequence[str]) -> tuple[str, ...]:
@@ -158,6 +160,8 @@ def _extra_mounts(*, tools: ToolChannel | None, mounts: Sequence[tuple[str, str]
         argv += ["--bindmount_ro", f"{host_path}:{jail_path(name)}"]
     if tools is not None:
         argv += ["--bindmount_ro", f"{tools.module}:{TOOLS_MODULE}"]
+        if tools.pycache is not None:
+            argv += ["--bindmount_ro", f"{tools.pycache}:{TOOLS_PYCACHE}"]
         argv += ["--bindmount_ro", f"{tools.bin_dir}:{TOOLS_BIN}"]
         argv += ["--bindmount_ro", f"{tools.socket}:{JAIL_SOCKET}"]
     return argv

@@ -218,11 +218,14 @@ class NsjailSandbox:
 def _channel_files(run: Run) -> ToolChannel:
     """The tool channel's socket and client in the run's scratch dir, to mount under /opsloop."""
     try:
-        module, bin_dir = run.run_dir.add_tools_client()
+        client = run.run_dir.add_tools_client()
     except OSError as exc:
         raise SandboxUnavailable(f"cannot prepare the tool client: {exc}") from None
     return ToolChannel(
-        socket=str(run.run_dir.path / SOCKET_NAME), module=str(module), bin_dir=str(bin_dir)
+        socket=str(run.run_dir.path / SOCKET_NAME),
+        module=str(client.module),
+        bin_dir=str(client.bin_dir),
+        pycache=str(client.pycache),
     )
 
 

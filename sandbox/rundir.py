@@ -9,8 +9,6 @@ so neither ``ps`` nor the jail's own mount table names the workspace.
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib.resources
 import logging
 import os
 import stat
@@ -20,6 +18,7 @@ from pathlib import Path
 
 from sandbox import tree
 from sandbox.errors import SandboxUnavailable
+from sandbox.toolclient import ClientPaths, write_client
 
 log = logging.getLogger(__name__)
 STALE_AFTER_SECONDS = 7200.0  # longer than any run can last (wall limits stop at 1 h)
@@ -88,20 +87,6 @@ def remove_stale_run_dirs(*, older_than: float = STALE_AFTER_SECONDS) -> None:
         os.close(root_fd)
 
 
-@functools.cache
-def _tools_client() -> tuple[bytes, bytes]:
-    """The jail side of the tool channel: the ``tools`` module and the ``tool`` command."""
-    package = importlib.resources.files("sandbox.jailside")
-    return package.joinpath("tools.py").read_bytes(), package.joinpath("tool.py").read_bytes()
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    with open(fd, "wb") as file:
-        file.write(data)
-        os.fchmod(fd, mode)  # whatever the umask: the jail user reads it as "others"
-
-
 class RunDir:
     """A scratch directory for one run, owned by the run's uid (0700)."""
 
@@ -127,17 +112,11 @@ class RunDir:
         link.symlink_to(workspace)
         return link
 
-    def add_tools_client(self) -> tuple[Path, Path]:
-        """``tools.py`` and ``bin/tool`` for a run with tools (read-only for the block);
-        returns their paths. ``tools.py`` sits next to the code file, so a Python block
-        run without ``-I`` (its script's directory first on ``sys.path``) imports it."""
-        module, command = _tools_client()
-        bin_dir = self.path / "bin"
-        _write(self.path / "tools.py", module, 0o444)
-        bin_dir.mkdir()
-        bin_dir.chmod(0o755)
-        _write(bin_dir / "tool", command, 0o555)
-        return self.path / "tools.py", bin_dir
+    def add_tools_client(self) -> ClientPaths:
+        """The jail's tool client (``sandbox.toolclient``), read-only, in this directory.
+        ``tools.py`` sits next to the code file, so a Python block run without ``-I`` (its
+        script's directory first on ``sys.path``) imports it, in a jail or not."""
+        return write_client(self.path)
 
     def scratch_workspace(self) -> Path:
         """A workspace on the host that lives only as long as this run (unsafe-local)."""

@@ -139,7 +139,7 @@ class UnsafeLocalSandbox:
         """The block's environment; with tools, the socket's path and ``tool`` on PATH."""
         env = {**self.env, "HOME": str(home)}
         if channel is not None:
-            _, bin_dir = run.run_dir.add_tools_client()
+            bin_dir = run.run_dir.add_tools_client().bin_dir
             env["PATH"] = f"{bin_dir}:{env['PATH']}"
             env["OPSLOOP_TOOLS_SOCKET"] = str(channel.path)
         return env

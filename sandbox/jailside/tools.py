@@ -15,22 +15,22 @@ Standard library only: it runs on the jail's own python3.
 
 from __future__ import annotations
 
+import _socket
+import _thread
 import builtins as _builtins
 import json as _json
 import keyword as _keyword
 import os as _os
-import re as _re
-import socket as _socket
-import threading as _threading
-import warnings as _warnings
-from typing import Any as _Any
 
-del annotations  # noqa: F821  (the future import's name: a tool may be called `annotations`)
+TYPE_CHECKING = False  # typing costs milliseconds at every block's start; mypy reads this
+if TYPE_CHECKING:
+    from typing import Any as _Any
+del TYPE_CHECKING, annotations  # noqa: F821  (a tool may be called `annotations`)
 
 _SOCKET = _os.environ.get("OPSLOOP_TOOLS_SOCKET") or "/opsloop/tools.sock"
 _MAX_REQUEST = 1024 * 1024
 _MAX_ANSWER = 17 * 1024 * 1024
-_NOT_IDENTIFIER = _re.compile(r"[^A-Za-z0-9_]")
+_IDENTIFIER = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
 class ToolError(Exception):
@@ -46,9 +46,9 @@ class _Channel:
     """One connection to the broker per process, one request at a time."""
 
     def __init__(self) -> None:
-        self._lock = _threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._sock: _socket.socket | None = None
-        self._file: _Any = None
+        self._buffer = bytearray()
         self._pid = 0
 
     def ask(self, frame: dict[str, _Any]) -> dict[str, _Any]:
@@ -59,13 +59,11 @@ class _Channel:
             try:
                 if self._sock is None or self._pid != _os.getpid():  # a forked child reconnects
                     self._connect()
-                assert self._sock is not None
-                self._sock.sendall(line)
-                answer = self._file.readline(_MAX_ANSWER)
+                answer = self._exchange(line)
             except OSError as exc:
                 self._drop()
                 raise ToolError(f"the tool channel failed: {exc.strerror or exc}") from None
-            if not answer.endswith(b"\n"):
+            if answer is None:
                 self._drop()
                 raise ToolError("the tool channel closed before answering")
         try:
@@ -76,6 +74,21 @@ class _Channel:
             raise ToolError("the tool channel answered something that is not a JSON object")
         return value
 
+    def _exchange(self, line: bytes) -> bytes | None:
+        """Send one request line; its answer line, or None when the channel closed first."""
+        assert self._sock is not None
+        self._sock.sendall(line)
+        while (end := self._buffer.find(b"\n")) < 0:
+            if len(self._buffer) > _MAX_ANSWER:
+                return None
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        answer = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
+        return answer
+
     def _connect(self) -> None:
         self._drop()
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -84,13 +97,13 @@ class _Channel:
         except OSError as exc:
             sock.close()
             raise ToolError(f"cannot reach opsloop's tools at {_SOCKET}: {exc.strerror}") from None
-        self._sock, self._file, self._pid = sock, sock.makefile("rb"), _os.getpid()
+        self._sock, self._pid = sock, _os.getpid()
 
     def _drop(self) -> None:
         if self._sock is not None:
-            self._file.close()
             self._sock.close()
-        self._sock = self._file = None
+        self._sock = None
+        self._buffer.clear()
 
 
 _channel = _Channel()
@@ -145,7 +158,9 @@ def _tool(entry: dict[str, _Any], alias: str) -> _Any:
         if not answer.get("ok"):
             raise ToolError(_reason(answer), refused=bool(answer.get("refused"))) from None
         if answer.get("truncated"):
-            _warnings.warn(f"tools.{name}: the result was cut at its size cap", stacklevel=2)
+            import warnings  # only now: it costs a millisecond at every start
+
+            warnings.warn(f"tools.{name}: the result was cut at its size cap", stacklevel=2)
         return answer.get("result")
 
     tool.__name__ = tool.__qualname__ = alias
@@ -184,7 +199,7 @@ def _alias(name: str) -> str | None:
     """The attribute name of a server's tool: non-identifier characters become ``_``, a
     leading digit gets a ``_`` before it, a keyword one after it; a name that would start
     with ``__`` gets none (reach it as ``tools.SERVER["name"]``)."""
-    alias = _NOT_IDENTIFIER.sub("_", name)
+    alias = "".join(c if c in _IDENTIFIER else "_" for c in name)
     if not alias or alias[0].isdigit():
         alias = "_" + alias
     if _keyword.iskeyword(alias):

@@ -40,7 +40,12 @@ LAYOUT = JailLayout(
     env=(("HOME", "/workspace"), ("LANG", "C.UTF-8"), ("PATH", "/usr/bin:/bin")),
     mounts=(("logs", "/var/log/app"), ("etc", "/srv/etc")),
 )
-CHANNEL = ToolChannel(socket="/run/r1/tools.sock", module="/run/r1/tools.py", bin_dir="/run/r1/bin")
+CHANNEL = ToolChannel(
+    socket="/run/r1/tools.sock",
+    module="/run/r1/tools.py",
+    bin_dir="/run/r1/bin",
+    pycache="/run/r1/__pycache__",
+)
 
 
 def argv(**overrides: object) -> list[str]:
@@ -74,8 +79,9 @@ def test_without_tools_or_mounts_the_argv_is_todays() -> None:
 
 def test_tools_add_the_socket_and_the_client_read_only_under_opsloop() -> None:
     binds = pairs(argv(tools=CHANNEL), "--bindmount_ro")
-    assert binds[-3:] == [
+    assert binds[-4:] == [
         "/run/r1/tools.py:/opsloop/tools.py",
+        "/run/r1/__pycache__:/opsloop/__pycache__",
         "/run/r1/bin:/opsloop/bin",
         "/run/r1/tools.sock:/opsloop/tools.sock",
     ]
