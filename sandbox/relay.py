@@ -180,6 +180,9 @@ class RelayServer:
         self.accepted += 1
         if self.accepted >= MAX_ACCEPTS:
             self._stop_listening()
+        if self.accepted > MAX_ACCEPTS:  # already waiting in the backlog when it stopped
+            writer.transport.abort()
+            return
         self._handlers.add(handler)
         try:
             if len(self._writers) >= MAX_CONNECTIONS:

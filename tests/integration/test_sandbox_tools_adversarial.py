@@ -19,7 +19,7 @@ import uuid
 import pytest
 
 from sandbox.limits import Limits
-from sandbox.relay import MAX_CONNECTIONS, MAX_FRAMES
+from sandbox.relay import MAX_ACCEPTS, MAX_CONNECTIONS, MAX_FRAMES
 from sandbox.rundir import runs_root
 from tests.integration.sandbox_fixtures import (  # noqa: F401  (fixtures)
     data_dir,
@@ -350,3 +350,24 @@ async def test_on_the_host_the_socket_is_the_runs_own_0600_in_its_0700_directory
     assert (sock.st_uid, sock.st_gid, sock.st_mode & 0o777) == (*owner, 0o600)
     assert (directory.st_uid, directory.st_mode & 0o777) == (owner[0], 0o700)
     assert not path.exists()  # gone with its run
+
+
+async def test_connecting_over_and_over_stops_at_the_runs_cap_of_connections(jail) -> None:
+    broker = FakeBroker()
+    code = """
+        answered = 0
+        for _ in range(5000):
+            try:
+                s = connect()
+                s.sendall(b'{"op": "list"}\\n')
+                if not s.recv(10):
+                    break
+            except OSError as exc:
+                break
+            answered += 1
+            s.close()
+        print(answered)
+    """
+    result = await py(jail, code, broker)
+    assert result.stdout == f"{MAX_ACCEPTS}\n", result.stderr
+    assert len(broker.frames) == MAX_ACCEPTS
