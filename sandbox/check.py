@@ -109,7 +109,7 @@ def _mounts(options: LayoutOptions, problems: list[str]) -> dict[str, str]:
     found = {}
     for name, path in options.mounts.items():
         try:
-            found[jail_path(name)] = resolve_mount(name, path)
+            found[jail_path(name)] = resolve_mount(name, path=path)
         except SandboxError as exc:
             problems.append(str(exc))
     return found

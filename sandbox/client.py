@@ -162,7 +162,7 @@ class SandboxClient:
             if not isinstance(payload, dict):
                 raise OutcomeUnknown("the sandbox service answered 200 without a result")
             return RunResult.from_dict(payload)
-        raise refusal(status, error, retry_after=retry_after)
+        raise refusal(status, error=error, retry_after=retry_after)
 
 
 async def _read_at_most(response: aiohttp.ClientResponse, most: int) -> bytearray | None:

@@ -27,7 +27,7 @@ def retry_wait(state: RetryCallState) -> float:
     return float(wait_exponential(multiplier=0.1, max=2.0)(state))
 
 
-def refusal(status: int, error: str, *, retry_after: str | None = None) -> Exception:
+def refusal(status: int, *, error: str, retry_after: str | None = None) -> Exception:
     """What an answer other than a result means: retry (the block did not run), a bad
     request, a configuration problem, or an outcome we cannot know."""
     if status == 400:

@@ -33,7 +33,7 @@ TOO_MANY = {"ok": False, "error": "too many tool requests at once"}
 def _handshake_refusal(status: int, headers: Mapping[str, str] | None) -> Exception:
     """A refused upgrade: nothing was sent, so nothing ran."""
     if status == 401:
-        return refusal(401, "")
+        return refusal(401, error="")
     if status in (404, 405):
         return SandboxUnavailable(
             "the sandbox service does not offer runs with tools (GET /v1/run/ws): upgrade it"
@@ -41,7 +41,7 @@ def _handshake_refusal(status: int, headers: Mapping[str, str] | None) -> Except
     retry_after = headers.get("Retry-After") if headers else None
     shown = f"the WebSocket upgrade was refused with HTTP {status}"
     status = status if status in (429, 503) else 503  # any other refusal ran nothing either
-    return refusal(status, shown, retry_after=retry_after)
+    return refusal(status, error=shown, retry_after=retry_after)
 
 
 async def run_over_websocket(
@@ -126,7 +126,7 @@ class _Exchange:
             status = status if isinstance(status, int) else 500
             if self.frames and status in (429, 503):  # frames came: the block did run
                 status = 500
-            raise refusal(status, str(message.get("error", "")))
+            raise refusal(status, error=str(message.get("error", "")))
         elif kind == "done":
             try:
                 payload = json.loads(self.result)

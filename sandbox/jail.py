@@ -127,7 +127,7 @@ class NsjailSandbox:
         read-only mounts of this sandbox's configuration, each at /mnt/NAME.
         """
         data = check_request(language=language, code=code, max_code_bytes=self.max_code_bytes)
-        chosen = requested(dict(self.layout.mounts), mounts)
+        chosen = requested(dict(self.layout.mounts), names=mounts)
         limits = limits or self.default_limits
         async with (
             opened(self.workspaces, name=workspace, code=data, language=language) as run,

@@ -134,7 +134,7 @@ def _prefix(executable: str) -> str:
     return str(parent.parent if parent.name == "bin" else parent)
 
 
-def resolve_mount(name: str, path: str) -> str:
+def resolve_mount(name: str, *, path: str) -> str:
     """The host path of the mount ``name``, resolved; ``SandboxUnavailable`` saying what is wrong.
 
     Absolute, without ``..``, existing, reachable by the jail user, and with nothing mounted
@@ -200,5 +200,7 @@ def discover_layout(options: LayoutOptions) -> JailLayout:
         interpreters=tuple(interpreters),
         env=tuple(sorted(env.items())),
         nice=options.nice,
-        mounts=tuple((name, resolve_mount(name, path)) for name, path in options.mounts.items()),
+        mounts=tuple(
+            (name, resolve_mount(name, path=path)) for name, path in options.mounts.items()
+        ),
     )

@@ -33,7 +33,7 @@ def jail_path(name: str) -> str:
     return f"{MOUNT_ROOT}/{name}"
 
 
-def requested(available: Mapping[str, str], names: Sequence[str]) -> tuple[tuple[str, str], ...]:
+def requested(available: Mapping[str, str], *, names: Sequence[str]) -> tuple[tuple[str, str], ...]:
     """The (name, host path) pairs of ``names`` (duplicates once, in order); ``BadRequest``
     for a name that is invalid or that ``available`` does not have."""
     if isinstance(names, str):
@@ -56,7 +56,7 @@ def _unescape(field: str) -> str:
     return _ESCAPE.sub(lambda match: chr(int(match.group(1), 8)), field)
 
 
-def mounts_below(path: str, mountinfo: str) -> list[str]:
+def mounts_below(path: str, *, mountinfo: str) -> list[str]:
     """Mount points strictly below ``path`` in a ``/proc/self/mountinfo`` text (pure)."""
     prefix = path.rstrip("/") + "/"
     found = []
@@ -81,7 +81,7 @@ def refuse_mounts_below(pairs: Sequence[tuple[str, str]]) -> None:
         return
     table = read_mountinfo()
     for name, path in pairs:
-        below = mounts_below(path, table)
+        below = mounts_below(path, mountinfo=table)
         if below:
             raise SandboxUnavailable(
                 f"mount {name}: {path} has another filesystem mounted below it ({below[0]}), "

@@ -74,6 +74,15 @@ class ServiceOptions:
     send_seconds: float = 60.0  # writing a result to a slow reader
     max_connections: int = 1024  # open at once; beyond, the oldest idle ones are closed
 
+    def ws_settings(self) -> WsSettings:
+        """What ``GET /v1/run/ws`` needs of these options."""
+        return WsSettings(
+            maxima=self.maxima,
+            max_body_bytes=self.max_body_bytes,
+            body_seconds=self.body_seconds,
+            send_seconds=self.send_seconds,
+        )
+
 
 class _Refused(Exception):
     """A request answered with an error before it ran."""
@@ -180,16 +189,10 @@ def make_app(*, runner: Runner, options: ServiceOptions) -> web.Application:
     app[GUARD] = guard
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/v1/run", run)
-    settings = WsSettings(
-        maxima=options.maxima,
-        max_body_bytes=options.max_body_bytes,
-        body_seconds=options.body_seconds,
-        send_seconds=options.send_seconds,
+    ws = make_ws_handler(
+        runner=runner, gate=gate, authenticate=authenticate, settings=options.ws_settings()
     )
-    app.router.add_get(
-        "/v1/run/ws",
-        make_ws_handler(runner=runner, gate=gate, authenticate=authenticate, settings=settings),
-    )
+    app.router.add_get("/v1/run/ws", ws)
     return app
 
 

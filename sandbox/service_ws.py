@@ -110,7 +110,7 @@ def make_ws_handler(
     authenticate: Callable[[web.BaseRequest], bool],
     settings: WsSettings,
 ) -> Handler:
-    """The handler of ``GET /v1/run/ws``."""
+    """The handler of ``GET /v1/run/ws``, sharing the service's gate and authentication."""
 
     async def run_ws(request: web.Request) -> web.StreamResponse:
         if not authenticate(request):

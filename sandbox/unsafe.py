@@ -91,7 +91,7 @@ class UnsafeLocalSandbox:
         namespace there is no private /mnt, and the block reads the host's files anyway.
         """
         data = check_request(language=language, code=code, max_code_bytes=self.max_code_bytes)
-        chosen = requested(self.mounts, mounts)
+        chosen = requested(self.mounts, names=mounts)
         limits = limits or self.default_limits
         log.warning(WARNING)
         if chosen:

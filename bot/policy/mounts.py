@@ -15,13 +15,13 @@ from bot.config import MountDecl, SandboxPolicy
 from bot.tools.values import Caller
 
 
-def mounts_for(policy: SandboxPolicy, caller: Caller) -> tuple[str, ...]:
+def mounts_for(policy: SandboxPolicy, *, caller: Caller) -> tuple[str, ...]:
     """The names of the mounts ``caller`` may have (``[sandbox]``'s order): pass them to
     ``Sandbox.run(mounts=...)``."""
-    return tuple(name for name, decl in policy.mounts.items() if allowed(decl, caller))
+    return tuple(name for name, decl in policy.mounts.items() if allowed(decl, caller=caller))
 
 
-def allowed(decl: MountDecl, caller: Caller) -> bool:
+def allowed(decl: MountDecl, *, caller: Caller) -> bool:
     """May ``caller``'s blocks see this mount?"""
     if decl.allow_users or decl.allow_roles:
         listed = _listed(decl.allow_users, caller.platform, caller.user)

@@ -28,7 +28,7 @@ class Misuse(Exception):
     """A command line that cannot be turned into a call (exit status 2)."""
 
 
-def convert(value: str, schema: object) -> Any:
+def convert(value: str, *, schema: object) -> Any:
     """``value`` as the JSON type ``schema`` (a parameter's schema) asks for."""
     kinds = schema.get("type") if isinstance(schema, dict) else None
     kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
@@ -73,7 +73,7 @@ def _as(kind: str, value: str) -> Any:
     return _NOTHING
 
 
-def arguments(words: list[str], schema: object) -> dict[str, Any]:
+def arguments(words: list[str], *, schema: object) -> dict[str, Any]:
     """``key=value`` and ``key:=JSON`` words as a tool's arguments, typed by its ``schema``."""
     properties = schema.get("properties") if isinstance(schema, dict) else None
     properties = properties if isinstance(properties, dict) else {}
@@ -88,8 +88,8 @@ def arguments(words: list[str], schema: object) -> dict[str, Any]:
             except ValueError:
                 raise Misuse(f"{key[:-1]}: {value!r} is not JSON") from None
             continue
-        try:
-            found[key] = convert(value, properties.get(key))  # unknown keys: the broker says so
+        try:  # a key the schema lacks stays a string: the broker names it in its refusal
+            found[key] = convert(value, schema=properties.get(key))
         except Misuse as exc:
             raise Misuse(f"{key}: {exc}") from None
     return found
@@ -140,7 +140,7 @@ def main(argv: list[str]) -> int:
             return 0
         plain = any("=" in w and not w.partition("=")[0].endswith(":") for w in words)
         entry = _entry(tools, name) if plain else None  # types only matter for key=value
-        args = arguments(words, (entry or {}).get("schema"))
+        args = arguments(words, schema=(entry or {}).get("schema"))
         answer = tools._channel.ask({"op": "call", "tool": name, "arguments": args})
     except Misuse as exc:
         print(f"tool: {exc}\n{USAGE}", file=sys.stderr)

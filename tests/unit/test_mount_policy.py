@@ -48,36 +48,35 @@ def test_a_mount_is_allowed_exactly_when_a_tool_with_the_same_lists_would_be(
         allow_channels=decl.allow_channels,
         allow_roles=decl.allow_roles,
     )
-    assert allowed(decl, caller) == (refusal("t", tool, caller, approval=False) is None)
+    assert allowed(decl, caller=caller) == (refusal("t", tool, caller, approval=False) is None)
 
 
 @given(st.dictionaries(names, decls, max_size=5), callers)
 def test_a_caller_gets_some_of_the_configured_names_in_their_order(
     mounts: dict[str, MountDecl], caller: Caller
 ) -> None:
-    chosen = mounts_for(SandboxPolicy(mounts=mounts), caller)
+    chosen = mounts_for(SandboxPolicy(mounts=mounts), caller=caller)
     assert list(chosen) == [name for name in mounts if name in chosen]
-    assert all(allowed(mounts[name], caller) for name in chosen)
+    assert all(allowed(mounts[name], caller=caller) for name in chosen)
 
 
 @given(st.dictionaries(names, st.just(MountDecl(path="/srv")), max_size=5), callers)
 def test_mounts_without_lists_are_everyones_on_the_surface(
     mounts: dict[str, MountDecl], caller: Caller
 ) -> None:
-    assert mounts_for(SandboxPolicy(mounts=mounts), caller) == tuple(mounts)
+    assert mounts_for(SandboxPolicy(mounts=mounts), caller=caller) == tuple(mounts)
 
 
 def test_a_listed_user_or_role_in_a_listed_channel_gets_it_and_others_do_not() -> None:
     decl = MountDecl(
         path="/srv", allow_users=["slack:U1"], allow_roles=["oncall"], allow_channels=["C1"]
     )
-    assert allowed(decl, Caller(platform="slack", user="U1", channel="C1"))
-    assert allowed(
-        decl, Caller(platform="slack", user="U9", channel="C1", roles=frozenset({"oncall"}))
-    )
-    assert not allowed(decl, Caller(platform="discord", user="U1", channel="C1"))
-    assert not allowed(decl, Caller(platform="slack", user="U1", channel="C2"))
-    assert not allowed(decl, Caller(platform="slack", user="U1", channel=""))
+    assert allowed(decl, caller=Caller(platform="slack", user="U1", channel="C1"))
+    oncall = Caller(platform="slack", user="U9", channel="C1", roles=frozenset({"oncall"}))
+    assert allowed(decl, caller=oncall)
+    assert not allowed(decl, caller=Caller(platform="discord", user="U1", channel="C1"))
+    assert not allowed(decl, caller=Caller(platform="slack", user="U1", channel="C2"))
+    assert not allowed(decl, caller=Caller(platform="slack", user="U1", channel=""))
 
 
 def test_both_forms_of_mounts_load_from_opsloop_toml(tmp_path: Path) -> None:

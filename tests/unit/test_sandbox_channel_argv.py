@@ -186,19 +186,19 @@ def test_a_mount_name_is_a_simple_ascii_identifier(name: object, ok: bool) -> No
 
 def test_requested_mounts_come_from_the_sandboxs_table_by_name_only() -> None:
     table = {"logs": "/var/log/app", "etc": "/srv/etc"}
-    assert requested(table, ["etc", "logs", "etc"]) == (
+    assert requested(table, names=["etc", "logs", "etc"]) == (
         ("etc", "/srv/etc"),
         ("logs", "/var/log/app"),
     )
-    assert requested(table, []) == ()
+    assert requested(table, names=[]) == ()
     with pytest.raises(BadRequest, match="unknown mount 'nope'.*etc, logs"):
-        requested(table, ["nope"])
+        requested(table, names=["nope"])
     with pytest.raises(BadRequest, match="invalid mount name '/var/log/app'"):
-        requested(table, ["/var/log/app"])
+        requested(table, names=["/var/log/app"])
     with pytest.raises(BadRequest, match="at most"):
-        requested(table, ["logs"] * (MAX_MOUNTS + 1))
+        requested(table, names=["logs"] * (MAX_MOUNTS + 1))
     with pytest.raises(BadRequest, match="list of names"):
-        requested(table, "logs")
+        requested(table, names="logs")
 
 
 def test_mounts_below_a_path_are_read_from_mountinfo_with_its_escapes() -> None:
@@ -210,6 +210,6 @@ def test_mounts_below_a_path_are_read_from_mountinfo_with_its_escapes() -> None:
             "32 22 0:42 / /var/log/app rw - tmpfs none rw",
         ]
     )
-    assert mounts_below("/var/log/app", table) == ["/var/log/app/old logs"]
-    assert mounts_below("/var/log/app/", table) == ["/var/log/app/old logs"]
-    assert mounts_below("/srv", table) == []
+    assert mounts_below("/var/log/app", mountinfo=table) == ["/var/log/app/old logs"]
+    assert mounts_below("/var/log/app/", mountinfo=table) == ["/var/log/app/old logs"]
+    assert mounts_below("/srv", mountinfo=table) == []

@@ -37,7 +37,7 @@ def test_key_value_words_take_the_types_of_the_schema() -> None:
         "either=12",
         "other=1",
     ]
-    assert tool.arguments(words, SCHEMA) == {
+    assert tool.arguments(words, schema=SCHEMA) == {
         "n": 3,
         "ratio": 0.5,
         "fast": True,
@@ -51,7 +51,7 @@ def test_key_value_words_take_the_types_of_the_schema() -> None:
 
 
 def test_raw_json_words_are_taken_as_json() -> None:
-    assert tool.arguments(['q:={"a": [1]}', 's:="x=y"', "v=a=b"], SCHEMA) == {
+    assert tool.arguments(['q:={"a": [1]}', 's:="x=y"', "v=a=b"], schema=SCHEMA) == {
         "q": {"a": [1]},
         "s": "x=y",
         "v": "a=b",
@@ -73,7 +73,7 @@ def test_raw_json_words_are_taken_as_json() -> None:
 )
 def test_a_word_that_cannot_be_its_type_is_a_misuse_naming_it(word: str, problem: str) -> None:
     with pytest.raises(tool.Misuse, match=problem.replace("[", r"\[").replace("{", r"\{")):
-        tool.arguments([word], SCHEMA)
+        tool.arguments([word], schema=SCHEMA)
 
 
 def test_results_print_as_text_as_is_and_as_indented_json_otherwise() -> None:
