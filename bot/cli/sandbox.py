@@ -39,7 +39,9 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
     app.add_typer(sandbox_app, name="sandbox")
     sandbox_app.command("run", help=run_help)(run)
     sandbox_app.command("check", help="Can jails run here, and which limits are enforced?")(check)
-    serve_app.command("sandbox", help="Serve the sandbox over HTTP (POST /v1/run).")(serve_sandbox)
+    serve_app.command(
+        "sandbox", help="Serve the sandbox over HTTP (POST /v1/run; GET /v1/run/ws with tools)."
+    )(serve_sandbox)
 
 
 def run(

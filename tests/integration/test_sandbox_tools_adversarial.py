@@ -15,16 +15,20 @@ import socket
 import textwrap
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
+from sandbox.jail import NsjailSandbox
 from sandbox.limits import Limits
 from sandbox.relay import MAX_ACCEPTS, MAX_CONNECTIONS, MAX_FRAMES
 from sandbox.rundir import runs_root
 from tests.integration.sandbox_fixtures import (  # noqa: F401  (fixtures)
     data_dir,
     jail,
+    private_uids,
     workspaces,
+    workspaces_for,
 )
 from tests.integration.tool_broker_fake import FakeBroker
 
@@ -332,21 +336,33 @@ async def test_the_socket_is_mode_0600_and_the_client_read_only(jail) -> None:
     ], result.stderr
 
 
-async def test_on_the_host_the_socket_is_the_runs_own_0600_in_its_0700_directory(jail) -> None:
-    before = set(runs_root().glob("run-*/tools.sock"))
-    run = asyncio.create_task(py(jail, "import time; time.sleep(1.5)", FakeBroker()))
+async def test_on_the_host_the_socket_is_the_runs_own_0600_in_its_0700_directory(
+    jail, data_dir: Path
+) -> None:
+    # Uids of this test's own, so the socket is told apart from other runs on this machine.
+    own = NsjailSandbox(
+        nsjail=jail.nsjail,
+        layout=jail.layout,
+        cgroups=jail.cgroups,
+        workspaces=workspaces_for(data_dir, fs="directory", uids=private_uids()),
+    )
+    owner = own.workspaces.scratch_owner()
+
+    def ours() -> list[Path]:
+        return [p for p in runs_root().glob("run-*/tools.sock") if p.stat().st_uid == owner[0]]
+
+    run = asyncio.create_task(py(own, "import time; time.sleep(1.5)", FakeBroker()))
     try:
         for _ in range(200):
-            new = set(runs_root().glob("run-*/tools.sock")) - before
-            if new:
+            if found := ours():
                 break
             await asyncio.sleep(0.02)
-        assert new, "the run's socket never appeared"
-        path = next(iter(new))
+        assert found, "the run's socket never appeared"
+        path = found[0]
         sock, directory = path.stat(), path.parent.stat()
     finally:
         await run
-    owner = jail.workspaces.scratch_owner()
+        await own.aclose()
     assert (sock.st_uid, sock.st_gid, sock.st_mode & 0o777) == (*owner, 0o600)
     assert (directory.st_uid, directory.st_mode & 0o777) == (owner[0], 0o700)
     assert not path.exists()  # gone with its run
