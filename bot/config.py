@@ -12,10 +12,18 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from bot.errors import ConfigError
+from bot.policy.roles import unknown_roles
 from bot.tools.config import ToolsPolicy
 
 _MOUNT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # as sandbox.mounts checks it
@@ -123,6 +131,28 @@ class AccessPolicy(_Section):
     mention_guilds: list[str] = Field(default_factory=list)
 
 
+class ApprovalOverride(_Section):
+    """``[approvals.channels."ID"]``: one channel's (or surface's) own approval rules."""
+
+    blocks: Literal["never", "always", "with_tools"] | None = None  # None: the default's
+    approvers: list[str] | None = None
+
+
+class ApprovalsPolicy(_Section):
+    """When a block needs an approver's yes, who may give it, and how long it waits.
+
+    ``approvers`` holds user ids (``"U012AB"``, ``"slack:U012AB"``) and roles (``"oncall"``
+    or ``"role:oncall"``); empty means anyone allowed to use the bot in that channel.
+    ``channels`` overrides per channel: a key is ``"platform:channel"``, a bare channel id,
+    or a surface (``"slack"``, ``"terminal"``); the most specific one wins.
+    """
+
+    blocks: Literal["never", "always", "with_tools"] = "never"
+    approvers: list[str] = Field(default_factory=list)
+    timeout_minutes: float = Field(default=15.0, gt=0, le=7 * 24 * 60)
+    channels: dict[str, ApprovalOverride] = Field(default_factory=dict)
+
+
 class Policy(_Section):
     """The whole of ``opsloop.toml``."""
 
@@ -134,6 +164,41 @@ class Policy(_Section):
     slack: AccessPolicy = Field(default_factory=AccessPolicy)
     discord: AccessPolicy = Field(default_factory=AccessPolicy)
     tools: ToolsPolicy = Field(default_factory=ToolsPolicy)  # see bot.tools.config
+    roles: dict[str, list[str]] = Field(default_factory=dict)  # role -> ["slack:U012AB", ...]
+    approvals: ApprovalsPolicy = Field(default_factory=ApprovalsPolicy)
+
+    @model_validator(mode="after")
+    def _roles_resolve(self) -> Policy:
+        """Role members are qualified ids, and every ``role:NAME`` names a role."""
+        for name, members in self.roles.items():
+            bare = [m for m in members if ":" not in m.strip(":")]
+            if bare:
+                raise _error(f"roles.{name}: {bare[0]!r}: write members as platform:id")
+        mounts = self.sandbox.mounts
+        lists = {
+            "approvals.approvers": self.approvals.approvers,
+            "slack.allow_users": self.slack.allow_users,
+            "discord.allow_users": self.discord.allow_users,
+            **{
+                f"approvals.channels.{key}.approvers": o.approvers or []
+                for key, o in self.approvals.channels.items()
+            },
+            **{f"tools.{n}.allow_users": d.allow_users for n, d in self.tools.declared.items()},
+            **{f"sandbox.mounts.{n}.allow_users": d.allow_users for n, d in mounts.items()},
+        }
+        for where, entries in lists.items():
+            if missing := unknown_roles(entries, self.roles):
+                raise _error(f"{where}: {missing[0]!r}: no such role in [roles]")
+        role_lists = {f"tools.{n}": d.allow_roles for n, d in self.tools.declared.items()}
+        role_lists |= {f"sandbox.mounts.{n}": d.allow_roles for n, d in mounts.items()}
+        for where, names in role_lists.items():
+            if missing := [r for r in names if r not in self.roles]:
+                raise _error(f"{where}.allow_roles: {missing[0]!r}: no such role in [roles]")
+        return self
+
+
+def _error(message: str) -> PydanticCustomError:
+    return PydanticCustomError("policy", "{message}", {"message": message})
 
 
 def load_policy(path: Path | None) -> Policy:
@@ -154,4 +219,5 @@ def load_policy(path: Path | None) -> Policy:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+        prefix = f"{where}: " if where else ""  # whole-policy checks name their own keys
+        raise ConfigError(f"{path}: {prefix}{first['msg']}") from None

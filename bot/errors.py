@@ -54,3 +54,10 @@ class ModelUnavailable(OpsloopError):
     def __init__(self, message: str, *, failures: tuple[object, ...] = ()) -> None:
         super().__init__(message)
         self.failures = failures  # tuple[bot.ports.ProviderFailure, ...]
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line for a user or an event: its first line (never a traceback pasted
+    into its message), or its type when it has no words."""
+    first = next((line for line in str(exc).splitlines() if line.strip()), "")
+    return " ".join(first.split()) or type(exc).__name__

@@ -15,9 +15,12 @@ from uuid import UUID
 
 from bot.config import AccessPolicy
 from bot.surface import (
+    ApprovalRequest,
     Command,
     CommandReply,
     Coordinates,
+    Decision,
+    DecisionReply,
     Incoming,
     Outcome,
     Receipt,
@@ -25,6 +28,9 @@ from bot.surface import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from bot.tools.values import ToolSpec
     from sandbox.limits import Limits
     from sandbox.relay import ToolRelay
     from sandbox.result import RunResult
@@ -127,6 +133,10 @@ class Progress(Protocol):
         """Block ``index`` has run; ``result`` holds its exit status and output."""
         ...
 
+    async def approval_requested(self, request: ApprovalRequest) -> None:
+        """A block waits for an approver: show its code, its tools and the way to decide."""
+        ...
+
     async def answered(self, text: str) -> None:
         """The model gave its final answer."""
         ...
@@ -150,7 +160,12 @@ class PromptLike(Protocol):
     def notes(self) -> str: ...
 
 
-PromptBuilder = Callable[[list[dict[str, Any]]], PromptLike]  # timeline -> the next prompt
+class PromptBuilder(Protocol):
+    """Timeline (and the tools this turn may call) -> the next prompt."""
+
+    def __call__(
+        self, timeline: list[dict[str, Any]], *, tools: Sequence[ToolSpec] = ()
+    ) -> PromptLike: ...
 
 
 class LoopApp(Protocol):
@@ -169,6 +184,17 @@ class LoopApp(Protocol):
     def record_model_failure(
         self, conversation_id: UUID, *, provider: str, model: str, error: str, attempts: int
     ) -> None: ...
+    def request_approval(
+        self,
+        conversation_id: UUID,
+        *,
+        block_id: str,
+        request_id: str,
+        tools: tuple[str, ...],
+        requested_from: tuple[str, ...],
+        expires_at: datetime,
+    ) -> None: ...
+    def expire_approval(self, conversation_id: UUID, *, request_id: str, now: float) -> None: ...
     def start_block(
         self, conversation_id: UUID, *, block_id: str, limits: dict[str, Any]
     ) -> None: ...
@@ -176,6 +202,21 @@ class LoopApp(Protocol):
     def skip_block(self, conversation_id: UUID, *, block_id: str, reason: str) -> None: ...
     def refuse_block(self, conversation_id: UUID, *, block_id: str, reason: str) -> None: ...
     def mark_block_unknown(self, conversation_id: UUID, *, block_id: str, detail: str) -> None: ...
+    def record_tool_call(
+        self,
+        conversation_id: UUID,
+        *,
+        block_id: str,
+        call_id: str,
+        tool: str,
+        arguments: dict[str, Any],
+        redacted: tuple[str, ...] = (),
+    ) -> None: ...
+    def record_tool_result(
+        self, conversation_id: UUID, *, call_id: str, **outcome: Any
+    ) -> None: ...
+    def refuse_tool(self, conversation_id: UUID, *, call_id: str, reason: str) -> None: ...
+    def mark_tool_unknown(self, conversation_id: UUID, *, call_id: str, detail: str) -> None: ...
     def answer(self, conversation_id: UUID, *, text: str) -> None: ...
     def stop(self, conversation_id: UUID, *, reason: str, detail: str = "") -> None: ...
 
@@ -190,6 +231,16 @@ class ServiceApp(LoopApp, Protocol):
         self, *, coordinates: Coordinates, message_key: str, author: str, text: str, reason: str
     ) -> tuple[UUID, bool]: ...
     def renew(self, *, coordinates: Coordinates, by: str) -> UUID: ...
+    def decide_approval(
+        self,
+        conversation_id: UUID,
+        *,
+        request_id: str,
+        approve: bool,
+        by: str,
+        reason: str = "",
+        now: float,
+    ) -> None: ...
     def current_id(self, coordinates: Coordinates) -> UUID: ...
     def resolve(self, id_or_prefix: str) -> UUID: ...
     def totals(self, conversation_id: UUID) -> Totals: ...
@@ -209,6 +260,10 @@ class ChatService(Protocol):
 
     async def handle(self, command: Command) -> CommandReply:
         """Carry out a thread command for the conversation at its coordinates."""
+        ...
+
+    async def decide(self, decision: Decision) -> DecisionReply:
+        """Record an approver's decision on a request of the thread at its coordinates."""
         ...
 
     async def run(self, conversation_id: str, progress: Progress) -> Outcome:
@@ -240,8 +295,17 @@ class CommandTarget(Protocol):
         """Who may use the bot, per platform."""
         ...
 
+    @property
+    def roles(self) -> Mapping[str, Sequence[str]]:
+        """``[roles]``: role -> qualified user ids."""
+        ...
+
     async def record_refusal(self, incoming: Incoming, *, reason: str) -> Receipt:
         """Record that ``incoming`` was refused; the reply to show, or a duplicate."""
+        ...
+
+    async def decide(self, decision: Decision) -> DecisionReply:
+        """Record an approver's decision (approve/deny), or say why it changed nothing."""
         ...
 
     async def current_conversation(self, coordinates: Coordinates) -> str:

@@ -29,13 +29,30 @@ class CommandName(StrEnum):
     COST = "cost"
     REPLAY = "replay"
     NEW = "new"
+    APPROVE = "approve"  # the latest pending approval request of the thread
+    DENY = "deny"  # the same, with an optional reason: "deny not during the freeze"
 
 
 def parse_command(text: str) -> CommandName | None:
-    """The command a whole message names (``stop``, ``/stop``, ``!stop``, ``Stop.``), if any."""
-    word = text.strip().rstrip(".!").lower().lstrip("/!")
+    """The command a whole message names (``stop``, ``/stop``, ``!stop``, ``Stop.``), if any.
+
+    Only ``deny`` takes words after it (its reason); any other word followed by more text is
+    a message for the model, not a command."""
+    word, _, rest = text.strip().partition(" ")
+    name = _command_word(word if rest.strip() else text.strip())
+    if rest.strip() and name is not CommandName.DENY:
+        return None
+    return name
+
+
+def command_reason(text: str) -> str:
+    """The words after a ``deny`` (the reason shown to the model and in the replay)."""
+    return " ".join(text.split()[1:])
+
+
+def _command_word(word: str) -> CommandName | None:
     try:
-        return CommandName(word)
+        return CommandName(word.rstrip(".!").lower().lstrip("/!"))
     except ValueError:
         return None
 
@@ -99,6 +116,7 @@ class CommandReply:
     timeline: tuple[dict[str, Any], ...] = field(default=())  # replay: the recorded events
     refused: str = ""  # the refusal sentence to show
     duplicate: bool = False
+    decision: DecisionReply | None = None  # approve and deny
 
 
 @dataclass(frozen=True)
@@ -115,6 +133,58 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class ApprovalRequest:
+    """A block waiting for an approver's yes: what a surface shows beside its two buttons."""
+
+    conversation_id: str
+    coordinates: Coordinates  # the thread it waits in
+    request_id: str
+    block_id: str
+    index: int  # 1-based, of ``total`` blocks in this turn
+    total: int
+    language: str
+    code: str  # exactly what will run: the approval is bound to its SHA-256
+    tools: tuple[str, ...]  # what the block may call once approved
+    requested_from: tuple[str, ...]  # the configured approvers, or "anyone allowed here"
+    expires_at: float  # epoch seconds
+    requested_by: str  # the author of the message being worked on
+
+
+DecisionStatus = Literal["granted", "denied", "not_approver", "decided", "expired", "none"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Someone's approve or deny: a button click, a thread command, or a terminal answer."""
+
+    coordinates: Coordinates  # where it was made: the request must belong to this thread
+    by: str  # the platform's user id
+    approve: bool
+    request_id: str = ""  # "" for the latest pending request here (the thread commands)
+    reason: str = ""  # a deny's reason, shown to the model
+
+
+@dataclass(frozen=True)
+class DecisionReply:
+    """What a decision did.
+
+    ``granted``/``denied``: recorded; run the loop (``resumes``). ``not_approver``: nothing
+    recorded, tell only the clicker. ``decided``/``expired``: the request was settled
+    before; nothing changes. ``none``: no such request in this thread."""
+
+    status: DecisionStatus
+    detail: str  # one line to show
+    conversation_id: str | None = None
+    request_id: str = ""
+    by: str = ""
+
+    @property
+    def resumes(self) -> bool:
+        """Whether the loop of the conversation has a step to take now."""
+        return self.status in ("granted", "denied")
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How a run of the loop ended."""
 
@@ -122,6 +192,7 @@ class Outcome:
     answer: str | None  # None when it stopped without one
     stopped_reason: str | None  # "cancelled" | "turn_limit" | "budget" | "model_unavailable" | …
     detail: str = ""
+    awaiting: ApprovalRequest | None = None  # paused until this request is decided or expires
 
 
 def failed(result: RunResult) -> bool:

@@ -8,22 +8,27 @@ satisfies ``domain.state.LoopState``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
 from domain import events as ev
+from domain.approvals import code_sha256
 from domain.chain import genesis_hash
 from domain.conversation_state import ConversationState
 from domain.errors import (
     ConversationRenewed,
     ConversationStopped,
     InvalidTransition,
+    UnknownApproval,
     UnknownBlock,
 )
 from domain.ids import conversation_id
-from domain.state import BlockStatus
+from domain.state import Approval, BlockStatus
+
+UNSETTLED_CALL = "its block ended before the call returned; its effects are unknown"
 
 
 class Conversation(ConversationState, Aggregate):
@@ -122,10 +127,55 @@ class Conversation(ConversationState, Aggregate):
             ev.ModelFailed, provider=provider, model=model, error=error, attempts=int(attempts)
         )
 
+    def request_approval(
+        self,
+        *,
+        block_id: str,
+        request_id: str,
+        tools: tuple[str, ...],
+        requested_from: tuple[str, ...],
+        expires_at: datetime,
+    ) -> None:
+        """Ask for a pending block to be approved before it runs."""
+        self._check_working()
+        b = self._block_in(block_id, ("pending",))
+        if self._approvals_now().get(block_id) is not None or self.approval_of(request_id):
+            raise InvalidTransition(f"an approval of block {block_id} was requested already")
+        self._trigger(
+            ev.ApprovalRequested,
+            block_id=block_id,
+            request_id=request_id,
+            code_sha256=code_sha256(b["code"]),
+            tools=list(tools),
+            requested_from=list(requested_from),
+            expires_at=expires_at.astimezone(UTC).isoformat(),
+        )
+
+    def grant_approval(self, *, request_id: str, by: str, now: float) -> None:
+        """An approver said yes, in time."""
+        self._open_request(request_id, now=now)
+        self._trigger(ev.ApprovalGranted, request_id=request_id, by=by)
+
+    def deny_approval(self, *, request_id: str, by: str, reason: str, now: float) -> None:
+        """An approver said no, in time."""
+        self._open_request(request_id, now=now)
+        self._trigger(ev.ApprovalDenied, request_id=request_id, by=by, reason=reason)
+
+    def expire_approval(self, *, request_id: str, now: float) -> None:
+        """Nobody decided in time."""
+        self._check_working()
+        _, approval = self._request(request_id)
+        if approval.status != "requested" or now < approval.expires_at:
+            raise InvalidTransition(f"approval {request_id} has not expired")
+        self._trigger(ev.ApprovalExpired, request_id=request_id)
+
     def start_block(self, *, block_id: str, limits: dict[str, Any]) -> None:
         """Record that a pending block of the last turn is about to run."""
         self._check_working()
         b = self._block_in(block_id, ("pending",))
+        approval = self._approvals_now().get(block_id)
+        if approval is not None and approval["status"] != "granted":
+            raise InvalidTransition(f"block {block_id} is {approval['status']}, not approved")
         self._trigger(
             ev.BlockStarted,
             block_id=block_id,
@@ -135,6 +185,74 @@ class Conversation(ConversationState, Aggregate):
             code=b["code"],
             limits=dict(limits),
         )
+
+    def call_tool(
+        self,
+        *,
+        block_id: str,
+        call_id: str,
+        tool: str,
+        arguments: dict[str, Any],
+        redacted: tuple[str, ...] = (),
+    ) -> None:
+        """Record that a running block asked for a tool call (before it runs)."""
+        self._check_working()
+        self._block_in(block_id, ("started",))
+        if self.tool_call(call_id) is not None:
+            raise InvalidTransition(f"tool call {call_id} was recorded already")
+        self._trigger(
+            ev.ToolCalled,
+            block_id=block_id,
+            call_id=call_id,
+            tool=tool,
+            arguments=dict(arguments),
+            redacted=list(redacted),
+        )
+
+    def return_tool(
+        self,
+        *,
+        call_id: str,
+        ok: bool,
+        result: Any,
+        result_bytes: int,
+        truncated: bool,
+        duration_ms: int,
+        error: str | None,
+        redacted: tuple[str, ...] = (),
+    ) -> None:
+        """Record what a tool call gave."""
+        self._check_working()
+        self._call_in(call_id)
+        self._trigger(
+            ev.ToolReturned,
+            call_id=call_id,
+            ok=bool(ok),
+            result=result,
+            result_bytes=int(result_bytes),
+            truncated=bool(truncated),
+            duration_ms=int(duration_ms),
+            error=error,
+            redacted=list(redacted),
+        )
+
+    def refuse_tool(self, *, call_id: str, reason: str) -> None:
+        """Record that a tool call was not run, and why."""
+        self._check_working()
+        call = self._call_in(call_id)
+        self._trigger(
+            ev.ToolRefused,
+            block_id=call["block_id"],
+            call_id=call_id,
+            tool=call["tool"],
+            reason=reason,
+        )
+
+    def mark_tool_unknown(self, *, call_id: str, detail: str) -> None:
+        """Record that a tool call's outcome was lost."""
+        self._check_working()
+        self._call_in(call_id)
+        self._trigger(ev.ToolOutcomeUnknown, call_id=call_id, detail=detail)
 
     def finish_block(
         self,
@@ -154,6 +272,7 @@ class Conversation(ConversationState, Aggregate):
         """Record the result of a started block."""
         self._check_working()
         self._block_in(block_id, ("started",))
+        self._settle_calls(block_id)
         self._trigger(
             ev.BlockFinished,
             block_id=block_id,
@@ -179,12 +298,14 @@ class Conversation(ConversationState, Aggregate):
         """Record that policy or the sandbox refused a block."""
         self._check_working()
         self._block_in(block_id, ("pending", "started"))
+        self._settle_calls(block_id)
         self._trigger(ev.BlockRefused, block_id=block_id, reason=reason)
 
     def mark_block_unknown(self, *, block_id: str, detail: str) -> None:
         """Record that a started block's outcome is unknown (it is never re-run)."""
         self._check_working()
         self._block_in(block_id, ("started",))
+        self._settle_calls(block_id)
         self._trigger(ev.BlockOutcomeUnknown, block_id=block_id, detail=detail)
 
     def answer(self, *, text: str) -> None:
@@ -230,6 +351,34 @@ class Conversation(ConversationState, Aggregate):
                 f"block {block_id} is {b['status']}, expected {' or '.join(statuses)}"
             )
         return b
+
+    def _request(self, request_id: str) -> tuple[str, Approval]:
+        found = self.approval_of(request_id)
+        if found is None:
+            raise UnknownApproval(f"there is no approval request {request_id} in this conversation")
+        return found
+
+    def _open_request(self, request_id: str, *, now: float) -> None:
+        """A request still waiting for a decision, before its expiry."""
+        self._check_working()
+        _, approval = self._request(request_id)
+        if approval.status != "requested":
+            raise InvalidTransition(f"approval {request_id} was {approval.status} already")
+        if now >= approval.expires_at:
+            raise InvalidTransition(f"approval {request_id} expired")
+
+    def _call_in(self, call_id: str) -> dict[str, Any]:
+        """A tool call that was recorded and has no outcome yet."""
+        call = self.tool_call(call_id)
+        if call is None or call["status"] != "called":
+            state = "was never recorded" if call is None else f"is {call['status']}"
+            raise InvalidTransition(f"tool call {call_id} {state}")
+        return call
+
+    def _settle_calls(self, block_id: str) -> None:
+        """Before a block's outcome: each of its calls still open becomes unknown."""
+        for call_id in self.open_tool_calls(block_id):
+            self._trigger(ev.ToolOutcomeUnknown, call_id=call_id, detail=UNSETTLED_CALL)
 
     def _trigger(self, event_class: type[ev.ConversationEvent], **payload: Any) -> None:
         self.trigger_event(event_class, prev_hash=self._last_hash, **payload)

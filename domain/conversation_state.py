@@ -18,7 +18,7 @@ from domain import events as ev
 from domain.chain import hash_of
 from domain.errors import UnknownBlock
 from domain.helpers import parse_helpers
-from domain.state import BlockState, ConversationStatus, block_failed
+from domain.state import Approval, BlockState, ConversationStatus, block_failed
 
 
 class ConversationState:
@@ -28,6 +28,8 @@ class ConversationState:
     _successor_id: UUID | None
     _last_hash: str
     _blocks: list[dict[str, Any]]
+    _tool_calls: dict[str, dict[str, Any]]
+    _approvals: dict[str, dict[str, Any]]  # block id -> its approval (plain values)
     _answer: str | None
     _turn: int
     created_on: datetime
@@ -43,6 +45,8 @@ class ConversationState:
         state = dict(self.__dict__)
         state["_message_keys"] = dict(state["_message_keys"])
         state["_blocks"] = [dict(b) for b in state["_blocks"]]
+        state["_tool_calls"] = {k: dict(v) for k, v in state.get("_tool_calls", {}).items()}
+        state["_approvals"] = {k: dict(v) for k, v in state.get("_approvals", {}).items()}
         state["_pending_events"] = list(state.get("_pending_events", ()))
         object.__setattr__(clone, "__dict__", state)
         memo[id(self)] = clone
@@ -67,7 +71,19 @@ class ConversationState:
     @property
     def last_turn_blocks(self) -> tuple[BlockState, ...]:
         """Blocks of the latest reply, in order."""
-        return tuple(BlockState(**b) for b in self._blocks)
+        approvals = self.__dict__.get("_approvals", {})
+        return tuple(
+            BlockState(**b, approval=_approval(approvals.get(b["block_id"]))) for b in self._blocks
+        )
+
+    def approval_of(self, request_id: str) -> tuple[str, Approval] | None:
+        """The block and the approval of request ``request_id`` in the last turn, if any."""
+        for block_id, entry in self.__dict__.get("_approvals", {}).items():
+            if entry["request_id"] == request_id:
+                approval = _approval(entry)
+                assert approval is not None
+                return block_id, approval
+        return None
 
     @property
     def tokens_used(self) -> int:
@@ -88,6 +104,11 @@ class ConversationState:
     def generation(self) -> int:
         """0 for a thread's first conversation, +1 for each ``new``."""
         return int(self._generation)
+
+    @property
+    def last_author(self) -> str:
+        """Who wrote the message being worked on (a snapshot from before this knew: "")."""
+        return str(self.__dict__.get("_last_author", ""))
 
     @property
     def started_by(self) -> str:
@@ -156,6 +177,34 @@ class ConversationState:
                 self._set_block(event.block_id, "refused")
             case ev.BlockOutcomeUnknown():
                 self._set_block(event.block_id, "unknown")
+            case ev.ApprovalRequested():
+                self._approvals_now()[event.block_id] = {
+                    "request_id": event.request_id,
+                    "status": "requested",
+                    "tools": list(event.tools),
+                    "requested_from": list(event.requested_from),
+                    "expires_at": datetime.fromisoformat(event.expires_at).timestamp(),
+                    "by": "",
+                    "reason": "",
+                }
+            case ev.ApprovalGranted():
+                self._decide(event.request_id, "granted", by=event.by)
+            case ev.ApprovalDenied():
+                self._decide(event.request_id, "denied", by=event.by, reason=event.reason)
+            case ev.ApprovalExpired():
+                self._decide(event.request_id, "expired")
+            case ev.ToolCalled():
+                self._calls()[event.call_id] = {
+                    "block_id": event.block_id,
+                    "tool": event.tool,
+                    "status": "called",
+                }
+            case ev.ToolReturned():
+                self._set_call(event.call_id, "returned")
+            case ev.ToolRefused():
+                self._set_call(event.call_id, "refused", block_id=event.block_id, tool=event.tool)
+            case ev.ToolOutcomeUnknown():
+                self._set_call(event.call_id, "unknown")
             case ev.Answered():
                 self._status = "answered"
                 self._answer = event.text
@@ -182,8 +231,11 @@ class ConversationState:
         self._answer = None
         self._successor_id: UUID | None = None
         self._last_hash = ""
+        self._tool_calls = {}
+        self._approvals = {}
 
     def _when_MessageReceived(self, e: ev.MessageReceived) -> None:
+        self._last_author = e.author
         self._message_keys[e.message_key] = e.originator_version
         self._messages += 1
         self._status = "open"
@@ -196,6 +248,8 @@ class ConversationState:
         self._refused += 1
 
     def _when_ModelReplied(self, e: ev.ModelReplied) -> None:
+        self._tool_calls = {}  # a turn's calls and approvals belong to its blocks
+        self._approvals = {}
         self._turn = max(self._turn, e.turn)
         self._turns_since_message += 1
         self._last_reply_text = e.text
@@ -212,6 +266,39 @@ class ConversationState:
                 "status": "pending",
             }
             for b in parse_helpers(e.text).blocks
+        ]
+
+    def _approvals_now(self) -> dict[str, dict[str, Any]]:
+        if "_approvals" not in self.__dict__:  # a snapshot from before approvals existed
+            self._approvals = {}
+        return self._approvals
+
+    def _decide(self, request_id: str, status: str, **fields: str) -> None:
+        for entry in self._approvals_now().values():
+            if entry["request_id"] == request_id:
+                entry.update(fields, status=status)
+
+    def _calls(self) -> dict[str, dict[str, Any]]:
+        # Snapshots taken before tools existed have no calls: they start empty.
+        if "_tool_calls" not in self.__dict__:
+            self._tool_calls = {}
+        return self._tool_calls
+
+    def _set_call(self, call_id: str, status: str, **fields: Any) -> None:
+        call = self._calls().setdefault(call_id, {"block_id": "", "tool": ""})
+        call.update(fields, status=status)
+
+    def tool_call(self, call_id: str) -> dict[str, Any] | None:
+        """A recorded tool call of the last turn (block_id, tool, status), if there is one."""
+        call = self._calls().get(call_id)
+        return dict(call) if call is not None else None
+
+    def open_tool_calls(self, block_id: str) -> list[str]:
+        """Calls of ``block_id`` recorded as called and not yet given an outcome."""
+        return [
+            call_id
+            for call_id, call in self._calls().items()
+            if call["block_id"] == block_id and call["status"] == "called"
         ]
 
     def _set_block(self, block_id: str, status: str, **fields: Any) -> None:
@@ -251,3 +338,17 @@ class ConversationState:
     def started_at(self) -> datetime:
         """When Started was recorded."""
         return self.created_on
+
+
+def _approval(entry: dict[str, Any] | None) -> Approval | None:
+    if entry is None:
+        return None
+    return Approval(
+        request_id=entry["request_id"],
+        status=entry["status"],
+        tools=tuple(entry["tools"]),
+        expires_at=float(entry["expires_at"]),
+        requested_from=tuple(entry.get("requested_from", ())),
+        by=entry.get("by", ""),
+        reason=entry.get("reason", ""),
+    )

@@ -4,7 +4,8 @@ DomainError
 ├── ConversationStopped   something other than a new message after Stopped
 ├── ConversationRenewed   anything after Renewed (the ``new`` command moved on)
 ├── InvalidTransition     the command does not fit the conversation's status
-└── UnknownBlock          no block with that id, or not in the status the command needs
+├── UnknownBlock          no block with that id, or not in the status the command needs
+└── UnknownApproval       no approval request with that id in the last turn
 
 Guards raise these before any event is triggered, so a refused command changes nothing.
 """
@@ -30,3 +31,7 @@ class InvalidTransition(DomainError):
 
 class UnknownBlock(DomainError):
     """The block is not part of the last model turn, or not in the needed status."""
+
+
+class UnknownApproval(DomainError):
+    """No approval request with that id in the conversation's last turn."""

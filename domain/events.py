@@ -134,6 +134,81 @@ class BlockOutcomeUnknown(ConversationEvent):
     detail: str
 
 
+class ApprovalRequested(ConversationEvent):
+    """A pending block needs an approver's yes before it runs (on its exact code)."""
+
+    block_id: str
+    request_id: str
+    code_sha256: str  # the exact code the approval is for
+    tools: list[str]  # the tools the block names: all it may call once approved
+    requested_from: list[str]  # who may decide: users and roles, or ["anyone allowed here"]
+    expires_at: str  # ISO 8601, UTC
+
+
+class ApprovalGranted(ConversationEvent):
+    """An approver said yes: the block runs, and may call the tools it named."""
+
+    request_id: str
+    by: str
+
+
+class ApprovalDenied(ConversationEvent):
+    """An approver said no: the block is refused and the model told why."""
+
+    request_id: str
+    by: str
+    reason: str
+
+
+class ApprovalExpired(ConversationEvent):
+    """Nobody decided in time: the block is refused."""
+
+    request_id: str
+
+
+class ToolCalled(ConversationEvent):
+    """A running block asked the broker to call a tool (its arguments as recorded: redacted).
+
+    Every ``ToolCalled`` gets exactly one outcome before its block's: ``ToolReturned``,
+    ``ToolRefused`` or ``ToolOutcomeUnknown``.
+    """
+
+    block_id: str
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    redacted: list[str]  # names of the secrets taken out of the arguments
+
+
+class ToolReturned(ConversationEvent):
+    """A tool call ran: its result (redacted) or its error."""
+
+    call_id: str
+    ok: bool
+    result: Any  # text, or JSON data; None on failure
+    result_bytes: int
+    truncated: bool
+    duration_ms: int
+    error: str | None
+    redacted: list[str]  # names of the secrets taken out of the result or error
+
+
+class ToolRefused(ConversationEvent):
+    """A tool call was not run: unknown tool, bad argument, not allowed, over the limit."""
+
+    block_id: str
+    call_id: str
+    tool: str
+    reason: str
+
+
+class ToolOutcomeUnknown(ConversationEvent):
+    """A tool call's outcome was lost (its block ended, or the process died, while it ran)."""
+
+    call_id: str
+    detail: str
+
+
 class Answered(ConversationEvent):
     """The model's final answer to the latest message."""
 
@@ -165,6 +240,14 @@ AnyEvent = (
     | BlockSkipped
     | BlockRefused
     | BlockOutcomeUnknown
+    | ApprovalRequested
+    | ApprovalGranted
+    | ApprovalDenied
+    | ApprovalExpired
+    | ToolCalled
+    | ToolReturned
+    | ToolRefused
+    | ToolOutcomeUnknown
     | Answered
     | Stopped
     | Renewed
@@ -181,6 +264,14 @@ EVENT_TYPES: tuple[type[ConversationEvent], ...] = (
     BlockSkipped,
     BlockRefused,
     BlockOutcomeUnknown,
+    ApprovalRequested,
+    ApprovalGranted,
+    ApprovalDenied,
+    ApprovalExpired,
+    ToolCalled,
+    ToolReturned,
+    ToolRefused,
+    ToolOutcomeUnknown,
     Answered,
     Stopped,
     Renewed,

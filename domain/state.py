@@ -39,6 +39,22 @@ def block_failed(
     return bool(exit_code != 0 or signal or timed_out or memory_exceeded)
 
 
+ApprovalStatus = Literal["requested", "granted", "denied", "expired"]
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Where a block's approval stands."""
+
+    request_id: str
+    status: ApprovalStatus
+    tools: tuple[str, ...]  # what the request named: all the block may call once granted
+    expires_at: float  # epoch seconds
+    requested_from: tuple[str, ...] = ()  # the approvers named in the request
+    by: str = ""  # who decided
+    reason: str = ""  # why it was denied
+
+
 @dataclass(frozen=True)
 class BlockState:
     """One helper block of a model turn and how far it got."""
@@ -51,6 +67,7 @@ class BlockState:
     status: BlockStatus
     started_at: float | None = None  # epoch seconds of its BlockStarted, once started
     wall_seconds: float | None = None  # the wall limit BlockStarted recorded, if any
+    approval: Approval | None = None  # once an approval was requested for it
 
 
 class LoopState(Protocol):

@@ -14,13 +14,15 @@ jail finish before the model is told.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, assert_never
 
+from domain.approvals import ApprovalRules, needs_approval
 from domain.helpers import parse_helpers
 from domain.limits import LoopLimits
 from domain.state import BlockState, LoopState
 
 StopReason = Literal["turn_limit", "budget"]  # the runner adds "cancelled", "model_unavailable"
+NO_APPROVALS = ApprovalRules()
 GRACE_SECONDS = 5.0  # nsjail's own clock and the process-group kill land within this
 
 
@@ -34,6 +36,40 @@ class RunBlock:
     """Run this block of the last turn in the sandbox (record BlockStarted first)."""
 
     block: BlockState
+    approved: tuple[str, ...] = ()  # the tools an approver let it call
+
+
+@dataclass(frozen=True)
+class RequestApproval:
+    """This block needs an approver's yes first; the request names the tools it may call."""
+
+    block: BlockState
+    tools: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AwaitApproval:
+    """An approval is pending: nothing to do until a decision, or ``until`` (its expiry)."""
+
+    block: BlockState
+    request_id: str
+    until: float  # epoch seconds
+
+
+@dataclass(frozen=True)
+class ExpireApproval:
+    """Nobody decided in time: record the request expired."""
+
+    block: BlockState
+    request_id: str
+
+
+@dataclass(frozen=True)
+class RefuseBlock:
+    """Record this block refused (its approval was denied or expired); the model is told."""
+
+    block: BlockState
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -79,7 +115,20 @@ class Idle:
     """Nothing to do until the next user message."""
 
 
-Step = CallModel | RunBlock | SkipBlock | ResolveUnknown | Wait | Answer | Stop | Idle
+Step = (
+    CallModel
+    | RunBlock
+    | RequestApproval
+    | AwaitApproval
+    | ExpireApproval
+    | RefuseBlock
+    | SkipBlock
+    | ResolveUnknown
+    | Wait
+    | Answer
+    | Stop
+    | Idle
+)
 
 _NOT_RUN = {
     "failed": "failed",
@@ -89,8 +138,15 @@ _NOT_RUN = {
 }
 
 
-def next_step(state: LoopState, limits: LoopLimits, *, now: float) -> Step:
-    """Decide what the loop does next, from recorded facts and ``now`` (epoch seconds)."""
+def next_step(
+    state: LoopState,
+    limits: LoopLimits,
+    *,
+    now: float,
+    approvals: ApprovalRules = NO_APPROVALS,
+) -> Step:
+    """Decide what the loop does next, from recorded facts, ``now`` (epoch seconds) and the
+    conversation's approval rules."""
     if state.status != "open":
         return Idle()
     if state.last_reply_text is None:
@@ -100,7 +156,7 @@ def next_step(state: LoopState, limits: LoopLimits, *, now: float) -> Step:
         if block.status == "started":
             return _resolve_or_wait(block, limits=limits, now=now)
         if block.status == "pending":
-            return _run_or_skip(block, earlier=blocks[:position])
+            return _run_or_skip(block, earlier=blocks[:position], approvals=approvals, now=now)
     if not blocks:
         parsed = parse_helpers(state.last_reply_text)
         # An unclosed tag means the model meant to run code, and an empty reply answers
@@ -118,14 +174,36 @@ def _resolve_or_wait(block: BlockState, *, limits: LoopLimits, now: float) -> St
     return Wait(block=block, until=over) if now < over else ResolveUnknown(block=block)
 
 
-def _run_or_skip(block: BlockState, *, earlier: tuple[BlockState, ...]) -> Step:
+def _run_or_skip(
+    block: BlockState, *, earlier: tuple[BlockState, ...], approvals: ApprovalRules, now: float
+) -> Step:
     for previous in earlier:
         if previous.status != "succeeded":
             how = _NOT_RUN.get(previous.status, f"ended as {previous.status}")
             return SkipBlock(
                 block=block, reason=f"an earlier block of this turn ({previous.block_id}) {how}"
             )
-    return RunBlock(block=block)
+    approval = block.approval
+    if approval is None:
+        tools = needs_approval(block.code, block.language, approvals)
+        return RunBlock(block=block) if tools is None else RequestApproval(block=block, tools=tools)
+    match approval.status:
+        case "granted":
+            return RunBlock(block=block, approved=approval.tools)
+        case "requested" if now >= approval.expires_at:
+            return ExpireApproval(block=block, request_id=approval.request_id)
+        case "requested":
+            return AwaitApproval(
+                block=block, request_id=approval.request_id, until=approval.expires_at
+            )
+        case "denied":
+            why = f": {approval.reason}" if approval.reason else ""
+            return RefuseBlock(block=block, reason=f"{approval.by} denied running it{why}")
+        case "expired":
+            minutes = approvals.timeout_seconds / 60
+            return RefuseBlock(block=block, reason=f"nobody approved it within {minutes:g} minutes")
+        case _:
+            assert_never(approval.status)
 
 
 def _call_model(state: LoopState, limits: LoopLimits) -> Step:

@@ -1,5 +1,8 @@
 """Shared fixtures.
 
+Unit tests of the loop and the service take ``memory_app``: the real application on the
+in-memory store, so the domain they exercise is the product's own.
+
 Tests that need a real part (PostgreSQL, nsjail) call ``require_real``: on a developer
 laptop without that part they skip with the reason printed; under CI (``CI=true``) they
 fail, because CI is meant to run them.
@@ -12,8 +15,12 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from bot.app.application import ConversationApp
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -25,6 +32,16 @@ def require_real(available: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI must run this test but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture
+def memory_app() -> Iterator[ConversationApp]:
+    """The real conversation application on the in-memory store (unit tests fake only ports)."""
+    from bot.app.application import open_app
+
+    app = open_app(database_url="memory:")
+    yield app
+    app.close()
 
 
 @pytest.fixture(scope="session")

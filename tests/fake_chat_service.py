@@ -17,16 +17,27 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import AccessPolicy
 from bot.errors import NotFound, StoreUnreachable
 from bot.loop import commands
+from bot.loop.decisions import NOTHING_WAITING
 from bot.policy.access import refusal
 from bot.ports import Progress
-from bot.surface import Command, CommandReply, Coordinates, Incoming, Outcome, Receipt, Totals
+from bot.surface import (
+    Command,
+    CommandReply,
+    Coordinates,
+    Decision,
+    DecisionReply,
+    Incoming,
+    Outcome,
+    Receipt,
+    Totals,
+)
 from sandbox.result import RunResult
 
 
@@ -46,6 +57,7 @@ class FakeChatService:
         f"Answer to {text!r}: {result.stdout.strip()[:40]}"
     )
     access: Mapping[str, AccessPolicy] = field(default_factory=dict)
+    roles: Mapping[str, Sequence[str]] = field(default_factory=dict)
     gate: asyncio.Event | None = None  # a slow model: each answer waits here at "thinking"
     hold: asyncio.Event | None = None  # a long loop: each answer waits here after its block
     receive_delay: float = 0.0  # a slow store: seconds before a message counts as recorded
@@ -82,7 +94,9 @@ class FakeChatService:
         """Record the message, or its refusal, or say it is a redelivery."""
         if self.store_down:
             raise StoreUnreachable("the event store at sqlite:///x cannot be reached")
-        reason = refusal(self.access, coordinates=incoming.coordinates, author=incoming.author)
+        reason = refusal(
+            self.access, coordinates=incoming.coordinates, author=incoming.author, roles=self.roles
+        )
         if reason is not None:
             return await self.record_refusal(incoming, reason=reason)
         cid = self.conversation_of(incoming.coordinates)
@@ -113,6 +127,12 @@ class FakeChatService:
     async def handle(self, command: Command) -> CommandReply:
         """The real thread commands, against this fake's primitives."""
         return await commands.handle(self, command)
+
+    async def decide(self, decision: Decision) -> DecisionReply:
+        """This fake never asks for approval, so nothing is ever waiting (the approval tests
+        run on the real service)."""
+        cid = self.conversation_of(decision.coordinates) if self._messages else None
+        return DecisionReply(status="none", detail=NOTHING_WAITING, conversation_id=cid)
 
     # -- the scripted loop --------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, assert_never
 
 from adapters.discord.chunking import DISCORD_LIMIT, split_message
-from bot.surface import CommandName, CommandReply, Totals
+from bot.surface import ApprovalRequest, CommandName, CommandReply, Totals
 
 if TYPE_CHECKING:
     from sandbox.result import RunResult
@@ -125,6 +125,42 @@ def render_block(block: BlockView) -> tuple[str, tuple[Attachment, ...]]:
     return text, tuple(files)
 
 
+APPROVE_PREFIX = "opsloop_approve:"  # button custom_ids (public names): prefix + request id
+DENY_PREFIX = "opsloop_deny:"
+
+
+@dataclass(frozen=True)
+class ApprovalButtons:
+    """The Approve and Deny buttons under an approval message."""
+
+    approve_id: str
+    deny_id: str
+
+
+def render_approval(request: ApprovalRequest) -> tuple[Outgoing, ApprovalButtons]:
+    """A block that waits for a yes: its exact code (attached when long), its tools, who may
+    decide and until when; the buttons' custom_ids carry the request id."""
+    tools = ", ".join(f"`{_defang(t)}`" for t in request.tools) or "none"
+    header = (
+        f"⏸️ **Block {request.index}/{request.total}** ({_defang(request.language)}) needs "
+        f"approval before it runs · tools: {tools}"
+    )
+    footer = (
+        f"Approvers: {_defang(', '.join(request.requested_from))} · expires "
+        f"<t:{int(request.expires_at)}:R> · or reply `approve` / `deny <reason>`"
+    )
+    text = f"{header}\n{_fenced(request.code, request.language)}\n{footer}"
+    files: tuple[Attachment, ...] = ()
+    if not _fits(text) or len(split_message(text)) > 1:
+        name = f"block-{request.index}-for-approval.{_extension(request.language)}"
+        files = (Attachment(filename=name, content=request.code.encode("utf-8")),)
+        text = f"{header}\nThe code to approve is attached as `{name}`.\n{footer}"
+    buttons = ApprovalButtons(
+        approve_id=APPROVE_PREFIX + request.request_id, deny_id=DENY_PREFIX + request.request_id
+    )
+    return Outgoing(text=text, files=files), buttons
+
+
 def _extension(language: str) -> str:
     return {"python": "py", "bash": "sh", "sh": "sh"}.get(language, "txt")
 
@@ -214,6 +250,8 @@ def command_message(reply: CommandReply) -> Outgoing:
     """A thread command's reply; ``replay`` attaches the conversation's audit trail."""
     if reply.refused:
         return Outgoing(text=reply.refused)
+    if reply.decision is not None:  # approve and deny: what the decision did
+        return Outgoing(text=reply.decision.detail)
     if reply.name is not CommandName.NEW and reply.conversation_id is None:
         return Outgoing(text=NO_CONVERSATION_TEXT)
     cid = reply.conversation_id or ""
@@ -229,6 +267,8 @@ def command_message(reply: CommandReply) -> Outgoing:
             assert reply.totals is not None
             text = render_replay(reply.totals, conversation_id=cid)
             return Outgoing(text=text, files=(_replay_file(reply, conversation_id=cid),))
+        case CommandName.APPROVE | CommandName.DENY:  # answered above, from the decision
+            raise AssertionError("approve and deny always carry a decision")
         case _:
             assert_never(reply.name)
 

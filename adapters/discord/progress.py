@@ -11,13 +11,19 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Protocol
 
-from adapters.discord.outbound import BlockView, Outgoing, render_reply
+from adapters.discord.outbound import (
+    ApprovalButtons,
+    BlockView,
+    Outgoing,
+    render_approval,
+    render_reply,
+)
 from domain.helpers import parse_helpers
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from bot.surface import Outcome
+    from bot.surface import ApprovalRequest, Outcome
     from sandbox.result import RunResult
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,10 @@ class Poster(Protocol):
 
     async def typing(self) -> None:
         """Show the typing indicator (lasts about 10 seconds)."""
+        ...
+
+    async def post_approval(self, message: Outgoing, buttons: ApprovalButtons) -> None:
+        """Send a message with the Approve and Deny buttons."""
         ...
 
 
@@ -125,6 +135,17 @@ class DiscordProgress:
         block = BlockView(index=index, total=total, language=language, code=code, result=result)
         await self._post_all(render_reply(blocks=[block]))
         self._kicked()
+
+    async def approval_requested(self, request: ApprovalRequest) -> None:
+        """Show the model's prose, then the block with its Approve and Deny buttons."""
+        prose = parse_helpers(self._streamed).text
+        self._streamed = ""
+        if prose:
+            await self._post_all(render_reply(prose=prose))
+        if self._typing is not None:
+            await self._typing.stop()  # nothing runs until someone decides
+        message, buttons = render_approval(request)
+        await self._poster.post_approval(message, buttons)
 
     async def answered(self, text: str) -> None:
         """Show the final answer."""

@@ -18,9 +18,9 @@ from typing import Any, assert_never
 import discord
 
 from adapters.discord.inbound import Ask, Ignore, MessageFacts, decide
-from adapters.discord.outbound import Outgoing, command_message
+from adapters.discord.outbound import ApprovalButtons, Outgoing, command_message
 from adapters.discord.progress import DiscordProgress, TypingKeeper
-from bot.errors import OpsloopError
+from bot.errors import OpsloopError, one_line
 from bot.ports import ChatService
 from bot.surface import Command, Outcome
 
@@ -55,6 +55,27 @@ class ChannelPoster:
     async def typing(self) -> None:
         """Show "typing…" once (about 10 seconds)."""
         await self.channel.typing()
+
+    async def post_approval(self, message: Outgoing, buttons: ApprovalButtons) -> None:
+        """Send the approval message with its two buttons (handled by custom_id, so they
+        keep working after a restart)."""
+        view = discord.ui.View(timeout=None)
+        view.add_item(
+            discord.ui.Button(
+                label="Approve", style=discord.ButtonStyle.success, custom_id=buttons.approve_id
+            )
+        )
+        view.add_item(
+            discord.ui.Button(
+                label="Deny", style=discord.ButtonStyle.danger, custom_id=buttons.deny_id
+            )
+        )
+        kwargs: dict[str, Any] = {"allowed_mentions": _NO_MENTIONS, "view": view}
+        if message.files:
+            kwargs["files"] = [
+                discord.File(io.BytesIO(a.content), filename=a.filename) for a in message.files
+            ]
+        await self.channel.send(content=message.text or None, **kwargs)
 
 
 def facts_of(message: discord.Message, *, me: int) -> MessageFacts:
@@ -139,7 +160,7 @@ class DiscordSurface:
         except Exception as exc:  # nothing was recorded: the user must know to send it again
             log.exception("could not record Discord message %s", message.id)
             await _react(message, REACT_FAILED)
-            text = f"I could not record your message ({_one_line(exc)}). Please send it again."
+            text = f"I could not record your message ({one_line(exc)}). Please send it again."
             await ChannelPoster(message.channel).post(Outgoing(text=text))
             return
         if receipt.status == "duplicate":
@@ -169,7 +190,7 @@ class DiscordSurface:
                 log.exception("the loop of %s failed", conversation_id)
                 await typing.stop()
                 text = (
-                    f"opsloop hit a problem ({_one_line(exc)}). Your message is recorded; "
+                    f"opsloop hit a problem ({one_line(exc)}). Your message is recorded; "
                     "the loop resumes when opsloop restarts."
                 )
                 await poster.post(Outgoing(text=text))
@@ -226,8 +247,3 @@ async def _react(message: discord.Message, emoji: str) -> None:
         await message.add_reaction(emoji)
     except discord.HTTPException as exc:
         log.debug("could not react %s on %s: %s", emoji, message.id, exc)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, assert_never
 
-from bot.surface import CommandName, CommandReply, Totals, failed
+from bot.surface import ApprovalRequest, CommandName, CommandReply, Totals, failed
 
 if TYPE_CHECKING:
     from sandbox.result import RunResult
@@ -161,6 +161,56 @@ def block_message(
     )
 
 
+APPROVE_ACTION = "opsloop_approve"  # Block Kit action_ids of the two buttons (public names)
+DENY_ACTION = "opsloop_deny"
+
+
+def approval_message(request: ApprovalRequest) -> SlackMessage:
+    """A block that waits for a yes: its exact code (attached whole when long), the tools it
+    would call, who may decide and until when, and Approve/Deny buttons whose value is the
+    request id. ``approve``/``deny`` typed in the thread do the same."""
+    ext = "py" if request.language == "python" else "sh" if request.language == "bash" else "txt"
+    tools = ", ".join(f"`{escape(t)}`" for t in request.tools) or "none"
+    approvers = ", ".join(escape(a) for a in request.requested_from)
+    expires = int(request.expires_at)
+    headline = (
+        f"⏸️ *Block {request.index}/{request.total}* `{escape(request.language)}` needs approval "
+        f"before it runs · tools: {tools}"
+    )
+    whole = escape(request.code.rstrip("\n"))
+    shown = preview(whole)
+    uploads: tuple[Upload, ...] = ()
+    if shown != whole:
+        name = f"block-{request.index}-for-approval.{ext}"
+        uploads = (Upload(filename=name, title="Code to approve", content=request.code),)
+    buttons = [
+        _button("Approve", APPROVE_ACTION, request.request_id, style="primary"),
+        _button("Deny", DENY_ACTION, request.request_id, style="danger"),
+    ]
+    blocks: list[Block] = [
+        _section(headline),
+        _section(_fence(clip(shown, SECTION_LIMIT - _FENCE_OVERHEAD))),
+        _context(
+            f"Approvers: {approvers} · expires <!date^{expires}^{{time}}|at {expires}> · "
+            "or reply `approve` / `deny <reason>` in this thread"
+            + (" · the whole code is attached" if uploads else "")
+        ),
+        {"type": "actions", "block_id": f"approval-{request.request_id}", "elements": buttons},
+    ]
+    text = f"Block {request.index}/{request.total} needs approval before it runs"
+    return SlackMessage(text=text, blocks=tuple(blocks), uploads=uploads)
+
+
+def _button(label: str, action_id: str, value: str, *, style: str) -> Block:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": label},
+        "action_id": action_id,
+        "value": value,
+        "style": style,
+    }
+
+
 def answer_messages(text: str) -> list[SlackMessage]:
     """The final answer as messages of at most 50 sections of at most 3,000 characters."""
     if not text.strip():
@@ -255,6 +305,8 @@ def command_text(reply: CommandReply) -> str:
     """A thread command's reply, in this surface's words."""
     if reply.refused:
         return escape(reply.refused)
+    if reply.decision is not None:  # approve and deny: what the decision did
+        return escape(reply.decision.detail)
     if reply.name is not CommandName.NEW and reply.conversation_id is None:
         return NO_CONVERSATION_TEXT
     match reply.name:
@@ -267,6 +319,8 @@ def command_text(reply: CommandReply) -> str:
             return cost_text(reply.totals)
         case CommandName.REPLAY:
             return replay_text(reply.conversation_id or "")
+        case CommandName.APPROVE | CommandName.DENY:  # answered above, from the decision
+            raise AssertionError("approve and deny always carry a decision")
         case _:
             assert_never(reply.name)
 

@@ -25,6 +25,7 @@ from adapters.slack.thread import Capabilities, Thread
 from domain.helpers import ProseStream
 
 if TYPE_CHECKING:
+    from bot.surface import ApprovalRequest
     from sandbox.result import RunResult
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,12 @@ class SlackProgress:
                 index=index, total=total, language=language, code=code, result=result
             )
         )
+
+    async def approval_requested(self, request: ApprovalRequest) -> None:
+        """End the turn's prose and post the block with its Approve and Deny buttons."""
+        await self._end_prose()
+        await self._end_status("_⏸️ waiting for approval_")
+        await self.post(outbound.approval_message(request))
 
     async def answered(self, text: str) -> None:
         """Finish the answer (streamed where possible) and mark the message ✅."""

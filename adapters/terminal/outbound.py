@@ -6,13 +6,14 @@ made visible, and a rich ``Text`` so that ``[link=…]`` or ``:emoji:`` in it st
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.text import Text
 
-from bot.surface import Totals, failed
+from bot.surface import ApprovalRequest, Totals, failed
 from bot.visible import visible
 
 if TYPE_CHECKING:
@@ -59,6 +60,19 @@ def render_code(*, index: int, total: int, language: str, code: str) -> Panel:
     syntax = Syntax(visible(code), lexer, line_numbers=False, word_wrap=True)
     title = shown(f"block {index}/{total} · {language}")  # a str title would be markup
     return Panel(syntax, title=title, title_align="left", border_style="cyan")
+
+
+def render_approval(request: ApprovalRequest) -> Panel:
+    """A block that waits for a yes: its exact code, the tools it would call, the deadline."""
+    lexer = _LEXER.get(request.language, request.language)
+    syntax = Syntax(visible(request.code), lexer, line_numbers=False, word_wrap=True)
+    tools = ", ".join(request.tools) if request.tools else "none"
+    until = datetime.fromtimestamp(request.expires_at).strftime("%H:%M:%S")
+    title = shown(
+        f"block {request.index}/{request.total} · {request.language} · needs approval "
+        f"· tools: {tools} · expires {until}"
+    )
+    return Panel(syntax, title=title, title_align="left", border_style="yellow")
 
 
 def render_totals(totals: Totals, *, conversation_id: str) -> str:

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.status import Status
 
-from adapters.terminal.outbound import render_code, render_result, shown
+from adapters.terminal.outbound import render_approval, render_code, render_result, shown
 from bot.visible import visible
 from domain.helpers import ProseStream
 
 if TYPE_CHECKING:
+    from bot.surface import ApprovalRequest
     from sandbox.result import RunResult
 
 
@@ -82,6 +83,12 @@ class TerminalProgress:
         """Show the block's result."""
         self._unspin()
         self.console.print(render_result(result, index=index, total=total, language=language))
+
+    async def approval_requested(self, request: ApprovalRequest) -> None:
+        """Show the block that waits for a yes (``opsloop chat`` asks for it next)."""
+        self._unspin()
+        self._end_stream()
+        self.console.print(render_approval(request))
 
     async def answered(self, text: str) -> None:
         """The final answer (already streamed unless the model did not stream)."""

@@ -13,10 +13,11 @@ import getpass
 import signal
 import socket
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, assert_never
+from typing import Any, assert_never
 
 from rich.console import Console
 from rich.text import Text
@@ -31,16 +32,18 @@ from bot.surface import (
     CommandName,
     CommandReply,
     Coordinates,
+    Decision,
     Incoming,
     Outcome,
     parse_command,
 )
 from sandbox.errors import SandboxError
 
-if TYPE_CHECKING:
-    pass
-
-COMMANDS = "/new  /cost  /replay  /stop  /exit   (Alt-Enter: new line; Ctrl-C: stop the loop)"
+COMMANDS = (
+    "/new  /cost  /replay  /stop  /approve  /deny  /exit   "
+    "(Alt-Enter: new line; Ctrl-C: stop the loop)"
+)
+APPROVE_QUESTION = "run this block? [y/N] "
 
 
 def terminal_coordinates(*, platform: str = "terminal", thread: str = "chat") -> Coordinates:
@@ -124,11 +127,57 @@ class ChatRepl:
         self.console.print(shown(f"you> {line.rstrip()}"))
         return line
 
+    async def _answer(self, question: str, *, timeout: float) -> str | None:
+        """One line typed in answer to ``question``; None when nobody answered in time."""
+        if sys.stdin.isatty():
+            from prompt_toolkit import PromptSession
+
+            reading: Awaitable[str] = PromptSession().prompt_async(question)
+        else:
+            self.console.print(shown(question), end="")
+            reading = asyncio.to_thread(sys.stdin.readline)
+        try:
+            async with asyncio.timeout(max(timeout, 0.0)):
+                return str(await reading)
+        except (TimeoutError, EOFError, KeyboardInterrupt):
+            self.console.print()
+            return None
+
+    async def follow(self, outcome: Outcome) -> Outcome:
+        """While the loop waits for an approval, ask ``run this block? [y/N]`` and go on.
+
+        No answer before the request expires lets it expire; anything but y/yes denies."""
+        while (request := outcome.awaiting) is not None:
+            timeout = request.expires_at - time.time()
+            answer = await self._answer(APPROVE_QUESTION, timeout=timeout)
+            if answer is not None:
+                approve = answer.strip().lower() in ("y", "yes")
+                decision = Decision(
+                    coordinates=request.coordinates,
+                    by=self.coordinates.channel,
+                    approve=approve,
+                    request_id=request.request_id,
+                    reason="" if approve else f"{self.coordinates.channel} answered no",
+                )
+                reply = await self.service.decide(decision)
+                self.console.print(shown(reply.detail, style="dim"))
+            outcome = await self._run_once(request.conversation_id)
+        return outcome
+
+    async def run_loop(self, conversation_id: str) -> Outcome:
+        """Run a conversation's loop, asking for each approval it waits for."""
+        return await self.follow(await self._run_once(conversation_id))
+
+    async def _run_once(self, conversation_id: str) -> Outcome:
+        return await run_with_ctrl_c(
+            service=self.service, conversation_id=conversation_id, progress=self.progress
+        )
+
     async def resume_interrupted(self) -> None:
         """Finish terminal conversations whose loop a killed process left open."""
         for cid, _coords in await self.service.interrupted(platform=self.coordinates.platform):
             self.console.print(f"[dim]resuming interrupted conversation {cid[:8]}…[/dim]")
-            await run_with_ctrl_c(service=self.service, conversation_id=cid, progress=self.progress)
+            await self.run_loop(cid)
 
     async def run(self) -> None:
         """The read-run-show loop, until /exit or end of input."""
@@ -168,9 +217,7 @@ class ChatRepl:
         if receipt.status != "recorded":
             self.console.print(shown(receipt.reply or "(not recorded)"))
             return None
-        return await run_with_ctrl_c(
-            service=self.service, conversation_id=receipt.conversation_id, progress=self.progress
-        )
+        return await self.run_loop(receipt.conversation_id)
 
     async def command(self, text: str) -> bool:
         """Handle a slash command; False means leave the REPL."""
@@ -187,11 +234,17 @@ class ChatRepl:
             author=self.coordinates.channel,
             text=text,
         )
-        self.show(await self.service.handle(Command(name, incoming)))
+        reply = await self.service.handle(Command(name, incoming))
+        self.show(reply)
+        if reply.decision is not None and reply.decision.resumes and reply.conversation_id:
+            await self.run_loop(reply.conversation_id)
         return True
 
     def show(self, reply: CommandReply) -> None:
         """A command's reply on the console."""
+        if reply.decision is not None and reply.conversation_id is None:
+            self.console.print(shown(reply.decision.detail))
+            return
         if reply.refused or (reply.name is not CommandName.NEW and reply.conversation_id is None):
             self.console.print(shown(reply.refused or "no conversation yet: type a message"))
             return
@@ -207,5 +260,8 @@ class ChatRepl:
                     self.console.print(Text(line))  # a str would turn :skull: into an emoji
             case CommandName.STOP:
                 self.console.print("stopped" if reply.stopped else "nothing is running")
+            case CommandName.APPROVE | CommandName.DENY:
+                assert reply.decision is not None
+                self.console.print(shown(reply.decision.detail))
             case _:
                 assert_never(reply.name)

@@ -30,6 +30,8 @@ from bot.surface import Coordinates
 from domain.conversation import Conversation
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from bot.ports import ModelReply
     from sandbox.result import RunResult
 
@@ -177,6 +179,54 @@ class ConversationApp(ConversationQueries, Application[UUID]):
             ),
         )
 
+    def request_approval(
+        self,
+        conversation_id: UUID,
+        *,
+        block_id: str,
+        request_id: str,
+        tools: tuple[str, ...],
+        requested_from: tuple[str, ...],
+        expires_at: datetime,
+    ) -> None:
+        """Record that a pending block waits for an approver."""
+        self._update(
+            conversation_id,
+            lambda c: c.request_approval(
+                block_id=block_id,
+                request_id=request_id,
+                tools=tools,
+                requested_from=requested_from,
+                expires_at=expires_at,
+            ),
+        )
+
+    def decide_approval(
+        self,
+        conversation_id: UUID,
+        *,
+        request_id: str,
+        approve: bool,
+        by: str,
+        reason: str = "",
+        now: float,
+    ) -> None:
+        """Record an approver's decision, made at ``now`` (``InvalidTransition`` when the
+        request was settled or expired)."""
+        if approve:
+            self._update(
+                conversation_id, lambda c: c.grant_approval(request_id=request_id, by=by, now=now)
+            )
+        else:
+            self._update(
+                conversation_id,
+                lambda c: c.deny_approval(request_id=request_id, by=by, reason=reason, now=now),
+            )
+
+    def expire_approval(self, conversation_id: UUID, *, request_id: str, now: float) -> None:
+        """Record that nobody decided a request in time."""
+        self._update(conversation_id, lambda c: c.expire_approval(request_id=request_id, now=now))
+
     def start_block(self, conversation_id: UUID, *, block_id: str, limits: dict[str, Any]) -> None:
         """Record that a pending block is about to run."""
         self._update(conversation_id, lambda c: c.start_block(block_id=block_id, limits=limits))
@@ -214,6 +264,40 @@ class ConversationApp(ConversationQueries, Application[UUID]):
         self._update(
             conversation_id, lambda c: c.mark_block_unknown(block_id=block_id, detail=detail)
         )
+
+    def record_tool_call(
+        self,
+        conversation_id: UUID,
+        *,
+        block_id: str,
+        call_id: str,
+        tool: str,
+        arguments: dict[str, Any],
+        redacted: tuple[str, ...] = (),
+    ) -> None:
+        """Record that a running block asked for a tool call (before it runs)."""
+        self._update(
+            conversation_id,
+            lambda c: c.call_tool(
+                block_id=block_id,
+                call_id=call_id,
+                tool=tool,
+                arguments=arguments,
+                redacted=redacted,
+            ),
+        )
+
+    def record_tool_result(self, conversation_id: UUID, *, call_id: str, **outcome: Any) -> None:
+        """Record what a tool call gave (``Conversation.return_tool``'s fields)."""
+        self._update(conversation_id, lambda c: c.return_tool(call_id=call_id, **outcome))
+
+    def refuse_tool(self, conversation_id: UUID, *, call_id: str, reason: str) -> None:
+        """Record that a tool call was not run."""
+        self._update(conversation_id, lambda c: c.refuse_tool(call_id=call_id, reason=reason))
+
+    def mark_tool_unknown(self, conversation_id: UUID, *, call_id: str, detail: str) -> None:
+        """Record that a tool call's outcome was lost."""
+        self._update(conversation_id, lambda c: c.mark_tool_unknown(call_id=call_id, detail=detail))
 
     def answer(self, conversation_id: UUID, *, text: str) -> None:
         """Record the final answer."""

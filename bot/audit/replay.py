@@ -21,7 +21,9 @@ from bot.visible import visible, visible_json
 from domain.chain import NOT_PAYLOAD
 
 FORMATS = ("text", "json", "markdown")
-_MULTILINE = frozenset({"text", "code", "stdout", "stderr"})  # shown as indented or fenced lines
+_MULTILINE = frozenset(
+    {"text", "code", "stdout", "result", "stderr"}
+)  # shown as indented or fenced lines
 _INFO_STRING = re.compile(r"[\w.+#-]+")  # a language safe to put after a markdown fence
 
 
@@ -105,9 +107,13 @@ def _indent(text: str, prefix: str = "    ") -> Iterator[str]:
 
 
 def _text(items: list[dict[str, Any]]) -> Iterator[str]:
+    requests: dict[str, dict[str, Any]] = {}
     for e in items:
         t, when = e["type"], e["timestamp"][:23].replace("T", " ")
         head = f"{when}  "
+        if t.startswith("Approval"):
+            yield f"{head}{_approval(e, requests)}"
+            continue
         if t == "Started":
             yield (
                 f"{head}conversation {e['conversation_id']} started by {e['started_by']} "
@@ -152,6 +158,10 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"{head}block {e['block_id']} {t[5:].lower()}: {e['reason']}"
         elif t == "BlockOutcomeUnknown":
             yield f"{head}block {e['block_id']} outcome unknown: {e['detail']}"
+        elif t.startswith("Tool"):
+            yield from (
+                f"{head}  {line}" if i == 0 else f"    {line}" for i, line in enumerate(_tool(e))
+            )
         elif t == "Answered":
             yield f"{head}answer:"
             yield from _indent(e["text"])
@@ -161,6 +171,49 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"{head}replaced by {e['successor_id']} (new, by {e.get('by', '?')})"
         else:
             yield f"{head}{t}"
+
+
+def _tool(e: dict[str, Any]) -> list[str]:
+    """A tool event as a headline and the lines of its result (nested under its block)."""
+    t = e["type"]
+    redacted = f" (redacted: {', '.join(e['redacted'])})" if e.get("redacted") else ""
+    if t == "ToolCalled":
+        arguments = visible(json.dumps(e["arguments"], sort_keys=True, ensure_ascii=False))
+        return [
+            f"tool call {e['call_id']} by block {e['block_id']}: {e['tool']} {arguments}{redacted}"
+        ]
+    if t == "ToolRefused":
+        return [f"tool call {e['call_id']} ({e['tool']}) refused: {e['reason']}"]
+    if t == "ToolOutcomeUnknown":
+        return [f"tool call {e['call_id']} outcome unknown: {e['detail']}"]
+    cut = ", truncated" if e.get("truncated") else ""
+    if not e.get("ok"):
+        return [f"tool call {e['call_id']} failed in {e['duration_ms']} ms: {e['error']}{redacted}"]
+    result = e.get("result")
+    shown = result if isinstance(result, str) else json.dumps(result, indent=2, ensure_ascii=False)
+    shown = visible(shown)  # nested strings of a JSON result were not made visible above
+    head = f"tool call {e['call_id']} returned {e['result_bytes']} bytes in {e['duration_ms']} ms"
+    return [f"{head}{cut}{redacted}:", *_lines(shown or "")]
+
+
+def _approval(e: dict[str, Any], requests: dict[str, dict[str, Any]]) -> str:
+    """An approval event as one line; a decision names the block and code it was about."""
+    t = e["type"]
+    if t == "ApprovalRequested":
+        requests[e["request_id"]] = e
+        tools = ", ".join(e["tools"]) or "none"
+        return (
+            f"approval {e['request_id'][:8]} of block {e['block_id']} (code sha256 "
+            f"{e['code_sha256'][:12]}, tools: {tools}) requested from "
+            f"{', '.join(e['requested_from'])}, expires {e['expires_at']}"
+        )
+    asked = requests.get(e["request_id"], {})
+    about = f"block {asked.get('block_id', '?')} (code sha256 {asked.get('code_sha256', '?')[:12]})"
+    if t == "ApprovalGranted":
+        return f"{about} approved by {e['by']}"
+    if t == "ApprovalDenied":
+        return f"{about} denied by {e['by']}" + (f": {e['reason']}" if e.get("reason") else "")
+    return f"{about}: approval expired, nobody decided"
 
 
 def _fence(text: str, lang: str = "") -> Iterator[str]:
@@ -175,8 +228,13 @@ def _fence(text: str, lang: str = "") -> Iterator[str]:
 
 
 def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
+    requests: dict[str, dict[str, Any]] = {}
     for e in items:
         t, when = e["type"], e["timestamp"][:19].replace("T", " ")
+        if t.startswith("Approval"):
+            yield f"*{_approval(e, requests)}* ({when})"
+            yield ""
+            continue
         if t == "Started":
             yield f"## Conversation `{e['conversation_id']}`"
             yield ""
@@ -216,6 +274,12 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"Block {e['block_id']} {t[5:].lower()}: {e['reason']}"
         elif t == "BlockOutcomeUnknown":
             yield f"Block {e['block_id']} outcome unknown: {e['detail']}"
+        elif t.startswith("Tool"):
+            first, *rest = _tool(e)
+            yield f"- {first}"
+            if rest:
+                yield ""
+                yield from ("  " + line for line in _fence("\n".join(rest)))
         elif t == "Answered":
             yield f"### Answer ({when})"
             yield ""

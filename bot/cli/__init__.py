@@ -16,6 +16,7 @@ from bot.cli import log as cli_log
 from bot.cli import loop as cli_loop
 from bot.cli import sandbox as cli_sandbox
 from bot.cli import surfaces as cli_surfaces
+from bot.cli import tools as cli_tools
 from bot.errors import OpsloopError
 from bot.visible import VisibleFormatter, visible
 
@@ -34,6 +35,7 @@ cli_log.register(app)
 cli_sandbox.register(app, serve_app)
 cli_loop.register(app)
 cli_surfaces.register(serve_app)
+cli_tools.register(app)
 
 
 def main() -> None:

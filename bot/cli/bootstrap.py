@@ -10,18 +10,21 @@ the limits and prompt sizes from ``opsloop.toml``. The Slack and Discord serve c
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Policy, load_policy
 from bot.loop.runner import LoopRunner
 from bot.loop.service import OpsloopService
+from bot.policy.approvals import ApprovalPolicy
 from bot.ports import ChatModel, Sandbox
 from bot.prompt.builder import prompt_builder
 from bot.settings import Settings, read_settings
 
 if TYPE_CHECKING:
     from bot.app.application import ConversationApp
+    from bot.tools.registry import ToolRegistry
     from domain.limits import LoopLimits
     from sandbox.limits import Limits
 
@@ -60,6 +63,15 @@ def make_sandbox(*, settings: Settings, policy: Policy) -> Sandbox:
     return build(settings=settings, policy=policy)
 
 
+def tool_registry(policy: Policy) -> ToolRegistry | None:
+    """The tools of ``[tools]``, their ``${env:VAR}`` secrets read from this environment."""
+    if not policy.tools.declared:
+        return None
+    from bot.tools.registry import ToolRegistry
+
+    return ToolRegistry.build(policy, environ=os.environ)
+
+
 def build_service(
     *,
     settings: Settings,
@@ -79,6 +91,8 @@ def build_service(
         build_prompt=prompt_builder(policy=policy, model_name=model.name),
         sandbox_limits=sandbox_limits(policy),
         workspace_for=workspace_for,
+        tools=tool_registry(policy),
+        approvals=ApprovalPolicy.from_policy(policy),
     )
     access = {"slack": policy.slack, "discord": policy.discord}
     return OpsloopService(app=app, runner=runner, model_name=model.name, access=access)

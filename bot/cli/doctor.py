@@ -1,9 +1,9 @@
 """``opsloop doctor``: is each real part usable, and if not, what fixes it.
 
-Three checks, each independent of the others so one broken part does not hide the rest:
-the sandbox (``sandbox.check.diagnose``), the event store (open it and read from it), and
-the configured model (a heartbeat, with its name and latency). Every problem carries the
-action that fixes it.
+Independent checks, so one broken part does not hide the rest: the sandbox
+(``sandbox.check.diagnose``), the event store (open it and read from it), the configured
+model (a heartbeat, with its name and latency), and each configured tool. Every problem
+carries the action that fixes it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.errors import one_line
 from bot.visible import visible
 
 if TYPE_CHECKING:
@@ -30,10 +31,6 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 SANDBOX_FIX = (
@@ -58,7 +55,7 @@ async def check_sandbox(*, settings: Settings, policy: Policy) -> Check:
             uid_range=policy.sandbox.uid_range,
         )
     except Exception as exc:
-        return Check("sandbox", False, _one_line(exc), SANDBOX_FIX)
+        return Check("sandbox", False, one_line(exc), SANDBOX_FIX)
     problems = "; ".join(report.problems)
     unsafe = settings.sandbox == "unsafe-local"
     blocked = None if unsafe else _unreachable_workspaces(settings=settings, policy=policy)
@@ -129,7 +126,7 @@ async def _check_sandbox_service(*, settings: Settings, policy: Policy) -> Check
         return Check(
             "sandbox",
             False,
-            f"the sandbox service at {settings.sandbox_url} does not run code: {_one_line(exc)}",
+            f"the sandbox service at {settings.sandbox_url} does not run code: {one_line(exc)}",
             "start it with `opsloop serve sandbox` or fix "
             "OPSLOOP_SANDBOX_URL / OPSLOOP_SANDBOX_TOKEN",
         )
@@ -152,9 +149,9 @@ def check_store(*, open_app: Callable[[], Any], url: str) -> Check:
             if url.startswith("postgres")
             else "check OPSLOOP_DATABASE_URL (sqlite:///path) and that its directory is writable"
         )
-        if "cipher" in _one_line(exc).lower() or "decrypt" in _one_line(exc).lower():
+        if "cipher" in one_line(exc).lower() or "decrypt" in one_line(exc).lower():
             fix = "set OPSLOOP_CIPHER_KEY to the key the events were written with"
-        return Check("event store", False, _one_line(exc), fix)
+        return Check("event store", False, one_line(exc), fix)
     return Check("event store", True, f"{url}: {count} conversation{'s' if count != 1 else ''}")
 
 
@@ -175,7 +172,7 @@ async def check_model(
     try:
         model = make_model()
     except Exception as exc:
-        return Check("model", False, _one_line(exc), _model_fix(provider))
+        return Check("model", False, one_line(exc), _model_fix(provider))
     name = getattr(model, "name", provider)
     try:
         started = time.perf_counter()
@@ -189,7 +186,7 @@ async def check_model(
             await asyncio.wait_for(model.reply([ChatMessage("user", "Reply with: ok")]), timeout)
             latency = (time.perf_counter() - started) * 1000
     except Exception as exc:
-        return Check("model", False, f"{name}: {_one_line(exc)}", _model_fix(provider))
+        return Check("model", False, f"{name}: {one_line(exc)}", _model_fix(provider))
     finally:
         close = getattr(model, "aclose", None)
         if close is not None:
@@ -197,6 +194,33 @@ async def check_model(
             with contextlib.suppress(Exception):
                 await close()
     return Check("model", True, f"{name} answered the heartbeat in {latency:.0f} ms")
+
+
+async def check_tools(*, policy: Policy) -> list[Check]:
+    """Each configured tool: MCP servers answer, HTTP hosts resolve, commands exist."""
+    from bot.cli.bootstrap import tool_registry
+
+    try:
+        registry = tool_registry(policy)
+    except Exception as exc:  # a bad [tools] table or a missing ${env:VAR}
+        return [Check("tools", False, one_line(exc), "fix [tools] in opsloop.toml")]
+    if registry is None:
+        return []
+    try:
+        found = await registry.check()
+    finally:
+        await registry.aclose()
+    return [
+        Check(f"tool {c.name}", c.ok, f"{c.kind}: {c.detail}", "" if c.ok else TOOL_FIX[c.kind])
+        for c in found
+    ]
+
+
+TOOL_FIX = {
+    "command": "install the command, or fix argv in its [tools] table",
+    "http": "check the url in its [tools] table and that this host can resolve and reach it",
+    "mcp": "check command or url in its [tools] table; `opsloop tools list` shows the error",
+}
 
 
 def render(checks: list[Check]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -75,6 +75,10 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object instead.")] = False,
     provider: ProviderOpt = None,
     model: ModelOpt = None,
+    approve: Annotated[
+        bool,
+        typer.Option("--approve", help="Approve, as yourself, every block that needs approval."),
+    ] = False,
 ) -> None:
     """Ask once and print the answer; exit 1 when the loop stopped without one."""
     from bot.cli.bootstrap import chat_service
@@ -83,9 +87,10 @@ def ask(
 
     async def main() -> dict[str, object]:
         async with chat_service(provider=provider, model=model) as (service, _):
-            return await ask_once(service, text=text, conversation=conversation)
+            return await ask_once(service, text=text, conversation=conversation, approve=approve)
 
     result = asyncio.run(main())
+    _say_refused_approvals(result)
     if as_json:
         print(visible_json(json.dumps(result, ensure_ascii=False)))
     elif result["answer"] is not None:
@@ -100,6 +105,22 @@ def ask(
                 file=sys.stderr,
             )
         raise typer.Exit(1)
+
+
+def _say_refused_approvals(result: dict[str, Any]) -> None:
+    """One line on stderr per block refused for want of ``--approve``."""
+    from bot.visible import visible
+
+    for entry in result.get("approvals", []):
+        if entry["decision"] == "denied":
+            tools = ", ".join(entry["tools"]) or "no tools"
+            print(
+                visible(
+                    f"opsloop: block {entry['block_id']} needs approval ({tools}) and was not "
+                    "run; run again with --approve to run such blocks"
+                ),
+                file=sys.stderr,
+            )
 
 
 def demo(
@@ -194,10 +215,10 @@ async def _resume_targets(
 
 
 def doctor(provider: ProviderOpt = None, model: ModelOpt = None) -> None:
-    """Check the sandbox, the event store and the model; each problem comes with its fix."""
+    """Check the sandbox, the event store, the model and the tools; each problem with its fix."""
     from bot.app.store import describe
     from bot.cli.bootstrap import load_settings, open_app
-    from bot.cli.doctor import check_model, check_sandbox, check_store, render
+    from bot.cli.doctor import check_model, check_sandbox, check_store, check_tools, render
     from bot.providers import make_model
 
     settings, policy = load_settings()
@@ -213,6 +234,7 @@ def doctor(provider: ProviderOpt = None, model: ModelOpt = None) -> None:
                 provider=(provider or settings.provider).partition(":")[0],
             )
         ),
+        *asyncio.run(check_tools(policy=policy)),
     ]
     print(render(checks))
     if not all(c.ok for c in checks):

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.loop.service import OpsloopService
 from bot.ports import Progress
-from bot.surface import Coordinates, Incoming
+from bot.surface import ApprovalRequest, Coordinates, Decision, Incoming
 
 
 class QuietProgress:
@@ -29,11 +29,17 @@ class QuietProgress:
     ) -> None:
         """Nothing to show."""
 
+    async def approval_requested(self, request: ApprovalRequest) -> None:
+        """Nothing to show: ``ask`` decides by ``--approve``."""
+
     async def answered(self, text: str) -> None:
         """Nothing to show."""
 
     async def stopped(self, *, reason: str, detail: str) -> None:
         """Nothing to show."""
+
+
+NOT_APPROVED = "opsloop ask runs no block that needs approval without --approve"
 
 
 async def ask_once(
@@ -42,8 +48,12 @@ async def ask_once(
     text: str,
     conversation: str | None = None,
     progress: Progress | None = None,
+    approve: bool = False,
 ) -> dict[str, Any]:
-    """Record ``text``, run the loop, and return what ``ask --json`` prints."""
+    """Record ``text``, run the loop, and return what ``ask --json`` prints.
+
+    A block that needs approval runs only with ``approve`` (recorded as approved by the
+    local user); without it the request is denied, with the reason the model is told."""
     user = getpass.getuser()
     if conversation is not None:
         coordinates = await service.coordinates_of(conversation)
@@ -55,7 +65,22 @@ async def ask_once(
         coordinates=coordinates, message_key=f"cli-{uuid.uuid4()}", author=user, text=text
     )
     receipt = await service.receive(incoming)
-    outcome = await service.run(receipt.conversation_id, progress or QuietProgress())
+    progress = progress or QuietProgress()
+    outcome = await service.run(receipt.conversation_id, progress)
+    approvals: list[dict[str, Any]] = []
+    while (request := outcome.awaiting) is not None:
+        decision = Decision(
+            coordinates=request.coordinates,
+            by=user,
+            approve=approve,
+            request_id=request.request_id,
+            reason="" if approve else NOT_APPROVED,
+        )
+        reply = await service.decide(decision)
+        approvals.append(
+            {"block_id": request.block_id, "tools": list(request.tools), "decision": reply.status}
+        )
+        outcome = await service.run(receipt.conversation_id, progress)
     totals = await service.totals(receipt.conversation_id)
     return {
         "conversation_id": receipt.conversation_id,
@@ -66,4 +91,5 @@ async def ask_once(
         "blocks": totals.blocks,
         "stopped_reason": outcome.stopped_reason,
         "detail": outcome.detail,
+        "approvals": approvals,  # blocks that needed approval, and what became of them
     }

@@ -1,4 +1,5 @@
-"""The thread commands (``stop``, ``cost``, ``replay``, ``new``), carried out once for every
+"""The thread commands (``stop``, ``cost``, ``replay``, ``new``, ``approve``, ``deny``), carried
+out once for every
 surface: each surface translates a message into a ``Command`` and renders the
 ``CommandReply`` in its own words.
 
@@ -14,13 +15,22 @@ from typing import assert_never
 from bot.errors import NotFound
 from bot.policy.access import refusal
 from bot.ports import CommandTarget
-from bot.surface import Command, CommandName, CommandReply, Coordinates
+from bot.surface import (
+    Command,
+    CommandName,
+    CommandReply,
+    Coordinates,
+    Decision,
+    command_reason,
+)
 
 
 async def handle(target: CommandTarget, command: Command) -> CommandReply:
     """Carry out ``command`` against ``target``."""
     incoming, name = command.incoming, command.name
-    reason = refusal(target.access, coordinates=incoming.coordinates, author=incoming.author)
+    reason = refusal(
+        target.access, coordinates=incoming.coordinates, author=incoming.author, roles=target.roles
+    )
     if reason is not None:
         receipt = await target.record_refusal(incoming, reason=reason)
         return CommandReply(
@@ -30,6 +40,15 @@ async def handle(target: CommandTarget, command: Command) -> CommandReply:
         case CommandName.NEW:
             new = await target.new_conversation(incoming.coordinates, by=incoming.author)
             return CommandReply(name=name, new_conversation_id=new)
+        case CommandName.APPROVE | CommandName.DENY:  # the latest request of this thread
+            decision = Decision(
+                coordinates=incoming.coordinates,
+                by=incoming.author,
+                approve=name is CommandName.APPROVE,
+                reason=command_reason(incoming.text) if name is CommandName.DENY else "",
+            )
+            reply = await target.decide(decision)
+            return CommandReply(name=name, conversation_id=reply.conversation_id, decision=reply)
         case CommandName.STOP | CommandName.COST | CommandName.REPLAY:
             return await _about_current(target, name, incoming.coordinates)
         case _:

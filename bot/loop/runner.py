@@ -22,10 +22,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, assert_never
 from uuid import UUID
 
-from bot.errors import ModelUnavailable
+from bot.errors import ModelUnavailable, one_line
+from bot.loop import approval_steps
 from bot.loop.safe_progress import SafeProgress
+from bot.loop.tool_calls import AppToolLog
+from bot.policy.approvals import ApprovalPolicy
 from bot.ports import ChatModel, LoopApp, Progress, PromptBuilder, ProviderFailure, Sandbox
 from bot.surface import Outcome
+from bot.tools.broker import BlockBroker
+from bot.tools.registry import ToolRegistry
+from bot.tools.values import ToolSpec
 from domain import steps as step_types
 from domain.errors import DomainError
 from domain.helpers import SUPPORTED_LANGUAGES
@@ -36,6 +42,7 @@ if TYPE_CHECKING:
     from domain.limits import LoopLimits
     from domain.state import BlockState, LoopState
     from sandbox.limits import Limits
+    from sandbox.result import RunResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,8 +53,6 @@ INTERRUPTED_DETAIL = (
 )
 RECHECK_SECONDS = 1.0  # how often to look at a block another process may still be running
 CANCELLED_BLOCK_DETAIL = "cancelled by the user while it was running; its effects are unknown"
-
-
 
 
 class _Cancelled(Exception):
@@ -73,6 +78,8 @@ class LoopRunner:
     build_prompt: PromptBuilder
     sandbox_limits: Limits | None = None
     workspace_for: Callable[[UUID], str] = str
+    tools: ToolRegistry | None = None  # what blocks may call through their broker
+    approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # default: never ask
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _locks: dict[UUID, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
@@ -123,7 +130,7 @@ class LoopRunner:
                     cid, progress, reason="cancelled", detail="stopped by the user"
                 )
             except DomainError as exc:  # another process stopped, renewed or moved it on
-                detail = f"another process changed this conversation: {_one_line(exc)}"
+                detail = f"another process changed this conversation: {one_line(exc)}"
                 await progress.stopped(reason="superseded", detail=detail)
                 outcome = Outcome(
                     conversation_id=str(cid),
@@ -138,7 +145,8 @@ class LoopRunner:
         """Decide and perform one step; an ``Outcome`` when the loop is over."""
         state: LoopState = await self._call(self.app.get, cid)
         now = self.now().timestamp()
-        step = next_step(state, self.limits, now=now)
+        rules = self.approvals.rules_for(approval_steps.coordinates_of(state))
+        step = next_step(state, self.limits, now=now, approvals=rules)
         if not isinstance(step, step_types.Idle) and running.cancelled:
             raise _Cancelled
         match step:
@@ -151,9 +159,20 @@ class LoopRunner:
             case step_types.Stop():
                 return await self._stop(cid, progress, reason=step.reason, detail=step.detail)
             case step_types.CallModel():
-                return await self._call_model(cid, progress, running)
+                return await self._call_model(cid, state, progress, running)
             case step_types.RunBlock():
-                await self._run_block(cid, step.block, state, progress, running)
+                await self._run_block(cid, step, state, progress, running)
+            case step_types.RequestApproval():
+                await self._request_approval(cid, step, state, progress)
+            case step_types.AwaitApproval():  # no slot, no clock: the loop ends until a decision
+                request = approval_steps.approval_request(str(cid), state, step.block)
+                return Outcome(str(cid), answer=None, stopped_reason=None, awaiting=request)
+            case step_types.ExpireApproval():
+                await self._call(self.app.expire_approval, cid, request_id=step.request_id, now=now)
+            case step_types.RefuseBlock():
+                await self._call(
+                    self.app.refuse_block, cid, block_id=step.block.block_id, reason=step.reason
+                )
             case step_types.SkipBlock():
                 await self._call(
                     self.app.skip_block, cid, block_id=step.block.block_id, reason=step.reason
@@ -171,9 +190,12 @@ class LoopRunner:
                 assert_never(step)
         return None
 
-    async def _call_model(self, cid: UUID, progress: Progress, running: _Running) -> Outcome | None:
+    async def _call_model(
+        self, cid: UUID, state: LoopState, progress: Progress, running: _Running
+    ) -> Outcome | None:
         timeline = await self._call(self.app.timeline, cid)
-        prompt = self.build_prompt(timeline)
+        tools = await self._tools_for(state)
+        prompt = self.build_prompt(timeline, tools=tools) if tools else self.build_prompt(timeline)
         await progress.thinking()
         try:
             reply = await self._cancellable(
@@ -188,7 +210,7 @@ class LoopRunner:
             log.exception("model %s raised", self.model.name)
             provider, _, model = self.model.name.partition(":")
             failure = ProviderFailure(
-                provider=provider, model=model, error=_one_line(exc), attempts=1
+                provider=provider, model=model, error=one_line(exc), attempts=1
             )
             return await self._model_failed(cid, progress, failures=(failure,), error=failure.error)
         await self._call(
@@ -214,9 +236,33 @@ class LoopRunner:
             )
         return await self._stop(cid, progress, reason="model_unavailable", detail=error)
 
-    async def _run_block(
-        self, cid: UUID, block: BlockState, state: LoopState, progress: Progress, running: _Running
+    async def _request_approval(
+        self, cid: UUID, step: step_types.RequestApproval, state: LoopState, progress: Progress
     ) -> None:
+        """Record the request (bound to the block's code), then show it on the surface."""
+        now = self.now().timestamp()
+        request = approval_steps.new_request(str(cid), state, step, self.approvals, now=now)
+        expires_at = datetime.fromtimestamp(request.expires_at, UTC)
+        await self._call(
+            self.app.request_approval,
+            cid,
+            block_id=request.block_id,
+            request_id=request.request_id,
+            tools=request.tools,
+            requested_from=request.requested_from,
+            expires_at=expires_at,
+        )
+        await progress.approval_requested(request)
+
+    async def _run_block(
+        self,
+        cid: UUID,
+        step: step_types.RunBlock,
+        state: LoopState,
+        progress: Progress,
+        running: _Running,
+    ) -> None:
+        block = step.block
         total = len(state.last_turn_blocks)
         if block.language not in SUPPORTED_LANGUAGES:  # nothing to start: refuse it outright
             known = " or ".join(SUPPORTED_LANGUAGES)
@@ -228,47 +274,78 @@ class LoopRunner:
         await progress.block_started(
             index=block.index, total=total, language=block.language, code=block.code
         )
-        run = self.sandbox.run(
-            language=block.language,
-            code=block.code,
-            limits=self.sandbox_limits,
-            workspace=self.workspace_for(cid),
-        )
+        broker = self._broker(cid, block, state, approved=step.approved)
         try:
-            result = await self._cancellable(running, run)
-        except _Cancelled:
-            await self._call(
-                self.app.mark_block_unknown,
-                cid,
-                block_id=block.block_id,
-                detail=CANCELLED_BLOCK_DETAIL,
-            )
-            raise
-        except OutcomeUnknown as exc:  # lost after it may have started: never re-run it
-            await self._call(
-                self.app.mark_block_unknown, cid, block_id=block.block_id, detail=_one_line(exc)
-            )
+            result = await self._cancellable(running, self._in_sandbox(cid, block, broker))
+        except BaseException as exc:
+            if broker is not None:
+                await broker.settle()  # every call's outcome before the block's
+            await self._record_failure(cid, block, exc)
             return
-        except SandboxError as exc:  # the sandbox would not run it: nothing ran
-            await self._call(
-                self.app.refuse_block, cid, block_id=block.block_id, reason=_one_line(exc)
-            )
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # unexpected: it may have run, so its outcome is unknown
-            log.exception("sandbox raised while running %s", block.block_id)
-            await self._call(
-                self.app.mark_block_unknown,
-                cid,
-                block_id=block.block_id,
-                detail=f"the sandbox failed while running it: {_one_line(exc)}",
-            )
-            return
+        if broker is not None:
+            await broker.settle()
         await self._call(self.app.finish_block, cid, block_id=block.block_id, result=result)
         await progress.block_finished(
             index=block.index, total=total, language=block.language, code=block.code, result=result
         )
+
+    async def _tools_for(self, state: LoopState) -> list[ToolSpec]:
+        """The tools this conversation's author may call (none when none are configured)."""
+        if self.tools is None or not self.tools.names:
+            return []
+        return await self.tools.tools_for(approval_steps.conversation_caller(state, self.approvals))
+
+    def _broker(
+        self, cid: UUID, block: BlockState, state: LoopState, *, approved: tuple[str, ...]
+    ) -> BlockBroker | None:
+        """The broker of this block's run, when tools are configured."""
+        if self.tools is None or not self.tools.names:
+            return None
+        caller = approval_steps.block_caller(state, block, self.approvals, approved)
+        record = AppToolLog(
+            app=self.app, conversation_id=cid, block_id=block.block_id, call=self._call
+        )
+        return BlockBroker(registry=self.tools, caller=caller, block_id=block.block_id, log=record)
+
+    def _in_sandbox(
+        self, cid: UUID, block: BlockState, broker: BlockBroker | None
+    ) -> Awaitable[RunResult]:
+        """The sandbox run of one block (with its broker's relay when it has tools)."""
+        extra: dict[str, Any] = {"tools": broker.relay} if broker is not None else {}
+        return self.sandbox.run(
+            language=block.language,
+            code=block.code,
+            limits=self.sandbox_limits,
+            workspace=self.workspace_for(cid),
+            **extra,
+        )
+
+    async def _record_failure(self, cid: UUID, block: BlockState, exc: BaseException) -> None:
+        """Record why a started block has no result; a cancel goes on up after its record."""
+        block_id = block.block_id
+        match exc:
+            case _Cancelled():
+                await self._call(
+                    self.app.mark_block_unknown,
+                    cid,
+                    block_id=block_id,
+                    detail=CANCELLED_BLOCK_DETAIL,
+                )
+                raise exc
+            case asyncio.CancelledError():
+                raise exc
+            case OutcomeUnknown():  # lost after it may have started: never re-run it
+                detail = one_line(exc)
+                await self._call(self.app.mark_block_unknown, cid, block_id=block_id, detail=detail)
+            case SandboxError():  # the sandbox would not run it: nothing ran
+                reason = one_line(exc)
+                await self._call(self.app.refuse_block, cid, block_id=block_id, reason=reason)
+            case Exception():  # unexpected: it may have run, so its outcome is unknown
+                log.exception("sandbox raised while running %s", block_id, exc_info=exc)
+                detail = f"the sandbox failed while running it: {one_line(exc)}"
+                await self._call(self.app.mark_block_unknown, cid, block_id=block_id, detail=detail)
+            case _:
+                raise exc
 
     async def _stop(self, cid: UUID, progress: Progress, *, reason: str, detail: str) -> Outcome:
         await self._call(self.app.stop, cid, reason=reason, detail=detail)
@@ -317,8 +394,3 @@ def _as_dict(limits: object) -> dict[str, Any]:
         return dataclasses.asdict(limits)
     dump = getattr(limits, "model_dump", None)
     return dict(dump()) if callable(dump) else dict(vars(limits))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from bot.ports import Progress
 
 if TYPE_CHECKING:
+    from bot.surface import ApprovalRequest
     from sandbox.result import RunResult
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ class SafeProgress:
         await self._guard(
             "block_finished", index=index, total=total, language=language, code=code, result=result
         )
+
+    async def approval_requested(self, request: ApprovalRequest) -> None:
+        """A block waits for an approver."""
+        await self._guard("approval_requested", request)
 
     async def answered(self, text: str) -> None:
         """The model gave its final answer."""

@@ -16,15 +16,19 @@ from uuid import UUID
 
 from bot.config import AccessPolicy
 from bot.errors import NotFound
-from bot.loop import commands
+from bot.loop import commands, decisions
 from bot.loop.runner import LoopRunner
 from bot.policy.access import refusal
+from bot.policy.roles import RolesTable
 from bot.ports import Progress, ServiceApp
 from bot.surface import (
     RESUME_KEY_PREFIX,
+    ApprovalRequest,
     Command,
     CommandReply,
     Coordinates,
+    Decision,
+    DecisionReply,
     Incoming,
     Outcome,
     Receipt,
@@ -34,6 +38,7 @@ from bot.surface import (
 T = TypeVar("T")
 
 STOP_OR_MESSAGE = ("Stopped", "MessageReceived", "Answered")
+WATCH_SECONDS = 30.0  # the expiry watcher looks at the log at least this often
 STOPPED_ELSEWHERE = "stopped by the user (no loop of it was running in this process)"
 
 
@@ -53,10 +58,17 @@ class OpsloopService:
         self.model_name = model_name  # "provider:model", for banners and doctor
         self.access = dict(access or {})  # platform -> who may use the bot there
 
+    @property
+    def roles(self) -> RolesTable:
+        """``[roles]``: a role may stand wherever a user list is accepted."""
+        return self.runner.approvals.roles
+
     async def receive(self, incoming: Incoming) -> Receipt:
         """Record the message, or its refusal (access), or recognise a redelivery; never runs
         the loop itself."""
-        reason = refusal(self.access, coordinates=incoming.coordinates, author=incoming.author)
+        reason = refusal(
+            self.access, coordinates=incoming.coordinates, author=incoming.author, roles=self.roles
+        )
         if reason is not None:
             return await self.record_refusal(incoming, reason=reason)
         cid, recorded = await _thread(
@@ -86,6 +98,41 @@ class OpsloopService:
             return Receipt(conversation_id=str(cid), status="duplicate")
         reply = f"Sorry, I can't take this request: {reason}."
         return Receipt(conversation_id=str(cid), status="refused", reply=reply)
+
+    async def decide(self, decision: Decision) -> DecisionReply:
+        """Record an approver's decision on a request of the thread at its coordinates.
+
+        The surface acknowledges the click, shows the reply (``not_approver`` to the clicker
+        only), and runs the loop when ``reply.resumes``."""
+        now = self.runner.now().timestamp()
+        return await decisions.decide(self.app, self.runner.approvals, decision, now=now)
+
+    async def pending_approvals(self) -> list[ApprovalRequest]:
+        """Approval requests still waiting in conversations no loop here is running."""
+        return await decisions.pending(self.app, running=self.runner.is_running)
+
+    async def watch_approvals(
+        self, *, platform: str | None, progress_for: Callable[[str, Coordinates], Progress]
+    ) -> None:
+        """Run, forever, the loop of each conversation whose approval request expired, on
+        time (it records ``ApprovalExpired`` and tells the model the block was refused).
+
+        A surface starts this beside its listener. It reads the log, so requests made before
+        a restart, or by another replica, expire on time too. It looks again at least as
+        often as the shortest timeout, so it sees every request before it expires."""
+        poll = min(WATCH_SECONDS, self.runner.approvals.approvals.timeout_minutes * 60)
+        while True:
+            now = self.runner.now().timestamp()
+            waiting = [
+                r
+                for r in await self.pending_approvals()
+                if platform is None or r.coordinates.platform == platform
+            ]
+            for request in (r for r in waiting if r.expires_at <= now):
+                progress = progress_for(request.conversation_id, request.coordinates)
+                await self.run(request.conversation_id, progress)
+            later = [r.expires_at - now for r in waiting if r.expires_at > now]
+            await self.runner.sleep(min([poll, *later]))
 
     async def handle(self, command: Command) -> CommandReply:
         """Carry out a thread command for the conversation at its coordinates."""
@@ -186,10 +233,12 @@ class OpsloopService:
         return True
 
     async def aclose(self) -> None:
-        """Close the model's network clients and the event store."""
+        """Close the model's network clients, the tools and the event store."""
         close_model = getattr(self.runner.model, "aclose", None)
         if close_model is not None:
             await close_model()
+        if self.runner.tools is not None:
+            await self.runner.tools.aclose()  # MCP servers, HTTP pool
         close_app = getattr(self.app, "close", None)
         if close_app is not None:
             await _thread(close_app)

@@ -12,15 +12,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.config import AccessPolicy
+from bot.policy.roles import RolesTable, listed
 from bot.surface import Coordinates
 
 _WORKSPACE_NOUN = {"slack": "workspace", "discord": "server"}
 
 
 def refusal(
-    policies: Mapping[str, AccessPolicy], *, coordinates: Coordinates, author: str
+    policies: Mapping[str, AccessPolicy],
+    *,
+    coordinates: Coordinates,
+    author: str,
+    roles: RolesTable | None = None,
 ) -> str | None:
-    """Why ``author`` may not use the bot at ``coordinates``, or None when they may."""
+    """Why ``author`` may not use the bot at ``coordinates``, or None when they may.
+
+    ``allow_users`` may name roles of ``roles`` (``[roles]``) as well as users."""
     platform = coordinates.platform
     policy = policies.get(platform)
     if policy is None:
@@ -32,6 +39,8 @@ def refusal(
             return f"{noun} {coordinates.workspace} is not in {where} allow_workspaces"
         if policy.allow_channels and coordinates.channel not in policy.allow_channels:
             return f"channel {coordinates.channel} is not in {where} allow_channels"
-    if policy.allow_users and author not in policy.allow_users:
+    if policy.allow_users and not listed(
+        policy.allow_users, roles or {}, platform=platform, user=author
+    ):
         return f"user {author} is not in {where} allow_users"
     return None

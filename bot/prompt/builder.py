@@ -8,7 +8,8 @@ the limits the system prompt states and the window's size. A replay rebuilds the
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Policy
 from bot.ports import PromptBuilder
@@ -16,25 +17,36 @@ from bot.prompt.context import build_prompt, context_tokens_for
 from bot.prompt.system import history_from_timeline, system_prompt
 from bot.surface import RESUME_KEY_PREFIX
 
+if TYPE_CHECKING:
+    from bot.tools.values import ToolSpec
+
+TOOLS_SHARE = 4  # the tool list may take a quarter of the window; longer, it is names only
+
 
 def prompt_builder(*, policy: Policy, model_name: str) -> PromptBuilder:
     """Timeline -> the messages of the next model call, fitted to this model's window."""
     provider, _, model = model_name.partition(":")
-    system = system_prompt(
-        wall_seconds=policy.sandbox.wall_seconds,
-        memory_mb=policy.sandbox.memory_mb,
-        extra_mounts=tuple(policy.sandbox.extra_mounts),
-        result_chars=policy.prompt.result_chars,
-        turns_per_message=policy.loop.turns_per_message,
-    )
     window = context_tokens_for(policy.prompt.context_tokens, provider=provider, model=model)
 
-    def build(timeline: list[dict[str, Any]]) -> Any:
+    def system(tools: Sequence[ToolSpec]) -> str:
+        return system_prompt(
+            wall_seconds=policy.sandbox.wall_seconds,
+            memory_mb=policy.sandbox.memory_mb,
+            extra_mounts=tuple(policy.sandbox.extra_mounts),
+            result_chars=policy.prompt.result_chars,
+            turns_per_message=policy.loop.turns_per_message,
+            tools=tools,
+            tools_budget_tokens=window // TOOLS_SHARE,
+        )
+
+    plain = system(())
+
+    def build(timeline: list[dict[str, Any]], *, tools: Sequence[ToolSpec] = ()) -> Any:
         # A retry recorded by `opsloop resume ID` repeats the user's message; the model
         # should see the conversation as it was, not the message twice.
         events = [e for e in timeline if not _is_resume_repeat(e)]
         return build_prompt(
-            system=system,
+            system=system(tools) if tools else plain,
             history=history_from_timeline(events),
             context_tokens=window,
             result_chars=policy.prompt.result_chars,

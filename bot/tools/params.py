@@ -6,6 +6,7 @@ it into an outcome the model sees.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,7 @@ class ToolParam(Protocol):
     def min(self) -> float | None: ...
     @property
     def max(self) -> float | None: ...
+
 
 PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
 JSON_PY_TYPES = {**PY_TYPES, "array": "list", "object": "dict", "null": "None"}
@@ -179,3 +181,44 @@ def json_type(value: object) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
+
+
+def arguments_from_pairs(pairs: Sequence[str], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``key=value`` words (as ``opsloop tools call`` takes them) as arguments of the types
+    ``schema`` declares; ``key:=JSON`` passes a raw JSON value. ``BadArguments`` names a word
+    that is neither, or a value its declared type cannot read."""
+    properties = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
+    arguments: dict[str, Any] = {}
+    for pair in pairs:
+        key, raw, value = pair.partition(":=")
+        if not raw:
+            key, equals, value = pair.partition("=")
+            if not equals or not key:
+                raise BadArguments(f"{pair!r} is not key=value")
+            kind = properties.get(key, {}).get("type") if isinstance(properties, Mapping) else None
+            arguments[key] = _from_word(key, value, kind)
+            continue
+        try:
+            arguments[key] = json.loads(value)
+        except ValueError:
+            raise BadArguments(f"{key}: {value!r} is not JSON") from None
+    return arguments
+
+
+def _from_word(key: str, value: str, kind: object) -> Any:
+    """A command-line word read as the declared JSON type (a string when none is declared)."""
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+    except ValueError:
+        raise BadArguments(f"{key} must be {_a(str(kind))}, not {value!r}") from None
+    if kind == "boolean":
+        lowered = value.lower()
+        if lowered in ("true", "yes", "1"):
+            return True
+        if lowered in ("false", "no", "0"):
+            return False
+        raise BadArguments(f"{key} must be true or false, not {value!r}")
+    return value

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.tools import access
 from bot.tools.build import Built, build_all
-from bot.tools.config import ToolsPolicy
+from bot.tools.config import ToolDecl, ToolsPolicy
 from bot.tools.errors import BadArguments, ToolError, ToolRefused
 from bot.tools.kind_command import run_command
 from bot.tools.kind_http import HttpClient, call_http, resolves
@@ -73,6 +73,11 @@ class ToolRegistry:
         return dict(self._secrets)
 
     @property
+    def declarations(self) -> Mapping[str, ToolDecl]:
+        """Each configured tool's declaration, by name (MCP servers as their table's name)."""
+        return {name: built.decl for name, built in self._tools.items()}
+
+    @property
     def names(self) -> tuple[str, ...]:
         """The configured tools, MCP servers as their table's name."""
         return tuple(self._tools)
@@ -86,7 +91,7 @@ class ToolRegistry:
         specs: list[ToolSpec] = []
         servers = []
         for name, built in self._tools.items():
-            if access.refusal(name, built.decl, caller, approval=False) is not None:
+            if access.refusal(name, built.decl, caller, per_block=False) is not None:
                 continue
             if built.decl.kind == "mcp":
                 servers.append(name)

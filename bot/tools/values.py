@@ -17,6 +17,8 @@ class Caller:
     channel: str = ""  # the platform's channel id ("" outside a chat)
     roles: frozenset[str] = frozenset()  # the user's roles (issue 12's [roles])
     approved: frozenset[str] = frozenset()  # tools this block was approved to call (issue 12)
+    allowed: frozenset[str] | None = None  # a block: the tools its code names; None: any
+    operator: bool = False  # `opsloop tools call` on the host: allowlists are for chat callers
 
 
 @dataclass(frozen=True)

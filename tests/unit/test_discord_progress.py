@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from adapters.discord.progress import DiscordProgress, TypingKeeper
 from bot.surface import Coordinates, Incoming, Outcome
@@ -10,6 +11,25 @@ from sandbox.result import RunResult
 from tests.discord_fakes import RecordingPoster, scripted_service
 
 DM = Coordinates("discord", "", "500", "500")
+
+
+async def within_turns(condition: Callable[[], bool], *, turns: int = 50) -> bool:
+    """Whether ``condition`` holds within a few turns of the event loop (not a timing)."""
+    for _ in range(turns):
+        if condition():
+            return True
+        await asyncio.sleep(0)
+    return condition()
+
+
+async def within_seconds(condition: Callable[[], bool], *, seconds: float = 5.0) -> bool:
+    """Whether ``condition`` holds within ``seconds``, checked every millisecond."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(0.001)
+    return True
 
 
 async def test_prose_then_the_block_with_its_result_then_the_answer_are_posted_in_order() -> None:
@@ -52,8 +72,8 @@ async def test_an_idle_outcome_posts_nothing() -> None:
 async def test_typing_is_refreshed_while_a_long_loop_runs_and_stops_before_the_answer() -> None:
     poster = RecordingPoster()
     async with TypingKeeper(poster, interval=0.01) as typing:
-        while poster.typings < 3:  # refreshed again and again, however long the loop takes
-            await asyncio.sleep(0.005)
+        # refreshed again and again, however long the loop takes
+        assert await within_seconds(lambda: poster.typings >= 3)
         progress = DiscordProgress(poster, typing=typing)
         await progress.answered("done")
         after_answer = poster.typings
@@ -64,13 +84,14 @@ async def test_typing_is_refreshed_while_a_long_loop_runs_and_stops_before_the_a
 async def test_a_posted_block_kicks_the_typing_indicator_at_once() -> None:
     poster = RecordingPoster()
     async with TypingKeeper(poster, interval=3600) as typing:
-        while poster.typings < 1:
-            await asyncio.sleep(0)
+        assert await within_turns(lambda: poster.typings == 1)
         progress = DiscordProgress(poster, typing=typing)
         result = RunResult(exit_code=0, signal=None, stdout="", stderr="", duration_ms=1)
         await progress.block_finished(index=1, total=1, language="bash", code="true", result=result)
-        while poster.typings < 2:  # would hang for an hour without the kick
-            await asyncio.sleep(0)
+
+        # the next refresh is an hour away, so only the block's kick can bring it this soon
+        assert await within_turns(lambda: poster.typings == 2)
+    assert poster.posted[0].text.startswith("**Block 1/1**")
 
 
 async def test_stop_right_after_a_kick_stops_the_keeper() -> None:
@@ -78,8 +99,7 @@ async def test_stop_right_after_a_kick_stops_the_keeper() -> None:
     poster = RecordingPoster()
     keeper = TypingKeeper(poster, interval=3600)
     await keeper.__aenter__()
-    while poster.typings < 1:
-        await asyncio.sleep(0)
+    assert await within_turns(lambda: poster.typings >= 1)
     keeper.kick()
     stopping = asyncio.create_task(keeper.stop())
     for _ in range(50):  # a few turns of the event loop, not a timing
@@ -99,5 +119,5 @@ async def test_a_failing_typing_request_does_not_stop_the_keeper() -> None:
 
     poster = Flaky()
     async with TypingKeeper(poster, interval=0.001):
-        while poster.typings < 3:
-            await asyncio.sleep(0.001)
+        # each request raised, and the keeper went on to the next one
+        assert await within_seconds(lambda: poster.typings >= 3)

@@ -20,6 +20,7 @@ JSON_TYPES: dict[str, Any] = {
     "number": (int, float),
     "boolean": bool,
     "object": dict,
+    "array": list,
     "null": type(None),
 }
 

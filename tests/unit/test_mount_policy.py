@@ -18,7 +18,9 @@ from bot.tools.config import ToolDecl
 from bot.tools.values import Caller
 
 ids = st.sampled_from(["U1", "U2", "C1", "C2", ""])
-qualified = st.sampled_from(["U1", "slack:U1", "discord:U1", "U2", "C1", "slack:C1", "C2"])
+qualified = st.sampled_from(
+    ["U1", "slack:U1", "discord:U1", "U2", "C1", "slack:C1", "C2", "role:oncall", "admin"]
+)
 roles = st.sampled_from(["oncall", "admin", "dev"])
 decls = st.builds(
     MountDecl,
@@ -33,6 +35,7 @@ callers = st.builds(
     user=ids,
     channel=ids,
     roles=st.frozensets(roles, max_size=2),
+    operator=st.booleans(),
 )
 names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
 
@@ -48,7 +51,7 @@ def test_a_mount_is_allowed_exactly_when_a_tool_with_the_same_lists_would_be(
         allow_channels=decl.allow_channels,
         allow_roles=decl.allow_roles,
     )
-    assert allowed(decl, caller=caller) == (refusal("t", tool, caller, approval=False) is None)
+    assert allowed(decl, caller=caller) == (refusal("t", tool, caller, per_block=False) is None)
 
 
 @given(st.dictionaries(names, decls, max_size=5), callers)
@@ -90,6 +93,22 @@ def test_both_forms_of_mounts_load_from_opsloop_toml(tmp_path: Path) -> None:
         "logs": MountDecl(path="/var/log/app"),
         "runbooks": MountDecl(path="/srv/runbooks", allow_channels=["C1"]),
     }
+
+
+def test_a_role_a_mount_names_must_exist_in_roles(tmp_path: Path) -> None:
+    config = tmp_path / "opsloop.toml"
+    config.write_text(
+        '[roles]\noncall = ["slack:U1"]\n'
+        '[sandbox.mounts.logs]\npath = "/var/log"\nallow_users = ["role:oncall"]\n'
+        '[sandbox.mounts.db]\npath = "/srv/db"\nallow_roles = ["dba"]\n'
+    )
+    with pytest.raises(ConfigError, match="sandbox.mounts.db.allow_roles: 'dba': no such role"):
+        load_policy(config)
+    config.write_text(config.read_text().replace('"dba"', '"oncall"'))
+    policy = load_policy(config)
+    oncall = Caller(platform="slack", user="U1", roles=frozenset({"oncall"}))
+    assert mounts_for(policy.sandbox, caller=oncall) == ("logs", "db")
+    assert mounts_for(policy.sandbox, caller=Caller(platform="slack", user="U2")) == ()
 
 
 @pytest.mark.parametrize(

@@ -54,4 +54,4 @@ def test_an_approval_only_tool_needs_a_block_approved_for_it() -> None:
     for approved in ("docs", "docs.write"):
         caller = Caller("slack", "U1", "C1", approved=frozenset({approved}))
         assert refusal("docs.write", decl, caller) is None
-    assert refusal("docs.write", decl, ALICE, approval=False) is None
+    assert refusal("docs.write", decl, ALICE, per_block=False) is None

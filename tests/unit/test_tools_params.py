@@ -132,3 +132,35 @@ def test_the_schema_and_the_signature_show_types_defaults_and_constraints() -> N
     assert signature("disk", schema, returns="str") == (
         'disk(service: str, path: str = "/", limit: int = 3) -> str'
     )
+
+
+def test_command_line_words_become_arguments_of_the_declared_types() -> None:
+    from bot.tools.params import arguments_from_pairs
+
+    schema = {
+        "properties": {
+            "n": {"type": "integer"},
+            "x": {"type": "number"},
+            "on": {"type": "boolean"},
+            "path": {"type": "string"},
+        }
+    }
+    words = ["n=3", "x=0.5", "on=yes", "path=/var/log", "raw:=[1, 2]", "free=a=b"]
+    assert arguments_from_pairs(words, schema) == {
+        "n": 3,
+        "x": 0.5,
+        "on": True,
+        "path": "/var/log",
+        "raw": [1, 2],
+        "free": "a=b",
+    }
+
+
+@pytest.mark.parametrize("word", ["n", "=3", "n=three", "on=maybe", "raw:={"])
+def test_a_word_that_cannot_be_read_as_its_type_names_it(word: str) -> None:
+    from bot.tools.errors import BadArguments
+    from bot.tools.params import arguments_from_pairs
+
+    schema = {"properties": {"n": {"type": "integer"}, "on": {"type": "boolean"}}}
+    with pytest.raises(BadArguments):
+        arguments_from_pairs([word], schema)

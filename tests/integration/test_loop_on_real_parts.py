@@ -19,12 +19,11 @@ from bot.app.application import open_app
 from bot.cli.bootstrap import build_service
 from bot.config import LoopPolicy, Policy
 from bot.loop.service import OpsloopService
-from bot.ports import ChatMessage, ModelReply, TextSink
-from bot.providers.scripted import ScriptedModel, ScriptedTurn
+from bot.providers.scripted import ScriptedTurn
 from bot.settings import Settings
 from bot.surface import Coordinates, Incoming
 from tests.integration.sandbox_fixtures import data_dir, jail, workspaces  # noqa: F401
-from tests.unit.loop_fakes import RecordingProgress
+from tests.port_fakes import RecordingProgress, WatchedModel
 
 WRITE = (
     '<helpers>\nopen("/workspace/notes.txt", "w").write("disk is 91% full\\n")\n'
@@ -34,33 +33,15 @@ READ = '<helpers lang="bash">\ncat /workspace/notes.txt\n</helpers>'
 FAIL = "<helpers>\nimport sys\nprint('checking', file=sys.stderr)\nsys.exit(3)\n</helpers>"
 
 
-class RecordingModel:
-    """The real scripted model, remembering every prompt it was sent."""
-
-    def __init__(self, turns: Sequence[str | ScriptedTurn]) -> None:
-        self.inner = ScriptedModel(list(turns), label="test")
-        self.prompts: list[list[ChatMessage]] = []
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    async def reply(
-        self, messages: Sequence[ChatMessage], *, on_text: TextSink | None = None
-    ) -> ModelReply:
-        self.prompts.append(list(messages))
-        return await self.inner.reply(messages, on_text=on_text)
-
-
 def make_service(
     data_dir: Path,
     jail: Any,
     turns: Sequence[str | ScriptedTurn],
     **loop: Any,  # noqa: F811
-) -> tuple[OpsloopService, RecordingModel]:
+) -> tuple[OpsloopService, WatchedModel]:
     settings = Settings(data_dir=data_dir, _env_file=None)  # type: ignore[call-arg]
     policy = Policy(loop=LoopPolicy(**loop))
-    model = RecordingModel(turns)
+    model = WatchedModel(turns)
     app = open_app(database_url=f"sqlite:///{data_dir / 'events.sqlite3'}")
     return build_service(
         settings=settings, policy=policy, model=model, sandbox=jail, app=app
@@ -201,9 +182,9 @@ async def test_a_block_left_running_by_a_dead_process_is_recorded_unknown_and_no
     cid = uuid.UUID(receipt.conversation_id)
     app = service.app
     # What a process killed mid-block leaves behind: the reply and BlockStarted, nothing else.
-    from tests.unit.loop_fakes import reply
-
-    app.record_model_reply(cid, reply=reply(marker), prompt_fingerprint="f")
+    prompt = service.runner.build_prompt(app.timeline(cid))
+    reply = await WatchedModel([marker]).reply(prompt.messages)
+    app.record_model_reply(cid, reply=reply, prompt_fingerprint=prompt.fingerprint)
     app.start_block(cid, block_id="t1b1", limits={})
     assert [c for c, _ in await service.interrupted()] == [str(cid)]
     # ...a minute ago: long past the block's wall limit, so it cannot still be running anywhere.

@@ -1,4 +1,4 @@
-"""The demo's scripted model and ``opsloop doctor``'s checks, without real parts."""
+"""The demo's script and its model, which answers from what the sandbox printed."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from bot.cli.demo import (
     last_stdout,
     load_demo_script,
 )
-from bot.cli.doctor import Check, check_model, check_store, render
-from bot.errors import ModelUnavailable, StoreUnreachable
 from bot.ports import ChatMessage
 from bot.prompt.system import BlockOutcome, render_result
 from domain.helpers import parse_helpers
@@ -88,74 +86,3 @@ def test_the_demo_model_admits_it_has_no_result_when_nothing_was_printed() -> No
         result_message(ran("t2b2", "")),
     ]
     assert model.turn_for(messages).text == NO_RESULT
-
-
-class _Model:
-    def __init__(self, *, fails: bool) -> None:
-        self.fails = fails
-        self.closed = False
-
-    @property
-    def name(self) -> str:
-        return "ollama:llama3.1"
-
-    async def ping(self) -> float:
-        if self.fails:
-            raise ModelUnavailable("ollama:llama3.1 failed after 1 attempt: connection refused")
-        return 42.0
-
-    async def aclose(self) -> None:
-        self.closed = True
-
-
-async def test_the_model_check_reports_name_and_latency() -> None:
-    model = _Model(fails=False)
-    check = await check_model(make_model=lambda: model, provider="ollama")
-    assert check.ok and "ollama:llama3.1" in check.detail and "42 ms" in check.detail
-    assert model.closed
-
-
-async def test_a_model_that_does_not_answer_fails_with_the_fix() -> None:
-    check = await check_model(make_model=lambda: _Model(fails=True), provider="ollama")
-    assert not check.ok and "connection refused" in check.detail
-    assert "ollama serve" in check.fix
-
-
-async def test_a_model_that_cannot_be_configured_fails_with_the_fix() -> None:
-    def broken() -> _Model:
-        raise ModelUnavailable("the groq provider needs GROQ_API_KEY")
-
-    check = await check_model(make_model=broken, provider="groq")
-    assert not check.ok and "GROQ_API_KEY" in check.fix
-
-
-def test_an_unreachable_store_fails_with_the_fix() -> None:
-    def unreachable() -> object:
-        raise StoreUnreachable("cannot use the event store at postgresql://x: connection refused")
-
-    check = check_store(open_app=unreachable, url="postgresql://u:***@db/opsloop")
-    assert not check.ok and "start PostgreSQL" in check.fix
-
-
-def test_a_readable_store_reports_its_conversations() -> None:
-    class _App:
-        def list_conversations(self) -> list[int]:
-            return [1, 2]
-
-        def close(self) -> None:
-            pass
-
-    check = check_store(open_app=_App, url="sqlite:///x")
-    assert check.ok and "2 conversations" in check.detail
-
-
-def test_the_report_lists_each_problem_with_its_fix_and_what_is_broken() -> None:
-    text = render(
-        [
-            Check("sandbox", True, "nsjail runs blocks"),
-            Check("model", False, "connection refused", "start Ollama"),
-        ]
-    )
-    assert "ok   sandbox: nsjail runs blocks" in text
-    assert "FAIL model: connection refused\n     fix: start Ollama" in text
-    assert text.endswith("broken: model")
