@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox.errors import SandboxUnavailable
+from sandbox.mounts import refuse_mounts_below, valid_name
 
 JAIL_UID = 65534
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -63,6 +64,7 @@ class JailLayout:
     interpreters: tuple[Interpreter, ...]
     env: tuple[tuple[str, str], ...]
     nice: int = 0  # of the jailed process; blocks are interactive, their caps bound the rest
+    mounts: tuple[tuple[str, str], ...] = ()  # (name, resolved host path): read-only at /mnt/NAME
 
     def interpreter(self, language: str) -> Interpreter:
         """The interpreter for ``language`` (the request was validated before)."""
@@ -82,6 +84,7 @@ class LayoutOptions:
     extra_mounts: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     nice: int = 0
+    mounts: Mapping[str, str] = field(default_factory=dict)  # name -> host path ([sandbox] mounts)
 
 
 def unreachable_part(path: str | os.PathLike[str]) -> str | None:
@@ -131,6 +134,29 @@ def _prefix(executable: str) -> str:
     return str(parent.parent if parent.name == "bin" else parent)
 
 
+def resolve_mount(name: str, *, path: str) -> str:
+    """The host path of the mount ``name``, resolved; ``SandboxUnavailable`` saying what is wrong.
+
+    Absolute, without ``..``, existing, reachable by the jail user, and with nothing mounted
+    below it. Symlinks in it are resolved here, on the host, once: the jail gets the real path.
+    """
+    if not valid_name(name):
+        raise SandboxUnavailable(f"mount name {name[:80]!r} is not a simple identifier")
+    if not os.path.isabs(path) or ".." in Path(path).parts:
+        raise SandboxUnavailable(f"mount {name}: {path!r} must be an absolute path without '..'")
+    real = os.path.realpath(path)
+    if not os.path.exists(real):
+        raise SandboxUnavailable(f"mount {name}: {path} does not exist")
+    blocked = unreachable_part(real)
+    if blocked:
+        raise SandboxUnavailable(
+            f"mount {name}: the jail user cannot reach {real} because {blocked} is not "
+            "searchable by others (chmod o+x it)"
+        )
+    refuse_mounts_below([(name, real)])
+    return real
+
+
 def discover_layout(options: LayoutOptions) -> JailLayout:
     """Inspect the host once and describe the jail (mounts, interpreters, environment)."""
     ro_binds: list[str] = []
@@ -174,4 +200,7 @@ def discover_layout(options: LayoutOptions) -> JailLayout:
         interpreters=tuple(interpreters),
         env=tuple(sorted(env.items())),
         nice=options.nice,
+        mounts=tuple(
+            (name, resolve_mount(name, path=path)) for name, path in options.mounts.items()
+        ),
     )
