@@ -7,6 +7,11 @@ Bolt acks Events API requests before the listener even starts, and a crash betwe
 two would lose the message). The listener itself only records and spawns, so Slack's
 3-second deadline holds however slow the model is. A redelivery is answered by the
 receipt's ``duplicate`` status: nothing visible happens and no second loop starts.
+
+A click on an approval button is the other way round: acknowledged at once, then decided in
+the background (``adapters.slack.approvals``); a lost click costs a second click, while a
+decision that outlived Slack's 3 seconds would show the clicker an error for a click that
+counted.
 """
 
 from __future__ import annotations
