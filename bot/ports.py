@@ -161,10 +161,14 @@ class PromptLike(Protocol):
 
 
 class PromptBuilder(Protocol):
-    """Timeline (and the tools this turn may call) -> the next prompt."""
+    """Timeline (and the tools and read-only mounts this turn may use) -> the next prompt."""
 
     def __call__(
-        self, timeline: list[dict[str, Any]], *, tools: Sequence[ToolSpec] = ()
+        self,
+        timeline: list[dict[str, Any]],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        mounts: Sequence[str] = (),
     ) -> PromptLike: ...
 
 

@@ -102,12 +102,14 @@ def build_argv(
     scratch: ScratchSpace = ScratchSpace(bytes=256 * MIB, files=10_000),
     tools: ToolChannel | None = None,
     mounts: Sequence[tuple[str, str]] = (),
+    ro_submounts: Sequence[str] = (),
 ) -> list[str]:
     """nsjail's argv running ``code_file`` (a host path) as ``language`` under ``limits``.
 
     ``workspace_dir`` is bind-mounted at /workspace; without one, /workspace is ``scratch``.
     ``tools`` adds the tool channel and its client under /opsloop; ``mounts`` are
-    (name, host path) pairs, each bound read-only at /mnt/NAME.
+    (name, host path) pairs, each bound read-only at /mnt/NAME. ``ro_submounts`` are the
+    host's mount points below the read-only binds, bound read-only again over them.
     """
     interpreter = _interpreter(layout.interpreter(language), tools=tools is not None)
     return [
@@ -123,6 +125,7 @@ def build_argv(
             code_file=code_file,
             workspace_dir=workspace_dir,
             scratch=scratch,
+            ro_submounts=ro_submounts,
         ),
         *_extra_mounts(tools=tools, mounts=mounts),
         *(
@@ -208,12 +211,13 @@ def _filesystem_options(
     code_file: str,
     workspace_dir: str | None,
     scratch: ScratchSpace,
+    ro_submounts: Sequence[str] = (),
 ) -> list[str]:
     """The jail's mounts: the system read-only, /tmp, /workspace and the code file."""
     argv: list[str] = []
     for target, link in layout.symlinks:
         argv += ["--symlink", f"{target}:{link}"]
-    for path in layout.ro_binds:
+    for path in (*layout.ro_binds, *ro_submounts):  # nsjail makes only each top read-only
         argv += ["--bindmount_ro", path]
     for device in layout.devices:
         argv += ["--bindmount", device]  # rw so writing to /dev/null works; a device, not a dir

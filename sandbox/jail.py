@@ -22,7 +22,7 @@ from sandbox.cgroups import (
 from sandbox.errors import OutcomeUnknown, SandboxUnavailable
 from sandbox.layout import JailLayout, LayoutOptions, discover_layout
 from sandbox.limits import MIB, Limits
-from sandbox.mounts import refuse_mounts_below, requested
+from sandbox.mounts import read_mountinfo, refuse_mounts_below, requested, submounts
 from sandbox.process import ProcessOutcome, run_process
 from sandbox.relay import SOCKET_NAME, ToolRelay, serving
 from sandbox.request import MAX_CODE_BYTES, check_request
@@ -182,6 +182,7 @@ class NsjailSandbox:
         mounts: Sequence[tuple[str, str]],
     ) -> ProcessOutcome:
         refuse_mounts_below(mounts)  # again: something may have been mounted there since
+        below = submounts(self.layout.ro_binds, mountinfo=read_mountinfo())
         source = run.workspace_source()
         argv = build_argv(
             nsjail=str(self.nsjail),
@@ -198,6 +199,7 @@ class NsjailSandbox:
                 bytes=self.workspaces.quota_bytes, files=self.workspaces.max_files
             ),
             tools=tools,
+            ro_submounts=below,
             mounts=mounts,
         )
         try:

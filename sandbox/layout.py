@@ -31,6 +31,7 @@ SYSTEM_FILES = ("/etc/ld.so.cache",)
 # pager … are dangling links, and ops scripts use awk everywhere.
 SYSTEM_ETC_DIRS = ("/etc/alternatives",)
 DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
+JAIL_OWN_DIRS = ("/tmp", "/workspace", "/opsloop", "/mnt", "/dev", "/proc")  # never the host's
 DEFAULT_PYTHON_ARGS = ("-I", "-S")
 
 
@@ -171,6 +172,12 @@ def discover_layout(options: LayoutOptions) -> JailLayout:
     for mount in options.extra_mounts:
         if not os.path.isabs(mount) or not os.path.exists(mount):
             raise SandboxUnavailable(f"extra mount {mount!r} must be an existing absolute path")
+        shadowed = next((p for p in JAIL_OWN_DIRS if _under(os.path.normpath(mount), [p])), None)
+        if shadowed:
+            raise SandboxUnavailable(
+                f"extra mount {mount!r} is under {shadowed}, which the jail has its own of; "
+                "offer a path outside it"
+            )
         ro_binds.append(os.path.normpath(mount))
 
     interpreters = []

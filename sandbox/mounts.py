@@ -69,6 +69,16 @@ def mounts_below(path: str, *, mountinfo: str) -> list[str]:
     return found
 
 
+def submounts(paths: Sequence[str], *, mountinfo: str) -> tuple[str, ...]:
+    """Every mount point below any of ``paths``, parents before children (pure).
+
+    The jail binds each of them read-only again, on top of the recursive bind of its parent,
+    so that a filesystem the host mounted inside a system directory or an ``extra_mounts``
+    path (whose top alone nsjail makes read-only) is read-only in the jail too."""
+    found = {point for path in paths for point in mounts_below(path, mountinfo=mountinfo)}
+    return tuple(sorted(found, key=lambda point: (point.count("/"), point)))
+
+
 def read_mountinfo() -> str:
     """This process's mount table (nsjail starts from it)."""
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:

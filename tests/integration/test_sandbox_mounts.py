@@ -7,8 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from sandbox.errors import BadRequest, SandboxError, SandboxUnavailable
 from sandbox.layout import LayoutOptions
 from sandbox.limits import Limits
 from sandbox.workspace import Workspaces
-from tests.conftest import require_real
+from tests.conftest import remove_test_dir, require_real
 
 pytestmark = pytest.mark.nsjail
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,3 +213,58 @@ def test_sandbox_run_takes_mount_names_and_refuses_a_path_like_one(host: Path) -
     refused = _cli(*run, "../../etc", "-", host=host, config=config, stdin="true")
     assert ran.returncode == 0 and ran.stdout == "line one\n", ran.stderr
     assert refused.returncode == 2 and "invalid mount name '../../etc'" in refused.stderr
+
+
+@pytest.fixture
+def outside_tmp() -> Iterator[Path]:
+    """A host directory outside /tmp (the jail has a /tmp of its own), traversable by all."""
+    path = Path(tempfile.mkdtemp(prefix="opsloop-test-", dir="/var/tmp"))
+    path.chmod(0o755)
+    yield path
+    remove_test_dir(path)
+
+
+async def test_a_filesystem_mounted_below_an_extra_mount_is_read_only_in_the_jail_too(
+    outside_tmp: Path,
+) -> None:
+    from sandbox.jail import NsjailSandbox
+
+    offered = outside_tmp / "venv"
+    below = offered / "cache"
+    below.mkdir(parents=True)
+    offered.chmod(0o755)
+    workspaces = Workspaces(
+        root=outside_tmp / "ws", quota_bytes=1 << 20, idle_seconds=60, fs="directory"
+    )
+    options = LayoutOptions(extra_mounts=(str(offered),))
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=777", "none", str(below)], check=True
+    )
+    try:
+        (below / "seen.txt").write_text("on the host's tmpfs\n")
+        (below / "seen.txt").chmod(0o666)
+        try:
+            sandbox = NsjailSandbox.create(workspaces=workspaces, options=options)
+        except SandboxUnavailable as exc:
+            require_real(False, f"jails cannot run here: {exc}")
+        code = (
+            f"cat {below}/seen.txt; echo x >> {below}/seen.txt; echo append=$?; "
+            f"touch {below}/escaped; echo touch=$?"
+        )
+        result = await sandbox.run(language="bash", code=code, limits=SHORT)
+        await sandbox.aclose()
+        assert result.stdout.splitlines() == ["on the host's tmpfs", "append=1", "touch=1"]
+        assert "Read-only file system" in result.stderr
+        assert not (below / "escaped").exists()
+        assert (below / "seen.txt").read_text() == "on the host's tmpfs\n"
+    finally:
+        subprocess.run(["umount", str(below)], check=True)
+
+
+def test_an_extra_mount_the_jail_would_hide_under_its_own_tmp_is_refused_at_start(
+    host: Path,
+) -> None:
+    from sandbox.layout import discover_layout
+
+    with pytest.raises(SandboxUnavailable, match="under /tmp, which the jail has its own of"):
+        discover_layout(LayoutOptions(extra_mounts=(str(host / "logs"),)))
