@@ -103,6 +103,7 @@ class Conversation(ConversationState, Aggregate):
     ) -> None:
         """Record one model turn; its helper blocks become pending."""
         self._check_working()
+        self._check_turn_settled()
         self._trigger(
             ev.ModelReplied,
             turn=self._turn + 1,
@@ -123,6 +124,7 @@ class Conversation(ConversationState, Aggregate):
     def record_model_failure(self, *, provider: str, model: str, error: str, attempts: int) -> None:
         """Record a provider that failed for good."""
         self._check_working()
+        self._check_turn_settled()
         self._trigger(
             ev.ModelFailed, provider=provider, model=model, error=error, attempts=int(attempts)
         )
@@ -269,12 +271,15 @@ class Conversation(ConversationState, Aggregate):
         output_truncated: bool,
         unsafe_local: bool,
     ) -> None:
-        """Record the result of a started block."""
-        self._check_working()
-        self._block_in(block_id, ("started",))
-        self._settle_calls(block_id)
+        """Record the result of a started block; one whose outcome was recorded unknown in
+        the meantime is recorded as late (``BlockFinishedLate``), never dropped."""
+        late = self.is_late(block_id)
+        if not late:
+            self._check_working()
+            self._block_in(block_id, ("started",))
+            self._settle_calls(block_id)
         self._trigger(
-            ev.BlockFinished,
+            ev.BlockFinishedLate if late else ev.BlockFinished,
             block_id=block_id,
             exit_code=exit_code,
             signal=signal,
@@ -311,13 +316,16 @@ class Conversation(ConversationState, Aggregate):
     def answer(self, *, text: str) -> None:
         """Record the final answer to the latest message."""
         self._check_working()
+        self._check_turn_settled()
         self._trigger(ev.Answered, text=text)
 
     def stop(self, *, reason: str, detail: str = "") -> None:
-        """Stop the loop without an answer."""
+        """Stop the loop without an answer; the blocks announced and not started are skipped
+        (a started block must get its outcome first)."""
         self._check_not_renewed()
         if self._status == "stopped":
             raise ConversationStopped("the conversation is already stopped")
+        self._skip_unstarted(reason)
         self._trigger(ev.Stopped, reason=reason, detail=detail)
 
     def renew(self, *, successor_id: UUID, by: str) -> None:

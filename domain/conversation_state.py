@@ -16,12 +16,13 @@ from uuid import UUID
 
 from domain import events as ev
 from domain.chain import hash_of
+from domain.conversation_loop import LoopControl
 from domain.errors import UnknownBlock
 from domain.helpers import parse_helpers
 from domain.state import Approval, BlockState, ConversationStatus, block_failed
 
 
-class ConversationState:
+class ConversationState(LoopControl):
     """Read side of the aggregate: queries over its state, and its evolution by events."""
 
     _status: str
@@ -48,6 +49,7 @@ class ConversationState:
         state["_tool_calls"] = {k: dict(v) for k, v in state.get("_tool_calls", {}).items()}
         state["_approvals"] = {k: dict(v) for k, v in state.get("_approvals", {}).items()}
         state["_pending_events"] = list(state.get("_pending_events", ()))
+        state["_unknown_blocks"] = list(state.get("_unknown_blocks", ()))
         object.__setattr__(clone, "__dict__", state)
         memo[id(self)] = clone
         return clone
@@ -177,16 +179,9 @@ class ConversationState:
                 self._set_block(event.block_id, "refused")
             case ev.BlockOutcomeUnknown():
                 self._set_block(event.block_id, "unknown")
+                self._unknowns().append(event.block_id)
             case ev.ApprovalRequested():
-                self._approvals_now()[event.block_id] = {
-                    "request_id": event.request_id,
-                    "status": "requested",
-                    "tools": list(event.tools),
-                    "requested_from": list(event.requested_from),
-                    "expires_at": datetime.fromisoformat(event.expires_at).timestamp(),
-                    "by": "",
-                    "reason": "",
-                }
+                self._when_ApprovalRequested(event)
             case ev.ApprovalGranted():
                 self._decide(event.request_id, "granted", by=event.by)
             case ev.ApprovalDenied():
@@ -210,8 +205,11 @@ class ConversationState:
                 self._answer = event.text
             case ev.Stopped():
                 self._status = "stopped"
+                self._stop_requested_by = None
             case ev.Renewed():
                 self._successor_id = event.successor_id
+            case ev.LoopClaimed() | ev.StopRequested() | ev.BlockFinishedLate():
+                self._evolve_loop(event)
             case _:
                 assert_never(event)
         self._last_hash = hash_of(event)
@@ -241,7 +239,9 @@ class ConversationState:
         self._status = "open"
         self._turns_since_message = 0
         self._last_reply_text = None
-        self._blocks = []
+        self._stop_requested_by = None
+        if not self.open_blocks:  # blocks of a turn in flight keep going: they get outcomes
+            self._blocks = []
 
     def _when_MessageRefused(self, e: ev.MessageRefused) -> None:
         self._message_keys[e.message_key] = e.originator_version
@@ -267,6 +267,17 @@ class ConversationState:
             }
             for b in parse_helpers(e.text).blocks
         ]
+
+    def _when_ApprovalRequested(self, e: ev.ApprovalRequested) -> None:
+        self._approvals_now()[e.block_id] = {
+            "request_id": e.request_id,
+            "status": "requested",
+            "tools": list(e.tools),
+            "requested_from": list(e.requested_from),
+            "expires_at": datetime.fromisoformat(e.expires_at).timestamp(),
+            "by": "",
+            "reason": "",
+        }
 
     def _approvals_now(self) -> dict[str, dict[str, Any]]:
         if "_approvals" not in self.__dict__:  # a snapshot from before approvals existed

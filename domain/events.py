@@ -222,6 +222,43 @@ class Stopped(ConversationEvent):
     detail: str
 
 
+class LoopClaimed(ConversationEvent):
+    """A process took over running this conversation's loop (a lease in the shared store).
+
+    Every step recorded after it, until the next ``LoopClaimed``, was taken by ``by``;
+    ``token`` grows with every claim, so a process that lost its lease cannot record a step.
+    """
+
+    by: str  # the replica: host, process id and a random part
+    token: int
+    lease_until: str  # ISO 8601, UTC: the lease expires then unless renewed
+    taken_over_from: str  # the holder whose lease had expired ("" if it was free)
+
+
+class StopRequested(ConversationEvent):
+    """Someone asked the loop to stop; the process that runs it stops at once."""
+
+    message_key: str  # the platform's id of the stop message (a redelivery is not recorded)
+    by: str
+
+
+class BlockFinishedLate(ConversationEvent):
+    """A block's result arrived after its outcome had been recorded as unknown (its process
+    had lost the loop). Recorded, never dropped; the turn it belonged to is not reopened."""
+
+    block_id: str
+    exit_code: int | None
+    signal: int | None
+    stdout: str
+    stderr: str
+    duration_ms: int
+    cpu_ms: int | None
+    timed_out: bool
+    memory_exceeded: bool
+    output_truncated: bool
+    unsafe_local: bool
+
+
 class Renewed(ConversationEvent):
     """The ``new`` command: this conversation is closed and ``successor_id`` continues."""
 
@@ -251,6 +288,9 @@ AnyEvent = (
     | Answered
     | Stopped
     | Renewed
+    | LoopClaimed
+    | StopRequested
+    | BlockFinishedLate
 )  # every event the aggregate evolves by: ``_evolve`` matches each, and mypy checks it does
 
 EVENT_TYPES: tuple[type[ConversationEvent], ...] = (
@@ -275,4 +315,7 @@ EVENT_TYPES: tuple[type[ConversationEvent], ...] = (
     Answered,
     Stopped,
     Renewed,
+    LoopClaimed,
+    StopRequested,
+    BlockFinishedLate,
 )

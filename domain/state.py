@@ -97,6 +97,11 @@ class LoopState(Protocol):
         ...
 
     @property
+    def stop_requested_by(self) -> str | None:
+        """Who asked the loop to stop (``StopRequested``), while that stands; else None."""
+        ...
+
+    @property
     def cost_used(self) -> float:
         """USD spent on the whole conversation."""
         ...

@@ -3,6 +3,10 @@
 The runner asks, performs exactly the step it gets (a model call, one block, or a record),
 records the outcome, and asks again; so the event log alone says where a loop stands.
 
+A turn's blocks always get their outcomes before the next model turn, also when a newer
+message arrived meanwhile (the model then sees their results and the message). A stop asked
+for (``StopRequested``) ends the loop once no block is running; the rest are skipped.
+
 A block with ``BlockStarted`` but no outcome was started by a process that died, or by
 another process (a replica) still running it. It cannot outlive its wall limit (the
 sandbox kills it), so only once that limit and a grace have passed since ``BlockStarted``
@@ -21,7 +25,7 @@ from domain.helpers import parse_helpers
 from domain.limits import LoopLimits
 from domain.state import BlockState, LoopState
 
-StopReason = Literal["turn_limit", "budget"]  # the runner adds "cancelled", "model_unavailable"
+StopReason = Literal["turn_limit", "budget", "cancelled"]  # the runner adds "model_unavailable"
 NO_APPROVALS = ApprovalRules()
 GRACE_SECONDS = 5.0  # nsjail's own clock and the process-group kill land within this
 
@@ -149,14 +153,17 @@ def next_step(
     conversation's approval rules."""
     if state.status != "open":
         return Idle()
-    if state.last_reply_text is None:
-        return _call_model(state, limits)
     blocks = state.last_turn_blocks
-    for position, block in enumerate(blocks):
+    stop = state.stop_requested_by
+    for position, block in enumerate(blocks):  # outcomes for all, even after a newer message
         if block.status == "started":
             return _resolve_or_wait(block, limits=limits, now=now)
-        if block.status == "pending":
+        if block.status == "pending" and stop is None:
             return _run_or_skip(block, earlier=blocks[:position], approvals=approvals, now=now)
+    if stop is not None:  # the stop skips what is left of the turn
+        return Stop(reason="cancelled", detail=f"stopped by {stop}")
+    if state.last_reply_text is None:  # a new message: the model's turn
+        return _call_model(state, limits)
     if not blocks:
         parsed = parse_helpers(state.last_reply_text)
         # An unclosed tag means the model meant to run code, and an empty reply answers

@@ -116,6 +116,9 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
         if t.startswith("Approval"):
             yield f"{head}{_approval(e, requests)}"
             continue
+        if t in _LOOP_EVENTS:
+            yield f"{head}{_loop_line(e)}"
+            continue
         if t == "Started":
             yield (
                 f"{head}conversation {e['conversation_id']} started by {e['started_by']} "
@@ -163,13 +166,13 @@ def _text_block(e: dict[str, Any], head: str) -> Iterator[str]:
             f"{json.dumps(e['limits'], sort_keys=True)}:"
         )
         yield from _indent(e["code"])
-    elif t == "BlockFinished":
+    elif t in ("BlockFinished", "BlockFinishedLate"):
         flags = _limits_hit(e)
         unsafe = "  UNSAFE-LOCAL" if e.get("unsafe_local") else ""
         limits = f", limit hit: {', '.join(flags)}" if flags else ""
         yield (
-            f"{head}block {e['block_id']} finished: {_exit(e)} in {e['duration_ms']} ms"
-            f"{limits}{unsafe}"
+            f"{head}block {e['block_id']} finished{_LATE if t == 'BlockFinishedLate' else ''}: "
+            f"{_exit(e)} in {e['duration_ms']} ms{limits}{unsafe}"
         )
         if e.get("stdout"):
             yield "    stdout:"
@@ -181,6 +184,19 @@ def _text_block(e: dict[str, Any], head: str) -> Iterator[str]:
         yield f"{head}block {e['block_id']} {t[5:].lower()}: {e['reason']}"
     elif t == "BlockOutcomeUnknown":
         yield f"{head}block {e['block_id']} outcome unknown: {e['detail']}"
+
+
+_LOOP_EVENTS = ("LoopClaimed", "StopRequested")
+_LATE = " LATE (its outcome had been recorded as unknown; nothing was re-run)"
+
+
+def _loop_line(e: dict[str, Any]) -> str:
+    """Who runs the loop from here on, or who asked it to stop."""
+    if e["type"] == "StopRequested":
+        return f"{e['by']} asked the loop to stop"
+    taken = e.get("taken_over_from")
+    how = f"took over the loop from {taken} (its lease had expired)" if taken else "runs the loop"
+    return f"replica {e['by']} {how}, lease {e['token']} until {e['lease_until']}"
 
 
 def _tool(e: dict[str, Any], author: str) -> list[str]:
@@ -246,8 +262,9 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
     for e in items:
         author = e["author"] if e["type"] == "MessageReceived" else author
         t, when = e["type"], e["timestamp"][:19].replace("T", " ")
-        if t.startswith("Approval"):
-            yield f"*{_approval(e, requests)}* ({when})"
+        if t.startswith("Approval") or t in _LOOP_EVENTS:
+            line = _approval(e, requests) if t.startswith("Approval") else _loop_line(e)
+            yield f"*{line}* ({when})"
             yield ""
             continue
         if t == "Started":
@@ -295,10 +312,11 @@ def _markdown_block(e: dict[str, Any]) -> Iterator[str]:
         yield f"**Block {e['block_id']}** ({e['language']}):"
         yield ""
         yield from _fence(e["code"], e["language"])
-    elif t == "BlockFinished":
+    elif t in ("BlockFinished", "BlockFinishedLate"):
         flags = _limits_hit(e)
+        late = _LATE if t == "BlockFinishedLate" else ""
         yield (
-            f"Block {e['block_id']}: **{_exit(e)}** in {e['duration_ms']} ms"
+            f"Block {e['block_id']}{late}: **{_exit(e)}** in {e['duration_ms']} ms"
             + (f", limit hit: {', '.join(flags)}" if flags else "")
             + (" — **UNSAFE-LOCAL**" if e.get("unsafe_local") else "")
         )

@@ -112,6 +112,7 @@ class State:
         self.last_turn_blocks = blocks
         self.tokens_used = 0
         self.cost_used = 0.0
+        self.stop_requested_by = None
 
 
 def pending(code: str = "tool disk", **approval: object) -> BlockState:

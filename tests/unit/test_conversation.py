@@ -194,10 +194,13 @@ def test_a_block_cannot_start_twice_or_finish_before_it_starts() -> None:
 def test_block_ids_count_turns_across_the_whole_conversation() -> None:
     conv = working()
     reply(conv, text="<helpers>a</helpers>")
+    conv.start_block(block_id="t1b1", limits={})
+    finish(conv, "t1b1")
+    reply(conv, text="done")
     conv.answer(text="done")
     conv.receive_message(message_key="m2", author="bob", text="and now?")
     reply(conv, text="<helpers>b</helpers>")
-    assert [b.block_id for b in conv.last_turn_blocks] == ["t2b1"]
+    assert [b.block_id for b in conv.last_turn_blocks] == ["t3b1"]
     assert conv.turns_since_message == 1
 
 

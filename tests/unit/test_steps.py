@@ -34,6 +34,7 @@ class State:
     last_turn_blocks: tuple[BlockState, ...] = field(default=())
     tokens_used: int = 0
     cost_used: float = 0.0
+    stop_requested_by: str | None = None
 
 
 def as_loop_state(state: State) -> LoopState:
