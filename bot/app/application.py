@@ -11,21 +11,22 @@ the loop calls them through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import contextlib
-import random
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, Mapper, Recording
+from eventsourcing.persistence import Mapper, Recording
 from eventsourcing.utils import Environment, EnvType
 
+from bot.app.lease import LeaseTable
+from bot.app.ownership import LoopOwnership
 from bot.app.queries import ConversationQueries
 from bot.app.readmodel import ReadModel
-from bot.app.store import CheckedMapper, probe, store_env, translated
+from bot.app.schema import Schema, migrations
+from bot.app.store import CheckedMapper, PoolSizes, probe, retrying, store_env, translated
 from bot.app.store import boundary as _boundary
-from bot.errors import NotFound, StoreError
+from bot.errors import NotFound
 from bot.surface import Coordinates
 from domain.conversation import Conversation
 
@@ -36,11 +37,10 @@ if TYPE_CHECKING:
     from sandbox.result import RunResult
 
 T = TypeVar("T")
-_RETRIES = 20
 SNAPSHOT_INTERVAL = 100
 
 
-class ConversationApp(ConversationQueries, Application[UUID]):
+class ConversationApp(LoopOwnership, ConversationQueries, Application[UUID]):
     """Event-sourced conversations: record what happens, list, replay and verify."""
 
     name = "opsloop"
@@ -49,16 +49,23 @@ class ConversationApp(ConversationQueries, Application[UUID]):
     def __init__(self, env: EnvType | None = None, *, database_url: str = "") -> None:
         self.database_url = database_url
         self._generations: dict[Coordinates, int] = {}
+        self._fences: dict[UUID, int] = {}
+        self.on_conflict: Callable[[], None] = lambda: None  # metrics count store conflicts
         with translated(database_url):
             probe(dict(env or {}))
             super().__init__(env)
+            datastore = self.factory.datastore  # type: ignore[attr-defined]
+            postgres = type(self.factory).__module__.endswith("postgres")
+            schema = getattr(datastore, "schema", "") if postgres else ""
+            prefix = f"{schema}." if schema else ""
             self.readmodel = ReadModel(
-                recorder=self.recorder,
-                mapper=self.mapper,
-                datastore=self.factory.datastore,  # type: ignore[attr-defined]
-                postgres=type(self.factory).__module__.endswith("postgres"),
+                recorder=self.recorder, mapper=self.mapper, datastore=datastore, postgres=postgres
             )
-            self.readmodel.create_tables()
+            self.leases = LeaseTable(datastore=datastore, postgres=postgres, prefix=prefix)
+            self.schema = Schema(datastore=datastore, postgres=postgres, prefix=prefix)
+            self.upgrade = self.schema.ensure(migrations(self, postgres=postgres))
+            if postgres:  # types a migration by another process created since we connected
+                datastore.register_type_adapters()
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only the given env: opsloop's settings, not stray library variables."""
@@ -232,7 +239,7 @@ class ConversationApp(ConversationQueries, Application[UUID]):
         self._update(conversation_id, lambda c: c.start_block(block_id=block_id, limits=limits))
 
     def finish_block(self, conversation_id: UUID, *, block_id: str, result: RunResult) -> None:
-        """Record a block's result."""
+        """Record a block's result (not fenced: it really ran; late if given up on)."""
         r = result
         self._update(
             conversation_id,
@@ -249,6 +256,7 @@ class ConversationApp(ConversationQueries, Application[UUID]):
                 output_truncated=r.output_truncated,
                 unsafe_local=r.unsafe_local,
             ),
+            fenced=False,
         )
 
     def skip_block(self, conversation_id: UUID, *, block_id: str, reason: str) -> None:
@@ -356,9 +364,20 @@ class ConversationApp(ConversationQueries, Application[UUID]):
         except NotFound:
             return self._start(coordinates, generation=generation, by=by)
 
-    def _update(self, conversation_id: UUID, command: Callable[[Conversation], None]) -> None:
+    def _update(
+        self,
+        conversation_id: UUID,
+        command: Callable[[Conversation], None],
+        *,
+        fenced: bool = True,
+    ) -> None:
+        """Load, check the fence (a loop command of a process that lost the loop is refused),
+        command, save; reloaded and reapplied when another writer appended first."""
+
         def attempt() -> None:
             conv = self._load(conversation_id)
+            if fenced:
+                self._check_fence(conv)
             command(conv)
             self.save(conv)
 
@@ -366,17 +385,14 @@ class ConversationApp(ConversationQueries, Application[UUID]):
             self._retrying(attempt)
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
-        for n in range(_RETRIES):
-            try:
-                return attempt()
-            except IntegrityError:
-                # Another writer appended first: reload and reapply (jitter avoids lockstep).
-                time.sleep(random.uniform(0, 0.002 * (n + 1)))
-        raise StoreError(f"gave up recording after {_RETRIES} concurrent-write conflicts")
+        return retrying(attempt, on_conflict=self.on_conflict)
 
 
-def open_app(*, database_url: str, cipher_key: str | None = None) -> ConversationApp:
-    """The application on the store named by ``database_url`` (see bot/app/store.py)."""
+def open_app(
+    *, database_url: str, cipher_key: str | None = None, pool: PoolSizes | None = None
+) -> ConversationApp:
+    """The application on the store named by ``database_url`` (see bot/app/store.py); its
+    schema is brought up to date first (bot/app/schema.py)."""
     return ConversationApp(
-        store_env(database_url, cipher_key=cipher_key), database_url=database_url
+        store_env(database_url, cipher_key=cipher_key, pool=pool), database_url=database_url
     )

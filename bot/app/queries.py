@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from eventsourcing.persistence import ApplicationRecorder, EventStore, Mapper
 
     from bot.app.readmodel import ReadModel
+    from bot.app.schema import Upgrade
     from bot.app.store import CheckedMapper
 
 
@@ -38,9 +39,15 @@ class ConversationQueries:
         mapper: Mapper[UUID]
         events: EventStore[UUID]
         readmodel: ReadModel
+        upgrade: Upgrade
 
         @property
         def repository(self) -> Repository[UUID]: ...
+
+    @property
+    def schema_version(self) -> int:
+        """The version of the store's schema (``opsloop doctor`` shows it)."""
+        return int(self.upgrade.after)
 
     @_boundary
     def get(self, conversation_id: UUID) -> Conversation:

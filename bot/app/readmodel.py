@@ -51,8 +51,8 @@ class ReadModel:
         self._position = f"{prefix}opsloop_readmodel_position"
 
     # -- schema --------------------------------------------------------------------------
-    def create_tables(self) -> None:
-        """Create the tables when missing."""
+    def create_statements(self) -> list[str]:
+        """DDL of the tables (run by the schema migration, bot/app/schema.py)."""
         real = "DOUBLE PRECISION" if self._pg else "REAL"
         big = "BIGINT" if self._pg else "INTEGER"
         cols = (
@@ -63,16 +63,13 @@ class ReadModel:
             f"started_at {real}, last_at {real}, successor_id TEXT, version INTEGER, "
             "head_hash TEXT"
         )
-        with self._datastore.transaction(commit=True) as c:
-            c.execute(f"CREATE TABLE IF NOT EXISTS {self._table} ({cols})")
-            c.execute(
-                f"CREATE INDEX IF NOT EXISTS opsloop_conversations_where "
-                f"ON {self._table} (platform, channel, last_at)"
-            )
-            c.execute(
-                f"CREATE TABLE IF NOT EXISTS {self._position} "
-                f"(name TEXT PRIMARY KEY, position {big} NOT NULL)"
-            )
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self._table} ({cols})",
+            f"CREATE INDEX IF NOT EXISTS opsloop_conversations_where "
+            f"ON {self._table} (platform, channel, last_at)",
+            f"CREATE TABLE IF NOT EXISTS {self._position} "
+            f"(name TEXT PRIMARY KEY, position {big} NOT NULL)",
+        ]
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", "%s") if self._pg else statement
@@ -133,9 +130,11 @@ class ReadModel:
             f"WHERE {self._position}.position < excluded.position"
         )
         with self._datastore.transaction(commit=True) as c:
-            c.executemany(
-                self._sql(upsert), [tuple(r[k] for k in COLUMNS) for r in rows if r.get("id_hex")]
+            ordered = sorted(
+                (r for r in rows if r.get("id_hex")), key=lambda r: r["conversation_id"]
             )
+            # One order for the row locks, so two processes catching up never deadlock.
+            c.executemany(self._sql(upsert), [tuple(r[k] for k in COLUMNS) for r in ordered])
             c.execute(self._sql(moved), ("conversations", position))
 
     # -- queries -------------------------------------------------------------------------

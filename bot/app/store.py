@@ -22,19 +22,28 @@ import contextlib
 import functools
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import uuid4
 
 from eventsourcing.persistence import (
+    IntegrityError,
     Mapper,
     PersistenceError,
     StoredEvent,
 )
 from eventsourcing.utils import TopicError, resolve_topic
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
-from bot.errors import ConfigError, SchemaTooNew, StoreUnreachable, WrongCipherKey
+from bot.errors import ConfigError, SchemaTooNew, StoreError, StoreUnreachable, WrongCipherKey
 from domain.chain import STORED_HASH, event_hash
 
 P = ParamSpec("P")
@@ -44,7 +53,45 @@ _KEY_SIZES = (16, 24, 32)
 _SCHEMES = "sqlite:///path, postgresql://user:pass@host:port/db or memory:"
 
 
-def store_env(database_url: str, *, cipher_key: str | None = None) -> dict[str, str]:
+PROBE_SECONDS = 5  # an unreachable PostgreSQL at start is one line after this long
+RETRY_SECONDS = 60.0  # how long a write keeps retrying concurrent-write conflicts
+
+
+@dataclass(frozen=True)
+class PoolSizes:
+    """PostgreSQL connections of one process: ``size`` kept open, up to ``size + overflow``
+    under load, and how long a caller waits for one (``OPSLOOP_POSTGRES_POOL_*``)."""
+
+    size: int = 5
+    overflow: int = 10
+    timeout_seconds: float = 30.0
+
+
+def retrying(attempt: Callable[[], T], *, on_conflict: Callable[[], None] = lambda: None) -> T:
+    """Run ``attempt`` until it is not refused by a concurrent write (another process appended
+    to the same conversation first: it reloads and reapplies), waiting a random, growing time
+    between tries (exponential backoff with full jitter) so writers do not collide in step."""
+
+    def conflict(_: Any) -> None:
+        on_conflict()
+
+    retry = Retrying(
+        retry=retry_if_exception_type(IntegrityError),
+        wait=wait_random_exponential(multiplier=0.004, max=0.5),
+        stop=stop_after_delay(RETRY_SECONDS),
+        before_sleep=conflict,
+    )
+    try:
+        return retry(attempt)
+    except RetryError:
+        raise StoreError(
+            f"gave up recording after {RETRY_SECONDS:g} s of concurrent-write conflicts"
+        ) from None
+
+
+def store_env(
+    database_url: str, *, cipher_key: str | None = None, pool: PoolSizes | None = None
+) -> dict[str, str]:
     """The library environment for ``database_url`` (and encryption when a key is given)."""
     url = (database_url or "").strip()
     env: dict[str, str] = {}
@@ -56,7 +103,7 @@ def store_env(database_url: str, *, cipher_key: str | None = None) -> dict[str, 
     elif url.startswith("sqlite:"):
         env.update(_sqlite_env(url))
     elif url.startswith(("postgresql:", "postgres:")):
-        env.update(_postgres_env(url))
+        env.update(_postgres_env(url, pool or PoolSizes()))
     else:
         raise StoreUnreachable(f"malformed OPSLOOP_DATABASE_URL {url!r}: expected {_SCHEMES}")
     if cipher_key:
@@ -89,7 +136,7 @@ def _sqlite_env(url: str) -> dict[str, str]:
     }
 
 
-def _postgres_env(url: str) -> dict[str, str]:
+def _postgres_env(url: str, pool: PoolSizes) -> dict[str, str]:
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -107,7 +154,13 @@ def _postgres_env(url: str) -> dict[str, str]:
         "POSTGRES_PORT": str(port or 5432),
         "POSTGRES_USER": unquote(parts.username),
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_CONNECT_TIMEOUT": "5",
+        # The library's pool waits this long for a free connection (it calls it the connect
+        # timeout); the probe at start has its own, short one.
+        "POSTGRES_CONNECT_TIMEOUT": str(max(1, round(pool.timeout_seconds))),
+        "POSTGRES_POOL_SIZE": str(pool.size),
+        "POSTGRES_MAX_OVERFLOW": str(pool.overflow),
+        # Tables are created by opsloop's migration (bot/app/schema.py), never on start.
+        "CREATE_TABLE": "no",
     }
     schema = parse_qs(parts.query).get("schema")
     if schema:
@@ -144,7 +197,7 @@ def probe(env: dict[str, str]) -> None:
             dbname=env["POSTGRES_DBNAME"],
             user=env["POSTGRES_USER"],
             password=env["POSTGRES_PASSWORD"],
-            connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT", "5")),
+            connect_timeout=PROBE_SECONDS,
         )
     except psycopg.Error as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
