@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from sandbox.result import RunResult
 
 Role = Literal["system", "user", "assistant"]
+StopStatus = Literal["stopping", "idle", "duplicate"]
 TextSink = Callable[[str], Awaitable[None]]
 
 
@@ -223,6 +224,11 @@ class LoopApp(Protocol):
     def mark_tool_unknown(self, conversation_id: UUID, *, call_id: str, detail: str) -> None: ...
     def answer(self, conversation_id: UUID, *, text: str) -> None: ...
     def stop(self, conversation_id: UUID, *, reason: str, detail: str = "") -> None: ...
+    def claim_loop(self, conversation_id: UUID, *, holder: str, seconds: float) -> Any: ...
+    def renew_loop(
+        self, conversation_id: UUID, *, holder: str, token: int, seconds: float
+    ) -> float | None: ...
+    def release_loop(self, conversation_id: UUID, *, holder: str, token: int) -> None: ...
 
 
 class ServiceApp(LoopApp, Protocol):
@@ -249,6 +255,8 @@ class ServiceApp(LoopApp, Protocol):
     def resolve(self, id_or_prefix: str) -> UUID: ...
     def totals(self, conversation_id: UUID) -> Totals: ...
     def open_conversations(self) -> list[tuple[UUID, Coordinates]]: ...
+    def held_loops(self) -> dict[UUID, str]: ...
+    def request_stop(self, conversation_id: UUID, *, message_key: str, by: str) -> bool: ...
 
 
 # -- what chat surfaces call ------------------------------------------------------------------
@@ -274,8 +282,11 @@ class ChatService(Protocol):
         """Run the loop of this conversation until it answers, stops or has nothing to do."""
         ...
 
-    async def stop(self, conversation_id: str) -> bool:
-        """Stop the loop of this conversation (Ctrl-C in a terminal); False if none ran."""
+    async def stop(
+        self, conversation_id: str, *, by: str = "the user", message_key: str = ""
+    ) -> StopStatus:
+        """Stop the loop of this conversation, wherever it runs (Ctrl-C in a terminal, the
+        ``stop`` command): ``stopping``, ``idle`` (nothing to stop) or ``duplicate``."""
         ...
 
     async def current_conversation(self, coordinates: Coordinates) -> str:
@@ -331,8 +342,11 @@ class CommandTarget(Protocol):
         """Counts so far; ``NotFound`` when the conversation has no events."""
         ...
 
-    async def stop(self, conversation_id: str) -> bool:
-        """Stop its loop (recorded as cancelled); False when nothing was running."""
+    async def stop(
+        self, conversation_id: str, *, by: str = "the user", message_key: str = ""
+    ) -> StopStatus:
+        """Ask its loop to stop, wherever it runs (``StopRequested``): ``stopping``, ``idle``
+        when nothing was being worked on, ``duplicate`` for a redelivered ``message_key``."""
         ...
 
     async def timeline(self, conversation_id: str) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import platformdirs
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.app.store import PoolSizes
 from bot.errors import ConfigError
 
 SYSTEM_DATA_DIR = Path("/var/lib/opsloop")
@@ -53,6 +54,13 @@ class Settings(BaseSettings):
     sandbox_url: str | None = None  # use the sandbox service instead of in-process nsjail
     sandbox_token: str | None = None  # bearer token of the sandbox service
     nsjail: Path | None = None  # override the nsjail binary
+    # -- many processes on one store (docs/replicas.md) ----------------------------------
+    replica_id: str | None = None  # names this process in LoopClaimed; default host:pid
+    lease_seconds: float = Field(default=30.0, ge=1.0, le=3600.0)  # a dead holder's loop
+    # is taken over this long after its last renewal
+    postgres_pool_size: int = Field(default=5, ge=1, le=1000)  # connections kept open
+    postgres_max_overflow: int = Field(default=10, ge=0, le=1000)  # more under load
+    postgres_pool_timeout: float = Field(default=30.0, gt=0)  # wait for a free connection
 
     # -- other ecosystems' names ---------------------------------------------------------
     ollama_host: str = Field(
@@ -66,6 +74,14 @@ class Settings(BaseSettings):
     slack_app_token: str | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
     discord_token: str | None = Field(default=None, validation_alias="DISCORD_TOKEN")
+
+    def pool_sizes(self) -> PoolSizes:
+        """The PostgreSQL connection pool of this process."""
+        return PoolSizes(
+            size=self.postgres_pool_size,
+            overflow=self.postgres_max_overflow,
+            timeout_seconds=self.postgres_pool_timeout,
+        )
 
     def resolved_database_url(self) -> str:
         """The event store URL, defaulting to a SQLite file in the data directory."""

@@ -193,6 +193,7 @@ class Outcome:
     stopped_reason: str | None  # "cancelled" | "turn_limit" | "budget" | "model_unavailable" | …
     detail: str = ""
     awaiting: ApprovalRequest | None = None  # paused until this request is decided or expires
+    elsewhere: bool = False  # another process runs this loop now; it answers the message too
 
 
 def failed(result: RunResult) -> bool:

@@ -26,7 +26,7 @@ from bot.errors import NotFound, StoreUnreachable
 from bot.loop import commands
 from bot.loop.decisions import NOTHING_WAITING
 from bot.policy.access import refusal
-from bot.ports import Progress
+from bot.ports import Progress, StopStatus
 from bot.surface import (
     ApprovalRequest,
     Command,
@@ -69,6 +69,7 @@ class FakeChatService:
     statuses: list[str] = field(default_factory=list)  # every receipt's status, in order
     runs: list[str] = field(default_factory=list)
     stops: list[str] = field(default_factory=list)
+    _stop_keys: set[str] = field(default_factory=set)
     renewed: list[Coordinates] = field(default_factory=list)
     interrupted_list: list[tuple[str, Coordinates]] = field(default_factory=list)
     watching: list[str | None] = field(default_factory=list)  # watch_approvals' platforms
@@ -181,14 +182,19 @@ class FakeChatService:
 
     # -- the primitives the commands use ------------------------------------------------------
 
-    async def stop(self, conversation_id: str) -> bool:
-        """Cancel the running loop, if any."""
+    async def stop(
+        self, conversation_id: str, *, by: str = "the user", message_key: str = ""
+    ) -> StopStatus:
+        """Cancel the running loop, if any (a ``message_key`` seen before is a duplicate)."""
+        if message_key and message_key in self._stop_keys:
+            return "duplicate"
+        self._stop_keys.add(message_key)
         self.stops.append(conversation_id)
         task = self._running.get(conversation_id)
         if task is None:
-            return False
+            return "idle"
         task.cancel()
-        return True
+        return "stopping"
 
     async def totals(self, conversation_id: str) -> Totals:
         """Counts of this conversation; ``NotFound`` when it has no message."""

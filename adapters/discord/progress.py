@@ -156,8 +156,9 @@ class DiscordProgress:
         await self._end(render_reply(stopped=(reason, detail)))
 
     async def settle(self, outcome: Outcome) -> None:
-        """Show the outcome if the loop ended without telling this progress."""
-        if self.finished:
+        """Show the outcome if the loop ended without telling this progress (unless another
+        process runs the loop now: it shows the progress)."""
+        if self.finished or outcome.elsewhere:
             return
         if outcome.answer is not None:
             await self.answered(outcome.answer)

@@ -237,7 +237,8 @@ class DiscordSurface:
         if decision.start_thread:
             channel = await _thread_for(message, decision.incoming.text)
         outcome = await self.run_loop(receipt.conversation_id, channel)
-        if outcome is None or outcome.awaiting is None:  # paused for an approver: not done
+        # Paused for an approver: not done. Run by another replica: it answers, we do not.
+        if outcome is None or (outcome.awaiting is None and not outcome.elsewhere):
             await _react(message, _end_reaction(outcome))
 
     async def run_loop(

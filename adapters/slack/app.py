@@ -45,6 +45,7 @@ from adapters.slack.pacer import ChannelPacer
 from adapters.slack.progress import SlackProgress
 from adapters.slack.thread import Capabilities, Thread
 from bot.errors import OpsloopError
+from bot.loop.ownership import LEASE_SECONDS
 from bot.ports import ChatService
 from bot.surface import Command, Coordinates
 
@@ -71,6 +72,7 @@ class SlackSurface:
         pacer_interval: float = 1.0,
         status_interval: float = 1.5,
         ack_priority_seconds: float = 1.0,
+        resume_every: float = LEASE_SECONDS,
     ) -> None:
         self.service = service
         self.client = client
@@ -85,6 +87,7 @@ class SlackSurface:
         self._quiet = asyncio.Event()
         self._quiet.set()
         self._ack_priority = ack_priority_seconds
+        self._resume_every = resume_every  # how often to look for loops of dead replicas
         self.app = AsyncApp(
             client=client,
             signing_secret=signing_secret,
@@ -100,6 +103,7 @@ class SlackSurface:
             service=service, client=client, messages=self.approvals, resume=self._after_click
         )
         self._watcher: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Future[None] | None = None  # resumes loops of dead replicas
 
     # -- acknowledgements first ---------------------------------------------------------------
 
@@ -227,7 +231,7 @@ class SlackSurface:
             )
         )
 
-    def _progress_at(self, thread: Thread) -> SlackProgress:
+    def _progress_at(self, thread: Thread, *, preface: str = "") -> SlackProgress:
         return SlackProgress(
             client=self.client,
             pacer=self.pacer,
@@ -235,16 +239,19 @@ class SlackSurface:
             thread=thread,
             status_interval=self._status_interval,
             approvals=self.approvals,
+            preface=preface,
         )
 
-    def _progress_in(self, coordinates: Coordinates, *, user: str = "") -> SlackProgress:
+    def _progress_in(
+        self, coordinates: Coordinates, *, user: str = "", preface: str = ""
+    ) -> SlackProgress:
         """Progress in a conversation's thread when no message of it is at hand (a click, a
         restart, an expiry): reactions go on the thread's first message."""
         c = coordinates
         thread = Thread(
             team=c.workspace, channel=c.channel, thread_ts=c.thread, message_ts=c.thread, user=user
         )
-        return self._progress_at(thread)
+        return self._progress_at(thread, preface=preface)
 
     def _after_click(self, conversation_id: str, click: Click) -> None:
         """A recorded decision: the loop runs on in the thread, as after a message."""
@@ -291,8 +298,8 @@ class SlackSurface:
                     if not progress.finished:
                         await progress.failed()
                     continue
-                if outcome.awaiting is not None:
-                    continue  # paused for an approver: neither done nor failed
+                if outcome.awaiting is not None or outcome.elsewhere:
+                    continue  # paused for an approver, or run (and shown) by another replica
                 if not progress.finished and outcome.stopped_reason is None:
                     # Nothing left to do: the run before this one already answered the
                     # message (it arrived while that run was going), so mark it done too.
@@ -325,12 +332,24 @@ class SlackSurface:
     # -- life cycle ---------------------------------------------------------------------------
 
     async def resume_interrupted(self) -> int:
-        """Restart the loops a killed process left running; returns how many."""
+        """Restart the loops a killed process (this one before a restart, or another replica)
+        left running and no process holds; returns how many. The thread hears that it was
+        picked up only from the replica that gets its lease."""
         pairs = await self.service.interrupted(platform="slack")
+        pairs = [(cid, c) for cid, c in pairs if cid not in self._runs]
         for conversation_id, c in pairs:
             self._remember(self._threads, c)
-            self._spawn(self._resume(conversation_id, self._progress_in(c)))
+            self._kick(conversation_id, self._progress_in(c, preface=outbound.RESUMED_TEXT))
         return len(pairs)
+
+    async def watch_interrupted(self, *, every: float) -> None:
+        """Resume, every ``every`` seconds, loops whose holder died (its lease expired)."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.resume_interrupted()
+            except OpsloopError as exc:  # the store is down: look again next time
+                log.warning("could not look for interrupted loops: %s", exc)
 
     def watch_approvals(self) -> None:
         """Start expiring approval requests on time (``close`` stops it); the servers start it
@@ -338,6 +357,7 @@ class SlackSurface:
         if self._watcher is None:
             work = self.service.watch_approvals(platform="slack", progress_for=self._expiring)
             self._watcher = asyncio.ensure_future(work)
+            self._sweeper = asyncio.ensure_future(self.watch_interrupted(every=self._resume_every))
 
     @property
     def watching(self) -> bool:
@@ -349,10 +369,6 @@ class SlackSurface:
         self._spawn(self.clicks.expired_in(conversation_id))
         return self._progress_in(coordinates)
 
-    async def _resume(self, conversation_id: str, progress: SlackProgress) -> None:
-        await progress.post_text(outbound.RESUMED_TEXT)
-        self._kick(conversation_id, progress)
-
     async def idle(self) -> None:
         """Wait until no background work is left (tests and graceful shutdown)."""
         while self._tasks:
@@ -361,9 +377,11 @@ class SlackSurface:
     async def close(self, *, grace: float = 5.0) -> None:
         """Give running work ``grace`` seconds, then cancel it (the log lets it resume later)."""
         watcher, self._watcher = self._watcher, None
-        if watcher is not None:  # the next process's watcher expires what is left
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+        sweeper, self._sweeper = self._sweeper, None
+        for task in (watcher, sweeper):  # the next process's watcher expires what is left
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._tasks:
             _, pending = await asyncio.wait(list(self._tasks), timeout=grace)
             for task in pending:

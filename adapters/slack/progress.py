@@ -44,8 +44,10 @@ class SlackProgress:
         thread: Thread,
         status_interval: float = 1.5,
         approvals: ApprovalMessages | None = None,
+        preface: str = "",
     ) -> None:
         self._client = client
+        self._preface = preface  # posted before this progress's first call to Slack
         self._approvals = approvals  # where approval messages are noted, to update them later
         self._pacer = pacer
         self._caps = capabilities
@@ -64,6 +66,9 @@ class SlackProgress:
     # -- Slack calls ------------------------------------------------------------------------
 
     async def _call(self, method: str, /, **kwargs: Any) -> dict[str, Any] | None:
+        if self._preface:  # only the replica that runs the loop gets here, once
+            text, self._preface = self._preface, ""
+            await self.post_text(text)
         try:
             response = await getattr(self._client, method)(**kwargs)
         except SLACK_ERRORS as exc:

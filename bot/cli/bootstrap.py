@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Policy, load_policy
+from bot.loop.ownership import LeasePolicy, replica_id
 from bot.loop.runner import LoopRunner
 from bot.loop.service import OpsloopService
 from bot.policy.approvals import ApprovalPolicy
@@ -40,7 +41,16 @@ def open_app(settings: Settings) -> ConversationApp:
     """The conversation application on the configured event store."""
     from bot.app.application import open_app as open_store
 
-    return open_store(database_url=settings.resolved_database_url(), cipher_key=settings.cipher_key)
+    return open_store(
+        database_url=settings.resolved_database_url(),
+        cipher_key=settings.cipher_key,
+        pool=settings.pool_sizes(),
+    )
+
+
+def lease_policy(settings: Settings) -> LeasePolicy:
+    """How this process holds conversations' loops among replicas (docs/replicas.md)."""
+    return LeasePolicy(holder=replica_id(settings.replica_id), seconds=settings.lease_seconds)
 
 
 def loop_limits(policy: Policy) -> LoopLimits:
@@ -95,6 +105,7 @@ def build_service(
         tools=tool_registry(policy),
         approvals=ApprovalPolicy.from_policy(policy),
         mounts_for=lambda caller: mounts_for(policy.sandbox, caller=caller),
+        lease=lease_policy(settings),
     )
     access = {"slack": policy.slack, "discord": policy.discord}
     return OpsloopService(app=app, runner=runner, model_name=model.name, access=access)

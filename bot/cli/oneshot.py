@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import socket
 import uuid
@@ -9,7 +10,7 @@ from typing import Any
 
 from bot.loop.service import OpsloopService
 from bot.ports import Progress
-from bot.surface import ApprovalRequest, Coordinates, Decision, Incoming
+from bot.surface import ApprovalRequest, Coordinates, Decision, Incoming, Outcome
 
 
 class QuietProgress:
@@ -39,6 +40,7 @@ class QuietProgress:
         """Nothing to show."""
 
 
+ELSEWHERE_POLL_SECONDS = 0.25  # while another process runs the loop, look this often
 NOT_APPROVED = "opsloop ask runs no block that needs approval without --approve"
 
 
@@ -66,7 +68,7 @@ async def ask_once(
     )
     receipt = await service.receive(incoming)
     progress = progress or QuietProgress()
-    outcome = await service.run(receipt.conversation_id, progress)
+    outcome = await _run(service, receipt.conversation_id, progress, key=incoming.message_key)
     approvals: list[dict[str, Any]] = []
     while (request := outcome.awaiting) is not None:
         decision = Decision(
@@ -80,7 +82,7 @@ async def ask_once(
         approvals.append(
             {"block_id": request.block_id, "tools": list(request.tools), "decision": reply.status}
         )
-        outcome = await service.run(receipt.conversation_id, progress)
+        outcome = await _run(service, receipt.conversation_id, progress, key=incoming.message_key)
     totals = await service.totals(receipt.conversation_id)
     return {
         "conversation_id": receipt.conversation_id,
@@ -93,3 +95,27 @@ async def ask_once(
         "detail": outcome.detail,
         "approvals": approvals,  # blocks that needed approval, and what became of them
     }
+
+
+async def _run(service: OpsloopService, cid: str, progress: Progress, *, key: str) -> Outcome:
+    """Run the loop; while another process runs it, wait for that one to let go (it answers
+    our message too), then read what became of our message from the log."""
+    outcome = await service.run(cid, progress)
+    while outcome.elsewhere:
+        await asyncio.sleep(ELSEWHERE_POLL_SECONDS)
+        outcome = await service.run(cid, progress)
+    if outcome.answer is not None or outcome.stopped_reason or outcome.awaiting:
+        return outcome
+    return _answer_after(await service.timeline(cid), cid=cid, key=key) or outcome
+
+
+def _answer_after(events: list[dict[str, Any]], *, cid: str, key: str) -> Outcome | None:
+    """The first answer or stop recorded after the message with ``key``, as an outcome."""
+    after = False
+    for e in events:
+        after = after or (e["type"] == "MessageReceived" and e["message_key"] == key)
+        if after and e["type"] == "Answered":
+            return Outcome(conversation_id=cid, answer=e["text"], stopped_reason=None)
+        if after and e["type"] == "Stopped":
+            return Outcome(cid, answer=None, stopped_reason=e["reason"], detail=e["detail"])
+    return None

@@ -19,8 +19,8 @@ from bot.surface import (
     Command,
     CommandName,
     CommandReply,
-    Coordinates,
     Decision,
+    Incoming,
     command_reason,
 )
 
@@ -50,21 +50,25 @@ async def handle(target: CommandTarget, command: Command) -> CommandReply:
             reply = await target.decide(decision)
             return CommandReply(name=name, conversation_id=reply.conversation_id, decision=reply)
         case CommandName.STOP | CommandName.COST | CommandName.REPLAY:
-            return await _about_current(target, name, incoming.coordinates)
+            return await _about_current(target, name, incoming)
         case _:
             assert_never(name)
 
 
 async def _about_current(
-    target: CommandTarget, name: CommandName, coordinates: Coordinates
+    target: CommandTarget, name: CommandName, incoming: Incoming
 ) -> CommandReply:
-    """A command about the conversation at ``coordinates``; none there yet is a reply too."""
+    """A command about the conversation at the message's coordinates; none there yet is a
+    reply too."""
     try:
-        cid = await target.current_conversation(coordinates)
+        cid = await target.current_conversation(incoming.coordinates)
         totals = await target.totals(cid)
     except NotFound:
         return CommandReply(name=name)
     if name is CommandName.STOP:
-        return CommandReply(name=name, conversation_id=cid, stopped=await target.stop(cid))
+        stopped = await target.stop(cid, by=incoming.author, message_key=incoming.message_key)
+        if stopped == "duplicate":  # another replica got this stop first and answered it
+            return CommandReply(name=name, conversation_id=cid, duplicate=True)
+        return CommandReply(name=name, conversation_id=cid, stopped=stopped == "stopping")
     timeline = tuple(await target.timeline(cid)) if name is CommandName.REPLAY else ()
     return CommandReply(name=name, conversation_id=cid, totals=totals, timeline=timeline)

@@ -25,6 +25,8 @@ from uuid import UUID
 from bot.errors import ModelUnavailable, one_line
 from bot.loop import approval_steps
 from bot.loop.failures import INTERRUPTED_DETAIL, LoopCancelled, record_failure
+from bot.loop.ownership import LeasePolicy, claim, kept
+from bot.loop.plumbing import Running, call_app, cancellable
 from bot.loop.safe_progress import SafeProgress
 from bot.loop.tool_calls import AppToolLog
 from bot.policy.approvals import ApprovalPolicy
@@ -34,7 +36,7 @@ from bot.tools.broker import BlockBroker
 from bot.tools.registry import ToolRegistry
 from bot.tools.values import Caller, ToolSpec
 from domain import steps as step_types
-from domain.errors import DomainError
+from domain.errors import DomainError, LoopTakenOver
 from domain.helpers import SUPPORTED_LANGUAGES
 from domain.steps import next_step
 
@@ -51,16 +53,9 @@ RECHECK_SECONDS = 1.0  # how often to look at a block another process may still 
 
 
 @dataclass
-class _Running:
-    """Book-keeping of one loop running in this process."""
-
-    cancelled: bool = False
-    current: asyncio.Future[Any] | None = None  # the model call or block being awaited
-
-
-@dataclass
 class LoopRunner:
-    """Runs conversations' loops; one loop per conversation at a time in this process."""
+    """Runs conversations' loops: one per conversation at a time in this process, and across
+    processes through a lease in the shared store (bot/loop/ownership.py)."""
 
     app: LoopApp
     model: ChatModel
@@ -74,8 +69,9 @@ class LoopRunner:
     mounts_for: Callable[[Caller], tuple[str, ...]] = lambda _caller: ()  # [sandbox] mounts
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    lease: LeasePolicy = field(default_factory=LeasePolicy)
     _locks: dict[UUID, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
-    _running: dict[UUID, _Running] = field(default_factory=dict, init=False, repr=False)
+    _running: dict[UUID, Running] = field(default_factory=dict, init=False, repr=False)
     _users: dict[UUID, int] = field(default_factory=dict, init=False, repr=False)
 
     def is_running(self, conversation_id: UUID) -> bool:
@@ -88,10 +84,10 @@ class LoopRunner:
         self._users[conversation_id] = self._users.get(conversation_id, 0) + 1
         try:
             async with lock:
-                running = _Running()
+                running = Running()
                 self._running[conversation_id] = running
                 try:
-                    return await self._loop(conversation_id, SafeProgress(progress), running)
+                    return await self._owned(conversation_id, SafeProgress(progress), running)
                 finally:
                     self._running.pop(conversation_id, None)
         finally:
@@ -102,25 +98,51 @@ class LoopRunner:
                 del self._locks[conversation_id]
 
     async def cancel(self, conversation_id: UUID) -> bool:
-        """Ask the running loop of this conversation to stop; False when none runs here."""
+        """Stop the running loop of this conversation now; False when none runs here."""
         running = self._running.get(conversation_id)
-        if running is None:
-            return False
-        running.cancelled = True
-        if running.current is not None:
-            running.current.cancel()
-        return True
+        return running is not None and running.interrupt(forced=True)
+
+    def interrupt(self, conversation_id: UUID) -> bool:
+        """Interrupt what the loop here awaits, so it decides again from the log (where a
+        ``StopRequested`` makes it stop); False when none runs here."""
+        running = self._running.get(conversation_id)
+        return running is not None and running.interrupt(forced=False)
 
     # -- the loop ----------------------------------------------------------------------
 
-    async def _loop(self, cid: UUID, progress: Progress, running: _Running) -> Outcome:
+    async def _owned(self, cid: UUID, progress: Progress, running: Running) -> Outcome:
+        """Claim the loop, run it, release it; look again after releasing (a message another
+        process recorded meanwhile found the lease held, and is ours to answer)."""
+        outcome = Outcome(conversation_id=str(cid), answer=None, stopped_reason=None)
+        while not isinstance((await self._decide(cid))[1], step_types.Idle):
+            held = await claim(self.app, cid, self.lease)
+            if held is None:  # the holder picks our message up before it lets go
+                return dataclasses.replace(outcome, elsewhere=True)
+            async with kept(self.app, held, self.lease, on_stop=lambda: self.interrupt(cid)):
+                latest = await self._loop(cid, progress, running)
+            outcome = latest if latest.answer or latest.stopped_reason else outcome
+            if latest.awaiting or latest.elsewhere or latest.stopped_reason == "superseded":
+                return latest
+        return outcome
+
+    async def _decide(self, cid: UUID) -> tuple[LoopState, step_types.Step]:
+        state: LoopState = await self._call(self.app.get, cid)
+        rules = self.approvals.rules_for(approval_steps.coordinates_of(state))
+        return state, next_step(state, self.limits, now=self.now().timestamp(), approvals=rules)
+
+    async def _loop(self, cid: UUID, progress: Progress, running: Running) -> Outcome:
         while True:
             try:
                 outcome = await self._step(cid, progress, running)
             except LoopCancelled:
+                if not running.cancelled:  # a stop request: the log says what comes next
+                    continue
                 outcome = await self._stop(
                     cid, progress, reason="cancelled", detail="stopped by the user"
                 )
+            except LoopTakenOver as exc:  # the new holder shows progress, not us
+                log.warning("loop of %s: %s", cid, exc)
+                return Outcome(str(cid), None, stopped_reason=None, elsewhere=True, detail=str(exc))
             except DomainError as exc:  # another process stopped, renewed or moved it on
                 detail = f"another process changed this conversation: {one_line(exc)}"
                 await progress.stopped(reason="superseded", detail=detail)
@@ -133,12 +155,11 @@ class LoopRunner:
             if outcome is not None:
                 return outcome
 
-    async def _step(self, cid: UUID, progress: Progress, running: _Running) -> Outcome | None:
+    async def _step(self, cid: UUID, progress: Progress, running: Running) -> Outcome | None:
         """Decide and perform one step; an ``Outcome`` when the loop is over."""
-        state: LoopState = await self._call(self.app.get, cid)
+        running.interrupted = False  # the decision below reads the log a stop is recorded in
+        state, step = await self._decide(cid)
         now = self.now().timestamp()
-        rules = self.approvals.rules_for(approval_steps.coordinates_of(state))
-        step = next_step(state, self.limits, now=now, approvals=rules)
         if not isinstance(step, step_types.Idle) and running.cancelled:
             raise LoopCancelled
         match step:
@@ -183,7 +204,7 @@ class LoopRunner:
         return None
 
     async def _call_model(
-        self, cid: UUID, state: LoopState, progress: Progress, running: _Running
+        self, cid: UUID, state: LoopState, progress: Progress, running: Running
     ) -> Outcome | None:
         timeline = await self._call(self.app.timeline, cid)
         tools = await self._tools_for(state)
@@ -253,7 +274,7 @@ class LoopRunner:
         step: step_types.RunBlock,
         state: LoopState,
         progress: Progress,
-        running: _Running,
+        running: Running,
     ) -> None:
         block = step.block
         total = len(state.last_turn_blocks)
@@ -325,37 +346,13 @@ class LoopRunner:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    async def _cancellable(self, running: _Running, work: Awaitable[T]) -> T:
+    async def _cancellable(self, running: Running, work: Awaitable[T]) -> T:
         """Await ``work`` so that ``cancel`` interrupts it (and only it, never a record)."""
-        if running.cancelled:
-            if asyncio.iscoroutine(work):
-                work.close()
-            raise LoopCancelled
-        future = asyncio.ensure_future(work)
-        running.current = future
-        try:
-            return await future
-        except asyncio.CancelledError:
-            if running.cancelled and not _outer_cancelling():
-                raise LoopCancelled from None
-            raise
-        finally:
-            running.current = None
+        return await cancellable(running, work)
 
     async def _call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a synchronous application call in a thread; a record is never half-cancelled."""
-        future = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            # The write goes on in its thread; wait for it so the log and our view agree.
-            await asyncio.wait({future})
-            raise
-
-
-def _outer_cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
+        return await call_app(fn, *args, **kwargs)
 
 
 def _as_dict(limits: object) -> dict[str, Any]:

@@ -63,3 +63,30 @@ class SafeProgress:
     async def stopped(self, *, reason: str, detail: str) -> None:
         """The loop stopped without an answer."""
         await self._guard("stopped", reason=reason, detail=detail)
+
+
+class NoProgress:
+    """A ``Progress`` that shows nothing (a stop carried out for a dead holder)."""
+
+    async def thinking(self) -> None:
+        """Nothing to show."""
+
+    async def model_text(self, chunk: str) -> None:
+        """Nothing to show."""
+
+    async def block_started(self, *, index: int, total: int, language: str, code: str) -> None:
+        """Nothing to show."""
+
+    async def block_finished(
+        self, *, index: int, total: int, language: str, code: str, result: RunResult
+    ) -> None:
+        """Nothing to show."""
+
+    async def approval_requested(self, request: ApprovalRequest) -> None:
+        """Nothing to show."""
+
+    async def answered(self, text: str) -> None:
+        """Nothing to show."""
+
+    async def stopped(self, *, reason: str, detail: str) -> None:
+        """Nothing to show."""

@@ -13,15 +13,16 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from bot.config import AccessPolicy
 from bot.errors import NotFound, OpsloopError
 from bot.loop import commands, decisions
 from bot.loop.runner import LoopRunner
+from bot.loop.safe_progress import NoProgress
 from bot.policy.access import refusal
 from bot.policy.roles import RolesTable
-from bot.ports import Progress, ServiceApp
+from bot.ports import Progress, ServiceApp, StopStatus
 from bot.surface import (
     RESUME_KEY_PREFIX,
     ApprovalRequest,
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 STOP_OR_MESSAGE = ("Stopped", "MessageReceived", "Answered")
 WATCH_SECONDS = 30.0  # the expiry watcher looks at the log at least this often
-STOPPED_ELSEWHERE = "stopped by the user (no loop of it was running in this process)"
 
 
 class OpsloopService:
@@ -170,20 +170,22 @@ class OpsloopService:
         cid = await self.resolve(conversation_id)
         return await self.runner.run(cid, progress)
 
-    async def stop(self, conversation_id: str) -> bool:
-        """Cancel a running loop (recorded as ``Stopped(reason="cancelled")``); False if none ran.
-
-        A conversation left open by a killed process (or run by another replica) is stopped
-        through the log too, so it is not resumed against the user's wish.
-        """
+    async def stop(
+        self, conversation_id: str, *, by: str = "the user", message_key: str = ""
+    ) -> StopStatus:
+        """Stop a loop wherever it runs: ``StopRequested`` is recorded, and the process running
+        the loop (this one, or another replica) stops it within a second, recording
+        ``Stopped(reason="cancelled")``. When no process holds the loop (its holder died), it
+        is carried out here. ``idle``: nothing was being worked on; ``duplicate``: this
+        ``message_key`` (a redelivered ``stop``) was recorded before."""
         cid = await self.resolve(conversation_id)
-        if await self.runner.cancel(cid):
-            return True
-        state = await _thread(self.app.get, cid)
-        if state.status != "open":
-            return False
-        await _thread(self.app.stop, cid, reason="cancelled", detail=STOPPED_ELSEWHERE)
-        return True
+        key = message_key or f"stop:{uuid4().hex}"
+        if not await _thread(self.app.request_stop, cid, message_key=key, by=by):
+            state = await _thread(self.app.get, cid)
+            return "duplicate" if state.has_message(key) else "idle"
+        if not self.runner.interrupt(cid):  # not here: its holder sees it, or we carry it out
+            await self.runner.run(cid, NoProgress())
+        return "stopping"
 
     async def totals(self, conversation_id: str) -> Totals:
         """Tokens, cost, blocks and duration so far."""
@@ -200,18 +202,22 @@ class OpsloopService:
         return str(await _thread(self.app.renew, coordinates=coordinates, by=by))
 
     async def interrupted(self, *, platform: str | None = None) -> list[tuple[str, Coordinates]]:
-        """Conversations whose loop was interrupted (process killed), to resume at start-up.
+        """Conversations whose loop was interrupted (process killed), to resume at start-up
+        and, on a surface, every ``lease`` seconds (a replica that died mid-loop).
 
-        A conversation waiting for an approval was not interrupted: it waits for a click, or
+        A conversation whose lease another process holds is running there. A conversation
+        waiting for an approval was not interrupted: it waits for a click, or
         for ``watch_approvals`` to expire its request."""
         found = await _thread(self.app.open_conversations)
         waiting = {r.conversation_id for r in await self.pending_approvals()}
+        held = await _thread(self.app.held_loops)  # another process runs these
         return [
             (str(cid), coords)
             for cid, coords in found
             if (platform is None or coords.platform == platform)
             and not self.runner.is_running(cid)
             and str(cid) not in waiting
+            and cid not in held
         ]
 
     async def resume_all(

@@ -75,7 +75,8 @@ async def asked(service: OpsloopService, where: Coordinates = HERE) -> tuple[Out
 
 
 def kinds(app: ConversationApp, cid: str) -> list[str]:
-    return [e["type"] for e in app.timeline(UUID(cid))]
+    """Its event types, but who ran the loop (``LoopClaimed``)."""
+    return [e["type"] for e in app.timeline(UUID(cid)) if e["type"] != "LoopClaimed"]
 
 
 def click(

@@ -45,7 +45,8 @@ async def asked(service: OpsloopService, channel: str) -> str:
 
 
 def kinds(app: ConversationApp, cid: str) -> list[str]:
-    return [e["type"] for e in app.timeline(UUID(cid))]
+    """Its event types, but who ran the loop (``LoopClaimed``)."""
+    return [e["type"] for e in app.timeline(UUID(cid)) if e["type"] != "LoopClaimed"]
 
 
 async def until(condition: Any) -> None:

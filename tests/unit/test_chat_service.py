@@ -11,7 +11,7 @@ from uuid import UUID
 from bot.app.application import ConversationApp
 from bot.config import AccessPolicy, Policy
 from bot.loop.runner import LoopRunner
-from bot.loop.service import STOPPED_ELSEWHERE, OpsloopService
+from bot.loop.service import OpsloopService
 from bot.prompt.builder import prompt_builder
 from bot.providers.scripted import ScriptedTurn
 from bot.surface import Coordinates, Incoming
@@ -131,11 +131,13 @@ async def test_stop_cancels_a_loop_running_in_this_process(memory_app: Conversat
     task = asyncio.create_task(service.run(receipt.conversation_id, RecordingProgress()))
     await until(lambda: bool(model.prompts))
 
-    assert await service.stop(receipt.conversation_id) is True
+    assert await service.stop(receipt.conversation_id, by="alice") == "stopping"
     outcome = await task
 
     assert outcome.stopped_reason == "cancelled"
-    assert timeline(memory_app, receipt.conversation_id)[-1]["reason"] == "cancelled"
+    events = timeline(memory_app, receipt.conversation_id)
+    assert [e["type"] for e in events][-2:] == ["StopRequested", "Stopped"]
+    assert (events[-1]["reason"], events[-1]["detail"]) == ("cancelled", "stopped by alice")
 
 
 async def test_stop_of_an_open_conversation_with_no_loop_here_records_it_cancelled(
@@ -144,13 +146,13 @@ async def test_stop_of_an_open_conversation_with_no_loop_here_records_it_cancell
     service, _ = service_with(memory_app, [])
     receipt = await service.receive(incoming("e1"))  # e.g. left open by a killed process
 
-    assert await service.stop(receipt.conversation_id) is True
+    assert await service.stop(receipt.conversation_id, by="alice") == "stopping"
 
     last = timeline(memory_app, receipt.conversation_id)[-1]
     assert (last["type"], last["reason"], last["detail"]) == (
         "Stopped",
         "cancelled",
-        STOPPED_ELSEWHERE,
+        "stopped by alice",
     )
     assert await service.interrupted() == []  # so it is not resumed against the user's wish
 
@@ -163,7 +165,7 @@ async def test_stop_when_nothing_is_open_returns_false_and_records_nothing(
     await service.run(receipt.conversation_id, RecordingProgress())
     before = len(timeline(memory_app, receipt.conversation_id))
 
-    assert await service.stop(receipt.conversation_id) is False
+    assert await service.stop(receipt.conversation_id) == "idle"
     assert len(timeline(memory_app, receipt.conversation_id)) == before
 
 
