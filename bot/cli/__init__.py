@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from bot.cli import db as cli_db
 from bot.cli import log as cli_log
 from bot.cli import loop as cli_loop
 from bot.cli import sandbox as cli_sandbox
@@ -36,6 +37,7 @@ cli_sandbox.register(app, serve_app)
 cli_loop.register(app)
 cli_surfaces.register(serve_app)
 cli_tools.register(app)
+cli_db.register(app)
 
 
 def main() -> None:

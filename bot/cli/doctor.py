@@ -139,6 +139,7 @@ def check_store(*, open_app: Callable[[], Any], url: str) -> Check:
         app = open_app()
         try:
             count = len(app.list_conversations())
+            version = app.schema_version
         finally:
             close = getattr(app, "close", None)
             if close:
@@ -152,7 +153,8 @@ def check_store(*, open_app: Callable[[], Any], url: str) -> Check:
         if "cipher" in one_line(exc).lower() or "decrypt" in one_line(exc).lower():
             fix = "set OPSLOOP_CIPHER_KEY to the key the events were written with"
         return Check("event store", False, one_line(exc), fix)
-    return Check("event store", True, f"{url}: {count} conversation{'s' if count != 1 else ''}")
+    plural = "s" if count != 1 else ""
+    return Check("event store", True, f"{url}: {count} conversation{plural}, schema v{version}")
 
 
 def _model_fix(provider: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.cli.doctor import Check, check_model, check_store, render
 from bot.errors import ModelUnavailable, StoreUnreachable
+from bot.surface import Coordinates
 
 
 class _Model:
@@ -53,16 +54,17 @@ def test_an_unreachable_store_fails_with_the_fix() -> None:
     assert not check.ok and "start PostgreSQL" in check.fix
 
 
-def test_a_readable_store_reports_its_conversations() -> None:
-    class _App:
-        def list_conversations(self) -> list[int]:
-            return [1, 2]
+def test_a_readable_store_reports_its_conversations_and_schema_version() -> None:
+    from bot.app.application import open_app
 
-        def close(self) -> None:
-            pass
+    def two() -> object:
+        app = open_app(database_url="memory:")
+        for thread in ("1", "2"):
+            app.start_conversation(coordinates=Coordinates("cli", "h", "me", thread), by="me")
+        return app
 
-    check = check_store(open_app=_App, url="sqlite:///x")
-    assert check.ok and "2 conversations" in check.detail
+    check = check_store(open_app=two, url="memory:")
+    assert check.ok and check.detail == "memory:: 2 conversations, schema v2"
 
 
 def test_the_report_lists_each_problem_with_its_fix_and_what_is_broken() -> None:
