@@ -53,7 +53,7 @@ def test_eight_processes_starting_at_once_on_a_fresh_database_all_work_and_migra
         assert status == 0, err
         assert "Traceback" not in err and "concurrently" not in err
         assert json_line(out)["answer"] == "Done with check 0."
-    for status, out, _ in results:
+    for _status, out, _ in results:
         assert_coherent_and_verified(fresh_postgres, json_line(out)["conversation_id"], home)
     upgrade = subprocess.run(
         [opsloop_command(), "db", "upgrade", "--json"],
