@@ -138,20 +138,8 @@ class ToolRegistry:
 
     def redact(self, value: Result) -> tuple[Result, tuple[str, ...]]:
         """``value`` (text, or JSON data) redacted, and the names that were taken out."""
-        names: set[str] = set()
-
-        def walk(item: Any) -> Any:
-            if isinstance(item, str):
-                done = self.redactor.redact(item)
-                names.update(done.names)
-                return done.text
-            if isinstance(item, dict):
-                return {walk(str(k)): walk(v) for k, v in item.items()}
-            if isinstance(item, list | tuple):
-                return [walk(v) for v in item]
-            return item
-
-        return walk(value), tuple(sorted(names))
+        redacted, names = self.redactor.redact_value(value)
+        return redacted, names
 
     async def check(self) -> list[ToolCheck]:
         """For ``opsloop doctor``: commands exist, HTTP hosts resolve, MCP servers answer."""
