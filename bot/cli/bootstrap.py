@@ -20,7 +20,9 @@ from bot.loop.service import OpsloopService
 from bot.policy.approvals import ApprovalPolicy
 from bot.ports import ChatModel, Sandbox
 from bot.prompt.builder import prompt_builder
+from bot.secrets import known_secrets
 from bot.settings import Settings, read_settings
+from domain.redaction import Redactor
 
 if TYPE_CHECKING:
     from bot.app.application import ConversationApp
@@ -63,13 +65,23 @@ def make_sandbox(*, settings: Settings, policy: Policy) -> Sandbox:
     return build(settings=settings, policy=policy)
 
 
-def tool_registry(policy: Policy) -> ToolRegistry | None:
-    """The tools of ``[tools]``, their ``${env:VAR}`` secrets read from this environment."""
+def tool_registry(policy: Policy, *, settings: Settings | None = None) -> ToolRegistry | None:
+    """The tools of ``[tools]``, their ``${env:VAR}`` secrets read from this environment; its
+    redactor knows every secret of the process (``bot.secrets``)."""
     if not policy.tools.declared:
         return None
     from bot.tools.registry import ToolRegistry
 
-    return ToolRegistry.build(policy, environ=os.environ)
+    known = known_secrets(settings=settings, policy=policy, environ=os.environ)
+    return ToolRegistry.build(policy, environ=os.environ, known=known)
+
+
+def redactor_for(*, settings: Settings, policy: Policy, tools: ToolRegistry | None) -> Redactor:
+    """The one redactor of this process: the tools' (which knows every secret), or one of
+    opsloop's own secrets and ``[redact] env`` when no tools are configured."""
+    if tools is not None:
+        return tools.redactor
+    return Redactor(known_secrets(settings=settings, policy=policy, environ=os.environ))
 
 
 def build_service(

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from bot.secrets import env_secrets
 from bot.tools import access
 from bot.tools.build import Built, build_all
 from bot.tools.config import ToolDecl, ToolsPolicy
@@ -56,15 +57,19 @@ class ToolRegistry:
         *,
         environ: Mapping[str, str],
         redact_env: Iterable[str] = (),
+        known: Mapping[str, str] | None = None,
     ) -> ToolRegistry:
         """The registry of ``[tools]``; ``ConfigError`` (one line) for a tool that cannot be built.
 
-        ``redact_env`` names more variables whose values are secrets (``[redact] env``).
+        ``redact_env`` names more variables whose values are secrets (``[redact] env``), and
+        ``known`` adds secrets by name (``bot.secrets.known_secrets``): the registry's
+        ``redactor`` then knows every secret of the process.
         """
         tools = policy if isinstance(policy, ToolsPolicy) else policy.tools
         built = build_all(tools, environ=environ)
-        secrets = {var: value for b in built.values() for var, value in b.secrets.items()}
-        secrets.update({var: environ[var] for var in redact_env if var in environ})
+        secrets = dict(known or {})
+        secrets.update(env_secrets(redact_env, environ=environ))
+        secrets.update({var: value for b in built.values() for var, value in b.secrets.items()})
         return cls(tools=built, secrets=secrets, calls_per_block=tools.calls_per_block)
 
     @property
