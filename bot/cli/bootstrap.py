@@ -37,11 +37,16 @@ def load_settings() -> tuple[Settings, Policy]:
     return settings, load_policy(settings.config)
 
 
-def open_app(settings: Settings) -> ConversationApp:
-    """The conversation application on the configured event store."""
+def open_app(settings: Settings, *, redactor: Redactor | None = None) -> ConversationApp:
+    """The conversation application on the configured event store (redacting what it
+    stores with ``redactor``: the loop's; credential shapes only for reading commands)."""
     from bot.app.application import open_app as open_store
 
-    return open_store(database_url=settings.resolved_database_url(), cipher_key=settings.cipher_key)
+    return open_store(
+        database_url=settings.resolved_database_url(),
+        cipher_key=settings.cipher_key,
+        redactor=redactor,
+    )
 
 
 def loop_limits(policy: Policy) -> LoopLimits:
@@ -93,17 +98,20 @@ def build_service(
     app: Any | None = None,
     workspace_for: Callable[[Any], str] = str,
 ) -> OpsloopService:
-    """A service from explicit parts (tests, the demo and the benchmark pass their own)."""
-    app = app if app is not None else open_app(settings)
+    """A service from explicit parts (tests, the demo and the benchmark pass their own; an
+    app passed in keeps its own redactor for what it stores)."""
+    tools = tool_registry(policy, settings=settings)
+    redactor = redactor_for(settings=settings, policy=policy, tools=tools)
+    app = app if app is not None else open_app(settings, redactor=redactor)
     runner = LoopRunner(
         app=app,
         model=model,
         sandbox=sandbox,
         limits=loop_limits(policy),
-        build_prompt=prompt_builder(policy=policy, model_name=model.name),
+        build_prompt=prompt_builder(policy=policy, model_name=model.name, redactor=redactor),
         sandbox_limits=sandbox_limits(policy),
         workspace_for=workspace_for,
-        tools=tool_registry(policy),
+        tools=tools,
         approvals=ApprovalPolicy.from_policy(policy),
     )
     access = {"slack": policy.slack, "discord": policy.discord}
