@@ -113,6 +113,7 @@ def build_service(
         workspace_for=workspace_for,
         tools=tools,
         approvals=ApprovalPolicy.from_policy(policy),
+        redactor=redactor,
     )
     access = {"slack": policy.slack, "discord": policy.discord}
     return OpsloopService(app=app, runner=runner, model_name=model.name, access=access)

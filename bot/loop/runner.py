@@ -24,7 +24,7 @@ from uuid import UUID
 
 from bot.errors import ModelUnavailable, one_line
 from bot.loop import approval_steps
-from bot.loop.safe_progress import SafeProgress
+from bot.loop.redacting import no_secrets, show
 from bot.loop.tool_calls import AppToolLog
 from bot.policy.approvals import ApprovalPolicy
 from bot.ports import ChatModel, LoopApp, Progress, PromptBuilder, ProviderFailure, Sandbox
@@ -40,6 +40,7 @@ from sandbox.errors import OutcomeUnknown, SandboxError
 
 if TYPE_CHECKING:
     from domain.limits import LoopLimits
+    from domain.redaction import Redactor
     from domain.state import BlockState, LoopState
     from sandbox.limits import Limits
     from sandbox.result import RunResult
@@ -80,6 +81,7 @@ class LoopRunner:
     workspace_for: Callable[[UUID], str] = str
     tools: ToolRegistry | None = None  # what blocks may call through their broker
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # default: never ask
+    redactor: Redactor = field(default_factory=no_secrets)  # what surfaces are shown passes it
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _locks: dict[UUID, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
@@ -99,7 +101,7 @@ class LoopRunner:
                 running = _Running()
                 self._running[conversation_id] = running
                 try:
-                    return await self._loop(conversation_id, SafeProgress(progress), running)
+                    return await self._loop(conversation_id, show(progress, self.redactor), running)
                 finally:
                     self._running.pop(conversation_id, None)
         finally:
