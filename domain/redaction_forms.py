@@ -87,7 +87,7 @@ class Squeezed:
     a secret costs one ``split``.
     """
 
-    STEP = 4096
+    STEP = 256
 
     def __init__(self, source: str) -> None:
         self.source = source
