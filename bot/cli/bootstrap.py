@@ -18,6 +18,7 @@ from bot.config import Policy, load_policy
 from bot.loop.runner import LoopRunner
 from bot.loop.service import OpsloopService
 from bot.policy.approvals import ApprovalPolicy
+from bot.policy.mounts import mounts_for
 from bot.ports import ChatModel, Sandbox
 from bot.prompt.builder import prompt_builder
 from bot.secrets import known_secrets
@@ -113,6 +114,7 @@ def build_service(
         workspace_for=workspace_for,
         tools=tools,
         approvals=ApprovalPolicy.from_policy(policy),
+        mounts_for=lambda caller: mounts_for(policy.sandbox, caller=caller),
         redactor=redactor,
     )
     access = {"slack": policy.slack, "discord": policy.discord}

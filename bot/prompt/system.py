@@ -17,6 +17,7 @@ from bot.prompt.untrusted import RULES, stream_frame
 from domain.helpers import SUPPORTED_LANGUAGES, format_block, parse_helpers
 from domain.state import block_failed
 from domain.tokens import estimate_tokens
+from sandbox.mounts import MOUNT_ROOT
 
 if TYPE_CHECKING:
     from bot.tools.values import ToolSpec
@@ -75,6 +76,7 @@ def system_prompt(
     memory_mb: int,
     languages: Sequence[str] = SUPPORTED_LANGUAGES,
     extra_mounts: Sequence[str] = (),
+    data_mounts: Sequence[str] = (),
     result_chars: int = DEFAULT_RESULT_CHARS,
     turns_per_message: int | None = None,
     tools: Sequence[ToolSpec] = (),
@@ -94,6 +96,9 @@ def system_prompt(
         else "Only Python's standard library and the usual shell tools are installed; "
         "you cannot install packages."
     )
+    if data_mounts:
+        where = ", ".join(f"{MOUNT_ROOT}/{name}" for name in data_mounts)
+        mounts += f" Read-only data the operator offers you: {where}."
     turns = (
         f"\n- You have at most {turns_per_message} replies for each user message; answer "
         "before you run out."
