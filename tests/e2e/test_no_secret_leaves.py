@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures are imported by name and used as parameters)
 """No secret reaches chat, the model or the log: a whole conversation through the Slack surface.
 
 A tool prints the secret it holds (``printenv``, which the broker redacts), another prints it
@@ -10,9 +11,10 @@ tables, in any of those forms.
 
 Real parts: the Slack surface on loopback against the Web API stand-in, signed Events API
 requests, the service from ``bot.cli.bootstrap.build_service`` (its redactor, tools, prompt
-builder and store), host commands for the tools, SQLite and PostgreSQL. The jail is a stand-in
-that really runs the recorded code (Python, in a worker thread) and sends the broker the
-frames the jail's ``tools`` module sends, until the real jail-to-broker relay is on main.
+builder and store), host commands for the tools, SQLite and PostgreSQL, and the real nsjail
+sandbox with its tool channel (``sandbox.relay``). The same conversation also runs on a jail
+stand-in that runs the recorded code in this process (Python, in a worker thread) and sends
+the broker the frames the jail's ``tools`` module sends, so the test needs no namespaces.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from bot.config import Policy
 from bot.settings import Settings
 from bot.surface import Command, CommandName, Coordinates, Incoming
 from sandbox.result import RunResult
+from tests.integration.sandbox_fixtures import data_dir, jail, workspaces  # noqa: F401
 from tests.port_fakes import WatchedModel
 from tests.slack_harness import running_bot
 from tests.slack_standin import TEAM, envelope, mention
@@ -109,9 +112,7 @@ class ExecJail:
     def __init__(self) -> None:
         self.printed: list[str] = []  # what the blocks printed, before any redaction
 
-    async def run(
-        self, *, language: str, code: str, limits: Any = None, workspace: Any = None, tools: Any
-    ) -> RunResult:
+    async def run(self, *, language: str, code: str, tools: Any, **_: Any) -> RunResult:
         assert language == "python" and tools is not None
         loop = asyncio.get_running_loop()
 
@@ -154,7 +155,34 @@ def execute(code: str, call: Callable[[dict[str, Any]], dict[str, Any]]) -> tupl
     return out.getvalue(), "", 0
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+class Watched:
+    """The real nsjail sandbox, keeping what each block printed before any redaction."""
+
+    def __init__(self, jail: Any) -> None:
+        self.jail = jail
+        self.printed: list[str] = []
+
+    async def run(self, **given: Any) -> RunResult:
+        result: RunResult = await self.jail.run(**given)
+        self.printed.append(result.stdout + result.stderr)
+        return result
+
+
+@pytest.fixture(params=["stand-in", pytest.param("nsjail", marks=pytest.mark.nsjail)])
+def sandbox(request: pytest.FixtureRequest) -> Any:
+    """The jail stand-in, or the real nsjail sandbox (skips on a laptop, fails in CI)."""
+    if request.param == "stand-in":
+        return ExecJail()
+    return Watched(request.getfixturevalue("jail"))
+
+
+@pytest.fixture
+def tmp_path(jail_reachable_dir: Path) -> Path:
+    """Overrides pytest's: the jail user must reach the sandbox workspaces inside it."""
+    return jail_reachable_dir
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh store of each kind (PostgreSQL: a database of its own)."""
     if request.param == "sqlite":
@@ -199,11 +227,11 @@ def stored_bytes(database_url: str) -> bytes:
 
 
 async def test_a_secret_a_tool_used_reaches_no_chat_message_prompt_or_stored_byte(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str, sandbox: ExecJail | Watched, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(VAR, SECRET)
     model = WatchedModel(TURNS)  # streams its replies in 16-character chunks
-    jail = ExecJail()
+    jail = sandbox
     service = build_service(
         settings=Settings(database_url=database_url),
         policy=Policy.model_validate({"tools": TOOLS}),
