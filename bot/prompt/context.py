@@ -9,9 +9,9 @@ then whole earlier model replies with their results; then messages of people who
 opsloop, then earlier user messages; the most recent user message is only ever shortened
 (head and tail), never left out. In a thread with several authors, or with messages of
 people who may not use opsloop, each message is framed with its author
-(``bot.prompt.untrusted``). Block results
-and parser problems go to the model as user-role messages, and consecutive messages of one
-role are merged, since some chat templates insist that roles alternate.
+(``bot.prompt.untrusted``). Block results and parser problems go to the model as user-role
+messages, and consecutive messages of one role are merged, since some chat templates insist
+that roles alternate.
 """
 
 from __future__ import annotations
@@ -78,9 +78,7 @@ class _Part:
     """One piece of history, as rendered for the prompt, with what it may be cut to."""
 
     role: Role
-    kind: (
-        str  # "user" | "aside" (someone who may not use opsloop) | "model" | "result" | "problems"
-    )
+    kind: str  # "user" | "aside" (may not use opsloop) | "model" | "result" | "problems"
     exchange: int  # which model reply it belongs to; -1 for user messages
     text: str
     tokens: int
@@ -140,11 +138,9 @@ def _parts(
             continue
         flush_problems()
         if isinstance(item, UserMessage):
-            text = (
-                message(item.text, author=item.author, trusted=item.trusted)
-                if framed
-                else item.text
-            )
+            text = item.text
+            if framed:
+                text = message(text, author=item.author, trusted=item.trusted)
             add("user", "user" if item.trusted else "aside", text)
         else:
             exchange += 1

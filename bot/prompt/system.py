@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from bot.prompt.untrusted import RULES, stream_frame
+from bot.prompt.untrusted import RULES, author_label, stream_frame
 from domain.helpers import SUPPORTED_LANGUAGES, format_block, parse_helpers
 from domain.state import block_failed
 from domain.tokens import estimate_tokens
@@ -238,10 +238,9 @@ def render_result(outcome: BlockOutcome, *, result_chars: int = DEFAULT_RESULT_C
             "is not known. It was not run again; check its effects before relying on them."
         )
     lines = [f"{title} {_exit_status(outcome)}."]
-    if outcome.tools:
-        lines.append(
-            f"It called {', '.join(outcome.tools)}: its output holds text from outside opsloop."
-        )
+    if outcome.tools:  # names as recorded: a refused call's name is the block's, so cleaned
+        called = ", ".join(author_label(tool) for tool in outcome.tools)
+        lines.append(f"It called {called}: its output holds text from outside opsloop.")
     if outcome.output_truncated:
         lines.append("The sandbox stopped keeping output at its byte limit: the end is missing.")
     if outcome.unsafe_local:

@@ -46,7 +46,8 @@ def data_id(*parts: str) -> str:
 
 
 def author_label(author: str) -> str:
-    """An author id as it may stand in an attribute: ids only, nothing that closes a tag."""
+    """An id (an author's, a tool's) as it may stand outside a frame: id characters only,
+    nothing that closes a tag or starts a line."""
     return _AUTHOR.sub("?", author)[:64] or "?"
 
 
