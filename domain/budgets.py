@@ -117,13 +117,13 @@ def over_budget(
 
 
 def usd(amount: float) -> str:
-    """Dollars as people read them: cents, or more digits for amounts under a dollar that
-    cents would round away ($0.0042); never fewer than two decimals."""
-    if amount >= 1 or amount == 0:
+    """Dollars as people read them: cents from a dollar up; below that two significant digits
+    ($0.0042, $0.000001), which cents would round to nothing; never fewer than two decimals."""
+    if amount >= 1 or amount <= 0:
         return f"${amount:,.2f}"
-    text = f"{amount:.4f}".rstrip("0")
-    decimals = max(2, len(text.partition(".")[2]))
-    return f"${amount:.{decimals}f}"
+    decimals = max(2, 1 - math.floor(math.log10(amount)))
+    text = f"{amount:.{decimals}f}".rstrip("0")
+    return f"${amount:.{max(2, len(text.partition('.')[2]))}f}"
 
 
 def until(delta: timedelta) -> str:

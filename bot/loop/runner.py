@@ -14,7 +14,6 @@ event loop stays free for streaming and for ``stop``.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from uuid import UUID
 
 from bot.errors import ModelUnavailable, one_line
 from bot.loop import approval_steps
+from bot.loop.budget import over_budget
 from bot.loop.safe_progress import SafeProgress
 from bot.loop.tool_calls import AppToolLog
 from bot.policy.approvals import ApprovalPolicy
@@ -33,6 +33,7 @@ from bot.tools.broker import BlockBroker
 from bot.tools.registry import ToolRegistry
 from bot.tools.values import ToolSpec
 from domain import steps as step_types
+from domain.budgets import DailyBudgets
 from domain.errors import DomainError
 from domain.helpers import SUPPORTED_LANGUAGES
 from domain.steps import next_step
@@ -80,6 +81,7 @@ class LoopRunner:
     workspace_for: Callable[[UUID], str] = str
     tools: ToolRegistry | None = None  # what blocks may call through their broker
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # default: never ask
+    budgets: DailyBudgets = field(default_factory=DailyBudgets)  # default: unlimited
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _locks: dict[UUID, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
@@ -193,6 +195,10 @@ class LoopRunner:
     async def _call_model(
         self, cid: UUID, state: LoopState, progress: Progress, running: _Running
     ) -> Outcome | None:
+        if not self.budgets.unlimited:  # the spend is read only when a budget is set
+            over = await self._call(over_budget, self.app, state, self.budgets, now=self.now())
+            if over is not None:  # before the prompt is built: nothing more is spent
+                return await self._stop(cid, progress, reason="budget", detail=over)
         timeline = await self._call(self.app.timeline, cid)
         tools = await self._tools_for(state)
         prompt = self.build_prompt(timeline, tools=tools) if tools else self.build_prompt(timeline)
@@ -269,7 +275,7 @@ class LoopRunner:
             reason = f"unknown language {block.language!r}; blocks run {known}"
             await self._call(self.app.refuse_block, cid, block_id=block.block_id, reason=reason)
             return
-        limits = _as_dict(self.sandbox_limits)
+        limits = self.sandbox_limits.to_dict() if self.sandbox_limits is not None else {}
         await self._call(self.app.start_block, cid, block_id=block.block_id, limits=limits)
         await progress.block_started(
             index=block.index, total=total, language=block.language, code=block.code
@@ -385,12 +391,3 @@ class LoopRunner:
 def _outer_cancelling() -> bool:
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-def _as_dict(limits: object) -> dict[str, Any]:
-    if limits is None:
-        return {}
-    if dataclasses.is_dataclass(limits) and not isinstance(limits, type):
-        return dataclasses.asdict(limits)
-    dump = getattr(limits, "model_dump", None)
-    return dict(dump()) if callable(dump) else dict(vars(limits))

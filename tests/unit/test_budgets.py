@@ -28,7 +28,7 @@ MIDNIGHT = datetime(2026, 11, 26, tzinfo=UTC)
 moments = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
 )
-dollars = st.floats(min_value=0.0001, max_value=10_000, allow_nan=False, allow_infinity=False)
+dollars = st.floats(min_value=1e-9, max_value=10_000, allow_nan=False, allow_infinity=False)
 spent = st.floats(min_value=0, max_value=20_000, allow_nan=False, allow_infinity=False)
 
 
@@ -190,6 +190,8 @@ def test_the_wait_is_rounded_up_to_whole_minutes_and_never_reads_zero(seconds: f
         (1234.5, "$1,234.50"),
         (0.5, "$0.50"),
         (0.0042, "$0.0042"),
+        (0.000001, "$0.000001"),
+        (0.00071234, "$0.00071"),
         (0.0, "$0.00"),
     ],
 )
