@@ -123,3 +123,14 @@ def test_the_pacer_spaces_posts_in_one_channel_but_not_across_channels() -> None
     assert pacer.reserve("C2") == 0.0
     now[0] = 110.0
     assert pacer.reserve("C1") == 0.0  # an idle channel starts afresh
+
+
+def test_a_budget_stop_is_the_sentence_with_the_spend_and_the_reset() -> None:
+    detail = (
+        "You (U012AB) have used $2.13 of your $2.00 daily budget today; "
+        "it resets at 00:00 UTC, in 3 h 12 min."
+    )
+    assert outbound.stopped_sentence(reason="budget", detail=detail) == detail
+    assert outbound.stopped_sentence(
+        reason="budget", detail="the conversation spent $0.0100 of its $0.0100 budget"
+    ) == ("The conversation spent $0.0100 of its $0.0100 budget.")
