@@ -1,8 +1,11 @@
-"""Recording model spend through the real application's own commands (no loop, no model):
-a message, then a ``ModelReplied`` with the given tokens and cost, then an answer."""
+"""Model spend for budget tests: recorded through the real application's own commands (no
+loop, no model: a message, a ``ModelReplied`` with the given tokens and cost, an answer), and
+a runner clock that follows the store's."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from bot.app.application import ConversationApp
@@ -44,3 +47,22 @@ def spend(
     app.record_model_reply(cid, reply=reply, prompt_fingerprint="f")
     app.answer(cid, text="Because.")
     return cid
+
+
+@dataclass
+class StoreClock:
+    """A runner's clock: ``at`` when a test sets it, else the time of the latest event in the
+    store (the store's own clock, so "today" is the day the spend was recorded, whenever the
+    test runs)."""
+
+    app: ConversationApp
+    at: datetime | None = None
+
+    def __call__(self) -> datetime:
+        if self.at is not None:
+            return self.at
+        last = self.app.recorder.max_notification_id()
+        if not last:
+            return datetime.now(UTC)
+        note = self.app.recorder.select_notifications(start=last, limit=1)[0]
+        return self.app.mapper.to_domain_event(note).timestamp

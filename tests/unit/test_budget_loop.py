@@ -21,28 +21,11 @@ from bot.surface import Coordinates, Incoming, Outcome
 from domain.budgets import DailyBudgets, usd
 from domain.limits import LoopLimits
 from tests.port_fakes import FakeSandbox, RecordingProgress, WatchedModel
+from tests.spend import StoreClock
 
 PRICES = PriceTable(overrides={"scripted:*": Rate(input=1.0, output=1.0)}, defaults={})
 BLOCK = "Let me look.\n<helpers>\nprint(1)\n</helpers>"
 TINY = 0.000001  # USD: any priced reply goes over it
-
-
-@dataclass
-class Clock:
-    """The runner's clock: ``at`` when the test sets it, else the time of the latest event in
-    the store (the store's own clock, so "today" is the day the spend was recorded)."""
-
-    app: ConversationApp
-    at: datetime | None = None
-
-    def __call__(self) -> datetime:
-        if self.at is not None:
-            return self.at
-        last = self.app.recorder.max_notification_id()
-        if not last:
-            return datetime.now(UTC)
-        note = self.app.recorder.select_notifications(start=last, limit=1)[0]
-        return self.app.mapper.to_domain_event(note).timestamp
 
 
 @dataclass
@@ -60,7 +43,7 @@ def service_with(
     app: ConversationApp,
     budgets: DailyBudgets,
     *,
-    clock: Clock,
+    clock: StoreClock,
     turns: list[str] | None = None,
 ) -> tuple[OpsloopService, WatchedModel]:
     model = WatchedModel(turns or ["The disk is fine."], prices=PRICES)
@@ -110,7 +93,7 @@ def kinds(app: ConversationApp, outcome: Outcome) -> list[str]:
 async def test_a_user_over_their_daily_budget_is_stopped_with_a_sentence_before_the_model_is_called(
     memory_app: ConversationApp,
 ) -> None:
-    clock = Clock(memory_app)
+    clock = StoreClock(memory_app)
     service, model = service_with(memory_app, DailyBudgets(per_user_cost=TINY), clock=clock)
     first = await ask(service, author="U012AB")
     clock.at = at(spend_day(memory_app), 20, 48)
@@ -135,7 +118,7 @@ async def test_a_user_over_their_daily_budget_is_stopped_with_a_sentence_before_
 async def test_spend_in_another_conversation_and_another_channel_counts_against_the_same_person(
     memory_app: ConversationApp,
 ) -> None:
-    clock = Clock(memory_app)
+    clock = StoreClock(memory_app)
     service, model = service_with(memory_app, DailyBudgets(per_user_cost=TINY), clock=clock)
     await ask(service, author="U1", channel="C1")
     clock.at = at(spend_day(memory_app), 12)
@@ -150,7 +133,7 @@ async def test_spend_in_another_conversation_and_another_channel_counts_against_
 async def test_another_person_in_the_same_channel_is_not_stopped_by_someone_elses_budget(
     memory_app: ConversationApp,
 ) -> None:
-    clock = Clock(memory_app)
+    clock = StoreClock(memory_app)
     service, model = service_with(memory_app, DailyBudgets(per_user_cost=TINY), clock=clock)
     await ask(service, author="U1")
     clock.at = at(spend_day(memory_app), 12)
@@ -164,7 +147,7 @@ async def test_another_person_in_the_same_channel_is_not_stopped_by_someone_else
 async def test_a_reply_counts_for_the_author_of_the_message_it_answers_not_the_thread_starter(
     memory_app: ConversationApp,
 ) -> None:
-    clock = Clock(memory_app)
+    clock = StoreClock(memory_app)
     service, _ = service_with(memory_app, DailyBudgets(), clock=clock)
     await ask(service, author="U1", thread="1.0")
     await ask(service, author="U2", thread="1.0")  # a reply in the same thread
@@ -179,7 +162,7 @@ async def test_a_reply_counts_for_the_author_of_the_message_it_answers_not_the_t
 async def test_a_channel_over_its_daily_cost_stops_everyone_in_it_and_only_there(
     memory_app: ConversationApp,
 ) -> None:
-    clock = Clock(memory_app)
+    clock = StoreClock(memory_app)
     service, _ = service_with(memory_app, DailyBudgets(per_channel_cost=TINY), clock=clock)
     await ask(service, author="U1", channel="C012PROD")
     clock.at = at(spend_day(memory_app), 23, 59, 30)
@@ -198,7 +181,7 @@ async def test_a_channel_over_its_daily_cost_stops_everyone_in_it_and_only_there
 async def test_a_person_over_their_daily_tokens_is_stopped_and_told_in_tokens(
     memory_app: ConversationApp,
 ) -> None:
-    clock = Clock(memory_app)
+    clock = StoreClock(memory_app)
     service, _ = service_with(memory_app, DailyBudgets(per_user_tokens=10), clock=clock)
     await ask(service, author="U1")
     clock.at = at(spend_day(memory_app), 12)
@@ -212,7 +195,7 @@ async def test_a_person_over_their_daily_tokens_is_stopped_and_told_in_tokens(
 
 
 async def test_the_budget_resets_at_midnight_utc(memory_app: ConversationApp) -> None:
-    clock = Clock(memory_app)
+    clock = StoreClock(memory_app)
     service, model = service_with(memory_app, DailyBudgets(per_user_cost=TINY), clock=clock)
     await ask(service, author="U1")
     day = spend_day(memory_app)
@@ -230,7 +213,7 @@ async def test_the_budget_resets_at_midnight_utc(memory_app: ConversationApp) ->
 async def test_the_budget_is_checked_before_every_model_call_not_only_the_first(
     memory_app: ConversationApp,
 ) -> None:
-    clock = Clock(memory_app)
+    clock = StoreClock(memory_app)
     service, model = service_with(
         memory_app, DailyBudgets(per_user_cost=TINY), clock=clock, turns=[BLOCK, "Done."]
     )
@@ -249,7 +232,7 @@ async def test_the_budget_is_checked_before_every_model_call_not_only_the_first(
 
 
 async def test_without_budgets_the_loop_reads_no_spend(memory_app: ConversationApp) -> None:
-    service, model = service_with(memory_app, DailyBudgets(), clock=Clock(memory_app))
+    service, model = service_with(memory_app, DailyBudgets(), clock=StoreClock(memory_app))
 
     outcome = await ask(service, author="U1")
 

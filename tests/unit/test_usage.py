@@ -120,3 +120,18 @@ def test_a_database_from_before_the_ledger_gets_its_whole_history_on_the_first_r
 @pytest.mark.parametrize("by", USAGE_BY)
 def test_an_empty_log_has_no_usage(memory_app: ConversationApp, by: str) -> None:
     assert memory_app.usage(by=by) == []  # type: ignore[arg-type]
+
+
+def test_an_encrypted_store_keeps_its_ledger_too() -> None:
+    import base64
+
+    from bot.app.application import open_app
+
+    app = open_app(database_url="memory:", cipher_key=base64.b64encode(b"k" * 32).decode())
+    try:
+        spend(app, author="U1", cost=1.5)
+        rows = [(r.key, r.cost) for r in app.usage(by="user")]
+    finally:
+        app.close()
+
+    assert rows == [("slack:U1", 1.5)]
