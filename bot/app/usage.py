@@ -234,7 +234,10 @@ class UsageLog:
         with self._datastore.transaction(commit=True) as c:
             if rows:
                 c.executemany(self._sql(insert), rows)
-            c.executemany(self._sql(author), [tuple(a[k] for k in names) for a in authors])
+            # Usage rows go first, in log order, then authors by id: every catch-up takes its
+            # row locks in one global order, so two of them on PostgreSQL cannot deadlock.
+            ordered = sorted(authors, key=lambda a: str(a["conversation_id"]))
+            c.executemany(self._sql(author), [tuple(a[k] for k in names) for a in ordered])
             c.execute(self._sql(moved), (_NAME, position))
 
     # -- queries -------------------------------------------------------------------------
