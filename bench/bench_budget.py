@@ -7,7 +7,8 @@ catches the usage ledger up from the notification log (the events recorded since
 check, filtered by topic), then sums the author's and the channel's spend of the day (two
 indexed queries). So it is measured, not assumed:
 
-1. **Baseline, append**: one application command that appends one event, on a SQLite file.
+1. **Baseline, append**: one application command that appends one event, on the same SQLite
+   file, measured between the conversations below.
 2. **Baseline, loop**: whole conversations through the real runner without budgets (SQLite,
    prompt builder, scripted model, a no-op sandbox): 10 model calls and 9 blocks each. We
    report wall ms per model call.
@@ -95,15 +96,15 @@ def coords(key: str) -> Coordinates:
     return Coordinates(platform="bench", workspace="w", channel="c", thread=key)
 
 
-def baseline_append_ms(app: ConversationApp, *, appends: int) -> float:
-    """Median ms of one append command (load, trigger, save)."""
-    cid, _ = app.receive_message(coordinates=coords("base"), message_key="m", author="a", text="h")
+def baseline_appends_ms(app: ConversationApp, *, appends: int, key: str) -> list[float]:
+    """Ms of each of ``appends`` append commands (load, trigger, save) on a conversation."""
+    cid, _ = app.receive_message(coordinates=coords(key), message_key=key, author="a", text="h")
     times = []
     for _ in range(appends):
         started = time.perf_counter()
         app.record_model_failure(cid, provider="p", model="m", error="e", attempts=1)
         times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+    return times
 
 
 async def per_model_call_ms(service: OpsloopService, key: str) -> float:
@@ -164,7 +165,7 @@ def grow_ledger(app: ConversationApp, *, rows: int) -> None:
 async def measure(args: argparse.Namespace, work: Path) -> dict[str, float]:
     app = open_app(database_url=f"sqlite:///{work / 'budget.sqlite3'}")
     try:
-        append = baseline_append_ms(app, appends=200)
+        appends: list[float] = []
         plain, budgeted = service_on(app, DailyBudgets()), service_on(app, NEVER)
         check = TimedCheck()
         runner_module.over_budget = check  # type: ignore[assignment]
@@ -173,11 +174,12 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, float]:
             pair = [(plain, without), (budgeted, with_)]
             for service, times in pair if n % 2 == 0 else reversed(pair):
                 times.append(await per_model_call_ms(service, f"{len(times)}-{id(times)}"))
+            appends += baseline_appends_ms(app, appends=10, key=f"base-{n}")  # in between too
         small = read_ms(app, reads=300)
         grow_ledger(app, rows=args.ledger)
         large = read_ms(app, reads=300)
         return {
-            "append": append,
+            "append": statistics.median(appends),
             "without": statistics.median(without),
             "with": statistics.median(with_),
             "check": statistics.median(check.ms),
