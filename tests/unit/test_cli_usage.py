@@ -73,3 +73,12 @@ def test_bad_input_is_one_line_and_exit_2_never_a_traceback(
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert err.startswith("opsloop: ") and fragment in err
+
+
+def test_names_from_the_store_cannot_drive_the_terminal() -> None:
+    row = UsageRow(by="user", key="slack:\x1b]52;c;aGk=\x07U1", turns=1, input_tokens=1,
+                   output_tokens=1, cost=0.5)  # fmt: skip
+
+    text = "\n".join(usage_lines([row], by="user", since=None))
+
+    assert "\x1b" not in text and "\x07" not in text and "␛" in text
