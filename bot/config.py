@@ -7,16 +7,26 @@ instead of silently ignored. ``deploy/opsloop.example.toml`` shows every key.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from bot.errors import ConfigError
 from bot.policy.roles import unknown_roles
 from bot.tools.config import ToolsPolicy
+
+_MOUNT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # as sandbox.mounts checks it
 
 
 class _Section(BaseModel):
@@ -43,6 +53,22 @@ class BudgetsPolicy(_Section):
     per_channel_daily_cost: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # USD
 
 
+class MountDecl(_Section):
+    """One ``[sandbox.mounts.NAME]``: a host directory offered read-only at /mnt/NAME."""
+
+    path: str  # absolute; the sandbox resolves it, checks it and mounts it read-only
+    allow_users: list[str] = Field(default_factory=list)  # "U012" or "slack:U012"
+    allow_channels: list[str] = Field(default_factory=list)
+    allow_roles: list[str] = Field(default_factory=list)  # issue 12: [roles]
+
+    @field_validator("path")
+    @classmethod
+    def _plain_absolute(cls, path: str) -> str:
+        if not path.startswith("/") or ".." in path.split("/"):
+            raise PydanticCustomError("mounts", "must be an absolute path without '..'")
+        return path
+
+
 class SandboxPolicy(_Section):
     """Limits and wiring of the sandbox (see ``sandbox.limits.Limits``)."""
 
@@ -66,6 +92,20 @@ class SandboxPolicy(_Section):
     workspace_idle_hours: float = Field(default=72.0, gt=0)
     workspace_fs: Literal["auto", "image", "directory"] = "auto"  # see docs/sandbox.md
     uid_range: str = "200000-265535"  # host uids of workspaces (as root); first is scratch
+    # name -> host path, or the long form with allow_* lists; read-only at /mnt/NAME
+    mounts: dict[str, MountDecl] = Field(default_factory=dict)
+
+    @field_validator("mounts", mode="before")
+    @classmethod
+    def _mount_forms(cls, mounts: Any) -> Any:
+        if not isinstance(mounts, dict):
+            return mounts
+        for name in mounts:
+            if not isinstance(name, str) or not _MOUNT_NAME.fullmatch(name):
+                raise PydanticCustomError(
+                    "mounts", "{name} is not a simple identifier", {"name": repr(str(name)[:40])}
+                )
+        return {n: {"path": d} if isinstance(d, str) else d for n, d in mounts.items()}
 
 
 class PromptPolicy(_Section):
@@ -147,6 +187,7 @@ class Policy(_Section):
             bare = [m for m in members if ":" not in m.strip(":")]
             if bare:
                 raise _error(f"roles.{name}: {bare[0]!r}: write members as platform:id")
+        mounts = self.sandbox.mounts
         lists = {
             "approvals.approvers": self.approvals.approvers,
             "slack.allow_users": self.slack.allow_users,
@@ -156,13 +197,16 @@ class Policy(_Section):
                 for key, o in self.approvals.channels.items()
             },
             **{f"tools.{n}.allow_users": d.allow_users for n, d in self.tools.declared.items()},
+            **{f"sandbox.mounts.{n}.allow_users": d.allow_users for n, d in mounts.items()},
         }
         for where, entries in lists.items():
             if missing := unknown_roles(entries, self.roles):
                 raise _error(f"{where}: {missing[0]!r}: no such role in [roles]")
-        for n, d in self.tools.declared.items():
-            if missing := [r for r in d.allow_roles if r not in self.roles]:
-                raise _error(f"tools.{n}.allow_roles: {missing[0]!r}: no such role in [roles]")
+        role_lists = {f"tools.{n}": d.allow_roles for n, d in self.tools.declared.items()}
+        role_lists |= {f"sandbox.mounts.{n}": d.allow_roles for n, d in mounts.items()}
+        for where, names in role_lists.items():
+            if missing := [r for r in names if r not in self.roles]:
+                raise _error(f"{where}.allow_roles: {missing[0]!r}: no such role in [roles]")
         return self
 
 

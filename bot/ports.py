@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from bot.tools.values import ToolSpec
     from domain.budgets import DailySpend
     from sandbox.limits import Limits
+    from sandbox.relay import ToolRelay
     from sandbox.result import RunResult
 
 Role = Literal["system", "user", "assistant"]
@@ -100,8 +101,15 @@ class Sandbox(Protocol):
         code: str,
         limits: Limits | None = None,
         workspace: str | None = None,
+        tools: ToolRelay | None = None,
+        mounts: Sequence[str] = (),
     ) -> RunResult:
-        """Run ``code``; errors of the code are in the result, errors of the sandbox are raised."""
+        """Run ``code``; errors of the code are in the result, errors of the sandbox are raised.
+
+        ``tools`` answers the block's tool frames (one request frame -> its response frame,
+        ``sandbox.relay``); ``mounts`` names read-only mounts of the sandbox's own
+        configuration (``bot.policy.mounts.mounts_for``). ``None`` and ``()``: today's jail.
+        """
         ...
 
 
@@ -154,10 +162,14 @@ class PromptLike(Protocol):
 
 
 class PromptBuilder(Protocol):
-    """Timeline (and the tools this turn may call) -> the next prompt."""
+    """Timeline (and the tools and read-only mounts this turn may use) -> the next prompt."""
 
     def __call__(
-        self, timeline: list[dict[str, Any]], *, tools: Sequence[ToolSpec] = ()
+        self,
+        timeline: list[dict[str, Any]],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        mounts: Sequence[str] = (),
     ) -> PromptLike: ...
 
 

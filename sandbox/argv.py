@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sandbox.cgroups import CHILD_SLACK, CgroupSetup
-from sandbox.layout import JAIL_UID, JailLayout
+from sandbox.layout import JAIL_UID, Interpreter, JailLayout
 from sandbox.limits import MIB, Limits
+from sandbox.mounts import jail_path
+from sandbox.relay import JAIL_SOCKET
 
 CODE_PATH = "/opsloop/code"  # where the block's file appears inside the jail (read-only)
+TOOLS_MODULE = "/opsloop/tools.py"  # the jail's `tools` module, in runs with tools
+TOOLS_BIN = "/opsloop/bin"  # holds `tool`; first on PATH in runs with tools
+TOOLS_PYCACHE = "/opsloop/__pycache__"  # the module's bytecode (sandbox.toolclient)
+# Python flags without arguments, which may be written together (-IS).
+_PLAIN_FLAGS = frozenset("bBdEhiIOPqRsSuvVx")
 WORKSPACE = "/workspace"
 HOSTNAME = "opsloop"
 # Syscalls a block never needs and an escape often does. ERRNO(1) (EPERM) rather than KILL so a
@@ -36,6 +44,42 @@ SECCOMP_POLICY = (
 
 
 @dataclass(frozen=True)
+class ToolChannel:
+    """Host paths of a run's tool channel and its client, all in the run's scratch dir."""
+
+    socket: str  # mounted at /opsloop/tools.sock
+    module: str  # tools.py, mounted at /opsloop/tools.py
+    bin_dir: str  # holds `tool`, mounted at /opsloop/bin
+    pycache: str | None = None  # the module's bytecode, mounted at /opsloop/__pycache__
+
+
+def python_args_with_tools(args: Sequence[str]) -> tuple[str, ...]:
+    """Python's flags for a block that may ``import tools``: ``-I`` becomes ``-E -s`` and
+    ``-P`` goes, so the script's directory (``/opsloop``: read-only, only opsloop's files)
+    is ``sys.path[0]``. Flags written together (``-IS``) are taken apart first."""
+    flags: list[str] = []
+    for arg in args:
+        if len(arg) > 2 and arg[0] == "-" and set(arg[1:]) <= _PLAIN_FLAGS:
+            flags += [f"-{letter}" for letter in arg[1:]]
+        else:
+            flags.append(arg)
+    changed: list[str] = []
+    for flag in flags:
+        if flag == "-I":
+            changed += ["-E", "-s"]
+        elif flag != "-P":
+            changed.append(flag)
+    return tuple(changed)
+
+
+def jail_env(env: Sequence[tuple[str, str]], *, tools: bool) -> list[tuple[str, str]]:
+    """The jail's environment; with tools, ``/opsloop/bin`` comes first on ``PATH``."""
+    if not tools:
+        return list(env)
+    return [(k, f"{TOOLS_BIN}:{v}" if k == "PATH" else v) for k, v in env]
+
+
+@dataclass(frozen=True)
 class ScratchSpace:
     """A private tmpfs ``/workspace`` for a run without a workspace: nothing on the host."""
 
@@ -56,12 +100,18 @@ def build_argv(
     owner: tuple[int, int] = (JAIL_UID, JAIL_UID),
     memory_parent: str | None = None,
     scratch: ScratchSpace = ScratchSpace(bytes=256 * MIB, files=10_000),
+    tools: ToolChannel | None = None,
+    mounts: Sequence[tuple[str, str]] = (),
+    ro_submounts: Sequence[str] = (),
 ) -> list[str]:
     """nsjail's argv running ``code_file`` (a host path) as ``language`` under ``limits``.
 
     ``workspace_dir`` is bind-mounted at /workspace; without one, /workspace is ``scratch``.
+    ``tools`` adds the tool channel and its client under /opsloop; ``mounts`` are
+    (name, host path) pairs, each bound read-only at /mnt/NAME. ``ro_submounts`` are the
+    host's mount points below the read-only binds, bound read-only again over them.
     """
-    interpreter = layout.interpreter(language)
+    interpreter = _interpreter(layout.interpreter(language), tools=tools is not None)
     return [
         nsjail,
         "--mode",
@@ -75,8 +125,14 @@ def build_argv(
             code_file=code_file,
             workspace_dir=workspace_dir,
             scratch=scratch,
+            ro_submounts=ro_submounts,
         ),
-        *(option for key, value in layout.env for option in ("--env", f"{key}={value}")),
+        *_extra_mounts(tools=tools, mounts=mounts),
+        *(
+            option
+            for key, value in jail_env(layout.env, tools=tools is not None)
+            for option in ("--env", f"{key}={value}")
+        ),
         *_cgroup_options(
             cgroups=cgroups,
             limits=limits,
@@ -88,6 +144,30 @@ def build_argv(
         *interpreter.args,
         CODE_PATH,
     ]
+
+
+def _interpreter(interpreter: Interpreter, *, tools: bool) -> Interpreter:
+    if not tools or interpreter.language != "python":
+        return interpreter
+    return Interpreter(
+        language=interpreter.language,
+        path=interpreter.path,
+        args=python_args_with_tools(interpreter.args),
+    )
+
+
+def _extra_mounts(*, tools: ToolChannel | None, mounts: Sequence[tuple[str, str]]) -> list[str]:
+    """The operator's named mounts (read-only), and the tool channel with its client."""
+    argv: list[str] = []
+    for name, host_path in mounts:
+        argv += ["--bindmount_ro", f"{host_path}:{jail_path(name)}"]
+    if tools is not None:
+        argv += ["--bindmount_ro", f"{tools.module}:{TOOLS_MODULE}"]
+        if tools.pycache is not None:
+            argv += ["--bindmount_ro", f"{tools.pycache}:{TOOLS_PYCACHE}"]
+        argv += ["--bindmount_ro", f"{tools.bin_dir}:{TOOLS_BIN}"]
+        argv += ["--bindmount_ro", f"{tools.socket}:{JAIL_SOCKET}"]
+    return argv
 
 
 def _process_options(*, limits: Limits, owner: tuple[int, int], cgroups: CgroupSetup) -> list[str]:
@@ -131,12 +211,13 @@ def _filesystem_options(
     code_file: str,
     workspace_dir: str | None,
     scratch: ScratchSpace,
+    ro_submounts: Sequence[str] = (),
 ) -> list[str]:
     """The jail's mounts: the system read-only, /tmp, /workspace and the code file."""
     argv: list[str] = []
     for target, link in layout.symlinks:
         argv += ["--symlink", f"{target}:{link}"]
-    for path in layout.ro_binds:
+    for path in (*layout.ro_binds, *ro_submounts):  # nsjail makes only each top read-only
         argv += ["--bindmount_ro", path]
     for device in layout.devices:
         argv += ["--bindmount", device]  # rw so writing to /dev/null works; a device, not a dir

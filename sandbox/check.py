@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,15 @@ from sandbox.binary import bundled_nsjail, bundled_version, locate_nsjail
 from sandbox.cgroups import CgroupSetup, detect_cgroups
 from sandbox.errors import SandboxError
 from sandbox.images import unavailable_reason
-from sandbox.layout import LayoutOptions, discover_layout, jail_owner, unreachable_part
+from sandbox.layout import (
+    LayoutOptions,
+    discover_layout,
+    jail_owner,
+    resolve_mount,
+    unreachable_part,
+)
 from sandbox.limits import Limits
+from sandbox.mounts import jail_path
 from sandbox.uids import DEFAULT_UID_RANGE, UidRange, host_overlaps
 from sandbox.workspace import Workspaces, resolve_fs
 
@@ -47,6 +54,7 @@ class Diagnosis:
     unsafe_local: bool  # OPSLOOP_SANDBOX=unsafe-local is configured
     workspace_fs: str = ""  # how workspaces are stored and capped
     workspace_uids: str = ""  # which host uids workspaces belong to
+    mounts: dict[str, str] = field(default_factory=dict)  # jail path -> host path (read-only)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for ``--json``."""
@@ -74,8 +82,10 @@ async def diagnose(
     storage, uids = _workspace_isolation(
         workspace_fs=workspace_fs, uid_range=uid_range, problems=problems
     )
+    options = options or LayoutOptions()
+    mounts = _mounts(options, problems)
     interpreters, jails_work = await _probe(
-        path=path, cgroups=cgroups, options=options or LayoutOptions(), problems=problems
+        path=path, cgroups=cgroups, options=replace(options, mounts={}), problems=problems
     )
     return Diagnosis(
         jails_work=jails_work,
@@ -90,7 +100,19 @@ async def diagnose(
         unsafe_local=unsafe_local,
         workspace_fs=storage,
         workspace_uids=uids,
+        mounts=mounts,
     )
+
+
+def _mounts(options: LayoutOptions, problems: list[str]) -> dict[str, str]:
+    """Each configured mount that works (jail path -> host path); the others are problems."""
+    found = {}
+    for name, path in options.mounts.items():
+        try:
+            found[jail_path(name)] = resolve_mount(name, path=path)
+        except SandboxError as exc:
+            problems.append(str(exc))
+    return found
 
 
 def _host_problems(*, cgroups: CgroupSetup, workspace_root: Path | None) -> list[str]:

@@ -3,6 +3,7 @@
 Retries are limited to what cannot have run a block: failing to connect, 429 (queue full)
 and 503 (the jail could not start). A request that was sent and then lost (a dropped
 connection, a timeout, a 500) is never retried, since the block may already have run.
+A run with tools goes over a WebSocket (``sandbox.client_ws``) under the same rules.
 
 ``url`` is ``http(s)://host:port`` or ``unix:///path/to/socket`` (the service's
 ``--socket``). The result is read as bytes and parsed once, up to a bound derived from the
@@ -12,45 +13,26 @@ output cap, so a misbehaving service cannot make the bot hold more than that.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import aiohttp
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from sandbox.errors import BadRequest, OutcomeUnknown, SandboxUnavailable
+from sandbox.client_status import Retryable, refusal, retry_wait
+from sandbox.client_ws import run_over_websocket
+from sandbox.errors import OutcomeUnknown, SandboxUnavailable
 from sandbox.limits import Limits
+from sandbox.relay import ToolRelay
 from sandbox.result import RunResult
 from sandbox.wire import json_bytes
 
-MAX_RETRY_AFTER = 10.0
 # Below the service's idle deadline (30 s by default), so the client never sends a request
 # on a connection the service is closing (which would look like a lost request).
 KEEPALIVE_SECONDS = 5.0
 # A JSON string escapes a control byte as \u00XX: six bytes per byte of output, at worst.
 MAX_BYTES_PER_OUTPUT_BYTE = 6
 RESULT_SLACK_BYTES = 64 * 1024
-
-
-class _Retryable(Exception):
-    """The block did not run; trying again is safe."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def _wait(state: RetryCallState) -> float:
-    """Honour Retry-After when the service gave one, else back off exponentially."""
-    exc = state.outcome.exception() if state.outcome else None
-    if isinstance(exc, _Retryable) and exc.retry_after is not None:
-        return min(exc.retry_after, MAX_RETRY_AFTER)
-    return float(wait_exponential(multiplier=0.1, max=2.0)(state))
 
 
 class SandboxClient:
@@ -98,24 +80,47 @@ class SandboxClient:
         code: str,
         limits: Limits | None = None,
         workspace: str | None = None,
+        tools: ToolRelay | None = None,
+        mounts: Sequence[str] = (),
     ) -> RunResult:
-        """Run one block on the service; retries only what cannot have run it."""
+        """Run one block on the service; retries only what cannot have run it.
+
+        With ``tools`` the run goes over ``GET /v1/run/ws`` and each tool frame of the block
+        comes back here to be answered by ``tools``; ``mounts`` are names the service knows.
+        """
         limits = limits or self.default_limits
-        body = json_bytes(
-            {"language": language, "code": code, "limits": limits.to_dict(), "workspace": workspace}
-        )
+        request: dict[str, object] = {
+            "language": language,
+            "code": code,
+            "limits": limits.to_dict(),
+            "workspace": workspace,
+        }
+        if mounts:  # only then: a service from before mounts still takes every other request
+            request["mounts"] = list(mounts)
+        body = json_bytes(request)
         most = 2 * MAX_BYTES_PER_OUTPUT_BYTE * limits.output_bytes + RESULT_SLACK_BYTES
-        timeout = aiohttp.ClientTimeout(total=limits.wall_seconds + self.margin_seconds)
+        seconds = limits.wall_seconds + self.margin_seconds
         try:
             async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(_Retryable),
-                wait=_wait,
+                retry=retry_if_exception_type(Retryable),
+                wait=retry_wait,
                 stop=stop_after_attempt(self.attempts),
                 reraise=True,
             ):
                 with attempt:
+                    if tools is not None:
+                        session = await self._client()
+                        return await run_over_websocket(
+                            session,
+                            url=f"{self._base}/v1/run/ws",
+                            body=body,
+                            tools=tools,
+                            seconds=seconds,
+                            most=most,
+                        )
+                    timeout = aiohttp.ClientTimeout(total=seconds)
                     return await self._post(body, timeout=timeout, most=most)
-        except _Retryable as exc:
+        except Retryable as exc:
             raise SandboxUnavailable(
                 f"the sandbox service at {self.url} is unavailable after {self.attempts} "
                 f"attempts: {exc}"
@@ -133,7 +138,7 @@ class SandboxClient:
                 retry_after = response.headers.get("Retry-After")
                 raw = await _read_at_most(response, most)
         except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent
-            raise _Retryable(f"cannot connect ({exc.os_error or exc})") from None
+            raise Retryable(f"cannot connect ({exc.os_error or exc})") from None
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise OutcomeUnknown(
                 f"lost the sandbox service at {self.url} mid-request ({type(exc).__name__}); "
@@ -157,19 +162,7 @@ class SandboxClient:
             if not isinstance(payload, dict):
                 raise OutcomeUnknown("the sandbox service answered 200 without a result")
             return RunResult.from_dict(payload)
-        if status == 400:
-            raise BadRequest(error)
-        if status == 413:
-            raise BadRequest("the request is larger than the sandbox service accepts")
-        if status == 429:
-            raise _Retryable(error or "busy", _seconds(retry_after))
-        if status == 503:
-            raise _Retryable(error or "unavailable", _seconds(retry_after))
-        if status == 401:
-            raise SandboxUnavailable(
-                "the sandbox service rejected our token (check OPSLOOP_SANDBOX_TOKEN)"
-            )
-        raise OutcomeUnknown(f"the sandbox service answered {status}: {error}")
+        raise refusal(status, error=error, retry_after=retry_after)
 
 
 async def _read_at_most(response: aiohttp.ClientResponse, most: int) -> bytearray | None:
@@ -192,10 +185,3 @@ def _endpoint(url: str) -> tuple[str, str | None]:
             raise SandboxUnavailable(f"{url!r} names no socket: use unix:///path/to/socket")
         return "http://localhost", parts.path
     return url, None
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

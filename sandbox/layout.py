@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox.errors import SandboxUnavailable
+from sandbox.mounts import refuse_mounts_below, valid_name
 
 JAIL_UID = 65534
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -30,6 +31,7 @@ SYSTEM_FILES = ("/etc/ld.so.cache",)
 # pager … are dangling links, and ops scripts use awk everywhere.
 SYSTEM_ETC_DIRS = ("/etc/alternatives",)
 DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
+JAIL_OWN_DIRS = ("/tmp", "/workspace", "/opsloop", "/mnt", "/dev", "/proc")  # never the host's
 DEFAULT_PYTHON_ARGS = ("-I", "-S")
 
 
@@ -63,6 +65,7 @@ class JailLayout:
     interpreters: tuple[Interpreter, ...]
     env: tuple[tuple[str, str], ...]
     nice: int = 0  # of the jailed process; blocks are interactive, their caps bound the rest
+    mounts: tuple[tuple[str, str], ...] = ()  # (name, resolved host path): read-only at /mnt/NAME
 
     def interpreter(self, language: str) -> Interpreter:
         """The interpreter for ``language`` (the request was validated before)."""
@@ -82,6 +85,7 @@ class LayoutOptions:
     extra_mounts: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     nice: int = 0
+    mounts: Mapping[str, str] = field(default_factory=dict)  # name -> host path ([sandbox] mounts)
 
 
 def unreachable_part(path: str | os.PathLike[str]) -> str | None:
@@ -131,6 +135,29 @@ def _prefix(executable: str) -> str:
     return str(parent.parent if parent.name == "bin" else parent)
 
 
+def resolve_mount(name: str, *, path: str) -> str:
+    """The host path of the mount ``name``, resolved; ``SandboxUnavailable`` saying what is wrong.
+
+    Absolute, without ``..``, existing, reachable by the jail user, and with nothing mounted
+    below it. Symlinks in it are resolved here, on the host, once: the jail gets the real path.
+    """
+    if not valid_name(name):
+        raise SandboxUnavailable(f"mount name {name[:80]!r} is not a simple identifier")
+    if not os.path.isabs(path) or ".." in Path(path).parts:
+        raise SandboxUnavailable(f"mount {name}: {path!r} must be an absolute path without '..'")
+    real = os.path.realpath(path)
+    if not os.path.exists(real):
+        raise SandboxUnavailable(f"mount {name}: {path} does not exist")
+    blocked = unreachable_part(real)
+    if blocked:
+        raise SandboxUnavailable(
+            f"mount {name}: the jail user cannot reach {real} because {blocked} is not "
+            "searchable by others (chmod o+x it)"
+        )
+    refuse_mounts_below([(name, real)])
+    return real
+
+
 def discover_layout(options: LayoutOptions) -> JailLayout:
     """Inspect the host once and describe the jail (mounts, interpreters, environment)."""
     ro_binds: list[str] = []
@@ -145,6 +172,12 @@ def discover_layout(options: LayoutOptions) -> JailLayout:
     for mount in options.extra_mounts:
         if not os.path.isabs(mount) or not os.path.exists(mount):
             raise SandboxUnavailable(f"extra mount {mount!r} must be an existing absolute path")
+        shadowed = next((p for p in JAIL_OWN_DIRS if _under(os.path.normpath(mount), [p])), None)
+        if shadowed:
+            raise SandboxUnavailable(
+                f"extra mount {mount!r} is under {shadowed}, which the jail has its own of; "
+                "offer a path outside it"
+            )
         ro_binds.append(os.path.normpath(mount))
 
     interpreters = []
@@ -174,4 +207,7 @@ def discover_layout(options: LayoutOptions) -> JailLayout:
         interpreters=tuple(interpreters),
         env=tuple(sorted(env.items())),
         nice=options.nice,
+        mounts=tuple(
+            (name, resolve_mount(name, path=path)) for name, path in options.mounts.items()
+        ),
     )

@@ -260,6 +260,8 @@ async def _supervise(
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         readers.cancel()
+        with contextlib.suppress(BaseException):  # reaped before the caller goes on
+            await asyncio.wait_for(asyncio.shield(exited), GRACE_SECONDS)
         raise
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sandbox import tree
 from sandbox.errors import SandboxUnavailable
+from sandbox.toolclient import ClientPaths, write_client
 
 log = logging.getLogger(__name__)
 STALE_AFTER_SECONDS = 7200.0  # longer than any run can last (wall limits stop at 1 h)
@@ -110,6 +111,12 @@ class RunDir:
         link = self.path / "workspace"
         link.symlink_to(workspace)
         return link
+
+    def add_tools_client(self) -> ClientPaths:
+        """The jail's tool client (``sandbox.toolclient``), read-only, in this directory.
+        ``tools.py`` sits next to the code file, so a Python block run without ``-I`` (its
+        script's directory first on ``sys.path``) imports it, in a jail or not."""
+        return write_client(self.path)
 
     def scratch_workspace(self) -> Path:
         """A workspace on the host that lives only as long as this run (unsafe-local)."""

@@ -1,7 +1,9 @@
 """The sandbox as an HTTP service (``opsloop serve sandbox``), for dedicated sandbox hosts.
 
-``POST /v1/run`` takes ``{language, code, limits?, workspace?}`` and answers the result's
-fields as JSON; ``GET /healthz`` answers ``{"ok": true}``. The service trusts no caller:
+``POST /v1/run`` takes ``{language, code, limits?, workspace?, mounts?}`` and answers the
+result's fields as JSON; ``GET /v1/run/ws`` runs a block with tools, relaying its tool
+frames to the caller over a WebSocket (``sandbox.service_ws``); ``GET /healthz`` answers
+``{"ok": true}``. The service trusts no caller:
 
 - on TCP a bearer token is required (loopback included); on a unix socket (mode 0600) it
   is optional;
@@ -27,11 +29,12 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from sandbox.admission import RETRY_AFTER_SECONDS, Gate, Runner
+from sandbox.admission import error_response as _error
 from sandbox.errors import BadRequest, SandboxError, SandboxUnavailable
 from sandbox.http_guard import ConnectionGuard, Handler
 from sandbox.limits import Limits
@@ -45,31 +48,15 @@ from sandbox.listen import (
 )
 from sandbox.request import MAX_CODE_BYTES
 from sandbox.result import RunResult
+from sandbox.service_ws import WsSettings, make_ws_handler
 from sandbox.wire import gathered, object_pieces, parse_run_request
 
 __all__ = ["Runner", "RunningService", "ServiceOptions", "check_bind", "make_app", "serve"]
 log = logging.getLogger(__name__)
-RETRY_AFTER_SECONDS = 1
 # After refusing a body it did not read, the service reads and drops the rest this long (so
 # the caller sees the answer rather than a reset), then closes. aiohttp's default is 10 s.
 LINGER_SECONDS = 2.0
-MAX_ERROR_CHARS = 1000
 GUARD = web.AppKey("guard", ConnectionGuard)
-
-
-class Runner(Protocol):
-    """What the service serves (the in-process sandbox, or a fake in tests)."""
-
-    async def run(
-        self,
-        *,
-        language: str,
-        code: str,
-        limits: Limits | None = None,
-        workspace: str | None = None,
-    ) -> RunResult:
-        """Run one block."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -86,6 +73,15 @@ class ServiceOptions:
     idle_seconds: float = 30.0  # an authenticated connection may idle this long between requests
     send_seconds: float = 60.0  # writing a result to a slow reader
     max_connections: int = 1024  # open at once; beyond, the oldest idle ones are closed
+
+    def ws_settings(self) -> WsSettings:
+        """What ``GET /v1/run/ws`` needs of these options."""
+        return WsSettings(
+            maxima=self.maxima,
+            max_body_bytes=self.max_body_bytes,
+            body_seconds=self.body_seconds,
+            send_seconds=self.send_seconds,
+        )
 
 
 class _Refused(Exception):
@@ -108,24 +104,6 @@ class _MalformedRequests(logging.Filter):
 
 
 _MALFORMED = _MalformedRequests()
-
-
-def _error(status: int, message: str, **headers: str) -> web.Response:
-    if len(message) > MAX_ERROR_CHARS:  # messages may quote the request (a 500 KB language)
-        message = message[:MAX_ERROR_CHARS] + "…"
-    return web.json_response({"error": message}, status=status, headers=headers)
-
-
-class _Gate:
-    """Admission control: ``concurrency`` running, ``queue`` waiting, the rest refused."""
-
-    def __init__(self, *, concurrency: int, queue: int) -> None:
-        self.slots = asyncio.Semaphore(concurrency)
-        self.capacity = concurrency + queue
-        self.admitted = 0
-
-    def full(self) -> bool:
-        return self.admitted >= self.capacity
 
 
 def authenticator(token: str | None) -> Callable[[web.BaseRequest], bool]:
@@ -161,7 +139,7 @@ async def _no_tracebacks(request: web.Request, handler: Handler) -> web.StreamRe
 
 def make_app(*, runner: Runner, options: ServiceOptions) -> web.Application:
     """The aiohttp application serving ``runner``."""
-    gate = _Gate(concurrency=options.concurrency, queue=options.queue)
+    gate = Gate(concurrency=options.concurrency, queue=options.queue)
     authenticate = authenticator(options.token)
     guard = ConnectionGuard(
         authenticate=authenticate,
@@ -211,6 +189,10 @@ def make_app(*, runner: Runner, options: ServiceOptions) -> web.Application:
     app[GUARD] = guard
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/v1/run", run)
+    ws = make_ws_handler(
+        runner=runner, gate=gate, authenticate=authenticate, settings=options.ws_settings()
+    )
+    app.router.add_get("/v1/run/ws", ws)
     return app
 
 

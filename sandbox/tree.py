@@ -49,11 +49,9 @@ class Budget:
 
     def spend(self) -> bool:
         """Charge one entry; False (and ``exhausted``) once the count or the time is up."""
-        self._seen += 1
-        if self._seen > self.entries or (
-            self._seen % 128 == 0 and time.monotonic() > self._deadline
-        ):
-            self.exhausted = True
+        self._seen = seen = self._seen + 1
+        if seen & 127 == 0 or seen > self.entries:  # the clock is read every 128 entries
+            self.exhausted = seen > self.entries or time.monotonic() > self._deadline
         return not self.exhausted
 
     @property
@@ -99,16 +97,22 @@ def _open_checked(name: str, *, dir_fd: int, ident: Identity) -> int | None:
     return fd
 
 
-def _list(fd: int, budget: Budget) -> list[tuple[str, os.stat_result]]:
-    """The entries of one directory with their lstat (fewer once the budget runs out)."""
-    found = []
+def _visit(fd: int, budget: Budget, on_entry: OnEntry, device: int) -> list[tuple[str, Identity]]:
+    """Visit the entries of one directory (with their lstat) in one pass; the subdirectories
+    to descend into. Fewer once the budget runs out."""
+    subdirs = []
     with contextlib.suppress(OSError), os.scandir(fd) as entries:
         for entry in entries:
             if not budget.spend():
                 break
-            with contextlib.suppress(OSError):
-                found.append((entry.name, entry.stat(follow_symlinks=False)))
-    return found
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            descend = on_entry(fd, entry.name, info)
+            if descend and stat.S_ISDIR(info.st_mode) and info.st_dev == device:
+                subdirs.append((entry.name, (info.st_dev, info.st_ino)))
+    return subdirs
 
 
 def walk(
@@ -128,14 +132,7 @@ def walk(
             top = stack[-1]
             assert top.fd is not None  # the top of the stack always holds its fd
             if top.subdirs is None:
-                entries = _list(top.fd, budget)
-                top.subdirs = [
-                    (name, _identity(info))
-                    for name, info in entries
-                    if on_entry(top.fd, name, info)
-                    and stat.S_ISDIR(info.st_mode)
-                    and info.st_dev == root.st_dev
-                ]
+                top.subdirs = _visit(top.fd, budget, on_entry, root.st_dev)
                 if budget.exhausted:  # every entry seen so far was visited: stop here
                     return False
             if top.subdirs:

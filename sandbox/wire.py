@@ -14,8 +14,9 @@ from typing import Any
 
 from sandbox.errors import BadRequest
 from sandbox.limits import Limits, merge_requested
+from sandbox.mounts import MAX_MOUNTS
 
-FIELDS = ("language", "code", "limits", "workspace")
+FIELDS = ("language", "code", "limits", "workspace", "mounts")
 PIECE_CHARS = 16 * 1024  # characters of a long string encoded at a time (at most 96 KiB)
 WRITE_BYTES = 64 * 1024  # encoded pieces are gathered into writes of about this size
 
@@ -33,7 +34,8 @@ def parse_run_request(raw: bytes, *, limits: Limits) -> dict[str, Any]:
     """The keyword arguments of ``Sandbox.run`` from a request body.
 
     ``limits`` are the service's own: the defaults of fields a request omits and the
-    maxima of those it sets.
+    maxima of those it sets. ``mounts`` (names) is there only when the request names some;
+    whether the runner has them is its own question (``BadRequest``).
     """
     try:
         body = json.loads(raw.decode("utf-8"))
@@ -50,12 +52,22 @@ def parse_run_request(raw: bytes, *, limits: Limits) -> dict[str, Any]:
     workspace = body.get("workspace")
     if workspace is not None and not isinstance(workspace, str):
         raise BadRequest("workspace must be a string")
-    return {
+    parsed: dict[str, Any] = {
         "language": language,
         "code": code,
         "limits": merge_requested(body.get("limits"), defaults=limits),
         "workspace": workspace,
     }
+    mounts = body.get("mounts")
+    if mounts is not None and (
+        not isinstance(mounts, list)
+        or len(mounts) > MAX_MOUNTS
+        or not all(isinstance(name, str) for name in mounts)
+    ):
+        raise BadRequest(f"mounts must be a list of at most {MAX_MOUNTS} names")
+    if mounts:  # only then: a runner from before mounts still serves every other request
+        parsed["mounts"] = tuple(mounts)
+    return parsed
 
 
 def object_pieces(fields: Mapping[str, object]) -> Iterator[bytes]:

@@ -81,6 +81,7 @@ class FakeSandbox:
     snapshot: Callable[[], Any] | None = None
     hold: asyncio.Event | None = None  # when set, each run waits for it (a long block)
     ran: list[tuple[str, str, str | None]] = field(default_factory=list)
+    mounts: list[tuple[str, ...]] = field(default_factory=list)  # the mounts of each run
     snapshots: list[Any] = field(default_factory=list)
 
     async def run(
@@ -90,9 +91,12 @@ class FakeSandbox:
         code: str,
         limits: Limits | None = None,
         workspace: str | None = None,
+        tools: Any = None,
+        mounts: Sequence[str] = (),
     ) -> RunResult:
         """Record the run, wait for ``hold``, then return or raise the next canned result."""
         self.ran.append((language, code, workspace))
+        self.mounts.append(tuple(mounts))
         if self.snapshot is not None:
             self.snapshots.append(self.snapshot())
         if self.hold is not None:

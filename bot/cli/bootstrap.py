@@ -18,6 +18,7 @@ from bot.config import Policy, load_policy
 from bot.loop.runner import LoopRunner
 from bot.loop.service import OpsloopService
 from bot.policy.approvals import ApprovalPolicy
+from bot.policy.mounts import mounts_for
 from bot.ports import ChatModel, Sandbox
 from bot.prompt.builder import prompt_builder
 from bot.settings import Settings, read_settings
@@ -107,6 +108,7 @@ def build_service(
         tools=tool_registry(policy),
         approvals=ApprovalPolicy.from_policy(policy),
         budgets=daily_budgets(policy),
+        mounts_for=lambda caller: mounts_for(policy.sandbox, caller=caller),
     )
     access = {"slack": policy.slack, "discord": policy.discord}
     return OpsloopService(app=app, runner=runner, model_name=model.name, access=access)

@@ -39,7 +39,9 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
     app.add_typer(sandbox_app, name="sandbox")
     sandbox_app.command("run", help=run_help)(run)
     sandbox_app.command("check", help="Can jails run here, and which limits are enforced?")(check)
-    serve_app.command("sandbox", help="Serve the sandbox over HTTP (POST /v1/run).")(serve_sandbox)
+    serve_app.command(
+        "sandbox", help="Serve the sandbox over HTTP (POST /v1/run; GET /v1/run/ws with tools)."
+    )(serve_sandbox)
 
 
 def run(
@@ -50,6 +52,10 @@ def run(
     memory: Annotated[int | None, typer.Option(help="Memory limit in MiB.")] = None,
     workspace: Annotated[
         str | None, typer.Option(help="Keep files in this named workspace.")
+    ] = None,
+    mount: Annotated[
+        list[str] | None,
+        typer.Option("--mount", help="A [sandbox] mounts NAME, read-only at /mnt/NAME (repeat)."),
     ] = None,
 ) -> None:
     """``opsloop sandbox run``: one block, its output, and its exit status as ours."""
@@ -69,7 +75,9 @@ def run(
 
     async def go() -> RunResult:
         try:
-            return await sandbox.run(language=lang, code=code, limits=limits, workspace=workspace)
+            return await sandbox.run(
+                language=lang, code=code, limits=limits, workspace=workspace, mounts=mount or ()
+            )
         finally:
             close = getattr(sandbox, "aclose", None)
             if close is not None:
@@ -147,6 +155,8 @@ def _print_diagnosis(found: Diagnosis) -> None:
     print(f"  owners:          {found.workspace_uids}")
     for language, path in found.interpreters.items():
         print(f"{language + ':':<19}{path}")
+    for target, source in found.mounts.items():
+        print(f"mount:             {target} <- {source} (read-only)")
     if found.unsafe_local:
         print("WARNING: OPSLOOP_SANDBOX=unsafe-local: blocks run WITHOUT isolation")
     for problem in found.problems:

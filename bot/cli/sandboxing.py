@@ -42,6 +42,7 @@ def layout_options_from(policy: SandboxPolicy) -> LayoutOptions:
         extra_mounts=tuple(policy.extra_mounts),
         env=dict(policy.env),
         nice=policy.nice,
+        mounts={name: decl.path for name, decl in policy.mounts.items()},
     )
 
 

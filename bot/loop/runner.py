@@ -14,6 +14,7 @@ event loop stays free for streaming and for ``stop``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from uuid import UUID
 from bot.errors import ModelUnavailable, one_line
 from bot.loop import approval_steps
 from bot.loop.budget import over_budget
+from bot.loop.failures import INTERRUPTED_DETAIL, LoopCancelled, record_failure
 from bot.loop.safe_progress import SafeProgress
 from bot.loop.tool_calls import AppToolLog
 from bot.policy.approvals import ApprovalPolicy
@@ -31,13 +33,12 @@ from bot.ports import ChatModel, LoopApp, Progress, PromptBuilder, ProviderFailu
 from bot.surface import Outcome
 from bot.tools.broker import BlockBroker
 from bot.tools.registry import ToolRegistry
-from bot.tools.values import ToolSpec
+from bot.tools.values import Caller, ToolSpec
 from domain import steps as step_types
 from domain.budgets import DailyBudgets
 from domain.errors import DomainError
 from domain.helpers import SUPPORTED_LANGUAGES
 from domain.steps import next_step
-from sandbox.errors import OutcomeUnknown, SandboxError
 
 if TYPE_CHECKING:
     from domain.limits import LoopLimits
@@ -48,16 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-INTERRUPTED_DETAIL = (
-    "the process running this block stopped before its outcome was recorded; "
-    "it was not run again, so its effects are unknown"
-)
 RECHECK_SECONDS = 1.0  # how often to look at a block another process may still be running
-CANCELLED_BLOCK_DETAIL = "cancelled by the user while it was running; its effects are unknown"
-
-
-class _Cancelled(Exception):
-    """The user asked this loop to stop."""
 
 
 @dataclass
@@ -82,6 +74,7 @@ class LoopRunner:
     tools: ToolRegistry | None = None  # what blocks may call through their broker
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # default: never ask
     budgets: DailyBudgets = field(default_factory=DailyBudgets)  # default: unlimited
+    mounts_for: Callable[[Caller], tuple[str, ...]] = lambda _caller: ()  # [sandbox] mounts
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _locks: dict[UUID, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
@@ -127,7 +120,7 @@ class LoopRunner:
         while True:
             try:
                 outcome = await self._step(cid, progress, running)
-            except _Cancelled:
+            except LoopCancelled:
                 outcome = await self._stop(
                     cid, progress, reason="cancelled", detail="stopped by the user"
                 )
@@ -150,7 +143,7 @@ class LoopRunner:
         rules = self.approvals.rules_for(approval_steps.coordinates_of(state))
         step = next_step(state, self.limits, now=now, approvals=rules)
         if not isinstance(step, step_types.Idle) and running.cancelled:
-            raise _Cancelled
+            raise LoopCancelled
         match step:
             case step_types.Idle():
                 return Outcome(conversation_id=str(cid), answer=None, stopped_reason=None)
@@ -201,13 +194,14 @@ class LoopRunner:
                 return await self._stop(cid, progress, reason="budget", detail=over)
         timeline = await self._call(self.app.timeline, cid)
         tools = await self._tools_for(state)
-        prompt = self.build_prompt(timeline, tools=tools) if tools else self.build_prompt(timeline)
+        mounts = self.mounts_for(approval_steps.conversation_caller(state, self.approvals))
+        prompt = self.build_prompt(timeline, tools=tools, mounts=mounts)
         await progress.thinking()
         try:
             reply = await self._cancellable(
                 running, self.model.reply(prompt.messages, on_text=progress.model_text)
             )
-        except (_Cancelled, asyncio.CancelledError):
+        except (LoopCancelled, asyncio.CancelledError):
             raise
         except ModelUnavailable as exc:
             failures = tuple(f for f in exc.failures if isinstance(f, ProviderFailure))
@@ -275,18 +269,20 @@ class LoopRunner:
             reason = f"unknown language {block.language!r}; blocks run {known}"
             await self._call(self.app.refuse_block, cid, block_id=block.block_id, reason=reason)
             return
-        limits = self.sandbox_limits.to_dict() if self.sandbox_limits is not None else {}
+        limits = _as_dict(self.sandbox_limits)
         await self._call(self.app.start_block, cid, block_id=block.block_id, limits=limits)
         await progress.block_started(
             index=block.index, total=total, language=block.language, code=block.code
         )
         broker = self._broker(cid, block, state, approved=step.approved)
+        mounts = self.mounts_for(approval_steps.conversation_caller(state, self.approvals))
         try:
-            result = await self._cancellable(running, self._in_sandbox(cid, block, broker))
+            run = self._in_sandbox(cid, block, broker, mounts)
+            result = await self._cancellable(running, run)
         except BaseException as exc:
             if broker is not None:
                 await broker.settle()  # every call's outcome before the block's
-            await self._record_failure(cid, block, exc)
+            await record_failure(self.app, self._call, cid, block.block_id, exc)
             return
         if broker is not None:
             await broker.settle()
@@ -314,10 +310,13 @@ class LoopRunner:
         return BlockBroker(registry=self.tools, caller=caller, block_id=block.block_id, log=record)
 
     def _in_sandbox(
-        self, cid: UUID, block: BlockState, broker: BlockBroker | None
+        self, cid: UUID, block: BlockState, broker: BlockBroker | None, mounts: tuple[str, ...]
     ) -> Awaitable[RunResult]:
-        """The sandbox run of one block (with its broker's relay when it has tools)."""
+        """The sandbox run of one block (with its broker's relay when it has tools, and the
+        read-only mounts its caller may have)."""
         extra: dict[str, Any] = {"tools": broker.relay} if broker is not None else {}
+        if mounts:
+            extra["mounts"] = mounts
         return self.sandbox.run(
             language=block.language,
             code=block.code,
@@ -325,33 +324,6 @@ class LoopRunner:
             workspace=self.workspace_for(cid),
             **extra,
         )
-
-    async def _record_failure(self, cid: UUID, block: BlockState, exc: BaseException) -> None:
-        """Record why a started block has no result; a cancel goes on up after its record."""
-        block_id = block.block_id
-        match exc:
-            case _Cancelled():
-                await self._call(
-                    self.app.mark_block_unknown,
-                    cid,
-                    block_id=block_id,
-                    detail=CANCELLED_BLOCK_DETAIL,
-                )
-                raise exc
-            case asyncio.CancelledError():
-                raise exc
-            case OutcomeUnknown():  # lost after it may have started: never re-run it
-                detail = one_line(exc)
-                await self._call(self.app.mark_block_unknown, cid, block_id=block_id, detail=detail)
-            case SandboxError():  # the sandbox would not run it: nothing ran
-                reason = one_line(exc)
-                await self._call(self.app.refuse_block, cid, block_id=block_id, reason=reason)
-            case Exception():  # unexpected: it may have run, so its outcome is unknown
-                log.exception("sandbox raised while running %s", block_id, exc_info=exc)
-                detail = f"the sandbox failed while running it: {one_line(exc)}"
-                await self._call(self.app.mark_block_unknown, cid, block_id=block_id, detail=detail)
-            case _:
-                raise exc
 
     async def _stop(self, cid: UUID, progress: Progress, *, reason: str, detail: str) -> Outcome:
         await self._call(self.app.stop, cid, reason=reason, detail=detail)
@@ -365,14 +337,14 @@ class LoopRunner:
         if running.cancelled:
             if asyncio.iscoroutine(work):
                 work.close()
-            raise _Cancelled
+            raise LoopCancelled
         future = asyncio.ensure_future(work)
         running.current = future
         try:
             return await future
         except asyncio.CancelledError:
             if running.cancelled and not _outer_cancelling():
-                raise _Cancelled from None
+                raise LoopCancelled from None
             raise
         finally:
             running.current = None
@@ -391,3 +363,12 @@ class LoopRunner:
 def _outer_cancelling() -> bool:
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+def _as_dict(limits: object) -> dict[str, Any]:
+    if limits is None:
+        return {}
+    if dataclasses.is_dataclass(limits) and not isinstance(limits, type):
+        return dataclasses.asdict(limits)
+    dump = getattr(limits, "model_dump", None)
+    return dict(dump()) if callable(dump) else dict(vars(limits))

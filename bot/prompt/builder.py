@@ -28,11 +28,12 @@ def prompt_builder(*, policy: Policy, model_name: str) -> PromptBuilder:
     provider, _, model = model_name.partition(":")
     window = context_tokens_for(policy.prompt.context_tokens, provider=provider, model=model)
 
-    def system(tools: Sequence[ToolSpec]) -> str:
+    def system(tools: Sequence[ToolSpec], mounts: Sequence[str] = ()) -> str:
         return system_prompt(
             wall_seconds=policy.sandbox.wall_seconds,
             memory_mb=policy.sandbox.memory_mb,
             extra_mounts=tuple(policy.sandbox.extra_mounts),
+            data_mounts=mounts,
             result_chars=policy.prompt.result_chars,
             turns_per_message=policy.loop.turns_per_message,
             tools=tools,
@@ -41,12 +42,17 @@ def prompt_builder(*, policy: Policy, model_name: str) -> PromptBuilder:
 
     plain = system(())
 
-    def build(timeline: list[dict[str, Any]], *, tools: Sequence[ToolSpec] = ()) -> Any:
+    def build(
+        timeline: list[dict[str, Any]],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        mounts: Sequence[str] = (),
+    ) -> Any:
         # A retry recorded by `opsloop resume ID` repeats the user's message; the model
         # should see the conversation as it was, not the message twice.
         events = [e for e in timeline if not _is_resume_repeat(e)]
         return build_prompt(
-            system=system(tools) if tools else plain,
+            system=system(tools, mounts) if tools or mounts else plain,
             history=history_from_timeline(events),
             context_tokens=window,
             result_chars=policy.prompt.result_chars,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from domain.helpers import SUPPORTED_LANGUAGES, format_block, parse_helpers
 from domain.state import block_failed
 from domain.tokens import estimate_tokens
+from sandbox.mounts import MOUNT_ROOT
 
 if TYPE_CHECKING:
     from bot.tools.values import ToolSpec
@@ -69,6 +70,7 @@ def system_prompt(
     memory_mb: int,
     languages: Sequence[str] = SUPPORTED_LANGUAGES,
     extra_mounts: Sequence[str] = (),
+    data_mounts: Sequence[str] = (),
     result_chars: int = DEFAULT_RESULT_CHARS,
     turns_per_message: int | None = None,
     tools: Sequence[ToolSpec] = (),
@@ -88,6 +90,9 @@ def system_prompt(
         else "Only Python's standard library and the usual shell tools are installed; "
         "you cannot install packages."
     )
+    if data_mounts:
+        where = ", ".join(f"{MOUNT_ROOT}/{name}" for name in data_mounts)
+        mounts += f" Read-only data the operator offers you: {where}."
     turns = (
         f"\n- You have at most {turns_per_message} replies for each user message; answer "
         "before you run out."

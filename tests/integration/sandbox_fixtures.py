@@ -11,7 +11,6 @@ import psutil
 import pytest
 
 from sandbox.errors import SandboxError
-from sandbox.layout import jail_owner
 from sandbox.uids import UidRange
 from sandbox.workspace import DEFAULT_RANGE, Workspaces
 from tests.conftest import require_real
@@ -53,18 +52,18 @@ async def jail(workspaces: Workspaces):  # type: ignore[no-untyped-def]
 
 
 def jail_processes(marker: str) -> list[str]:
-    """Host processes of the jail's host uid whose command line carries ``marker``.
+    """Host processes whose argv[0] is ``marker``, whatever host uid they run as.
 
     The machine is shared (other jails may be running), so each test tags the processes it
-    starts (argv[0]) and looks only for those.
+    starts (argv[0]) and looks only for those. Not by uid: each workspace has a host uid of
+    its own (``[sandbox] uid_range``), and a check by one uid would pass whatever ran.
     """
-    uid = jail_owner()[0]
     found = []
-    for proc in psutil.process_iter(["uids", "cmdline"]):
+    for proc in psutil.process_iter(["cmdline"]):
         try:
-            cmdline = " ".join(proc.info["cmdline"] or [])
-            if proc.info["uids"] and proc.info["uids"].real == uid and marker in cmdline:
-                found.append(f"{proc.pid} {cmdline}")
+            cmdline = proc.info["cmdline"] or []
+            if cmdline and cmdline[0] == marker:
+                found.append(f"{proc.pid} {' '.join(cmdline)}")
         except psutil.Error:
             continue
     return found

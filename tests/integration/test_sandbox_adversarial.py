@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sqlite3
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -382,3 +383,14 @@ async def test_many_blocks_run_at_once(jail) -> None:
         *(py(jail, f"print({i} * 2)", Limits(wall_seconds=10)) for i in range(8))
     )
     assert [r.stdout for r in results] == [f"{i * 2}\n" for i in range(8)]
+
+
+def test_the_leftover_check_finds_a_tagged_process_of_any_uid() -> None:
+    tag = marker()
+    alive = subprocess.Popen([tag, "30"], executable="/bin/sleep", user=65533)
+    try:
+        assert jail_processes(tag) == [f"{alive.pid} {tag} 30"]
+    finally:
+        alive.kill()
+        alive.wait()
+    assert jail_processes(tag) == []

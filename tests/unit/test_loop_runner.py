@@ -15,7 +15,8 @@ import pytest
 
 from bot.app.application import ConversationApp
 from bot.config import Policy
-from bot.loop.runner import CANCELLED_BLOCK_DETAIL, INTERRUPTED_DETAIL, LoopRunner
+from bot.loop.failures import CANCELLED_BLOCK_DETAIL, INTERRUPTED_DETAIL
+from bot.loop.runner import LoopRunner
 from bot.prompt.builder import prompt_builder
 from bot.providers.scripted import ScriptedTurn
 from bot.surface import Coordinates

@@ -1,0 +1,62 @@
+"""Admission to the sandbox service: what it serves (``Runner``), a bounded queue before a
+concurrency limit, and the JSON error answers of both endpoints (``POST /v1/run`` and
+``GET /v1/run/ws``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol
+
+from aiohttp import web
+
+from sandbox.limits import Limits
+from sandbox.relay import ToolRelay
+from sandbox.result import RunResult
+
+RETRY_AFTER_SECONDS = 1
+MAX_ERROR_CHARS = 1000
+
+
+def error_response(status: int, message: str, **headers: str) -> web.Response:
+    """A JSON error answer; a long message (one quoting the request) is cut."""
+    return web.json_response({"error": short(message)}, status=status, headers=headers)
+
+
+def short(message: str) -> str:
+    """``message`` cut to ``MAX_ERROR_CHARS`` (messages may quote a 500 KB request)."""
+    return message[:MAX_ERROR_CHARS] + "…" if len(message) > MAX_ERROR_CHARS else message
+
+
+class Gate:
+    """Admission control: ``concurrency`` running, ``queue`` waiting, the rest refused."""
+
+    def __init__(self, *, concurrency: int, queue: int) -> None:
+        self.slots = asyncio.Semaphore(concurrency)
+        self.capacity = concurrency + queue
+        self.admitted = 0
+
+    def full(self) -> bool:
+        """Would one more request be over the queue?"""
+        return self.admitted >= self.capacity
+
+
+class Runner(Protocol):
+    """What the service serves (the in-process sandbox, or a fake in tests).
+
+    The service passes ``tools`` and ``mounts`` only when a request uses them, so a runner
+    without those parameters still serves every other request.
+    """
+
+    async def run(
+        self,
+        *,
+        language: str,
+        code: str,
+        limits: Limits | None = None,
+        workspace: str | None = None,
+        tools: ToolRelay | None = None,
+        mounts: Sequence[str] = (),
+    ) -> RunResult:
+        """Run one block."""
+        ...
