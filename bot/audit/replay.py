@@ -108,7 +108,9 @@ def _indent(text: str, prefix: str = "    ") -> Iterator[str]:
 
 def _text(items: list[dict[str, Any]]) -> Iterator[str]:
     requests: dict[str, dict[str, Any]] = {}
+    author = ""  # whose message the blocks (and their tool calls) are working on
     for e in items:
+        author = e["author"] if e["type"] == "MessageReceived" else author
         t, when = e["type"], e["timestamp"][:23].replace("T", " ")
         head = f"{when}  "
         if t.startswith("Approval"):
@@ -160,7 +162,8 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"{head}block {e['block_id']} outcome unknown: {e['detail']}"
         elif t.startswith("Tool"):
             yield from (
-                f"{head}  {line}" if i == 0 else f"    {line}" for i, line in enumerate(_tool(e))
+                f"{head}  {line}" if i == 0 else f"    {line}"
+                for i, line in enumerate(_tool(e, author))
             )
         elif t == "Answered":
             yield f"{head}answer:"
@@ -173,14 +176,17 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"{head}{t}"
 
 
-def _tool(e: dict[str, Any]) -> list[str]:
-    """A tool event as a headline and the lines of its result (nested under its block)."""
+def _tool(e: dict[str, Any], author: str) -> list[str]:
+    """A tool event as a headline and the lines of its result (nested under its block);
+    a call names the person whose message its block works on."""
     t = e["type"]
     redacted = f" (redacted: {', '.join(e['redacted'])})" if e.get("redacted") else ""
     if t == "ToolCalled":
         arguments = visible(json.dumps(e["arguments"], sort_keys=True, ensure_ascii=False))
+        who = f" for {author}" if author else ""
         return [
-            f"tool call {e['call_id']} by block {e['block_id']}: {e['tool']} {arguments}{redacted}"
+            f"tool call {e['call_id']} by block {e['block_id']}{who}: {e['tool']} "
+            f"{arguments}{redacted}"
         ]
     if t == "ToolRefused":
         return [f"tool call {e['call_id']} ({e['tool']}) refused: {e['reason']}"]
@@ -229,7 +235,9 @@ def _fence(text: str, lang: str = "") -> Iterator[str]:
 
 def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
     requests: dict[str, dict[str, Any]] = {}
+    author = ""
     for e in items:
+        author = e["author"] if e["type"] == "MessageReceived" else author
         t, when = e["type"], e["timestamp"][:19].replace("T", " ")
         if t.startswith("Approval"):
             yield f"*{_approval(e, requests)}* ({when})"
@@ -275,7 +283,7 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
         elif t == "BlockOutcomeUnknown":
             yield f"Block {e['block_id']} outcome unknown: {e['detail']}"
         elif t.startswith("Tool"):
-            first, *rest = _tool(e)
+            first, *rest = _tool(e, author)
             yield f"- {first}"
             if rest:
                 yield ""

@@ -233,7 +233,7 @@ async def test_the_replay_shows_each_call_under_its_block_in_every_format(monkey
     text = "\n".join(render(timeline, fmt="text"))
     markdown = "\n".join(render(timeline, fmt="markdown"))
     lines = list(render(timeline, fmt="json"))
-    assert 'tool call t1b1c1 by block t1b1: echo {"text": "hi"}' in text
+    assert 'tool call t1b1c1 by block t1b1 for U0ALICE: echo {"text": "hi"}' in text
     assert "tool call t1b1c1 returned 3 bytes" in text
     assert "- tool call t1b1c1 by block t1b1" in markdown
     assert any('"type":"ToolCalled"' in line for line in lines)

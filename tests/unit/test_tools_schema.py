@@ -34,9 +34,18 @@ def refused(arguments: dict[str, Any], schema: dict[str, Any] = SEARCH) -> str:
     return str(caught.value)
 
 
+def passes(schema: dict[str, Any], arguments: dict[str, Any]) -> bool:
+    """Whether ``check_schema`` lets ``arguments`` through."""
+    try:
+        check_schema(schema, arguments)
+    except BadArguments:
+        return False
+    return True
+
+
 def test_arguments_that_fit_the_schema_pass() -> None:
-    check_schema(SEARCH, {"query": "disk full", "limit": 5, "tags": ["a"], "mode": "fast"})
-    check_schema(SEARCH, {"query": "x", "filter": {"since": None}})
+    assert passes(SEARCH, {"query": "disk full", "limit": 5, "tags": ["a"], "mode": "fast"})
+    assert passes(SEARCH, {"query": "x", "filter": {"since": None}})
 
 
 def test_each_broken_rule_names_the_argument() -> None:
@@ -61,8 +70,8 @@ def test_each_broken_rule_names_the_argument() -> None:
 
 
 def test_additional_properties_are_allowed_when_the_schema_says_so() -> None:
-    check_schema({**SEARCH, "additionalProperties": True}, {"query": "x", "other": 1})
-    check_schema({"type": "object"}, {"anything": [1, 2]})
+    assert passes({**SEARCH, "additionalProperties": True}, {"query": "x", "other": 1})
+    assert passes({"type": "object"}, {"anything": [1, 2]})
 
 
 @given(value=st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False), st.text()))
@@ -80,4 +89,4 @@ def test_a_keyword_outside_the_subset_is_left_to_the_server() -> None:
         "type": "object",
         "properties": {"x": {"anyOf": [{"type": "string"}], "format": "email"}},
     }
-    check_schema(schema, {"x": 42})
+    assert passes(schema, {"x": 42})
