@@ -294,6 +294,17 @@ class ChatService(Protocol):
         """Conversations whose loop was interrupted (process killed), to resume at start-up."""
         ...
 
+    async def pending_approvals(self) -> list[ApprovalRequest]:
+        """Approval requests still waiting, from the log (a terminal asks about its own)."""
+        ...
+
+    async def watch_approvals(
+        self, *, platform: str | None, progress_for: Callable[[str, Coordinates], Progress]
+    ) -> None:
+        """Forever: run the loop of each conversation whose request expired, on time (a surface
+        starts this beside its listener and cancels it when it stops)."""
+        ...
+
 
 class CommandTarget(Protocol):
     """What the thread commands (``bot.loop.commands``) act on: the service, or a fake."""

@@ -45,9 +45,10 @@ async def connected(
     rate_limit_first_post: bool = False,
     forbid_threads: bool = False,
     sharded: bool = False,
+    standin_class: type[DiscordStandIn] = DiscordStandIn,
 ) -> AsyncIterator[Running]:
     """Start the stand-in, point discord.py at it, and run an opsloop client until READY."""
-    standin = DiscordStandIn(
+    standin = standin_class(
         guilds=guilds or [],
         rate_limit_first_post=rate_limit_first_post,
         forbid_threads=forbid_threads,

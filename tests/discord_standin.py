@@ -147,6 +147,8 @@ class Sent:
     content: str
     files: dict[str, bytes]
     allowed_mentions: dict[str, Any] | None = None  # as sent; None when the payload had none
+    message_id: str = ""
+    components: list[dict[str, Any]] = field(default_factory=list)  # buttons, as sent
 
 
 @dataclass
@@ -196,11 +198,15 @@ class DiscordStandIn:
         app.router.add_post(
             f"{api}/channels/{{channel}}/messages/{{message}}/threads", self._thread
         )
+        self._routes(app, api)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def _routes(self, app: web.Application, api: str) -> None:
+        """More routes, for a stand-in that plays more of Discord."""
 
     async def close(self) -> None:
         if self._ws is not None:
@@ -335,15 +341,14 @@ class DiscordStandIn:
                     files[part.filename or ""] = bytes(await part.read())  # type: ignore[union-attr]
         else:
             payload = await request.json()
-        content = payload.get("content") or ""
-        mentions = payload.get("allowed_mentions")
+        content, mentions = payload.get("content") or "", payload.get("allowed_mentions")
+        sent = message_payload(channel_id=channel, author_id=BOT_ID, content=content, bot=True)
+        sent["components"] = payload.get("components") or []
         self.sent.append(
-            Sent(channel_id=channel, content=content, files=files, allowed_mentions=mentions)
+            Sent(channel, content, files, mentions, sent["id"], components=sent["components"])
         )
         await self._changed_now()
-        return _json(
-            message_payload(channel_id=channel, author_id=BOT_ID, content=content, bot=True)
-        )
+        return _json(sent)
 
     async def _typing(self, request: web.Request) -> web.Response:
         self.typings.append(request.match_info["channel"])

@@ -28,6 +28,7 @@ from bot.loop.decisions import NOTHING_WAITING
 from bot.policy.access import refusal
 from bot.ports import Progress
 from bot.surface import (
+    ApprovalRequest,
     Command,
     CommandReply,
     Coordinates,
@@ -70,6 +71,7 @@ class FakeChatService:
     stops: list[str] = field(default_factory=list)
     renewed: list[Coordinates] = field(default_factory=list)
     interrupted_list: list[tuple[str, Coordinates]] = field(default_factory=list)
+    watching: list[str | None] = field(default_factory=list)  # watch_approvals' platforms
     _keys: set[str] = field(default_factory=set)
     _generation: dict[Coordinates, int] = field(default_factory=dict)
     _messages: dict[str, list[Incoming]] = field(default_factory=dict)
@@ -237,3 +239,14 @@ class FakeChatService:
         found = [(c, k) for c, k in self.interrupted_list if platform in (None, k.platform)]
         self.interrupted_list = [(c, k) for c, k in self.interrupted_list if (c, k) not in found]
         return found
+
+    async def pending_approvals(self) -> list[ApprovalRequest]:
+        """This fake never asks for approval."""
+        return []
+
+    async def watch_approvals(
+        self, *, platform: str | None, progress_for: Callable[[str, Coordinates], Progress]
+    ) -> None:
+        """Nothing ever expires here: wait until cancelled, as the real watcher does."""
+        self.watching.append(platform)
+        await asyncio.Event().wait()

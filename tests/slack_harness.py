@@ -39,10 +39,16 @@ async def running_bot(
     slack: SlackStandIn | None = None,
     pacer_interval: float = 0.05,
     status_interval: float = 0.05,
+    watch: bool = False,
 ) -> AsyncIterator[Bot]:
-    """The bot in HTTP mode with short pacing, so tests stay quick."""
+    """The bot in HTTP mode with short pacing, so tests stay quick.
+
+    A stand-in that is already running is left running (a restart test gives the next bot
+    the same Slack); ``watch`` starts the approval watcher, as ``serve_http`` does."""
     slack = slack or SlackStandIn()
-    await slack.start()
+    owned = slack.port == 0
+    if owned:
+        await slack.start()
     client = build_client(token="xoxb-test", base_url=slack.base_url)
     surface = SlackSurface(
         service=service,
@@ -53,6 +59,8 @@ async def running_bot(
     )
     port = free_port()
     runner = await start_http(surface, host="127.0.0.1", port=port)
+    if watch:
+        surface.watch_approvals()
     url = f"http://127.0.0.1:{port}{EVENTS_PATH}"
     try:
         async with EventSender(url=url, secret=SECRET) as events:
@@ -61,4 +69,5 @@ async def running_bot(
         await surface.close(grace=2.0)
         await runner.cleanup()
         await client.session.close() if client.session else None
-        await slack.stop()
+        if owned:
+            await slack.stop()

@@ -1,8 +1,9 @@
 """A real local HTTP server that plays Slack's Web API, and signed Events API requests.
 
 The stand-in answers ``auth.test``, ``chat.postMessage``, ``chat.update``,
-``reactions.add``, files upload v2 (``files.getUploadURLExternal``, the upload URL itself,
-``files.completeUploadExternal``), ``chat.startStream/appendStream/stopStream`` and
+``chat.postEphemeral``, ``reactions.add``, files upload v2 (``files.getUploadURLExternal``,
+the upload URL itself, ``files.completeUploadExternal``),
+``chat.startStream/appendStream/stopStream`` and
 ``assistant.threads.setStatus``; it records every call and can answer a method with 429
 and ``Retry-After`` a given number of times. Shared by the integration, e2e and bench code.
 """
@@ -219,6 +220,8 @@ class SlackStandIn:
             return {"ok": True, "url": f"ws://{request.host}/socket"}
         if method == "reactions.add":
             return {"ok": True}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": self._next_ts()}
         if method == "assistant.threads.setStatus":
             return {"ok": True} if self.assistant_status else {"ok": False, "error": "not_allowed"}
         if method == "files.getUploadURLExternal":

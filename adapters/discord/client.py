@@ -48,12 +48,24 @@ class _Handlers:
             return
         await self.surface.handle(message, me=me.id)
 
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Every INTERACTION_CREATE: clicks on the Approve and Deny buttons."""
+        if interaction.type is discord.InteractionType.component:
+            await self.surface.click(interaction)
+
     async def on_ready(self) -> None:
-        """Resume interrupted loops once per process (READY repeats after a new session)."""
+        """Resume interrupted loops and start the approval watcher, once per process (READY
+        repeats after a new session)."""
         log.info("connected to Discord as %s", self.user)  # type: ignore[attr-defined]
         if self.resume_at_ready and not self._resumed_once:
             self._resumed_once = True
             await self.surface.resume_interrupted(self)  # type: ignore[arg-type]
+        self.surface.watch_approvals(self)  # type: ignore[arg-type]  # once: it checks
+
+    async def close(self) -> None:
+        """Stop the approval watcher, then disconnect."""
+        await self.surface.stop_watching()
+        await super().close()  # type: ignore[misc]
 
 
 class OpsloopClient(_Handlers, discord.Client):

@@ -1,4 +1,4 @@
-"""Discord message -> command or ``Incoming`` (pure).
+"""Discord message -> command or ``Incoming``, and button click -> ``Decision`` (pure).
 
 The glue turns a ``discord.Message`` into ``MessageFacts`` (plain values) and this module
 decides what it means: nothing for opsloop (``Ignore``), one of the thread commands
@@ -17,7 +17,9 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from adapters.discord.outbound import APPROVE_PREFIX, DENY_PREFIX
 from bot.surface import Command, Coordinates, Incoming, parse_command
+from bot.surface import Decision as ApprovalDecision
 
 PLATFORM = "discord"
 
@@ -92,3 +94,38 @@ def decide(facts: MessageFacts, *, me: str, mention_guilds: Collection[str]) -> 
     if name is not None:
         return Command(name=name, incoming=incoming)
     return Ask(incoming=incoming, start_thread=start_thread)
+
+
+@dataclass(frozen=True)
+class ClickFacts:
+    """What opsloop needs to know about one button click (a component interaction)."""
+
+    custom_id: str
+    user_id: str
+    guild_id: str | None  # None in a DM
+    channel_id: str  # the thread's id when the button is in a thread
+    parent_id: str | None  # the thread's parent channel, else None
+
+
+def click_decision(facts: ClickFacts) -> ApprovalDecision | Ignore:
+    """What a click on ``opsloop_approve:<id>`` / ``opsloop_deny:<id>`` asks for.
+
+    The coordinates are the message path's for the channel the button is in: a DM, or a
+    server thread under its parent channel. So a click decides only a request of the
+    conversation in that DM or thread; whether the clicker may decide is the service's call.
+    """
+    approve = facts.custom_id.startswith(APPROVE_PREFIX)
+    if not approve and not facts.custom_id.startswith(DENY_PREFIX):
+        return Ignore(f"not an approval button: {facts.custom_id[:100]!r}")
+    request_id = facts.custom_id.partition(":")[2]
+    if not request_id or not facts.user_id:
+        return Ignore("an approval click without a request or a user")
+    if facts.guild_id is None:
+        where = Coordinates(PLATFORM, "", facts.channel_id, facts.channel_id)
+    elif facts.parent_id is not None:
+        where = Coordinates(PLATFORM, facts.guild_id, facts.parent_id, facts.channel_id)
+    else:  # opsloop's requests live in DMs and threads: none can be waiting here
+        where = Coordinates(PLATFORM, facts.guild_id, facts.channel_id, facts.channel_id)
+    return ApprovalDecision(
+        coordinates=where, by=facts.user_id, approve=approve, request_id=request_id
+    )

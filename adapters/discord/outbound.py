@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, assert_never
 
 from adapters.discord.chunking import DISCORD_LIMIT, split_message
-from bot.surface import ApprovalRequest, CommandName, CommandReply, Totals
+from bot.surface import ApprovalRequest, CommandName, CommandReply, DecisionReply, Totals
 
 if TYPE_CHECKING:
     from sandbox.result import RunResult
@@ -159,6 +159,36 @@ def render_approval(request: ApprovalRequest) -> tuple[Outgoing, ApprovalButtons
         approve_id=APPROVE_PREFIX + request.request_id, deny_id=DENY_PREFIX + request.request_id
     )
     return Outgoing(text=text, files=files), buttons
+
+
+APPROVERS_LINE = "Approvers: "  # how render_approval's last line begins
+
+
+def settled_content(content: str, reply: DecisionReply) -> str | None:
+    """The approval message once a click settled its request: the code stays, the how-to-
+    decide line becomes who decided (the buttons go with the edit); None to leave it."""
+    match reply.status:
+        case "granted":
+            line = f"✅ approved by <@{reply.by}>"
+        case "denied":
+            line = f"⛔ denied by <@{reply.by}>"
+        case "expired":
+            line = "⌛ expired: nobody decided in time, so the block was not run"
+        case "decided" | "not_approver" | "none":
+            return None
+        case _:
+            assert_never(reply.status)
+    head, _, last = content.rpartition("\n")
+    kept = head if last.startswith(APPROVERS_LINE) else content
+    return f"{kept[: DISCORD_LIMIT - len(line) - 1]}\n{line}"
+
+
+def click_reply(reply: DecisionReply) -> str:
+    """The one line only the clicker sees when a click changed nothing."""
+    text = reply.detail
+    if reply.by and text.endswith(f" by {reply.by}"):  # "already approved by 4242"
+        text = text.removesuffix(reply.by) + f"<@{reply.by}>"
+    return text
 
 
 def _extension(language: str) -> str:

@@ -17,12 +17,25 @@ from typing import Any, assert_never
 
 import discord
 
-from adapters.discord.inbound import Ask, Ignore, MessageFacts, decide
-from adapters.discord.outbound import ApprovalButtons, Outgoing, command_message
+from adapters.discord.inbound import (
+    Ask,
+    ClickFacts,
+    Ignore,
+    MessageFacts,
+    click_decision,
+    decide,
+)
+from adapters.discord.outbound import (
+    ApprovalButtons,
+    Outgoing,
+    click_reply,
+    command_message,
+    settled_content,
+)
 from adapters.discord.progress import DiscordProgress, TypingKeeper
 from bot.errors import OpsloopError, one_line
 from bot.ports import ChatService
-from bot.surface import Command, Outcome
+from bot.surface import Command, Coordinates, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +73,10 @@ class ChannelPoster:
         """Send the approval message with its two buttons (handled by custom_id, so they
         keep working after a restart)."""
         view = discord.ui.View(timeout=None)
+        # Clicks are handled by custom_id (``DiscordSurface.click``), so discord.py need not
+        # keep a view per approval message for the life of the process: a stopped view is
+        # sent as components and never stored.
+        view.stop()
         view.add_item(
             discord.ui.Button(
                 label="Approve", style=discord.ButtonStyle.success, custom_id=buttons.approve_id
@@ -96,6 +113,20 @@ def facts_of(message: discord.Message, *, me: int) -> MessageFacts:
     )
 
 
+def click_facts_of(interaction: discord.Interaction) -> ClickFacts:
+    """The plain values of a component interaction that ``inbound.click_decision`` needs."""
+    data: Any = interaction.data or {}
+    channel = interaction.channel
+    parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
+    return ClickFacts(
+        custom_id=str(data.get("custom_id") or ""),
+        user_id=str(interaction.user.id) if interaction.user else "",
+        guild_id=None if interaction.guild_id is None else str(interaction.guild_id),
+        channel_id=str(interaction.channel_id or ""),
+        parent_id=None if parent_id is None else str(parent_id),
+    )
+
+
 class DiscordSurface:
     """Handles Discord messages for one bot user against a ``ChatService``."""
 
@@ -113,6 +144,7 @@ class DiscordSurface:
         self._slots = asyncio.Semaphore(max_loops)
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
+        self._watcher: asyncio.Task[None] | None = None
         self.handled = 0  # messages fully handled (tests and the benchmark wait on it)
 
     async def handle(self, message: discord.Message, *, me: int) -> None:
@@ -153,6 +185,36 @@ class DiscordSurface:
         if reply.refused:
             await _react(message, REACT_REFUSED)
         await ChannelPoster(message.channel).post(command_message(reply))
+        decision = reply.decision
+        if decision is not None and decision.resumes and decision.conversation_id:
+            await self.run_loop(decision.conversation_id, message.channel)  # as after a click
+
+    async def click(self, interaction: discord.Interaction) -> None:
+        """Approve or Deny: deferred first (Discord's 3 s), decided by the service, then the
+        message shows who decided and the loop runs on, or only the clicker hears why not."""
+        decision = click_decision(click_facts_of(interaction))
+        if isinstance(decision, Ignore):
+            log.debug("ignored interaction %s: %s", interaction.id, decision.reason)
+            return
+        await interaction.response.defer()
+        try:
+            reply = await self.service.decide(decision)
+        except Exception as exc:  # nothing recorded: the button is still there to click again
+            log.exception("approval click %s failed", interaction.id)
+            text = f"Your decision was not recorded ({one_line(exc)}); please click again."
+            await _followup(interaction, text)
+            return
+        content = settled_content(interaction.message.content if interaction.message else "", reply)
+        if content is not None:
+            try:
+                await interaction.edit_original_response(content=content, view=None)
+            except discord.HTTPException as exc:
+                log.warning("could not update approval message of %s: %s", interaction.id, exc)
+        if reply.resumes and reply.conversation_id:
+            channel = interaction.client.get_partial_messageable(int(decision.coordinates.thread))
+            await self.run_loop(reply.conversation_id, channel)
+        else:
+            await _followup(interaction, click_reply(reply))
 
     async def _ask(self, message: discord.Message, decision: Ask) -> None:
         try:
@@ -175,7 +237,8 @@ class DiscordSurface:
         if decision.start_thread:
             channel = await _thread_for(message, decision.incoming.text)
         outcome = await self.run_loop(receipt.conversation_id, channel)
-        await _react(message, _end_reaction(outcome))
+        if outcome is None or outcome.awaiting is None:  # paused for an approver: not done
+            await _react(message, _end_reaction(outcome))
 
     async def run_loop(
         self, conversation_id: str, channel: discord.abc.Messageable
@@ -217,6 +280,31 @@ class DiscordSurface:
         except discord.HTTPException as exc:  # e.g. the DM was closed or the thread deleted
             log.warning("could not resume %s in its channel: %s", conversation_id, exc)
 
+    def watch_approvals(self, client: discord.Client) -> None:
+        """Start expiring approval requests on time (``stop_watching`` ends it); the client
+        starts it once connected, beside resuming interrupted loops."""
+        if self._watcher is not None:
+            return
+
+        def progress_for(_cid: str, coordinates: Coordinates) -> DiscordProgress:
+            channel = client.get_partial_messageable(int(coordinates.thread))
+            return DiscordProgress(ChannelPoster(channel))
+
+        work = self.service.watch_approvals(platform="discord", progress_for=progress_for)
+        self._watcher = asyncio.ensure_future(work)
+
+    @property
+    def watching(self) -> bool:
+        """Whether the approval watcher runs."""
+        return self._watcher is not None and not self._watcher.done()
+
+    async def stop_watching(self) -> None:
+        """Stop the approval watcher (the next process's expires what is left, on time)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+
     async def wait_background(self) -> None:
         """Wait for resumed loops (tests and benchmarks)."""
         while self._background:
@@ -239,6 +327,14 @@ async def _thread_for(message: discord.Message, text: str) -> discord.abc.Messag
     except discord.HTTPException as exc:  # e.g. no Create Public Threads permission
         log.warning("could not open a thread on %s (%s); answering in the channel", message.id, exc)
         return message.channel
+
+
+async def _followup(interaction: discord.Interaction, text: str) -> None:
+    """One line only the clicker sees."""
+    try:
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=_NO_MENTIONS)
+    except discord.HTTPException as exc:
+        log.warning("could not answer interaction %s: %s", interaction.id, exc)
 
 
 async def _react(message: discord.Message, emoji: str) -> None:

@@ -7,6 +7,11 @@ Bolt acks Events API requests before the listener even starts, and a crash betwe
 two would lose the message). The listener itself only records and spawns, so Slack's
 3-second deadline holds however slow the model is. A redelivery is answered by the
 receipt's ``duplicate`` status: nothing visible happens and no second loop starts.
+
+A click on an approval button is the other way round: acknowledged at once, then decided in
+the background (``adapters.slack.approvals``); a lost click costs a second click, while a
+decision that outlived Slack's 3 seconds would show the clicker an error for a click that
+counted.
 """
 
 from __future__ import annotations
@@ -27,7 +32,15 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import outbound
-from adapters.slack.inbound import EventKind, Ignored, Inbound, inbound_from_event
+from adapters.slack.approvals import ApprovalClicks, ApprovalMessages
+from adapters.slack.inbound import (
+    Click,
+    EventKind,
+    Ignored,
+    Inbound,
+    click_from_action,
+    inbound_from_event,
+)
 from adapters.slack.pacer import ChannelPacer
 from adapters.slack.progress import SlackProgress
 from adapters.slack.thread import Capabilities, Thread
@@ -80,6 +93,13 @@ class SlackSurface:
         )
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
+        self.app.action(outbound.APPROVE_ACTION)(self._on_click)
+        self.app.action(outbound.DENY_ACTION)(self._on_click)
+        self.approvals = ApprovalMessages()
+        self.clicks = ApprovalClicks(
+            service=service, client=client, messages=self.approvals, resume=self._after_click
+        )
+        self._watcher: asyncio.Task[None] | None = None
 
     # -- acknowledgements first ---------------------------------------------------------------
 
@@ -121,6 +141,18 @@ class SlackSurface:
     ) -> None:
         with self._acking():
             await self._handle(body=body, event=event, kind="message", context=context, ack=ack)
+
+    async def _on_click(
+        self, body: dict[str, Any], context: AsyncBoltContext, ack: AsyncAck
+    ) -> None:
+        """Approve or Deny: acknowledged first, decided and shown in the background."""
+        with self._acking():
+            await ack()
+            click = click_from_action(body, team_id=context.team_id or "")
+            if isinstance(click, Ignored):
+                log.info("ignored a slack click: %s", click.reason)
+                return
+            self._spawn(self.clicks.handle(click))
 
     async def _handle(
         self,
@@ -202,7 +234,23 @@ class SlackSurface:
             capabilities=self.capabilities,
             thread=thread,
             status_interval=self._status_interval,
+            approvals=self.approvals,
         )
+
+    def _progress_in(self, coordinates: Coordinates, *, user: str = "") -> SlackProgress:
+        """Progress in a conversation's thread when no message of it is at hand (a click, a
+        restart, an expiry): reactions go on the thread's first message."""
+        c = coordinates
+        thread = Thread(
+            team=c.workspace, channel=c.channel, thread_ts=c.thread, message_ts=c.thread, user=user
+        )
+        return self._progress_at(thread)
+
+    def _after_click(self, conversation_id: str, click: Click) -> None:
+        """A recorded decision: the loop runs on in the thread, as after a message."""
+        coordinates = click.decision.coordinates
+        self._remember(self._threads, coordinates)
+        self._kick(conversation_id, self._progress_in(coordinates, user=click.decision.by))
 
     async def _in_thread(self, coordinates: Coordinates) -> bool:
         """Whether the bot takes part in this thread (a conversation has messages there)."""
@@ -243,6 +291,8 @@ class SlackSurface:
                     if not progress.finished:
                         await progress.failed()
                     continue
+                if outcome.awaiting is not None:
+                    continue  # paused for an approver: neither done nor failed
                 if not progress.finished and outcome.stopped_reason is None:
                     # Nothing left to do: the run before this one already answered the
                     # message (it arrived while that run was going), so mark it done too.
@@ -252,6 +302,7 @@ class SlackSurface:
 
     async def _command(self, inbound: Inbound) -> None:
         assert inbound.command is not None
+        decision = None
         try:
             reply = await self.service.handle(Command(inbound.command, inbound.incoming))
         except OpsloopError as exc:  # its text may name the database: keep it in the log
@@ -263,8 +314,13 @@ class SlackSurface:
         else:
             if reply.duplicate:
                 return
-            text = outbound.command_text(reply)
-        await self._progress(inbound).post_text(text)
+            text, decision = outbound.command_text(reply), reply.decision
+        progress = self._progress(inbound)
+        await progress.post_text(text)
+        if decision is not None and decision.resumes and decision.conversation_id:
+            # approve/deny typed in the thread: as a click, the buttons go and the loop runs on
+            await self.clicks.settled_elsewhere(decision)
+            self._kick(decision.conversation_id, progress)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -272,17 +328,26 @@ class SlackSurface:
         """Restart the loops a killed process left running; returns how many."""
         pairs = await self.service.interrupted(platform="slack")
         for conversation_id, c in pairs:
-            thread = Thread(
-                team=c.workspace,
-                channel=c.channel,
-                thread_ts=c.thread,
-                message_ts=c.thread,
-                user="",
-            )
-            progress = self._progress_at(thread)
             self._remember(self._threads, c)
-            self._spawn(self._resume(conversation_id, progress))
+            self._spawn(self._resume(conversation_id, self._progress_in(c)))
         return len(pairs)
+
+    def watch_approvals(self) -> None:
+        """Start expiring approval requests on time (``close`` stops it); the servers start it
+        beside the listener, after ``resume_interrupted``."""
+        if self._watcher is None:
+            work = self.service.watch_approvals(platform="slack", progress_for=self._expiring)
+            self._watcher = asyncio.ensure_future(work)
+
+    @property
+    def watching(self) -> bool:
+        """Whether the approval watcher runs."""
+        return self._watcher is not None and not self._watcher.done()
+
+    def _expiring(self, conversation_id: str, coordinates: Coordinates) -> SlackProgress:
+        """The progress of a loop the watcher runs because its request expired."""
+        self._spawn(self.clicks.expired_in(conversation_id))
+        return self._progress_in(coordinates)
 
     async def _resume(self, conversation_id: str, progress: SlackProgress) -> None:
         await progress.post_text(outbound.RESUMED_TEXT)
@@ -295,6 +360,10 @@ class SlackSurface:
 
     async def close(self, *, grace: float = 5.0) -> None:
         """Give running work ``grace`` seconds, then cancel it (the log lets it resume later)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:  # the next process's watcher expires what is left
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
         if self._tasks:
             _, pending = await asyncio.wait(list(self._tasks), timeout=grace)
             for task in pending:

@@ -1,4 +1,5 @@
-"""Slack events in: a platform event becomes an ``Incoming`` message or a thread command.
+"""Slack events in: a platform event becomes an ``Incoming`` message or a thread command, and a
+click on an approval message's button becomes a ``Decision``.
 
 Pure functions, no I/O. The message key is the Slack message's own identity
 (``channel/ts``) rather than the envelope's ``event_id``: a redelivery keeps both, but a
@@ -13,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.surface import CommandName, Coordinates, Incoming, parse_command
+from adapters.slack.outbound import APPROVE_ACTION, DENY_ACTION
+from bot.surface import CommandName, Coordinates, Decision, Incoming, parse_command
 
 EventKind = Literal["mention", "message"]
 # Subtypes that are still a person writing to us; every other subtype (edits, deletes,
@@ -103,4 +105,59 @@ def inbound_from_event(
         thread_ts=thread_ts,
         message_ts=ts,
         needs_thread_check=needs_check,
+    )
+
+
+@dataclass(frozen=True)
+class Click:
+    """A click on an approval message's Approve or Deny button, and where that message is."""
+
+    decision: Decision
+    channel: str
+    thread_ts: str  # the conversation's thread, as the message path keys it
+    message_ts: str  # the approval message itself (updated in place)
+    blocks: tuple[dict[str, Any], ...]  # its blocks as Slack shows them (the code is kept)
+
+
+def click_from_action(body: Mapping[str, Any], *, team_id: str = "") -> Click | Ignored:
+    """Translate a ``block_actions`` payload (a click on ``opsloop_approve``/``opsloop_deny``).
+
+    The coordinates are the message path's: the team, the channel, and the thread the clicked
+    message sits in (its ``thread_ts``; a message outside a thread is its own). So a click
+    decides only a request of the conversation in that very thread: a payload carrying
+    another thread's request id finds nothing there. Who clicked is the payload's user, which
+    Slack signs; whether they may approve is the service's decision."""
+    actions = body.get("actions") or [{}]
+    action = actions[0] if isinstance(actions[0], Mapping) else {}
+    action_id = str(action.get("action_id") or "")
+    if action_id not in (APPROVE_ACTION, DENY_ACTION):
+        return Ignored(f"not an approval button: {action_id!r}")
+    user = str((body.get("user") or {}).get("id") or "")
+    request_id = str(action.get("value") or "")
+    message = body.get("message") or {}
+    container = body.get("container") or {}
+    channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
+    message_ts = str(container.get("message_ts") or message.get("ts") or "")
+    if not user or not request_id or not channel or not message_ts:
+        return Ignored("a click without a user, a request, a channel or a message")
+    if container.get("is_ephemeral"):
+        return Ignored("a click on an ephemeral message")
+    thread_ts = str(message.get("thread_ts") or container.get("thread_ts") or message_ts)
+    team = str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or "")
+    coordinates = Coordinates(
+        platform="slack", workspace=team or team_id, channel=channel, thread=thread_ts
+    )
+    decision = Decision(
+        coordinates=coordinates,
+        by=user,
+        approve=action_id == APPROVE_ACTION,
+        request_id=request_id,
+    )
+    blocks = tuple(b for b in message.get("blocks") or () if isinstance(b, Mapping))
+    return Click(
+        decision=decision,
+        channel=channel,
+        thread_ts=thread_ts,
+        message_ts=message_ts,
+        blocks=tuple(dict(b) for b in blocks),
     )

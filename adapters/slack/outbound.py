@@ -14,10 +14,11 @@ split an entity.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, assert_never
 
-from bot.surface import ApprovalRequest, CommandName, CommandReply, Totals, failed
+from bot.surface import ApprovalRequest, CommandName, CommandReply, DecisionReply, Totals, failed
 
 if TYPE_CHECKING:
     from sandbox.result import RunResult
@@ -187,18 +188,62 @@ def approval_message(request: ApprovalRequest) -> SlackMessage:
         _button("Approve", APPROVE_ACTION, request.request_id, style="primary"),
         _button("Deny", DENY_ACTION, request.request_id, style="danger"),
     ]
+    note = _context(
+        f"Approvers: {approvers} · expires <!date^{expires}^{{time}}|at {expires}> · "
+        "or reply `approve` / `deny <reason>` in this thread"
+        + (" · the whole code is attached" if uploads else "")
+    )
     blocks: list[Block] = [
         _section(headline),
         _section(_fence(clip(shown, SECTION_LIMIT - _FENCE_OVERHEAD))),
-        _context(
-            f"Approvers: {approvers} · expires <!date^{expires}^{{time}}|at {expires}> · "
-            "or reply `approve` / `deny <reason>` in this thread"
-            + (" · the whole code is attached" if uploads else "")
-        ),
+        {**note, "block_id": f"{NOTE_BLOCK}{request.request_id}"},
         {"type": "actions", "block_id": f"approval-{request.request_id}", "elements": buttons},
     ]
     text = f"Block {request.index}/{request.total} needs approval before it runs"
     return SlackMessage(text=text, blocks=tuple(blocks), uploads=uploads)
+
+
+NOTE_BLOCK = "approval-note-"  # block_id prefix of the line that says how to decide
+
+
+def settled_line(reply: DecisionReply) -> str | None:
+    """What replaces the buttons once a click settled the request; None when the message
+    stays as it is (the click changed nothing that the message should show)."""
+    match reply.status:
+        case "granted":
+            return f"✅ approved by {mention(reply.by)}"
+        case "denied":
+            return f"⛔ denied by {mention(reply.by)}"
+        case "expired":
+            return "⌛ expired: nobody decided in time, so the block was not run"
+        case "decided" | "not_approver" | "none":
+            return None
+        case _:
+            assert_never(reply.status)
+
+
+def settled_message(blocks: Sequence[Block], *, line: str) -> SlackMessage:
+    """The approval message with its buttons (and the how-to-decide line) replaced by
+    ``line``; the code and the tools stay, so the thread keeps what was decided on."""
+    kept = [
+        b
+        for b in blocks
+        if b.get("type") != "actions" and not str(b.get("block_id", "")).startswith(NOTE_BLOCK)
+    ]
+    return SlackMessage(text=line, blocks=(*kept, _context(line)))
+
+
+def click_reply(reply: DecisionReply) -> str:
+    """The one line only the clicker sees when a click changed nothing."""
+    text = escape(reply.detail)
+    if reply.by and text.endswith(f" by {escape(reply.by)}"):  # "already approved by U012AB"
+        text = text[: -len(escape(reply.by))] + mention(reply.by)
+    return text
+
+
+def mention(user: str) -> str:
+    """``<@U012AB>``: Slack shows the person's name (a user id never holds ``<``/``>``)."""
+    return f"<@{escape(user)}>"
 
 
 def _button(label: str, action_id: str, value: str, *, style: str) -> Block:
@@ -329,6 +374,10 @@ def command_text(reply: CommandReply) -> str:
             assert_never(reply.name)
 
 
+DECISION_NOT_RECORDED_TEXT = (
+    "I could not record your decision because my event store is unavailable; "
+    "please click again in a little while."
+)
 NOT_RECORDED_TEXT = (
     "I could not record this message because my event store is unavailable; "
     "Slack will deliver it again shortly."

@@ -25,6 +25,7 @@ from adapters.slack.thread import Capabilities, Thread
 from domain.helpers import ProseStream
 
 if TYPE_CHECKING:
+    from adapters.slack.approvals import ApprovalMessages
     from bot.surface import ApprovalRequest
     from sandbox.result import RunResult
 
@@ -42,8 +43,10 @@ class SlackProgress:
         capabilities: Capabilities,
         thread: Thread,
         status_interval: float = 1.5,
+        approvals: ApprovalMessages | None = None,
     ) -> None:
         self._client = client
+        self._approvals = approvals  # where approval messages are noted, to update them later
         self._pacer = pacer
         self._caps = capabilities
         self._thread = thread
@@ -77,12 +80,13 @@ class SlackProgress:
         """Post ``text`` in the thread (paced)."""
         await self.post(outbound.SlackMessage(text=text))
 
-    async def post(self, message: outbound.SlackMessage) -> None:
-        """Post one message in the thread, then its uploads (paced, as each is a post)."""
+    async def post(self, message: outbound.SlackMessage) -> str:
+        """Post one message in the thread, then its uploads (paced, as each is a post); the
+        message's ``ts``, or "" when Slack refused it."""
         t = self._thread
         await self._pacer.wait(t.channel)
         extra = {"blocks": list(message.blocks)} if message.blocks else {}
-        await self._call(
+        data = await self._call(
             "chat_postMessage", channel=t.channel, thread_ts=t.thread_ts, text=message.text, **extra
         )
         for upload in message.uploads:
@@ -95,6 +99,7 @@ class SlackProgress:
                 filename=upload.filename,
                 title=upload.title,
             )
+        return str((data or {}).get("ts") or "")
 
     # -- status -----------------------------------------------------------------------------
 
@@ -205,7 +210,12 @@ class SlackProgress:
         """End the turn's prose and post the block with its Approve and Deny buttons."""
         await self._end_prose()
         await self._end_status("_⏸️ waiting for approval_")
-        await self.post(outbound.approval_message(request))
+        message = outbound.approval_message(request)
+        ts = await self.post(message)
+        if ts and self._approvals is not None:
+            self._approvals.remember(
+                request, channel=self._thread.channel, ts=ts, blocks=message.blocks
+            )
 
     async def answered(self, text: str) -> None:
         """Finish the answer (streamed where possible) and mark the message ✅."""

@@ -33,13 +33,14 @@ def build_client(*, token: str, base_url: str, rate_limit_retries: int = 5) -> A
 
 
 def web_application(surface: SlackSurface) -> web.Application:
-    """The aiohttp application of HTTP mode: Events API on ``/slack/events``.
+    """The aiohttp application of HTTP mode: the Events API and interactivity (button clicks,
+    ``payload=`` form posts) both on ``/slack/events``.
 
-    Bolt verifies ``X-Slack-Signature`` and rejects stale timestamps with 401.
+    Bolt verifies ``X-Slack-Signature`` of both alike and rejects stale timestamps with 401.
     """
 
     async def events(request: web.Request) -> web.Response:
-        """One Events API request: verified, recorded and acknowledged by the surface."""
+        """One Events API or interactivity request: verified and acknowledged by the surface."""
         bolt_response = await surface.dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
@@ -67,6 +68,7 @@ async def serve_http(
     runner = await start_http(surface, host=host, port=port)
     try:
         await surface.resume_interrupted()
+        surface.watch_approvals()
         await (stop or asyncio.Event()).wait()
     finally:
         await surface.close()
@@ -83,6 +85,7 @@ async def serve_socket_mode(
     await handler.connect_async()
     try:
         await surface.resume_interrupted()
+        surface.watch_approvals()
         await (stop or asyncio.Event()).wait()
     finally:
         await surface.close()

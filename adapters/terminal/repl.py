@@ -174,10 +174,21 @@ class ChatRepl:
         )
 
     async def resume_interrupted(self) -> None:
-        """Finish terminal conversations whose loop a killed process left open."""
+        """Finish terminal conversations whose loop a killed process left open, and ask again
+        about the blocks still waiting for a yes here (nobody else can give it)."""
         for cid, _coords in await self.service.interrupted(platform=self.coordinates.platform):
             self.console.print(f"[dim]resuming interrupted conversation {cid[:8]}…[/dim]")
             await self.run_loop(cid)
+        for request in await self.service.pending_approvals():
+            if request.coordinates.platform != self.coordinates.platform:
+                continue
+            cid = request.conversation_id
+            if request.expires_at <= time.time():  # the loop records the expiry, tells the model
+                await self.run_loop(cid)
+                continue
+            self.console.print(f"[dim]conversation {cid[:8]} waits for an approval…[/dim]")
+            await self.progress.approval_requested(request)
+            await self.follow(Outcome(cid, answer=None, stopped_reason=None, awaiting=request))
 
     async def run(self) -> None:
         """The read-run-show loop, until /exit or end of input."""

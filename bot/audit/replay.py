@@ -136,30 +136,8 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
                 f"{head}model failed: {e['provider']}/{e.get('model') or '?'} after "
                 f"{e['attempts']} attempt(s): {e['error']}"
             )
-        elif t == "BlockStarted":
-            yield (
-                f"{head}block {e['block_id']} ({e['language']}) started, limits "
-                f"{json.dumps(e['limits'], sort_keys=True)}:"
-            )
-            yield from _indent(e["code"])
-        elif t == "BlockFinished":
-            flags = _limits_hit(e)
-            unsafe = "  UNSAFE-LOCAL" if e.get("unsafe_local") else ""
-            limits = f", limit hit: {', '.join(flags)}" if flags else ""
-            yield (
-                f"{head}block {e['block_id']} finished: {_exit(e)} in {e['duration_ms']} ms"
-                f"{limits}{unsafe}"
-            )
-            if e.get("stdout"):
-                yield "    stdout:"
-                yield from _indent(e["stdout"], "      ")
-            if e.get("stderr"):
-                yield "    stderr:"
-                yield from _indent(e["stderr"], "      ")
-        elif t in ("BlockSkipped", "BlockRefused"):
-            yield f"{head}block {e['block_id']} {t[5:].lower()}: {e['reason']}"
-        elif t == "BlockOutcomeUnknown":
-            yield f"{head}block {e['block_id']} outcome unknown: {e['detail']}"
+        elif t.startswith("Block"):
+            yield from _text_block(e, head)
         elif t.startswith("Tool"):
             yield from (
                 f"{head}  {line}" if i == 0 else f"    {line}"
@@ -174,6 +152,35 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"{head}replaced by {e['successor_id']} (new, by {e.get('by', '?')})"
         else:
             yield f"{head}{t}"
+
+
+def _text_block(e: dict[str, Any], head: str) -> Iterator[str]:
+    """A block's event in the text replay."""
+    t = e["type"]
+    if t == "BlockStarted":
+        yield (
+            f"{head}block {e['block_id']} ({e['language']}) started, limits "
+            f"{json.dumps(e['limits'], sort_keys=True)}:"
+        )
+        yield from _indent(e["code"])
+    elif t == "BlockFinished":
+        flags = _limits_hit(e)
+        unsafe = "  UNSAFE-LOCAL" if e.get("unsafe_local") else ""
+        limits = f", limit hit: {', '.join(flags)}" if flags else ""
+        yield (
+            f"{head}block {e['block_id']} finished: {_exit(e)} in {e['duration_ms']} ms"
+            f"{limits}{unsafe}"
+        )
+        if e.get("stdout"):
+            yield "    stdout:"
+            yield from _indent(e["stdout"], "      ")
+        if e.get("stderr"):
+            yield "    stderr:"
+            yield from _indent(e["stderr"], "      ")
+    elif t in ("BlockSkipped", "BlockRefused"):
+        yield f"{head}block {e['block_id']} {t[5:].lower()}: {e['reason']}"
+    elif t == "BlockOutcomeUnknown":
+        yield f"{head}block {e['block_id']} outcome unknown: {e['detail']}"
 
 
 def _tool(e: dict[str, Any], author: str) -> list[str]:
@@ -262,26 +269,8 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
             yield from _fence(e["text"])
         elif t == "ModelFailed":
             yield f"*Model failed* ({when}): {e['provider']}/{e.get('model') or '?'}: {e['error']}"
-        elif t == "BlockStarted":
-            yield f"**Block {e['block_id']}** ({e['language']}):"
-            yield ""
-            yield from _fence(e["code"], e["language"])
-        elif t == "BlockFinished":
-            flags = _limits_hit(e)
-            yield (
-                f"Block {e['block_id']}: **{_exit(e)}** in {e['duration_ms']} ms"
-                + (f", limit hit: {', '.join(flags)}" if flags else "")
-                + (" — **UNSAFE-LOCAL**" if e.get("unsafe_local") else "")
-            )
-            for stream in ("stdout", "stderr"):
-                if e.get(stream):
-                    yield ""
-                    yield f"{stream}:"
-                    yield from _fence(e[stream])
-        elif t in ("BlockSkipped", "BlockRefused"):
-            yield f"Block {e['block_id']} {t[5:].lower()}: {e['reason']}"
-        elif t == "BlockOutcomeUnknown":
-            yield f"Block {e['block_id']} outcome unknown: {e['detail']}"
+        elif t.startswith("Block"):
+            yield from _markdown_block(e)
         elif t.startswith("Tool"):
             first, *rest = _tool(e, author)
             yield f"- {first}"
@@ -297,3 +286,28 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
         elif t == "Renewed":
             yield f"Replaced by `{e['successor_id']}` ({when})."
         yield ""
+
+
+def _markdown_block(e: dict[str, Any]) -> Iterator[str]:
+    """A block's event in the markdown replay."""
+    t = e["type"]
+    if t == "BlockStarted":
+        yield f"**Block {e['block_id']}** ({e['language']}):"
+        yield ""
+        yield from _fence(e["code"], e["language"])
+    elif t == "BlockFinished":
+        flags = _limits_hit(e)
+        yield (
+            f"Block {e['block_id']}: **{_exit(e)}** in {e['duration_ms']} ms"
+            + (f", limit hit: {', '.join(flags)}" if flags else "")
+            + (" — **UNSAFE-LOCAL**" if e.get("unsafe_local") else "")
+        )
+        for stream in ("stdout", "stderr"):
+            if e.get(stream):
+                yield ""
+                yield f"{stream}:"
+                yield from _fence(e[stream])
+    elif t in ("BlockSkipped", "BlockRefused"):
+        yield f"Block {e['block_id']} {t[5:].lower()}: {e['reason']}"
+    elif t == "BlockOutcomeUnknown":
+        yield f"Block {e['block_id']} outcome unknown: {e['detail']}"

@@ -3,8 +3,8 @@
 Reads ``DISCORD_TOKEN``, builds the service in ``bot.cli.bootstrap`` and connects to Discord's
 gateway: one connection by default, or discord.py's ``AutoShardedClient`` with ``--shards``.
 Discord loops a killed process left unfinished are resumed once connected, so their answers
-still arrive in the DM (or thread). This module is part of the composition root, so it may
-pick the adapter.
+still arrive in the DM (or thread), and approval requests expire on time while it runs. This
+module is part of the composition root, so it may pick the adapter.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Socket Mode when ``SLACK_APP_TOKEN`` is set (no public URL needed); HTTP mode with
 ``--http`` on ``/slack/events``, requests verified with ``SLACK_SIGNING_SECRET``. Every Web
 API call goes to ``SLACK_API_URL``. Conversations a killed process left running are resumed
-at start. This module is part of the composition root, so it may pick the adapter.
+at start, and approval requests expire on time while it serves. This module is part of the
+composition root, so it may pick the adapter.
 """
 
 from __future__ import annotations

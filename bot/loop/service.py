@@ -10,12 +10,13 @@ person may type one.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from uuid import UUID
 
 from bot.config import AccessPolicy
-from bot.errors import NotFound
+from bot.errors import NotFound, OpsloopError
 from bot.loop import commands, decisions
 from bot.loop.runner import LoopRunner
 from bot.policy.access import refusal
@@ -36,6 +37,7 @@ from bot.surface import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 STOP_OR_MESSAGE = ("Stopped", "MessageReceived", "Answered")
 WATCH_SECONDS = 30.0  # the expiry watcher looks at the log at least this often
@@ -123,16 +125,33 @@ class OpsloopService:
         poll = min(WATCH_SECONDS, self.runner.approvals.approvals.timeout_minutes * 60)
         while True:
             now = self.runner.now().timestamp()
-            waiting = [
-                r
-                for r in await self.pending_approvals()
-                if platform is None or r.coordinates.platform == platform
-            ]
+            try:
+                waiting = [
+                    r
+                    for r in await self.pending_approvals()
+                    if platform is None or r.coordinates.platform == platform
+                ]
+            except OpsloopError as exc:  # the store is down: look again, the log keeps them
+                log.warning("approval watcher: cannot read pending requests: %s", exc)
+                waiting = []
             for request in (r for r in waiting if r.expires_at <= now):
-                progress = progress_for(request.conversation_id, request.coordinates)
-                await self.run(request.conversation_id, progress)
+                await self._expire(request, progress_for)
             later = [r.expires_at - now for r in waiting if r.expires_at > now]
             await self.runner.sleep(min([poll, *later]))
+
+    async def _expire(
+        self, request: ApprovalRequest, progress_for: Callable[[str, Coordinates], Progress]
+    ) -> None:
+        """Run the loop of an expired request; one that fails is logged, and the watch goes on
+        (the next look finds it again if nothing was recorded)."""
+        try:
+            await self.run(
+                request.conversation_id, progress_for(request.conversation_id, request.coordinates)
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("approval watcher: the loop of %s failed", request.conversation_id)
 
     async def handle(self, command: Command) -> CommandReply:
         """Carry out a thread command for the conversation at its coordinates."""
@@ -181,12 +200,18 @@ class OpsloopService:
         return str(await _thread(self.app.renew, coordinates=coordinates, by=by))
 
     async def interrupted(self, *, platform: str | None = None) -> list[tuple[str, Coordinates]]:
-        """Conversations whose loop was interrupted (process killed), to resume at start-up."""
+        """Conversations whose loop was interrupted (process killed), to resume at start-up.
+
+        A conversation waiting for an approval was not interrupted: it waits for a click, or
+        for ``watch_approvals`` to expire its request."""
         found = await _thread(self.app.open_conversations)
+        waiting = {r.conversation_id for r in await self.pending_approvals()}
         return [
             (str(cid), coords)
             for cid, coords in found
-            if (platform is None or coords.platform == platform) and not self.runner.is_running(cid)
+            if (platform is None or coords.platform == platform)
+            and not self.runner.is_running(cid)
+            and str(cid) not in waiting
         ]
 
     async def resume_all(

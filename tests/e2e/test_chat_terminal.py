@@ -7,17 +7,13 @@ answers the next command, and leaves with status 0.
 from __future__ import annotations
 
 import os
-import pty
-import re
-import select
-import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_real
+from tests.pty_terminal import Terminal
 
 SCRIPT = """
 [[turns]]
@@ -31,56 +27,6 @@ sleep 8; printf 'fin%s\\n' ished
 [[turns]]
 text = "Never reached."
 """
-ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]|\x1b\][^\x07]*\x07|\x1b[=>]|\r")
-
-
-class Terminal:
-    """A child process on a pty, with its screen output as plain text."""
-
-    def __init__(self, argv: list[str], *, env: dict[str, str], cwd: Path) -> None:
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # the child: become opsloop
-            os.chdir(cwd)
-            os.execve(argv[0], argv, env)
-        self.raw = b""
-
-    @property
-    def text(self) -> str:
-        return ANSI.sub("", self.raw.decode("utf-8", "replace"))
-
-    def read_until(self, needle: str, *, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while needle not in self.text:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{needle!r} never appeared; screen:\n{self.text[-2000:]}")
-            ready, _, _ = select.select([self.fd], [], [], 0.1)
-            if ready:
-                try:
-                    self.raw += os.read(self.fd, 65536)
-                except OSError:
-                    return
-
-    def drain(self) -> None:
-        """Read whatever the child wrote (a full pty would block it)."""
-        ready, _, _ = select.select([self.fd], [], [], 0.1)
-        if ready:
-            try:
-                self.raw += os.read(self.fd, 65536)
-            except OSError:
-                time.sleep(0.1)
-
-    def type(self, keys: str) -> None:
-        os.write(self.fd, keys.encode())
-
-    def wait(self, *, timeout: float = 20.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                return os.waitstatus_to_exitcode(status)
-            self.drain()
-        os.kill(self.pid, signal.SIGKILL)
-        raise AssertionError("opsloop chat did not exit")
 
 
 @pytest.fixture

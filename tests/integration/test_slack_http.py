@@ -6,10 +6,12 @@ import asyncio
 import json
 import time
 
+from adapters.slack.app import SlackSurface
+from adapters.slack.server import build_client, serve_http
 from bot.config import AccessPolicy
 from bot.surface import Coordinates, Incoming
 from tests.fake_chat_service import FakeChatService
-from tests.slack_harness import SECRET, running_bot
+from tests.slack_harness import SECRET, free_port, running_bot
 from tests.slack_standin import TEAM, SlackStandIn, envelope, mention, message, sign
 
 
@@ -268,3 +270,27 @@ async def test_slacks_url_verification_challenge_is_answered_when_signed() -> No
             assert "3eZbrw1aBm2r" in await response.text()
         async with bot.events.session.post(bot.url, data=raw) as unsigned:
             assert unsigned.status == 401
+
+
+async def test_serving_http_starts_the_approval_watcher_beside_the_listener_and_stops_it() -> None:
+    service = FakeChatService()
+    slack = SlackStandIn()
+    await slack.start()
+    client = build_client(token="xoxb-test", base_url=slack.base_url)
+    surface = SlackSurface(service=service, client=client, signing_secret=SECRET)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(
+        serve_http(surface, host="127.0.0.1", port=free_port(), stop=stop)
+    )
+    try:
+        async with asyncio.timeout(10):
+            while not service.watching:
+                await asyncio.sleep(0.01)
+        watching = surface.watching
+        stop.set()
+        await serving
+    finally:
+        await client.session.close() if client.session else None
+        await slack.stop()
+    assert service.watching == ["slack"] and watching
+    assert not surface.watching  # cancelled with the server

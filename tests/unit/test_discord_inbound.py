@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from adapters.discord.inbound import Ask, Ignore, MessageFacts, decide
+from adapters.discord.inbound import Ask, ClickFacts, Ignore, MessageFacts, click_decision, decide
 from bot.surface import Command, Coordinates, parse_command
+from bot.surface import Decision as ApprovalDecision
 
 ME = "900"
 DM = MessageFacts(
@@ -104,3 +105,43 @@ def test_a_command_inside_the_thread_applies_to_its_conversation() -> None:
 def test_a_server_message_without_a_mention_is_ignored_even_where_mentions_are_on() -> None:
     unmentioned = replace(MENTION, mentions_me=False)
     assert isinstance(decide(unmentioned, me=ME, mention_guilds=MENTIONS_ON), Ignore)
+
+
+CLICK = ClickFacts(
+    custom_id="opsloop_approve:r1", user_id="42", guild_id=None, channel_id="500", parent_id=None
+)
+
+
+def test_a_click_in_a_dm_decides_in_the_conversation_of_that_dm_as_the_message_path_keys_it() -> (
+    None
+):
+    decision = click_decision(CLICK)
+    asked = decide(DM, me=ME, mention_guilds=OPEN)
+    assert isinstance(asked, Ask)
+    assert decision == ApprovalDecision(
+        coordinates=asked.incoming.coordinates, by="42", approve=True, request_id="r1"
+    )
+
+
+def test_a_click_in_a_server_thread_decides_in_that_threads_conversation() -> None:
+    in_thread = replace(
+        CLICK, custom_id="opsloop_deny:r1", guild_id="7", channel_id="111", parent_id="600"
+    )
+    decision = click_decision(in_thread)
+    asked = decide(MENTION, me=ME, mention_guilds=MENTIONS_ON)  # the thread took its id, 111
+    assert isinstance(asked, Ask) and isinstance(decision, ApprovalDecision)
+    assert (
+        decision.coordinates
+        == asked.incoming.coordinates
+        == Coordinates("discord", "7", "600", "111")
+    )
+    assert decision.approve is False and decision.request_id == "r1"
+
+
+def test_other_components_and_clicks_without_a_request_or_a_user_are_ignored() -> None:
+    for facts in (
+        replace(CLICK, custom_id="someone_elses_button"),
+        replace(CLICK, custom_id="opsloop_approve:"),
+        replace(CLICK, user_id=""),
+    ):
+        assert isinstance(click_decision(facts), Ignore)

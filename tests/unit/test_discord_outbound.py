@@ -6,10 +6,14 @@ from adapters.discord.chunking import DISCORD_LIMIT
 from adapters.discord.outbound import (
     MAX_MESSAGES,
     BlockView,
+    click_reply,
+    render_approval,
     render_block,
     render_reply,
     render_stopped,
+    settled_content,
 )
+from bot.surface import ApprovalRequest, Coordinates, DecisionReply
 from sandbox.result import RunResult
 
 
@@ -132,3 +136,43 @@ def test_a_budget_stop_shows_the_sentence_with_the_spend_and_the_reset() -> None
 
 def test_nothing_to_show_is_no_message() -> None:
     assert render_reply() == []
+
+
+def _request(code: str = "print('ok')") -> ApprovalRequest:
+    return ApprovalRequest(
+        conversation_id="c1",
+        coordinates=Coordinates("discord", "", "500", "500"),
+        request_id="r1",
+        block_id="t1b1",
+        index=1,
+        total=1,
+        language="python",
+        code=code,
+        tools=(),
+        requested_from=("role:oncall",),
+        expires_at=1_800_000_900.0,
+        requested_by="42",
+    )
+
+
+def test_a_settled_approval_keeps_its_code_and_says_who_decided_instead_of_how_to() -> None:
+    message, buttons = render_approval(_request())
+    granted = DecisionReply(status="granted", detail="approved by 42", by="42")
+
+    settled = settled_content(message.text, granted)
+
+    assert (buttons.approve_id, buttons.deny_id) == ("opsloop_approve:r1", "opsloop_deny:r1")
+    assert settled is not None and settled.endswith("\n✅ approved by <@42>")
+    assert "print('ok')" in settled and "or reply `approve`" not in settled
+    assert len(settled) <= DISCORD_LIMIT
+
+
+def test_each_decision_says_on_the_message_what_it_did_or_leaves_the_message_alone() -> None:
+    def settled(status: str) -> str | None:
+        return settled_content("code", DecisionReply(status=status, detail="", by="42"))  # type: ignore[arg-type]
+
+    assert settled("denied") == "code\n⛔ denied by <@42>"
+    assert (settled("expired") or "").startswith("code\n⌛ expired")
+    assert [settled(s) for s in ("decided", "not_approver", "none")] == [None, None, None]
+    decided = DecisionReply(status="decided", detail="already denied by 42", by="42")
+    assert click_reply(decided) == "already denied by <@42>"

@@ -7,12 +7,14 @@ from typing import Any
 import pytest
 
 from adapters.slack.inbound import (
+    Click,
     Ignored,
     Inbound,
+    click_from_action,
     inbound_from_event,
     strip_mentions,
 )
-from bot.surface import Coordinates
+from bot.surface import Coordinates, Decision
 
 BOT = "U0BOT"
 
@@ -101,3 +103,83 @@ def test_a_file_share_by_a_person_still_counts_as_a_message() -> None:
 def test_mentions_are_stripped_and_slack_escapes_undone() -> None:
     assert strip_mentions(f"<@{BOT}|opsloop> a &lt;b&gt; &amp; c", bot_user_id=BOT) == "a <b> & c"
     assert strip_mentions("<@U0OTHER> hi", bot_user_id=BOT) == "<@U0OTHER> hi"
+
+
+def block_actions(**overrides: Any) -> dict[str, Any]:
+    """A ``block_actions`` payload as Slack sends it for a click on an approval button."""
+    body: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": "U0ONCALL", "username": "oncall", "team_id": "T1"},
+        "team": {"id": "T1", "domain": "ops"},
+        "container": {
+            "type": "message",
+            "message_ts": "10.9",
+            "channel_id": "C1",
+            "is_ephemeral": False,
+            "thread_ts": "10.1",
+        },
+        "channel": {"id": "C1", "name": "ops"},
+        "message": {
+            "type": "message",
+            "user": BOT,
+            "ts": "10.9",
+            "thread_ts": "10.1",
+            "text": "Block 1/1 needs approval before it runs",
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "code"}}],
+        },
+        "actions": [
+            {"action_id": "opsloop_approve", "block_id": "approval-r1", "value": "r1"},
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+def test_a_click_decides_in_the_thread_of_the_clicked_message_as_the_message_path_keys_it() -> None:
+    click = click_from_action(block_actions())
+    assert isinstance(click, Click)
+    mentioned = translate("mention", text=f"<@{BOT}> disk?", ts="10.1")
+    assert isinstance(mentioned, Inbound)
+    assert click.decision.coordinates == mentioned.coordinates  # the same conversation
+    assert click.decision == Decision(
+        coordinates=Coordinates("slack", "T1", "C1", "10.1"),
+        by="U0ONCALL",
+        approve=True,
+        request_id="r1",
+    )
+    assert (click.channel, click.thread_ts, click.message_ts) == ("C1", "10.1", "10.9")
+    assert click.blocks[0]["text"]["text"] == "code"  # kept to update the message in place
+
+
+def test_deny_is_a_decision_against_and_the_team_falls_back_to_the_users_then_the_context() -> None:
+    deny = [{"action_id": "opsloop_deny", "value": "r1"}]
+    from_user = click_from_action(block_actions(actions=deny, team=None))
+    from_context = click_from_action(
+        block_actions(actions=deny, team=None, user={"id": "U0X"}), team_id="T9"
+    )
+    assert isinstance(from_user, Click) and isinstance(from_context, Click)
+    assert from_user.decision.approve is False and from_user.decision.coordinates.workspace == "T1"
+    assert from_context.decision.coordinates.workspace == "T9"
+
+
+def test_a_click_on_a_message_outside_a_thread_keys_that_message_as_its_thread() -> None:
+    message = {"type": "message", "ts": "20.1", "text": "x"}
+    click = click_from_action(block_actions(message=message, container={"message_ts": "20.1"}))
+    assert isinstance(click, Click) and click.decision.coordinates.thread == "20.1"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "why"),
+    [
+        ({"actions": [{"action_id": "something_else", "value": "r1"}]}, "not an approval"),
+        ({"actions": [{"action_id": "opsloop_approve", "value": ""}]}, "without a user"),
+        ({"user": {}}, "without a user"),
+        ({"channel": None, "container": {"message_ts": "10.9"}}, "without a user"),
+        ({"container": {"message_ts": "10.9", "channel_id": "C1", "is_ephemeral": True}}, "ephem"),
+    ],
+)
+def test_clicks_that_are_not_approval_decisions_are_ignored_with_a_reason(
+    overrides: dict[str, Any], why: str
+) -> None:
+    ignored = click_from_action(block_actions(**overrides))
+    assert isinstance(ignored, Ignored) and why in ignored.reason

@@ -17,6 +17,7 @@ ADAPTER = "\n".join(
 METHOD_SCOPES = {
     "chat_postMessage": "chat:write",
     "chat_update": "chat:write",
+    "chat_postEphemeral": "chat:write",
     "chat_startStream": "chat:write",
     "chat_appendStream": "chat:write",
     "chat_stopStream": "chat:write",
@@ -51,3 +52,13 @@ def test_the_subscribed_events_are_the_ones_the_app_listens_to() -> None:
 
 def test_socket_mode_is_the_default_mode() -> None:
     assert MANIFEST["settings"]["socket_mode_enabled"] is True
+
+
+def test_interactivity_is_on_for_the_approval_buttons_at_the_events_address() -> None:
+    interactivity = MANIFEST["settings"]["interactivity"]
+    assert interactivity["is_enabled"] is True
+    listened = set(re.findall(r"self\.app\.action\(outbound\.(\w+)\)", ADAPTER))
+    assert listened == {"APPROVE_ACTION", "DENY_ACTION"}
+    text = (ROOT / "deploy" / "slack-manifest.yaml").read_text(encoding="utf-8")
+    urls = set(re.findall(r"#\s*request_url:\s*(\S+)", text))
+    assert urls == {"https://opsloop.example.com/slack/events"}  # HTTP mode: one address

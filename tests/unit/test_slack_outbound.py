@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from adapters.slack import outbound
 from adapters.slack.pacer import ChannelPacer
-from bot.surface import Totals
+from bot.surface import ApprovalRequest, Coordinates, DecisionReply, Totals
 from sandbox.result import RunResult
 
 
@@ -123,6 +123,71 @@ def test_the_pacer_spaces_posts_in_one_channel_but_not_across_channels() -> None
     assert pacer.reserve("C2") == 0.0
     now[0] = 110.0
     assert pacer.reserve("C1") == 0.0  # an idle channel starts afresh
+
+
+def approval_request(**fields: object) -> ApprovalRequest:
+    base: dict[str, object] = {
+        "conversation_id": "c1",
+        "coordinates": Coordinates("slack", "T1", "C1", "10.1"),
+        "request_id": "r1",
+        "block_id": "t1b1",
+        "index": 1,
+        "total": 1,
+        "language": "python",
+        "code": "print('<!channel>')",
+        "tools": ("restart",),
+        "requested_from": ("role:oncall",),
+        "expires_at": 1_800_000_900.0,
+        "requested_by": "U0ASKER",
+    }
+    base.update(fields)
+    return ApprovalRequest(**base)  # type: ignore[arg-type]
+
+
+def test_an_approval_message_shows_the_code_and_tools_with_two_buttons_bound_to_the_request() -> (
+    None
+):
+    message = outbound.approval_message(approval_request())
+    (actions,) = [b for b in message.blocks if b["type"] == "actions"]
+    buttons = [(e["action_id"], e["value"]) for e in actions["elements"]]
+    assert buttons == [("opsloop_approve", "r1"), ("opsloop_deny", "r1")]
+    shown = "\n".join(sections(message))
+    assert "print('&lt;!channel&gt;')" in shown and "`restart`" in shown  # escaped, named
+
+
+def test_a_settled_request_keeps_its_code_and_loses_its_buttons_and_how_to_decide_line() -> None:
+    posted = outbound.approval_message(approval_request())
+    granted = DecisionReply(status="granted", detail="approved by U0ONCALL", by="U0ONCALL")
+    line = outbound.settled_line(granted)
+
+    settled = outbound.settled_message(posted.blocks, line=line or "")
+
+    assert line == "✅ approved by <@U0ONCALL>" and settled.text == line
+    assert [b["type"] for b in settled.blocks] == ["section", "section", "context"]
+    assert sections(settled) == sections(posted)  # the code, as it was shown
+    assert settled.blocks[-1]["elements"][0]["text"] == line
+    assert "approve` / `deny" not in str(settled.blocks)
+
+
+def test_each_decision_says_on_the_message_what_it_did_or_leaves_the_message_alone() -> None:
+    def line(status: str, by: str = "U0ONCALL") -> str | None:
+        return outbound.settled_line(DecisionReply(status=status, detail="", by=by))  # type: ignore[arg-type]
+
+    assert line("denied") == "⛔ denied by <@U0ONCALL>"
+    assert (line("expired") or "").startswith("⌛ expired")
+    assert [line(s) for s in ("decided", "not_approver", "none")] == [None, None, None]
+    assert line("granted", by="<!channel>") == "✅ approved by <@&lt;!channel&gt;>"
+
+
+def test_a_click_that_changed_nothing_is_answered_in_the_services_words_with_a_mention() -> None:
+    def reply(status: str, detail: str, by: str = "") -> str:
+        return outbound.click_reply(DecisionReply(status=status, detail=detail, by=by))  # type: ignore[arg-type]
+
+    assert reply("not_approver", "you are not an approver here") == "you are not an approver here"
+    assert reply("decided", "already denied by U0ONCALL", "U0ONCALL") == (
+        "already denied by <@U0ONCALL>"
+    )
+    assert reply("none", "there is no <approval> waiting") == "there is no &lt;approval&gt; waiting"
 
 
 def test_a_budget_stop_is_the_sentence_with_the_spend_and_the_reset() -> None:
