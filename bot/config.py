@@ -41,6 +41,18 @@ class LoopPolicy(_Section):
     cost_budget: float | None = Field(default=None, gt=0)  # per conversation, USD
 
 
+class BudgetsPolicy(_Section):
+    """Daily model spend per person and per channel, in UTC days (see ``domain.budgets``).
+
+    Counted from the event log across every conversation, channel and replica; unset means
+    unlimited. Over one, the loop stops before the next model call (``Stopped(budget)``).
+    """
+
+    per_user_daily_cost: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # USD
+    per_user_daily_tokens: int | None = Field(default=None, ge=1)  # input+output tokens
+    per_channel_daily_cost: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # USD
+
+
 class MountDecl(_Section):
     """One ``[sandbox.mounts.NAME]``: a host directory offered read-only at /mnt/NAME."""
 
@@ -172,6 +184,7 @@ class Policy(_Section):
     """The whole of ``opsloop.toml``."""
 
     loop: LoopPolicy = Field(default_factory=LoopPolicy)
+    budgets: BudgetsPolicy = Field(default_factory=BudgetsPolicy)
     sandbox: SandboxPolicy = Field(default_factory=SandboxPolicy)
     prompt: PromptPolicy = Field(default_factory=PromptPolicy)
     prices: dict[str, Price] = Field(default_factory=dict)  # "provider:model" or "model"

@@ -28,9 +28,10 @@ from bot.surface import (
 )
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from datetime import date, datetime
 
     from bot.tools.values import ToolSpec
+    from domain.budgets import DailySpend
     from sandbox.limits import Limits
     from sandbox.relay import ToolRelay
     from sandbox.result import RunResult
@@ -223,6 +224,9 @@ class LoopApp(Protocol):
     def mark_tool_unknown(self, conversation_id: UUID, *, call_id: str, detail: str) -> None: ...
     def answer(self, conversation_id: UUID, *, text: str) -> None: ...
     def stop(self, conversation_id: UUID, *, reason: str, detail: str = "") -> None: ...
+    def daily_spend(
+        self, *, platform: str, day: date, user: str | None, channel: str | None
+    ) -> DailySpend: ...
 
 
 class ServiceApp(LoopApp, Protocol):

@@ -27,6 +27,7 @@ from bot.app.readmodel import ReadModel
 from bot.app.records import LoopRecords
 from bot.app.store import CheckedMapper, probe, store_env, translated
 from bot.app.store import boundary as _boundary
+from bot.app.usage import UsageLog
 from bot.errors import NotFound, StoreError
 from bot.surface import Coordinates
 from domain.conversation import Conversation
@@ -70,6 +71,13 @@ class ConversationApp(LoopRecords, ConversationQueries, Application[UUID]):
                 postgres=type(self.factory).__module__.endswith("postgres"),
             )
             self.readmodel.create_tables()
+            self.usage_log = UsageLog(
+                recorder=self.recorder,
+                mapper=self.mapper,
+                datastore=self.factory.datastore,  # type: ignore[attr-defined]
+                postgres=type(self.factory).__module__.endswith("postgres"),
+            )
+            self.usage_log.create_tables()
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only the given env: opsloop's settings, not stray library variables."""

@@ -28,6 +28,7 @@ from domain.redaction import Redactor
 if TYPE_CHECKING:
     from bot.app.application import ConversationApp
     from bot.tools.registry import ToolRegistry
+    from domain.budgets import DailyBudgets
     from domain.limits import LoopLimits
     from sandbox.limits import Limits
 
@@ -55,6 +56,18 @@ def loop_limits(policy: Policy) -> LoopLimits:
     from domain.limits import LoopLimits
 
     return LoopLimits(**policy.loop.model_dump(), block_wall_seconds=policy.sandbox.wall_seconds)
+
+
+def daily_budgets(policy: Policy) -> DailyBudgets:
+    """``[budgets]`` of opsloop.toml as domain values."""
+    from domain.budgets import DailyBudgets
+
+    b = policy.budgets
+    return DailyBudgets(
+        per_user_cost=b.per_user_daily_cost,
+        per_user_tokens=b.per_user_daily_tokens,
+        per_channel_cost=b.per_channel_daily_cost,
+    )
 
 
 def sandbox_limits(policy: Policy) -> Limits:
@@ -114,6 +127,7 @@ def build_service(
         workspace_for=workspace_for,
         tools=tools,
         approvals=ApprovalPolicy.from_policy(policy),
+        budgets=daily_budgets(policy),
         mounts_for=lambda caller: mounts_for(policy.sandbox, caller=caller),
         redactor=redactor,
     )
