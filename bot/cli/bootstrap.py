@@ -23,6 +23,7 @@ from bot.ports import ChatModel, Sandbox
 from bot.prompt.builder import prompt_builder
 from bot.secrets import known_secrets
 from bot.settings import Settings, read_settings
+from bot.visible import redact_logs
 from domain.redaction import Redactor
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ def build_service(
     app passed in keeps its own redactor for what it stores)."""
     tools = tool_registry(policy, settings=settings)
     redactor = redactor_for(settings=settings, policy=policy, tools=tools)
+    redact_logs(redactor)  # the process's own log lines too
     app = app if app is not None else open_app(settings, redactor=redactor)
     runner = LoopRunner(
         app=app,
