@@ -41,6 +41,18 @@ class LoopPolicy(_Section):
     cost_budget: float | None = Field(default=None, gt=0)  # per conversation, USD
 
 
+class BudgetsPolicy(_Section):
+    """Daily model spend per person and per channel, in UTC days (see ``domain.budgets``).
+
+    Counted from the event log across every conversation, channel and replica; unset means
+    unlimited. Over one, the loop stops before the next model call (``Stopped(budget)``).
+    """
+
+    per_user_daily_cost: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # USD
+    per_user_daily_tokens: int | None = Field(default=None, ge=1)  # input+output tokens
+    per_channel_daily_cost: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # USD
+
+
 class MountDecl(_Section):
     """One ``[sandbox.mounts.NAME]``: a host directory offered read-only at /mnt/NAME."""
 
@@ -153,10 +165,26 @@ class ApprovalsPolicy(_Section):
     channels: dict[str, ApprovalOverride] = Field(default_factory=dict)
 
 
+class RedactPolicy(_Section):
+    """``[redact]``: environment variables whose values are secrets, besides every
+    ``${env:VAR}`` a tool uses and opsloop's own tokens (see ``bot.secrets``)."""
+
+    env: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _names(self) -> RedactPolicy:
+        """Each is a variable name, which becomes the name in ``[redacted:NAME]``."""
+        for name in self.env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+                raise _error(f"redact.env: {name!r} is not an environment variable name")
+        return self
+
+
 class Policy(_Section):
     """The whole of ``opsloop.toml``."""
 
     loop: LoopPolicy = Field(default_factory=LoopPolicy)
+    budgets: BudgetsPolicy = Field(default_factory=BudgetsPolicy)
     sandbox: SandboxPolicy = Field(default_factory=SandboxPolicy)
     prompt: PromptPolicy = Field(default_factory=PromptPolicy)
     prices: dict[str, Price] = Field(default_factory=dict)  # "provider:model" or "model"
@@ -166,6 +194,7 @@ class Policy(_Section):
     tools: ToolsPolicy = Field(default_factory=ToolsPolicy)  # see bot.tools.config
     roles: dict[str, list[str]] = Field(default_factory=dict)  # role -> ["slack:U012AB", ...]
     approvals: ApprovalsPolicy = Field(default_factory=ApprovalsPolicy)
+    redact: RedactPolicy = Field(default_factory=RedactPolicy)
 
     @model_validator(mode="after")
     def _roles_resolve(self) -> Policy:

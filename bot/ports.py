@@ -28,9 +28,10 @@ from bot.surface import (
 )
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from datetime import date, datetime
 
     from bot.tools.values import ToolSpec
+    from domain.budgets import DailySpend
     from sandbox.limits import Limits
     from sandbox.relay import ToolRelay
     from sandbox.result import RunResult
@@ -229,6 +230,9 @@ class LoopApp(Protocol):
         self, conversation_id: UUID, *, holder: str, token: int, seconds: float
     ) -> float | None: ...
     def release_loop(self, conversation_id: UUID, *, holder: str, token: int) -> None: ...
+    def daily_spend(
+        self, *, platform: str, day: date, user: str | None, channel: str | None
+    ) -> DailySpend: ...
 
 
 class ServiceApp(LoopApp, Protocol):

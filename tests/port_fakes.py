@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.ports import ChatMessage, ModelReply, TextSink
+from bot.providers.pricing import PriceTable
 from bot.providers.scripted import ScriptedModel, ScriptedTurn
 from bot.surface import ApprovalRequest
 from sandbox.limits import Limits
@@ -42,8 +43,9 @@ class WatchedModel(ScriptedModel):
         *,
         hold: asyncio.Event | None = None,
         error: BaseException | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
-        super().__init__(turns, label="test")
+        super().__init__(turns, label="test", prices=prices)
         self.hold = hold
         self.error = error
         self.prompts: list[list[ChatMessage]] = []

@@ -206,7 +206,11 @@ def render_answer(answer: str) -> tuple[str, tuple[Attachment, ...]]:
 
 
 def render_stopped(*, reason: str, detail: str) -> str:
-    """A one-sentence explanation of why the loop stopped without an answer."""
+    """A one-sentence explanation of why the loop stopped without an answer. A budget's detail
+    is that sentence (whose budget, how much of it was spent, and when it resets)."""
+    said = " ".join(detail.split())
+    if reason == "budget" and said:
+        return said[:1].upper() + said[1:] + ("" if said.endswith(".") else ".")
     text = _STOP_TEXT.get(reason, f"Stopped ({reason}).")
     return f"{text} {detail}".strip() if detail and reason not in _STOP_TEXT else text
 

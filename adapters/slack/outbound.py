@@ -297,11 +297,15 @@ def one_sentence(text: str, *, limit: int = 200) -> str:
 
 
 def stopped_sentence(*, reason: str, detail: str) -> str:
-    """One human sentence for a loop that stopped without an answer."""
+    """One human sentence for a loop that stopped without an answer. A budget's detail is
+    that sentence (whose budget, how much of it was spent, and when it resets)."""
+    said = one_sentence(detail)
+    if reason == "budget" and said:
+        return escape(said[:1].upper() + said[1:] + ("" if said.endswith((".", "…")) else "."))
     known = _STOP_SENTENCES.get(reason)
     if known:
         return known
-    said = escape(one_sentence(detail))
+    said = escape(said)
     pretty = escape(reason.replace("_", " ")) or "an error"
     return f"I stopped ({pretty}): {said}" if said else f"I stopped ({pretty})."
 

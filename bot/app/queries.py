@@ -6,7 +6,7 @@ Listing and prefix lookup use the read model (bot/app/readmodel.py), never every
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
@@ -18,6 +18,7 @@ from bot.audit.replay import timeline_of
 from bot.audit.verify import AuditSource, VerifyReport, verify_log
 from bot.errors import AmbiguousId, NotFound
 from bot.surface import Coordinates, Totals
+from domain.budgets import DailySpend, Spend
 from domain.conversation import Conversation
 from domain.ids import conversation_id
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from bot.app.readmodel import ReadModel
     from bot.app.schema import Upgrade
     from bot.app.store import CheckedMapper
+    from bot.app.usage import UsageBy, UsageLog, UsageRow
 
 
 class ConversationQueries:
@@ -40,6 +42,7 @@ class ConversationQueries:
         events: EventStore[UUID]
         readmodel: ReadModel
         upgrade: Upgrade
+        usage_log: UsageLog
 
         @property
         def repository(self) -> Repository[UUID]: ...
@@ -110,6 +113,30 @@ class ConversationQueries:
         return self.readmodel.search(
             platform=platform, channel=channel, user=user, since=since, until=until
         )
+
+    @_boundary
+    def daily_spend(
+        self, *, platform: str, day: date, user: str | None, channel: str | None
+    ) -> DailySpend:
+        """What ``user`` and ``channel`` of ``platform`` spent on models in the UTC ``day``, in
+        every conversation and replica (from the usage ledger, caught up from the log first).
+        A ``None`` is not read (its spend is zero): a budget nobody set costs no query."""
+        self.usage_log.catch_up()
+        log = self.usage_log
+        return DailySpend(
+            user=Spend() if user is None else log.spend(platform=platform, day=day, user=user),
+            channel=(
+                Spend()
+                if channel is None
+                else log.spend(platform=platform, day=day, channel=channel)
+            ),
+        )
+
+    @_boundary
+    def usage(self, *, by: UsageBy = "user", since: datetime | None = None) -> list[UsageRow]:
+        """Model spend per person, channel, model or day since ``since`` (from the log)."""
+        self.usage_log.catch_up()
+        return self.usage_log.rows(by=by, since=since)
 
     @_boundary
     def totals(self, conversation_id: UUID) -> Totals:

@@ -55,6 +55,7 @@ def migrations(app: Any, *, postgres: bool) -> list[Step]:
     return [
         Step(1, "events, snapshots and the conversation listing", library_tables),
         Step(2, "loop leases", lambda: app.schema.run(app.leases.create_statements())),
+        Step(3, "the usage ledger", lambda: app.schema.run(app.usage_log.create_statements())),
     ]
 
 

@@ -18,6 +18,7 @@ from bot.cli import loop as cli_loop
 from bot.cli import sandbox as cli_sandbox
 from bot.cli import surfaces as cli_surfaces
 from bot.cli import tools as cli_tools
+from bot.cli import usage as cli_usage
 from bot.errors import OpsloopError
 from bot.visible import VisibleFormatter, visible
 
@@ -38,6 +39,7 @@ cli_loop.register(app)
 cli_surfaces.register(serve_app)
 cli_tools.register(app)
 cli_db.register(app)
+cli_usage.register(app)
 
 
 def main() -> None:

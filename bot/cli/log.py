@@ -29,8 +29,11 @@ def parse_when(text: str | None, *, now: datetime | None = None) -> datetime | N
         return None
     match = _RELATIVE.match(text.strip().lower())
     if match:
-        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-        return (now or datetime.now(UTC)) - delta
+        try:
+            delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+            return (now or datetime.now(UTC)) - delta
+        except (OverflowError, ValueError):  # 99999999999d: before year 1 (or digits galore)
+            raise ConfigError(f"cannot read the time {text!r}: that age is too long") from None
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:

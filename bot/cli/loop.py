@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -203,6 +204,7 @@ async def _resume_targets(
         cid = str(await service.resolve(conversation))
         await service.reopen_if_model_failed(cid)
         return [cid]
+    await _wait_for_leases(service, console=console)
     found = await service.interrupted()
     elsewhere = [c.platform for _, c in found if c.platform not in TERMINAL_PLATFORMS]
     for platform in sorted(set(elsewhere)):
@@ -212,6 +214,36 @@ async def _resume_targets(
         )
         console.print(Text(visible(note)))  # the platform's name comes from the store
     return [cid for cid, c in found if c.platform in TERMINAL_PLATFORMS]
+
+
+async def _wait_for_leases(service: OpsloopService, *, console: Console) -> None:
+    """Wait (up to a lease and a little) while another process holds the loop of an open
+    terminal conversation: a holder killed mid-loop keeps its lease until it expires, and
+    then this process takes the loop over (docs/replicas.md)."""
+    from rich.text import Text
+
+    from bot.visible import visible
+
+    deadline = time.monotonic() + service.runner.lease.seconds + 5
+    told = False
+    while time.monotonic() < deadline:
+        held = await asyncio.to_thread(service.app.held_loops)
+        mine = [
+            (cid, held[cid])
+            for cid, c in await asyncio.to_thread(service.app.open_conversations)
+            if c.platform in TERMINAL_PLATFORMS and cid in held
+        ]
+        if not mine:
+            return
+        if not told:
+            cid, holder = mine[0]
+            note = (
+                f"conversation {str(cid)[:8]}'s loop is held by {holder}; waiting for its "
+                f"lease to expire (at most {service.runner.lease.seconds:g} s)"
+            )
+            console.print(Text(visible(note)))
+            told = True
+        await asyncio.sleep(1.0)
 
 
 def doctor(provider: ProviderOpt = None, model: ModelOpt = None) -> None:

@@ -24,9 +24,11 @@ from uuid import UUID
 
 from bot.errors import ModelUnavailable, one_line
 from bot.loop import approval_steps
+from bot.loop.budget import over_budget
 from bot.loop.failures import INTERRUPTED_DETAIL, LoopCancelled, record_failure
 from bot.loop.ownership import LeasePolicy, claim, kept
 from bot.loop.plumbing import Running, call_app, cancellable
+from bot.loop.redacting import no_secrets, show
 from bot.loop.safe_progress import SafeProgress
 from bot.loop.tool_calls import AppToolLog
 from bot.policy.approvals import ApprovalPolicy
@@ -36,12 +38,14 @@ from bot.tools.broker import BlockBroker
 from bot.tools.registry import ToolRegistry
 from bot.tools.values import Caller, ToolSpec
 from domain import steps as step_types
+from domain.budgets import DailyBudgets
 from domain.errors import DomainError, LoopTakenOver
 from domain.helpers import SUPPORTED_LANGUAGES
 from domain.steps import next_step
 
 if TYPE_CHECKING:
     from domain.limits import LoopLimits
+    from domain.redaction import Redactor
     from domain.state import BlockState, LoopState
     from sandbox.limits import Limits
     from sandbox.result import RunResult
@@ -66,7 +70,9 @@ class LoopRunner:
     workspace_for: Callable[[UUID], str] = str
     tools: ToolRegistry | None = None  # what blocks may call through their broker
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # default: never ask
+    budgets: DailyBudgets = field(default_factory=DailyBudgets)  # default: unlimited
     mounts_for: Callable[[Caller], tuple[str, ...]] = lambda _caller: ()  # [sandbox] mounts
+    redactor: Redactor = field(default_factory=no_secrets)  # what surfaces are shown passes it
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     lease: LeasePolicy = field(default_factory=LeasePolicy)
@@ -87,7 +93,9 @@ class LoopRunner:
                 running = Running()
                 self._running[conversation_id] = running
                 try:
-                    return await self._owned(conversation_id, SafeProgress(progress), running)
+                    return await self._owned(
+                        conversation_id, SafeProgress(show(progress, self.redactor)), running
+                    )
                 finally:
                     self._running.pop(conversation_id, None)
         finally:
@@ -206,6 +214,10 @@ class LoopRunner:
     async def _call_model(
         self, cid: UUID, state: LoopState, progress: Progress, running: Running
     ) -> Outcome | None:
+        if not self.budgets.unlimited:  # the spend is read only when a budget is set
+            over = await self._call(over_budget, self.app, state, self.budgets, now=self.now())
+            if over is not None:  # before the prompt is built: nothing more is spent
+                return await self._stop(cid, progress, reason="budget", detail=over)
         timeline = await self._call(self.app.timeline, cid)
         tools = await self._tools_for(state)
         mounts = self.mounts_for(approval_steps.conversation_caller(state, self.approvals))

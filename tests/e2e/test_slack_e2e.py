@@ -183,3 +183,37 @@ async def test_fifty_mentions_in_five_seconds_are_acked_within_3s_and_answered_i
             assert any(
                 "Block 1/1" in c.params.get("text", "") for c in bot.slack.posts_in(channel, thread)
             )
+
+
+async def test_a_user_over_their_daily_budget_is_stopped_in_the_thread_with_one_sentence(
+    tmp_path: Path,
+) -> None:
+    policy = Policy.model_validate(
+        {
+            "budgets": {"per_user_daily_cost": 0.000001},
+            "prices": {"scripted:*": {"input": 1.0, "output": 1.0}},
+        }
+    )
+    service = await real_service(tmp_path, policy=policy)
+    async with running_bot(service) as bot:
+        first = envelope(mention(channel="C1", ts="500.1", text="what is 6 * 7?"), event_id="EvB1")
+        await bot.events.send(first)
+        await bot.slack.wait_for(
+            lambda: "resets at 00:00 UTC" in bot.slack.thread_text("C1", "500.1"), timeout=60
+        )
+        other = envelope(mention(channel="C2", ts="600.1", text="and 6 * 8?"), event_id="EvB2")
+        await bot.events.send(other)
+        await bot.slack.wait_for(
+            lambda: "resets at 00:00 UTC" in bot.slack.thread_text("C2", "600.1"), timeout=60
+        )
+        await bot.surface.idle()
+        shown = bot.slack.thread_text("C1", "500.1")
+        elsewhere = bot.slack.thread_text("C2", "600.1")
+
+    # The first reply crossed the budget: its block ran, then the loop stopped before asking
+    # the model again. In another channel the same person is stopped before any model call.
+    assert "Block 1/1" in shown and "The answer is 42" not in shown
+    for text in (shown, elsewhere):
+        assert "You (U0ALICE) have used $" in text
+        assert "of your $0.000001 daily budget today; it resets at 00:00 UTC, in " in text
+    assert "Block" not in elsewhere and "compute" not in elsewhere

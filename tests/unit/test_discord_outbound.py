@@ -125,6 +125,15 @@ def test_a_stop_is_one_sentence() -> None:
     assert render_stopped(reason="weird", detail="the moon") == "Stopped (weird). the moon"
 
 
+def test_a_budget_stop_shows_the_sentence_with_the_spend_and_the_reset() -> None:
+    sentence = (
+        "You (4242) have used $2.13 of your $2.00 daily budget today; "
+        "it resets at 00:00 UTC, in 3 h 12 min."
+    )
+    assert render_stopped(reason="budget", detail=sentence) == sentence
+    assert render_reply(stopped=("budget", sentence))[0].text == sentence
+
+
 def test_nothing_to_show_is_no_message() -> None:
     assert render_reply() == []
 

@@ -121,3 +121,15 @@ async def test_a_failing_typing_request_does_not_stop_the_keeper() -> None:
     async with TypingKeeper(poster, interval=0.001):
         # each request raised, and the keeper went on to the next one
         assert await within_seconds(lambda: poster.typings >= 3)
+
+
+async def test_a_budget_stop_from_the_loop_is_posted_as_its_sentence() -> None:
+    poster = RecordingPoster()
+    sentence = (
+        "You (42) have used 120,500 of your 100,000 daily tokens today; "
+        "it resets at 00:00 UTC, in 2 h."
+    )
+    await DiscordProgress(poster).settle(
+        Outcome("c1", answer=None, stopped_reason="budget", detail=sentence)
+    )
+    assert [m.text for m in poster.posted] == [sentence]

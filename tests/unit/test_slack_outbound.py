@@ -188,3 +188,14 @@ def test_a_click_that_changed_nothing_is_answered_in_the_services_words_with_a_m
         "already denied by <@U0ONCALL>"
     )
     assert reply("none", "there is no <approval> waiting") == "there is no &lt;approval&gt; waiting"
+
+
+def test_a_budget_stop_is_the_sentence_with_the_spend_and_the_reset() -> None:
+    detail = (
+        "You (U012AB) have used $2.13 of your $2.00 daily budget today; "
+        "it resets at 00:00 UTC, in 3 h 12 min."
+    )
+    assert outbound.stopped_sentence(reason="budget", detail=detail) == detail
+    assert outbound.stopped_sentence(
+        reason="budget", detail="the conversation spent $0.0100 of its $0.0100 budget"
+    ) == ("The conversation spent $0.0100 of its $0.0100 budget.")

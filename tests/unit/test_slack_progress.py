@@ -219,3 +219,14 @@ async def test_a_stop_detail_posted_in_the_thread_is_escaped() -> None:
     await progress_with(client).stopped(reason="crashed", detail="<!channel> said no")
     posts = [kw["text"] for m, kw in client.calls if m == "chat.postMessage"]
     assert posts == ["I stopped (crashed): &lt;!channel&gt; said no"]
+
+
+async def test_a_budget_stop_posts_whose_budget_it_was_and_when_it_resets() -> None:
+    client = RecordingClient(assistant=True, streaming=True)
+    sentence = (
+        "This channel (C012PROD) has used $5.10 of its $5.00 daily budget today; "
+        "it resets at 00:00 UTC, in 45 min."
+    )
+    await progress_with(client).stopped(reason="budget", detail=sentence)
+    posts = [kw["text"] for m, kw in client.calls if m == "chat.postMessage"]
+    assert posts == [sentence]

@@ -48,3 +48,14 @@ async def test_a_stop_is_shown_with_its_reason() -> None:
     term, out = console()
     await TerminalProgress(term).stopped(reason="turn_limit", detail="10 turns used")
     assert "stopped (turn_limit): 10 turns used" in out.getvalue()
+
+
+async def test_a_budget_stop_shows_the_sentence_with_the_spend_and_the_reset() -> None:
+    out = io.StringIO()
+    term = Console(file=out, width=200, force_terminal=False, color_system=None)
+    sentence = (
+        "You (alice) have used $2.13 of your $2.00 daily budget today; "
+        "it resets at 00:00 UTC, in 3 h 12 min."
+    )
+    await TerminalProgress(term).stopped(reason="budget", detail=sentence)
+    assert f"stopped (budget): {sentence}" in out.getvalue()
