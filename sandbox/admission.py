@@ -10,6 +10,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from sandbox import metrics
 from sandbox.limits import Limits
 from sandbox.relay import ToolRelay
 from sandbox.result import RunResult
@@ -37,8 +38,12 @@ class Gate:
         self.admitted = 0
 
     def full(self) -> bool:
-        """Would one more request be over the queue?"""
-        return self.admitted >= self.capacity
+        """Would one more request be over the queue? (A yes is a refusal, counted: each
+        handler asks again only after a no.)"""
+        full = self.admitted >= self.capacity
+        if full:
+            metrics.REFUSED.inc()
+        return full
 
 
 class Runner(Protocol):

@@ -68,6 +68,21 @@ class SandboxClient:
             self._session = aiohttp.ClientSession(headers=headers, connector=connector)
         return self._session
 
+    async def ping(self) -> str:
+        """Ask the service's ``/healthz`` (readiness of ``opsloop serve slack|discord``);
+        what it said, or ``SandboxUnavailable``."""
+        try:
+            session = await self._client()
+            timeout = aiohttp.ClientTimeout(total=5)
+            async with session.get(f"{self._base}/healthz", timeout=timeout) as response:
+                if response.status != 200:
+                    raise SandboxUnavailable(f"{self.url}/healthz answered {response.status}")
+                body = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            why = str(exc) or type(exc).__name__
+            raise SandboxUnavailable(f"cannot reach {self.url}: {why}") from None
+        return f"{self.url} answers ({body.get('admitted', 0)} runs admitted)"
+
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
         if self._session is not None:

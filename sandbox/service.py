@@ -26,13 +26,16 @@ import contextlib
 import hmac
 import logging
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from sandbox import metrics
 from sandbox.admission import RETRY_AFTER_SECONDS, Gate, Runner
 from sandbox.admission import error_response as _error
 from sandbox.errors import BadRequest, SandboxError, SandboxUnavailable
@@ -147,6 +150,8 @@ def make_app(*, runner: Runner, options: ServiceOptions) -> web.Application:
         idle_seconds=options.idle_seconds,
         max_connections=options.max_connections,
     )
+    runner = _Counted(runner)  # the same run(), each finished run counted
+    metrics.watch(admitted=lambda: gate.admitted, concurrency=options.concurrency)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "admitted": gate.admitted})
@@ -188,12 +193,49 @@ def make_app(*, runner: Runner, options: ServiceOptions) -> web.Application:
     )
     app[GUARD] = guard
     app.router.add_get("/healthz", healthz)
+    app.router.add_routes(_probes(gate))
     app.router.add_post("/v1/run", run)
     ws = make_ws_handler(
         runner=runner, gate=gate, authenticate=authenticate, settings=options.ws_settings()
     )
     app.router.add_get("/v1/run/ws", ws)
     return app
+
+
+def _probes(gate: Gate) -> list[web.RouteDef]:
+    """``/readyz`` (ready while the queue has room: a full one sends new runs to other
+    replicas) and ``/metrics`` (sandbox/metrics.py), unauthenticated like ``/healthz``."""
+
+    async def readyz(request: web.Request) -> web.Response:
+        room = gate.admitted < gate.capacity
+        detail = f"{gate.admitted} of {gate.capacity} runs admitted"
+        checks = {"admission": {"ok": room, "detail": detail}}
+        return web.json_response({"ready": room, "checks": checks}, status=200 if room else 503)
+
+    async def scrape(request: web.Request) -> web.Response:
+        body, content_type = metrics.exposition()
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
+
+    return [web.get("/readyz", readyz), web.get("/metrics", scrape)]
+
+
+class _Counted:
+    """The runner, each finished run counted (sandbox/metrics.py)."""
+
+    def __init__(self, inner: Runner) -> None:
+        self.inner = inner
+
+    async def run(self, **kwargs: Any) -> RunResult:
+        started = time.monotonic()
+        result = await self.inner.run(**kwargs)
+        metrics.count_run(
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+            seconds=time.monotonic() - started,
+        )
+        return result
 
 
 async def _read_body(request: web.Request, *, options: ServiceOptions) -> bytes:

@@ -32,9 +32,12 @@ def build_client(*, token: str, base_url: str, rate_limit_retries: int = 5) -> A
     )
 
 
-def web_application(surface: SlackSurface) -> web.Application:
+def web_application(
+    surface: SlackSurface, *, health: list[web.RouteDef] | None = None
+) -> web.Application:
     """The aiohttp application of HTTP mode: the Events API and interactivity (button clicks,
-    ``payload=`` form posts) both on ``/slack/events``.
+    ``payload=`` form posts) both on ``/slack/events``, and ``health``'s routes (bot/health.py:
+    ``/healthz``, ``/readyz``, ``/metrics``; a bare ``/healthz`` without them).
 
     Bolt verifies ``X-Slack-Signature`` of both alike and rejects stale timestamps with 401.
     """
@@ -44,28 +47,37 @@ def web_application(surface: SlackSurface) -> web.Application:
         bolt_response = await surface.dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
-    async def health(_: web.Request) -> web.Response:
+    async def alive(_: web.Request) -> web.Response:
         """Liveness for load balancers and orchestrators."""
         return web.Response(text="ok")
 
     application = web.Application()
-    application.add_routes([web.post(EVENTS_PATH, events), web.get("/healthz", health)])
+    application.add_routes(
+        [web.post(EVENTS_PATH, events), *(health or [web.get("/healthz", alive)])]
+    )
     return application
 
 
-async def start_http(surface: SlackSurface, *, host: str, port: int) -> web.AppRunner:
+async def start_http(
+    surface: SlackSurface, *, host: str, port: int, health: list[web.RouteDef] | None = None
+) -> web.AppRunner:
     """Start serving HTTP mode on ``host:port``; the caller cleans the runner up."""
-    runner = web.AppRunner(web_application(surface), access_log=None)
+    runner = web.AppRunner(web_application(surface, health=health), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host=host, port=port).start()
     return runner
 
 
 async def serve_http(
-    surface: SlackSurface, *, host: str, port: int, stop: asyncio.Event | None = None
+    surface: SlackSurface,
+    *,
+    host: str,
+    port: int,
+    stop: asyncio.Event | None = None,
+    health: list[web.RouteDef] | None = None,
 ) -> None:
     """Serve HTTP mode until ``stop`` is set (or the task is cancelled)."""
-    runner = await start_http(surface, host=host, port=port)
+    runner = await start_http(surface, host=host, port=port, health=health)
     try:
         await surface.resume_interrupted()
         surface.watch_approvals()

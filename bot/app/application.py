@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import Mapper, Recording
 from eventsourcing.utils import Environment, EnvType
 
+from bot import metrics
 from bot.app.lease import LeaseTable
 from bot.app.ownership import LoopOwnership
 from bot.app.queries import ConversationQueries
@@ -62,7 +63,7 @@ class ConversationApp(LoopOwnership, LoopRecords, ConversationQueries, Applicati
         self.redactor = redactor if redactor is not None else Redactor({})
         self._generations: dict[Coordinates, int] = {}
         self._fences: dict[UUID, int] = {}
-        self.on_conflict: Callable[[], None] = lambda: None  # metrics count store conflicts
+        self.on_conflict: Callable[[], None] = metrics.conflict  # each retried conflict
         with translated(database_url):
             probe(dict(env or {}))
             super().__init__(env)
@@ -81,6 +82,16 @@ class ConversationApp(LoopOwnership, LoopRecords, ConversationQueries, Applicati
             self.upgrade = self.schema.ensure(migrations(self, postgres=postgres))
             if postgres:  # types a migration by another process created since we connected
                 datastore.register_type_adapters()
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """Store the aggregates' new events, then count them (bot/metrics.py): what is
+        counted is what this process recorded."""
+        recordings = super().save(*objs, **kwargs)
+        surfaces = {o.id: o.coordinates[0] for o in objs if isinstance(o, Conversation)}
+        for recording in recordings:
+            event = recording.domain_event
+            metrics.observe(event, surface=surfaces.get(event.originator_id, "?"))
+        return recordings
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only the given env: opsloop's settings, not stray library variables."""

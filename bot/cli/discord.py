@@ -28,6 +28,10 @@ def register(serve_app: typer.Typer) -> None:
             help="Run sharded (discord.py's AutoShardedClient): a shard count, or 'auto' "
             "for the count Discord recommends. Needed from 2,500 servers on.",
         ),
+        metrics_port: int | None = typer.Option(
+            None, "--metrics-port", help="Serve /healthz, /readyz and /metrics on this port."
+        ),
+        host: str = typer.Option("0.0.0.0", "--host", help="Address of --metrics-port."),
     ) -> None:
         """Answer DMs (and mentions in enabled servers) on Discord."""
         sharded, count = parse_shards(shards)
@@ -35,7 +39,7 @@ def register(serve_app: typer.Typer) -> None:
 
         log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
         logging.basicConfig(level=logging.INFO, handlers=[visible_stderr(log_format)])
-        asyncio.run(_serve(sharded=sharded, shard_count=count))
+        asyncio.run(_serve(sharded=sharded, shard_count=count, metrics=(host, metrics_port)))
 
 
 def parse_shards(value: str | None) -> tuple[bool, int | None]:
@@ -53,13 +57,16 @@ def parse_shards(value: str | None) -> tuple[bool, int | None]:
     return True, count
 
 
-async def _serve(*, sharded: bool, shard_count: int | None) -> None:
+async def _serve(
+    *, sharded: bool, shard_count: int | None, metrics: tuple[str, int | None] = ("", None)
+) -> None:
     import aiohttp
     import discord
 
     from adapters.discord.client import make_client
     from adapters.discord.surface import DiscordSurface
     from bot.cli.bootstrap import build_chat_service, load_settings
+    from bot.health import service_readiness, start_server
 
     settings, policy = load_settings()
     if not settings.discord_token:
@@ -69,6 +76,8 @@ async def _serve(*, sharded: bool, shard_count: int | None) -> None:
     service = build_chat_service(settings=settings, policy=policy)
     surface = DiscordSurface(service=service, mention_guilds=policy.discord.mention_guilds)
     client = make_client(surface, sharded=sharded, shards=shard_count)
+    host, port = metrics
+    health = await start_server(service_readiness(service), host=host, port=port) if port else None
     try:
         async with client:
             await client.start(settings.discord_token)
@@ -78,3 +87,6 @@ async def _serve(*, sharded: bool, shard_count: int | None) -> None:
         raise ConfigError("Discord asks for a privileged intent opsloop does not use") from None
     except (aiohttp.ClientError, OSError, discord.GatewayNotFound) as exc:
         raise ConfigError(f"cannot reach Discord: {exc}") from None
+    finally:
+        if health is not None:
+            await health.cleanup()

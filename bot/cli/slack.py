@@ -36,19 +36,26 @@ def register(serve_app: typer.Typer) -> None:
         ),
         port: int = typer.Option(3000, "--port", help="HTTP mode: port to listen on."),
         host: str = typer.Option("0.0.0.0", "--host", help="HTTP mode: address to listen on."),
+        metrics_port: int | None = typer.Option(
+            None,
+            "--metrics-port",
+            help="Serve /healthz, /readyz and /metrics on this port (on --host); HTTP mode "
+            "also serves them beside /slack/events.",
+        ),
     ) -> None:
         """Answer mentions and DMs in Slack; each thread is one conversation."""
         from bot.visible import visible_stderr
 
         log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
         logging.basicConfig(level=logging.INFO, handlers=[visible_stderr(log_format)])
-        asyncio.run(_serve(http=http, host=host, port=port))
+        asyncio.run(_serve(http=http, host=host, port=port, metrics_port=metrics_port))
 
 
-async def _serve(*, http: bool, host: str, port: int) -> None:
+async def _serve(*, http: bool, host: str, port: int, metrics_port: int | None) -> None:
     from adapters.slack.app import SlackSurface
     from adapters.slack.server import build_client, serve_http, serve_socket_mode
     from bot.cli.bootstrap import load_settings
+    from bot.health import routes, service_readiness, start_server
 
     settings, policy = load_settings()
     if not settings.slack_bot_token:
@@ -75,14 +82,20 @@ async def _serve(*, http: bool, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    if http:
-        logging.getLogger(__name__).info(
-            "serving Slack events on http://%s:%d/slack/events", host, port
-        )
-        await serve_http(surface, host=host, port=port, stop=stop)
-    else:
-        logging.getLogger(__name__).info("connecting to Slack in Socket Mode")
-        await serve_socket_mode(surface, app_token=settings.slack_app_token or "", stop=stop)
+    readiness = service_readiness(service)
+    health = await start_server(readiness, host=host, port=metrics_port) if metrics_port else None
+    try:
+        if http:
+            logging.getLogger(__name__).info(
+                "serving Slack events on http://%s:%d/slack/events", host, port
+            )
+            await serve_http(surface, host=host, port=port, stop=stop, health=routes(readiness))
+        else:
+            logging.getLogger(__name__).info("connecting to Slack in Socket Mode")
+            await serve_socket_mode(surface, app_token=settings.slack_app_token or "", stop=stop)
+    finally:
+        if health is not None:
+            await health.cleanup()
 
 
 async def _check_token(client: AsyncWebClient, *, url: str) -> None:

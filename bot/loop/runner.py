@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, assert_never
 from uuid import UUID
 
+from bot import metrics
 from bot.errors import ModelUnavailable, one_line
 from bot.loop import approval_steps
 from bot.loop.budget import over_budget
@@ -127,7 +128,8 @@ class LoopRunner:
             if held is None:  # the holder picks our message up before it lets go
                 return dataclasses.replace(outcome, elsewhere=True)
             async with kept(self.app, held, self.lease, on_stop=lambda: self.interrupt(cid)):
-                latest = await self._loop(cid, progress, running)
+                with metrics.LOOPS_RUNNING.track_inprogress():
+                    latest = await self._loop(cid, progress, running)
             outcome = latest if latest.answer or latest.stopped_reason else outcome
             if latest.awaiting or latest.elsewhere or latest.stopped_reason == "superseded":
                 return latest
