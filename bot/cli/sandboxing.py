@@ -73,7 +73,13 @@ def make_sandbox(*, settings: Settings, policy: Policy) -> Sandbox:
     limits = limits_from(policy.sandbox)
     if settings.sandbox_url:
         from sandbox.client import SandboxClient
+        from sandbox.routing import RoutedSandbox, split_urls
 
+        urls = split_urls(settings.sandbox_url)
+        if len(urls) > 1:  # replicas, each keeping its own workspaces (sandbox/routing.py)
+            return RoutedSandbox.from_urls(
+                urls, token=settings.sandbox_token, default_limits=limits
+            )
         return SandboxClient(
             url=settings.sandbox_url, token=settings.sandbox_token, default_limits=limits
         )
