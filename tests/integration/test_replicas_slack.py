@@ -225,3 +225,48 @@ async def test_killing_the_owner_mid_block_lets_another_replica_take_over_after_
     assert sum(p.read_text().count("started") for p in marker.glob("*/slow-started")) == 1
     assert metric(scraped, "opsloop_lease_takeovers_total") == 1
     assert timeline(fresh_postgres, cid) == events
+
+
+async def test_a_stop_sent_to_another_replica_stops_the_owner_within_two_seconds(
+    fresh_postgres: str,  # noqa: F811
+    jail_reachable_dir: Path,
+    slack: SlackStandIn,
+) -> None:
+    tmp_path = jail_reachable_dir
+    (tmp_path / "script.yaml").write_text(SLOW, encoding="utf-8")
+    owner = Replica("owner", url=fresh_postgres, home=tmp_path, slack=slack)
+    other = Replica("other", url=fresh_postgres, home=tmp_path, slack=slack)
+    try:
+        async with aiohttp.ClientSession() as session:
+            await owner.ready(session)
+            await other.ready(session)
+            async with EventSender(url=f"{owner.base}/slack/events", secret=SECRET) as sender:
+                body = envelope(mention(channel="C7", ts="7.1", text="slow?"), event_id="Ev7")
+                assert (await sender.send(body))[0] == 200
+            marker = tmp_path / "workspaces"
+            deadline = time.monotonic() + 60
+            while not list(marker.glob("*/slow-started")) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert list(marker.glob("*/slow-started")), "the block never started"
+            cid = conversation_of(fresh_postgres, "C7")
+            async with EventSender(url=f"{other.base}/slack/events", secret=SECRET) as sender:
+                stop = mention(channel="C7", ts="7.2", thread_ts="7.1", text="stop")
+                sent = time.monotonic()
+                assert (await sender.send(envelope(stop, event_id="Ev8")))[0] == 200
+            while time.monotonic() - sent < 30:
+                kinds = [e["type"] for e in timeline(fresh_postgres, cid)]
+                if "Stopped" in kinds:
+                    break
+                await asyncio.sleep(0.05)
+            took = time.monotonic() - sent
+    finally:
+        owner.stop()
+        other.stop()
+    events = assert_coherent_and_verified(fresh_postgres, cid, tmp_path)
+    kinds = [e["type"] for e in events]
+    assert "StopRequested" in kinds and kinds[-1] == "Stopped", kinds
+    assert took < 2.0, f"the owner stopped {took:.2f} s after the stop was recorded elsewhere"
+    claims = {e["by"].split(":")[0] for e in events if e["type"] == "LoopClaimed"}
+    assert claims == {"owner"}  # the other replica recorded the stop and ran nothing
+    [outcome] = [e for e in events if e.get("block_id") == "t1b1" and e["type"] != "BlockStarted"]
+    assert outcome["type"] in ("BlockFinished", "BlockOutcomeUnknown")
