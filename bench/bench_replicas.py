@@ -220,8 +220,8 @@ def report(best: dict[int, dict[str, Any]], *, messages: int, rounds: int) -> No
         f"The replicas, PostgreSQL and the driver share {os.cpu_count()} CPUs here, and a run "
         "is CPU work in Python: the rate cannot grow past the CPUs, whatever the replica "
         "count. The CPU per message is the other figure to read: what each replica adds "
-        "(lease round trips, the keeper, contention on shared CPUs) shows there; with "
-        "replicas on hosts of their own the rate grows until PostgreSQL is the limit.",
+        "(lease round trips, the keeper, contention on shared CPUs) shows there. Scaling past "
+        "this host's CPUs is not measured here.",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
