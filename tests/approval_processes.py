@@ -66,7 +66,9 @@ class Opsloop:
     sandbox: FakeSandbox
 
     def kinds(self, cid: str) -> list[str]:
-        return [e["type"] for e in self.service.app.timeline(UUID(cid))]  # type: ignore[attr-defined]
+        """Event types but ``LoopClaimed`` (who ran the loop: docs/replicas.md)."""
+        timeline = self.service.app.timeline(UUID(cid))  # type: ignore[attr-defined]
+        return [e["type"] for e in timeline if e["type"] != "LoopClaimed"]
 
     def events(self, cid: str, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.service.app.timeline(UUID(cid)) if e["type"] == kind]  # type: ignore[attr-defined]

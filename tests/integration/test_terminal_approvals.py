@@ -96,7 +96,8 @@ def replay(home: Path, term: Terminal) -> list[dict[str, Any]]:
 
 
 def types(events: list[dict[str, Any]]) -> list[str]:
-    return [e["type"] for e in events if e["type"] != "Started"]
+    """Event types but ``Started`` and ``LoopClaimed`` (who ran the loop: docs/replicas.md)."""
+    return [e["type"] for e in events if e["type"] not in ("Started", "LoopClaimed")]
 
 
 @pytest.mark.slow
