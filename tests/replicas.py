@@ -107,3 +107,12 @@ def json_line(text: str) -> dict[str, Any]:
     value = json.loads(text.strip().splitlines()[-1])
     assert isinstance(value, dict)
     return value
+
+
+def metric(text: str, name: str) -> float:
+    """The sum of a metric's samples in a ``/metrics`` text (0 when absent)."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((f"{name}{{", f"{name} "))
+    )

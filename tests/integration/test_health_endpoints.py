@@ -19,16 +19,8 @@ from bot.health import Readiness, routes, service_readiness
 from bot.providers.scripted import ScriptedModel
 from sandbox.client import SandboxClient
 from sandbox.result import RunResult
+from tests.replicas import metric
 from tests.slack_harness import free_port
-
-
-def metric(text: str, name: str) -> float:
-    """The sum of a metric's samples in a ``/metrics`` text (0 when absent)."""
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith((f"{name}{{", f"{name} "))
-    )
 
 
 async def served(application: web.Application) -> TestServer:

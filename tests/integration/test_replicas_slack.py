@@ -27,6 +27,7 @@ from tests.replicas import (
     assert_coherent_and_verified,
     environment,
     fresh_postgres,  # noqa: F401 - a fixture
+    metric,
     start,
     timeline,
 )
@@ -102,15 +103,6 @@ class Replica:
             self.process.kill()
             _, err = self.process.communicate()
         return err
-
-
-def metric(text: str, name: str) -> float:
-    """The sum of a metric's samples in a ``/metrics`` text (0 when absent)."""
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith((f"{name}{{", f"{name} "))
-    )
 
 
 def conversation_of(url: str, channel: str) -> str:
