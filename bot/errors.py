@@ -6,6 +6,7 @@ OpsloopError
 │   ├── StoreUnreachable   database down or URL malformed
 │   ├── WrongCipherKey     events cannot be decrypted with OPSLOOP_CIPHER_KEY
 │   └── SchemaTooNew       the database was written by a newer event schema
+├── AuditKeyProblem        the audit key is missing or not the one the store was sealed with
 ├── NotFound               no conversation with that id or prefix
 ├── AmbiguousId            a prefix matches several conversations
 └── ModelUnavailable       every provider (and fallback) failed
@@ -38,6 +39,10 @@ class WrongCipherKey(StoreError):
 
 class SchemaTooNew(StoreError):
     """The database holds events of a newer schema than this opsloop knows."""
+
+
+class AuditKeyProblem(OpsloopError):
+    """The audit key is missing, or is not the key the records were sealed with."""
 
 
 class NotFound(OpsloopError):

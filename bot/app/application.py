@@ -25,7 +25,7 @@ from eventsourcing.utils import Environment, EnvType
 from bot.app.queries import ConversationQueries
 from bot.app.readmodel import ReadModel
 from bot.app.records import LoopRecords
-from bot.app.store import CheckedMapper, probe, store_env, translated
+from bot.app.store import CheckedMapper, SealedSnapshots, probe, store_env, translated
 from bot.app.store import boundary as _boundary
 from bot.app.usage import UsageLog
 from bot.errors import NotFound, StoreError
@@ -57,8 +57,10 @@ class ConversationApp(LoopRecords, ConversationQueries, Application[UUID]):
         *,
         database_url: str = "",
         redactor: Redactor | None = None,
+        audit_key: bytes | None = None,
     ) -> None:
         self.database_url = database_url
+        self.audit_key = audit_key
         self.redactor = redactor if redactor is not None else Redactor({})
         self._generations: dict[Coordinates, int] = {}
         with translated(database_url):
@@ -104,11 +106,18 @@ class ConversationApp(LoopRecords, ConversationQueries, Application[UUID]):
 
     def construct_mapper(self) -> Mapper[UUID]:
         """The library's mapper with opsloop's error translation and upcast hashes."""
-        return CheckedMapper(
+        mapper = CheckedMapper(
             transcoder=self.construct_transcoder(),
             compressor=self.factory.compressor(),
             cipher=self.factory.cipher(),
         )
+        mapper.audit_key = self.audit_key
+        return mapper
+
+    def construct_snapshot_store(self) -> SealedSnapshots:
+        """Snapshots are a cache: only sealed ones are used (see ``SealedSnapshots``)."""
+        recorder = self.factory.aggregate_recorder(purpose="snapshots")
+        return SealedSnapshots(mapper=self.mapper, recorder=recorder)
 
     # -- commands ------------------------------------------------------------------------
     @_boundary
@@ -283,12 +292,17 @@ class ConversationApp(LoopRecords, ConversationQueries, Application[UUID]):
 
 
 def open_app(
-    *, database_url: str, cipher_key: str | None = None, redactor: Redactor | None = None
+    *,
+    database_url: str,
+    cipher_key: str | None = None,
+    redactor: Redactor | None = None,
+    audit_key: bytes | None = None,
 ) -> ConversationApp:
     """The application on the store named by ``database_url`` (see bot/app/store.py),
-    redacting what it stores with ``redactor``."""
+    redacting what it stores with ``redactor`` and sealing it with ``audit_key``."""
     return ConversationApp(
         store_env(database_url, cipher_key=cipher_key),
         database_url=database_url,
         redactor=redactor,
+        audit_key=audit_key,
     )

@@ -11,7 +11,10 @@ With ``OPSLOOP_CIPHER_KEY`` (base64 of 16, 24 or 32 random bytes) events are com
 zlib and encrypted with the library's AES-GCM cipher.
 
 ``CheckedMapper`` turns the library's failures into opsloop's errors (wrong key, schema too
-new) and records the stored form's chain hash on upcast events (see ``domain.chain``).
+new), records the stored form's chain hash on upcast events (see ``domain.chain``) and, with
+an audit key, seals every record it stores, events and snapshots alike (``domain.seal``).
+``SealedSnapshots`` hands the repository only snapshots whose seal holds: a snapshot is a
+cache, and one edited in the database (its token counters, say) is ignored, never believed.
 """
 
 from __future__ import annotations
@@ -28,14 +31,22 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import uuid4
 
 from eventsourcing.persistence import (
+    EventStore,
     Mapper,
     PersistenceError,
     StoredEvent,
 )
-from eventsourcing.utils import TopicError, resolve_topic
+from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
-from bot.errors import ConfigError, SchemaTooNew, StoreUnreachable, WrongCipherKey
+from bot.errors import (
+    ConfigError,
+    OpsloopError,
+    SchemaTooNew,
+    StoreUnreachable,
+    WrongCipherKey,
+)
 from domain.chain import STORED_HASH, event_hash
+from domain.seal import SEAL, Record, seal, seal_check
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -182,7 +193,60 @@ def boundary(method: Callable[P, T]) -> Callable[P, T]:
 
 
 class CheckedMapper(Mapper):
-    """The library's mapper, with opsloop's errors and stored-form hashes for upcasts."""
+    """The library's mapper, with opsloop's errors, stored-form hashes for upcasts and, with
+    ``audit_key``, a seal on every record it stores."""
+
+    audit_key: bytes | None = None
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        """Encode one event or snapshot (seal, compress, encrypt)."""
+        topic = get_topic(type(domain_event))
+        state = dict(vars(domain_event))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        state.pop(STORED_HASH, None)
+        class_version = getattr(type(domain_event), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        data = self.transcoder.encode(state)
+        if self.audit_key:
+            record = Record(originator_id, originator_version, topic, data)
+            state[SEAL] = seal(self.audit_key, record)  # last: the encoding before it is kept
+            data = self.transcoder.encode(state)
+        if self.compressor:
+            data = self.compressor.compress(data)
+        if self.cipher:
+            data = self.cipher.encrypt(data)
+        return StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=topic,
+            state=data,
+        )
+
+    def record_of(self, stored_event: StoredEvent) -> tuple[dict[str, Any], Record, str | None]:
+        """The stored state, the record its seal covers, and its seal (None: unsealed)."""
+        state = self.decode_state(stored_event)
+        stored_seal = state.pop(SEAL, None)
+        record = Record(
+            stored_event.originator_id,  # type: ignore[arg-type]
+            stored_event.originator_version,
+            stored_event.topic,
+            self.transcoder.encode(state),
+        )
+        if stored_seal is not None:
+            state[SEAL] = stored_seal
+        return state, record, stored_seal
+
+    def sealed(self, stored_event: StoredEvent) -> bool:
+        """True when the record carries a seal of this mapper's key that holds."""
+        if not self.audit_key:
+            return False
+        try:
+            _, record, stored_seal = self.record_of(stored_event)
+        except OpsloopError:
+            return False
+        return bool(stored_seal) and seal_check(self.audit_key, record, stored_seal) == "ok"
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         """Decode one stored event (decrypt, decompress, upcast)."""
@@ -201,6 +265,7 @@ class CheckedMapper(Mapper):
                 f"({stored_event.topic}); upgrade opsloop"
             ) from None
         state = self.decode_state(stored_event)
+        state.pop(SEAL, None)
         stored_version = int(state.get("class_version", 1))
         known = int(getattr(cls, "class_version", 1))
         if stored_version > known:
@@ -259,3 +324,15 @@ class CheckedMapper(Mapper):
         if not isinstance(state, dict):
             raise WrongCipherKey("stored events cannot be read with this configuration")
         return state
+
+
+class SealedSnapshots(EventStore):  # type: ignore[type-arg]
+    """The snapshot store, yielding only snapshots whose seal holds under the audit key
+    (none without a key): the repository then replays the events instead."""
+
+    def get(self, originator_id: Any, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+        """The snapshots the library asks for, less any that are not sealed by us."""
+        mapper: CheckedMapper = self.mapper  # type: ignore[assignment]
+        for stored in self.recorder.select_events(originator_id, **kwargs):
+            if mapper.sealed(stored):
+                yield mapper.to_domain_event(stored)

@@ -49,6 +49,7 @@ def open_app(settings: Settings, *, redactor: Redactor | None = None) -> Convers
         database_url=settings.resolved_database_url(),
         cipher_key=settings.cipher_key,
         redactor=redactor,
+        audit_key=settings.audit_key_bytes(),
     )
 
 
