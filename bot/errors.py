@@ -5,6 +5,7 @@ OpsloopError
 ├── StoreError             the event store cannot be used
 │   ├── StoreUnreachable   database down or URL malformed
 │   ├── WrongCipherKey     events cannot be decrypted with OPSLOOP_CIPHER_KEY
+│   ├── MixedStore         the key would mix encrypted and plaintext (or sealed and unsealed)
 │   └── SchemaTooNew       the database was written by a newer event schema
 ├── AuditKeyProblem        the audit key is missing or not the one the store was sealed with
 ├── NotFound               no conversation with that id or prefix
@@ -35,6 +36,10 @@ class StoreUnreachable(StoreError):
 
 class WrongCipherKey(StoreError):
     """Stored events cannot be decrypted with the configured key."""
+
+
+class MixedStore(StoreError):
+    """Starting would mix encrypted and plaintext events, or sealed and unsealed ones."""
 
 
 class SchemaTooNew(StoreError):

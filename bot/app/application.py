@@ -15,7 +15,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
@@ -25,7 +25,14 @@ from eventsourcing.utils import Environment, EnvType
 from bot.app.queries import ConversationQueries
 from bot.app.readmodel import ReadModel
 from bot.app.records import LoopRecords
-from bot.app.store import CheckedMapper, SealedSnapshots, probe, store_env, translated
+from bot.app.store import (
+    CheckedMapper,
+    SealedSnapshots,
+    probe,
+    refuse_mixed,
+    store_env,
+    translated,
+)
 from bot.app.store import boundary as _boundary
 from bot.app.usage import UsageLog
 from bot.errors import NotFound, StoreError
@@ -58,6 +65,7 @@ class ConversationApp(LoopRecords, ConversationQueries, Application[UUID]):
         database_url: str = "",
         redactor: Redactor | None = None,
         audit_key: bytes | None = None,
+        allow_mixed: bool = False,
     ) -> None:
         self.database_url = database_url
         self.audit_key = audit_key
@@ -80,6 +88,8 @@ class ConversationApp(LoopRecords, ConversationQueries, Application[UUID]):
                 postgres=type(self.factory).__module__.endswith("postgres"),
             )
             self.usage_log.create_tables()
+            if not allow_mixed:
+                refuse_mixed(self.recorder, cast("CheckedMapper", self.mapper))
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only the given env: opsloop's settings, not stray library variables."""
@@ -297,12 +307,15 @@ def open_app(
     cipher_key: str | None = None,
     redactor: Redactor | None = None,
     audit_key: bytes | None = None,
+    allow_mixed: bool = False,
 ) -> ConversationApp:
     """The application on the store named by ``database_url`` (see bot/app/store.py),
-    redacting what it stores with ``redactor`` and sealing it with ``audit_key``."""
+    redacting what it stores with ``redactor`` and sealing it with ``audit_key``; it refuses
+    to make a mixed store unless ``allow_mixed`` (``opsloop db encrypt``)."""
     return ConversationApp(
         store_env(database_url, cipher_key=cipher_key),
         database_url=database_url,
         redactor=redactor,
         audit_key=audit_key,
+        allow_mixed=allow_mixed,
     )

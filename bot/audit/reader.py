@@ -28,7 +28,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment
 
 from bot.app.store import CheckedMapper, store_env
-from bot.errors import StoreUnreachable
+from bot.errors import AmbiguousId, NotFound, StoreUnreachable
 
 if TYPE_CHECKING:
     from bot.app.readmodel import ReadModel
@@ -59,6 +59,14 @@ class Source(Protocol):
 
     def snapshots(self, ids: Iterable[UUID]) -> Iterator[StoredEvent]:
         """The stored snapshots (of ``ids`` at least)."""
+        ...
+
+    def ids(self) -> list[UUID]:
+        """Every conversation with an event."""
+        ...
+
+    def events(self, conversation_id: UUID) -> list[StoredEvent]:
+        """One conversation's records, in version order."""
         ...
 
     def listing_position(self) -> int:
@@ -129,6 +137,27 @@ class RawReader:
             if len(rows) < _BATCH:
                 return
             position = int(rows[-1][0])
+
+    def ids(self) -> list[UUID]:
+        """Every conversation with an event."""
+        if not self._exists(self.events_table):
+            return []
+        return [
+            UUID(str(r[0]))
+            for r in self._rows(f"SELECT DISTINCT originator_id FROM {self.events_table}")
+        ]
+
+    def events(self, conversation_id: UUID) -> list[StoredEvent]:
+        """One conversation's records, in version order."""
+        if not self._exists(self.events_table):
+            return []
+        oid: Any = conversation_id if self.pg else conversation_id.hex
+        rows = self._rows(
+            f"SELECT originator_id, originator_version, topic, state FROM {self.events_table} "
+            "WHERE originator_id = ? ORDER BY originator_version",
+            (oid,),
+        )
+        return [_stored(*r) for r in rows]
 
     def snapshots(self, ids: Iterable[UUID]) -> Iterator[StoredEvent]:
         """Every stored snapshot."""
@@ -276,3 +305,29 @@ class AppSource:
             return
         for cid in ids:
             yield from self.snapshot_recorder.select_events(cid)
+
+    def ids(self) -> list[UUID]:
+        """Every conversation with an event."""
+        return list(dict.fromkeys(n.stored.originator_id for n in self.notifications()))  # type: ignore[misc]
+
+    def events(self, conversation_id: UUID) -> list[StoredEvent]:
+        """One conversation's records, in version order."""
+        return list(self.recorder.select_events(conversation_id))
+
+
+def resolve_id(text: str, known: Iterable[UUID]) -> UUID:
+    """A full id, or a unique prefix of one among ``known`` (as git does)."""
+    digits = text.strip().lower().replace("-", "")
+    if not digits or len(digits) > 32 or any(ch not in "0123456789abcdef" for ch in digits):
+        raise NotFound(f"{text!r} is not a conversation id (expected hex digits of a UUID)")
+    found = sorted({c for c in known if c.hex.startswith(digits)}, key=str)
+    if not found:
+        if len(digits) == 32:
+            raise NotFound(f"no conversation {UUID(hex=digits)}")
+        raise NotFound(f"no conversation id starts with {text!r}")
+    if len(found) > 1:
+        raise AmbiguousId(
+            f"{text!r} matches more than one conversation "
+            f"({found[0]}, {found[1]}, ...); give more digits"
+        )
+    return found[0]

@@ -28,10 +28,10 @@ from bot.audit.against import against
 from bot.audit.checkpoint import signature_holds
 from bot.audit.findings import Problem, VerifyReport
 from bot.audit.listing_audit import listing_problems
-from bot.audit.reader import Source
+from bot.audit.reader import Source, resolve_id
 from bot.audit.scan import Item, scan
 from bot.audit.snapshots_audit import read_snapshots, snapshot_problems
-from bot.errors import AmbiguousId, AuditKeyProblem, NotFound
+from bot.errors import AuditKeyProblem, NotFound
 from domain.chain import event_hash, genesis_hash
 
 __all__ = ["Problem", "VerifyReport", "verify_log"]
@@ -79,22 +79,9 @@ def verify_log(
 
 
 def _resolve(conversation: UUID | str | None, known: list[UUID]) -> UUID | None:
-    """A full id, or a unique prefix of one among the ids the log, listing and checkpoints
-    know."""
     if conversation is None or isinstance(conversation, UUID):
         return conversation
-    digits = conversation.strip().lower().replace("-", "")
-    if not digits or len(digits) > 32 or any(ch not in "0123456789abcdef" for ch in digits):
-        raise NotFound(f"{conversation!r} is not a conversation id (expected hex digits of a UUID)")
-    found = sorted({c for c in known if c.hex.startswith(digits)}, key=str)
-    if not found:
-        raise NotFound(f"no conversation id starts with {conversation!r}")
-    if len(found) > 1:
-        raise AmbiguousId(
-            f"{conversation!r} matches more than one conversation "
-            f"({found[0]}, {found[1]}, ...); give more digits"
-        )
-    return found[0]
+    return resolve_id(conversation, known)
 
 
 def _against_all(

@@ -62,18 +62,21 @@ def replay(
     conversation: Annotated[str, typer.Argument(help="Conversation id, or a unique prefix of it.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="text | json | markdown")] = "text",
 ) -> None:
-    """Replay a conversation: who said what, every model turn, every block and its output."""
-    from bot.audit.replay import FORMATS, render
-    from bot.cli.bootstrap import open_app
+    """Replay a conversation: who said what, every model turn, every block and its output
+    (read-only: it works with a SELECT-only role or a read-only file)."""
+    from bot.audit.reader import resolve_id
+    from bot.audit.replay import FORMATS, render, timeline_of
+    from bot.cli.audit import audit_source
+    from bot.errors import NotFound
     from bot.settings import read_settings
 
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
-    app = open_app(read_settings())
-    try:
-        items = app.timeline(app.resolve(conversation))
-    finally:
-        app.close()
+    with audit_source(read_settings()) as source:
+        cid = resolve_id(conversation, source.ids())
+        items = timeline_of(source.mapper.to_state(s) for s in source.events(cid))
+    if not items:
+        raise NotFound(f"no conversation {cid}")
     _write(render(items, fmt=fmt))
 
 

@@ -18,6 +18,7 @@ from uuid import UUID
 import pytest
 
 from bot.app.application import ConversationApp, open_app
+from bot.errors import MixedStore
 from bot.surface import Coordinates
 from tests.integration.audit_helpers import KEY, Attacker, run_audit, take_checkpoint
 from tests.integration.test_event_store import HERE, conversation, database_url, reply
@@ -140,7 +141,9 @@ def test_a_dropped_class_version_is_named(store: Store) -> None:
 
 
 def test_an_unsealed_event_appended_to_a_keyed_store_is_named(store: Store) -> None:
-    unkeyed = open_app(database_url=store.url)  # a writer without the key
+    with pytest.raises(MixedStore, match="sealed with an audit key"):
+        open_app(database_url=store.url)  # opsloop itself refuses to write unsealed events
+    unkeyed = open_app(database_url=store.url, allow_mixed=True)  # a writer forced past that
     try:
         unkeyed.receive_message(
             coordinates=HERE, message_key="x", author="mallory", text="forged without the key"
