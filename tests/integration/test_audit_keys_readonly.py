@@ -60,6 +60,7 @@ def test_a_wrong_or_missing_cipher_key_is_a_key_problem(database_url: str) -> No
 
 def test_a_wrong_or_missing_audit_key_is_a_key_problem(database_url: str) -> None:
     keyed_store(database_url)
+    assert run_audit(database_url, "audit", "verify", "--all").returncode == 0  # the right key
     other = base64.b64encode(b"x" * 32).decode()
     key_problem(
         run_audit(database_url, "audit", "verify", "--all", OPSLOOP_AUDIT_KEY=other),
