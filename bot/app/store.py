@@ -247,7 +247,7 @@ class CheckedMapper(Mapper):
             _, record, stored_seal = self.record_of(stored_event)
         except OpsloopError:
             return False
-        return bool(stored_seal) and seal_check(self.audit_key, record, stored_seal) == "ok"
+        return stored_seal is not None and seal_check(self.audit_key, record, stored_seal) == "ok"
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         """Decode one stored event (decrypt, decompress, upcast)."""
@@ -327,11 +327,11 @@ class CheckedMapper(Mapper):
         return state
 
 
-class SealedSnapshots(EventStore):  # type: ignore[type-arg]
+class SealedSnapshots(EventStore):
     """The snapshot store, yielding only snapshots whose seal holds under the audit key
     (none without a key): the repository then replays the events instead."""
 
-    def get(self, originator_id: Any, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+    def get(self, originator_id: Any, **kwargs: Any) -> Iterator[Any]:
         """The snapshots the library asks for, less any that are not sealed by us."""
         mapper: CheckedMapper = self.mapper  # type: ignore[assignment]
         for stored in self.recorder.select_events(originator_id, **kwargs):

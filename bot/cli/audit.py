@@ -10,50 +10,22 @@ encrypted, from ``OPSLOOP_CIPHER_KEY``. What the store holds is printed through
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from bot.cli.source import audit_source
 from bot.errors import ConfigError, OpsloopError
 from bot.visible import visible, visible_json
 
 if TYPE_CHECKING:
     from bot.audit.reader import Source
     from bot.settings import Settings
-
-
-@contextlib.contextmanager
-def audit_source(settings: Settings) -> Iterator[Source]:
-    """A read-only source of the configured store (the in-memory store: an empty app)."""
-    from bot.audit.reader import AppSource, open_reader
-
-    url = settings.resolved_database_url()
-    if url.strip() in ("memory:", "memory://"):
-        from bot.cli.bootstrap import open_app
-
-        app = open_app(settings)
-        try:
-            yield AppSource(
-                recorder=app.recorder,
-                mapper=app.mapper,  # type: ignore[arg-type]
-                readmodel=app.readmodel,
-                snapshot_recorder=app.snapshots.recorder if app.snapshots else None,
-            )
-        finally:
-            app.close()
-        return
-    reader = open_reader(url, cipher_key=settings.cipher_key, audit_key=settings.audit_key_bytes())
-    try:
-        yield reader
-    finally:
-        reader.close()
 
 
 def verify(
@@ -165,7 +137,73 @@ def publish_to(command: list[str], text: str) -> None:
         )
 
 
-def register(audit_app: typer.Typer) -> None:
-    """Add the audit commands to ``opsloop audit``."""
+def export(
+    since: Annotated[
+        str | None, typer.Option(help="Events at or after: ISO time or age (7d).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl | otel")] = "jsonl",
+    endpoint: Annotated[
+        str | None,
+        typer.Option(help="OTLP/HTTP traces URL (default: the OTEL_EXPORTER_OTLP_* variables)."),
+    ] = None,
+    content: Annotated[
+        bool, typer.Option("--content", help="Put message and output text into spans.")
+    ] = False,
+) -> None:
+    """Export the log: JSONL with the chain fields (for a SIEM), or OpenTelemetry GenAI spans
+    to a collector."""
+    from bot.audit.export import jsonl
+    from bot.audit.scan import scan
+    from bot.cli.log import _write, parse_when
+    from bot.settings import read_settings
+
+    if fmt not in ("jsonl", "otel"):
+        raise ConfigError(f"unknown format {fmt!r}: use jsonl or otel")
+    since_at = parse_when(since)
+    with audit_source(read_settings()) as source:
+        sc = scan(source)
+        if fmt == "jsonl":
+            _write(jsonl(sc, since=since_at))
+            return
+        runs, spans = export_otel(source, sc, since_at, endpoint=endpoint, content=content)
+    print(f"exported {spans} span(s) of {runs} loop run(s)")
+
+
+def export_otel(
+    source: Source, sc: Any, since: datetime | None, *, endpoint: str | None, content: bool
+) -> tuple[int, int]:
+    """Build the spans in memory, then send them in one OTLP/HTTP request (or say why not)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from bot.audit.otel import export_spans, provider_for
+    from bot.audit.replay import timeline_of
+
+    memory = InMemorySpanExporter()
+    provider = provider_for(memory)
+    runs = 0
+    for items in sc.by_conversation().values():
+        kept = [i for i in items if since is None or i.state and i.state["timestamp"] >= since]
+        runs += export_spans(
+            provider, timeline_of(source.mapper.to_state(i.stored) for i in kept), content=content
+        )
+    provider.shutdown()
+    spans = memory.get_finished_spans()
+    otlp = OTLPSpanExporter(endpoint=endpoint, timeout=10) if endpoint else OTLPSpanExporter()
+    try:
+        result = otlp.export(spans) if spans else SpanExportResult.SUCCESS
+    finally:
+        otlp.shutdown()
+    if result is not SpanExportResult.SUCCESS:
+        raise ConfigError(f"the OTLP collector at {endpoint or '(default)'} did not take the spans")
+    return runs, len(spans)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``opsloop audit`` and its commands."""
+    audit_app = typer.Typer(help="Audit the event log.", no_args_is_help=True)
+    app.add_typer(audit_app, name="audit")
     audit_app.command("verify")(verify)
     audit_app.command("checkpoint")(checkpoint)
+    audit_app.command("export")(export)

@@ -66,7 +66,7 @@ def replay(
     (read-only: it works with a SELECT-only role or a read-only file)."""
     from bot.audit.reader import resolve_id
     from bot.audit.replay import FORMATS, render, timeline_of
-    from bot.cli.audit import audit_source
+    from bot.cli.source import audit_source
     from bot.errors import NotFound
     from bot.settings import read_settings
 
@@ -130,8 +130,3 @@ def register(app: typer.Typer) -> None:
     """Add this group's commands to ``app``."""
     app.command("replay")(replay)
     app.command("conversations")(conversations)
-    from bot.cli import audit as cli_audit
-
-    audit_app = typer.Typer(help="Audit the event log.", no_args_is_help=True)
-    cli_audit.register(audit_app)
-    app.add_typer(audit_app, name="audit")
