@@ -184,7 +184,7 @@ class AuditPolicy(_Section):
     """``[audit]``: where checkpoints go, and how often serving processes write one."""
 
     publish: list[str] = Field(default_factory=list)  # a command, fed the checkpoint on stdin
-    checkpoint_minutes: int = Field(default=60, ge=0)  # 0: serving processes write none
+    checkpoint_minutes: float = Field(default=60, ge=0)  # 0: serving processes write none
 
 
 class Policy(_Section):

@@ -60,6 +60,7 @@ async def _serve(*, sharded: bool, shard_count: int | None) -> None:
     from adapters.discord.client import make_client
     from adapters.discord.surface import DiscordSurface
     from bot.cli.bootstrap import build_chat_service, load_settings
+    from bot.cli.checkpoints import checkpoints_every
 
     settings, policy = load_settings()
     if not settings.discord_token:
@@ -70,7 +71,7 @@ async def _serve(*, sharded: bool, shard_count: int | None) -> None:
     surface = DiscordSurface(service=service, mention_guilds=policy.discord.mention_guilds)
     client = make_client(surface, sharded=sharded, shards=shard_count)
     try:
-        async with client:
+        async with client, checkpoints_every(settings, policy):
             await client.start(settings.discord_token)
     except discord.LoginFailure:
         raise ConfigError("Discord refused DISCORD_TOKEN (reset it on the Bot page)") from None

@@ -49,6 +49,7 @@ async def _serve(*, http: bool, host: str, port: int) -> None:
     from adapters.slack.app import SlackSurface
     from adapters.slack.server import build_client, serve_http, serve_socket_mode
     from bot.cli.bootstrap import load_settings
+    from bot.cli.checkpoints import checkpoints_every
 
     settings, policy = load_settings()
     if not settings.slack_bot_token:
@@ -74,14 +75,15 @@ async def _serve(*, http: bool, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    if http:
-        logging.getLogger(__name__).info(
-            "serving Slack events on http://%s:%d/slack/events", host, port
-        )
-        await serve_http(surface, host=host, port=port, stop=stop)
-    else:
-        logging.getLogger(__name__).info("connecting to Slack in Socket Mode")
-        await serve_socket_mode(surface, app_token=settings.slack_app_token or "", stop=stop)
+    async with checkpoints_every(settings, policy):
+        if http:
+            logging.getLogger(__name__).info(
+                "serving Slack events on http://%s:%d/slack/events", host, port
+            )
+            await serve_http(surface, host=host, port=port, stop=stop)
+        else:
+            logging.getLogger(__name__).info("connecting to Slack in Socket Mode")
+            await serve_socket_mode(surface, app_token=settings.slack_app_token or "", stop=stop)
 
 
 async def _check_token(client: AsyncWebClient, *, url: str) -> None:
