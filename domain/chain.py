@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from domain.seal import SEAL
+from domain.seal import CONTENT_HASH, PII, SEAL
 
 STORED_HASH = "_stored_hash"
 NOT_PAYLOAD = frozenset(
@@ -34,6 +34,8 @@ NOT_PAYLOAD = frozenset(
         "class_version",
         STORED_HASH,
         SEAL,  # the keyed seal covers the stored record; this hash is the unkeyed content
+        PII,  # (personal text: whose each encrypted field is)
+        CONTENT_HASH,  # (and the hash from before its encryption)
     }
 )
 

@@ -178,15 +178,7 @@ class ConversationState:
             case ev.BlockOutcomeUnknown():
                 self._set_block(event.block_id, "unknown")
             case ev.ApprovalRequested():
-                self._approvals_now()[event.block_id] = {
-                    "request_id": event.request_id,
-                    "status": "requested",
-                    "tools": list(event.tools),
-                    "requested_from": list(event.requested_from),
-                    "expires_at": datetime.fromisoformat(event.expires_at).timestamp(),
-                    "by": "",
-                    "reason": "",
-                }
+                self._when_ApprovalRequested(event)
             case ev.ApprovalGranted():
                 self._decide(event.request_id, "granted", by=event.by)
             case ev.ApprovalDenied():
@@ -212,9 +204,22 @@ class ConversationState:
                 self._status = "stopped"
             case ev.Renewed():
                 self._successor_id = event.successor_id
+            case ev.UserErased():
+                pass  # the text is erased in the store; state keeps nothing of it to drop
             case _:
                 assert_never(event)
         self._last_hash = hash_of(event)
+
+    def _when_ApprovalRequested(self, e: ev.ApprovalRequested) -> None:
+        self._approvals_now()[e.block_id] = {
+            "request_id": e.request_id,
+            "status": "requested",
+            "tools": list(e.tools),
+            "requested_from": list(e.requested_from),
+            "expires_at": datetime.fromisoformat(e.expires_at).timestamp(),
+            "by": "",
+            "reason": "",
+        }
 
     def _when_Started(self, e: ev.Started) -> None:
         self._platform, self._workspace = e.platform, e.workspace

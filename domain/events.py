@@ -269,6 +269,13 @@ class Renewed(ConversationEvent):
     by: str
 
 
+class UserErased(ConversationEvent):
+    """A person's key was destroyed (``opsloop audit erase``): the text they were the source
+    of in this conversation now reads ``[erased]``, and the chain still verifies."""
+
+    user: str  # platform:id, e.g. slack:U012AB
+
+
 AnyEvent = (
     Started
     | MessageReceived
@@ -291,6 +298,7 @@ AnyEvent = (
     | Answered
     | Stopped
     | Renewed
+    | UserErased
 )  # every event the aggregate evolves by: ``_evolve`` matches each, and mypy checks it does
 
 EVENT_TYPES: tuple[type[ConversationEvent], ...] = (
@@ -315,4 +323,5 @@ EVENT_TYPES: tuple[type[ConversationEvent], ...] = (
     Answered,
     Stopped,
     Renewed,
+    UserErased,
 )

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from uuid import UUID
 
 SEAL = "_seal"
+PII = "_pii"  # personal fields of a stored state and whose they are (bot/app/personal.py)
+CONTENT_HASH = "_content_hash"  # the content hash of an event from before its encryption
 GLOBAL_GENESIS = hashlib.sha256(b"opsloop-global-chain").hexdigest()
 
 

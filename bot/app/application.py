@@ -22,17 +22,12 @@ from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Mapper, Recording
 from eventsourcing.utils import Environment, EnvType
 
+from bot.app.mixed import refuse_mixed
+from bot.app.personal import UserKeys
 from bot.app.queries import ConversationQueries
 from bot.app.readmodel import ReadModel
 from bot.app.records import LoopRecords
-from bot.app.store import (
-    CheckedMapper,
-    SealedSnapshots,
-    probe,
-    refuse_mixed,
-    store_env,
-    translated,
-)
+from bot.app.store import CheckedMapper, SealedSnapshots, probe, store_env, translated
 from bot.app.store import boundary as _boundary
 from bot.app.usage import UsageLog
 from bot.errors import NotFound, StoreError
@@ -88,8 +83,17 @@ class ConversationApp(LoopRecords, ConversationQueries, Application[UUID]):
                 postgres=type(self.factory).__module__.endswith("postgres"),
             )
             self.usage_log.create_tables()
+            self.user_keys = UserKeys(
+                datastore=self.factory.datastore,  # type: ignore[attr-defined]
+                postgres=type(self.factory).__module__.endswith("postgres"),
+            )
+            self.user_keys.create_table()
+            mapper = cast("CheckedMapper", self.mapper)
+            mapper.user_key = self.user_keys.get
+            if audit_key:  # personal text is erasable in a keyed store (docs/audit.md)
+                mapper.user_key_or_new = self.user_keys.get_or_create
             if not allow_mixed:
-                refuse_mixed(self.recorder, cast("CheckedMapper", self.mapper))
+                refuse_mixed(self.recorder, mapper)
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only the given env: opsloop's settings, not stray library variables."""
@@ -106,7 +110,13 @@ class ConversationApp(LoopRecords, ConversationQueries, Application[UUID]):
         return Environment(name, values)
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        """Record, then cache what was saved, so the next command does not re-read it."""
+        """Record (personal text encrypted for whose it is), then cache what was saved, so
+        the next command does not re-read it."""
+        cast("CheckedMapper", self.mapper).owners = {
+            aggregate_id: (aggregate.coordinates[0], aggregate.last_author)
+            for aggregate_id, aggregate in processing_event.aggregates.items()
+            if isinstance(aggregate, Conversation)
+        }
         recordings = super()._record(processing_event)
         cache = self.repository.cache
         if cache is not None:  # (the library only does this without fast-forwarding)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.app.store import is_plaintext
+from bot.app.mixed import is_plaintext
 from bot.errors import ConfigError
 
 if TYPE_CHECKING:

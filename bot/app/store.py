@@ -38,16 +38,16 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
+from bot.app.personal import PERSONAL_FIELDS, decrypt_fields, encrypt_fields
 from bot.errors import (
     ConfigError,
-    MixedStore,
     OpsloopError,
     SchemaTooNew,
     StoreUnreachable,
     WrongCipherKey,
 )
-from domain.chain import STORED_HASH, event_hash
-from domain.seal import SEAL, Record, seal, seal_check
+from domain.chain import STORED_HASH, event_hash, hash_of
+from domain.seal import CONTENT_HASH, PII, SEAL, Record, seal, seal_check
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -198,6 +198,11 @@ class CheckedMapper(Mapper):
     ``audit_key``, a seal on every record it stores."""
 
     audit_key: bytes | None = None
+    # Personal text (bot/app/personal.py): whose it is, per aggregate being saved -- set by
+    # the application for each save -- and the per-user keys, to read and to write.
+    owners: dict[Any, tuple[str, str]] = {}  # noqa: RUF012 -- replaced per save, never mutated
+    user_key: Callable[[str], bytes | None] | None = None
+    user_key_or_new: Callable[[str], bytes] | None = None
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         """Encode one event or snapshot (seal, compress, encrypt)."""
@@ -209,6 +214,7 @@ class CheckedMapper(Mapper):
         class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
+        self._encrypt_personal(originator_id, domain_event, state)
         data = self.transcoder.encode(state)
         if self.audit_key:
             record = Record(originator_id, originator_version, topic, data)
@@ -224,6 +230,18 @@ class CheckedMapper(Mapper):
             topic=topic,
             state=data,
         )
+
+    def _encrypt_personal(self, originator_id: Any, event: Any, state: dict[str, Any]) -> None:
+        platform, last_author = self.owners.get(originator_id, ("", ""))
+        author = state.get("author") if isinstance(state.get("author"), str) else last_author
+        if not (self.user_key_or_new and platform and author):
+            return
+        if not any(isinstance(state.get(f), str) and state[f] for f in PERSONAL_FIELDS):
+            return
+        owner = f"{platform}:{author}"
+        content = hash_of(event)  # as the aggregate chains it: before encryption
+        encrypt_fields(state, owner, self.user_key_or_new(owner))
+        state[CONTENT_HASH] = content
 
     def record_of(self, stored_event: StoredEvent) -> tuple[dict[str, Any], Record, str | None]:
         """The stored state, the record its seal covers, and its seal (None: unsealed)."""
@@ -267,6 +285,11 @@ class CheckedMapper(Mapper):
             ) from None
         state = self.decode_state(stored_event)
         state.pop(SEAL, None)
+        if PII in state:  # personal text: decrypted, or [erased]; its hash is the one chained
+            content = state.pop(CONTENT_HASH, None)
+            decrypt_fields(state, self.user_key or (lambda _owner: None))
+            if content:
+                state[STORED_HASH] = content
         stored_version = int(state.get("class_version", 1))
         known = int(getattr(cls, "class_version", 1))
         if stored_version > known:
@@ -274,7 +297,8 @@ class CheckedMapper(Mapper):
                 f"the event store was written by a newer opsloop ({cls.__name__} "
                 f"version {stored_version}, this one knows {known}); upgrade opsloop"
             )
-        if stored_version < known and "prev_hash" in getattr(cls, "__dataclass_fields__", {}):
+        fields = getattr(cls, "__dataclass_fields__", {})
+        if stored_version < known and "prev_hash" in fields and STORED_HASH not in state:
             # Remember the hash of the form that was stored, before the upcast changes it.
             state[STORED_HASH] = event_hash(
                 type_name=cls.__name__,
@@ -337,41 +361,3 @@ class SealedSnapshots(EventStore):
         for stored in self.recorder.select_events(originator_id, **kwargs):
             if mapper.sealed(stored):
                 yield mapper.to_domain_event(stored)
-
-
-def refuse_mixed(recorder: Any, mapper: CheckedMapper) -> None:
-    """Refuse to start where writing would make a mixed store: with ``OPSLOOP_CIPHER_KEY`` on
-    a plaintext store (``opsloop db encrypt`` converts one), without it on an encrypted one,
-    or without the audit key on a store whose newest event is sealed."""
-    first = recorder.select_notifications(start=0, limit=1)
-    if not first:
-        return
-    plain = is_plaintext(mapper, first[0].state)
-    if mapper.cipher and plain:
-        raise MixedStore(
-            "the event store holds unencrypted events: OPSLOOP_CIPHER_KEY would mix encrypted "
-            "ones into it; run `opsloop db encrypt` once to encrypt it, or unset the key"
-        )
-    if not mapper.cipher and not plain:
-        raise WrongCipherKey(
-            "the event store is encrypted: set OPSLOOP_CIPHER_KEY to the key it was written with"
-        )
-    newest = recorder.max_notification_id()
-    last = recorder.select_notifications(start=newest, limit=1) if newest else []
-    if last and not mapper.audit_key and SEAL in mapper.decode_state(last[0]):
-        raise MixedStore(
-            "the event store is sealed with an audit key: set OPSLOOP_AUDIT_KEY (or "
-            "OPSLOOP_AUDIT_KEY_FILE); events written without it would read as tampering"
-        )
-
-
-def is_plaintext(mapper: Mapper, data: bytes | str) -> bool:
-    """True when a stored state is the transcoder's JSON as is (neither compressed nor
-    encrypted)."""
-    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    if raw[:1] != b"{":
-        return False
-    try:
-        return isinstance(mapper.transcoder.decode(raw), dict)
-    except Exception:  # noqa: BLE001 -- any failure means it is not plain JSON
-        return False

@@ -106,6 +106,9 @@ class RawReader:
         self.listing_table = prefix + "opsloop_conversations"
         self.position_table = prefix + "opsloop_readmodel_position"
         self.position_column = "notification_id" if pg else "rowid"
+        self.keys_table = prefix + "opsloop_user_keys"
+        self._keys: dict[str, bytes | None] = {}
+        mapper.user_key = self.user_key
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         if self.pg:
@@ -176,6 +179,17 @@ class RawReader:
         cur = self.conn.execute(f"SELECT * FROM {self.listing_table}")
         names = [d[0] for d in cur.description]
         return {UUID(str(r[0])): dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+
+    def user_key(self, user: str) -> bytes | None:
+        """A person's key for their encrypted text (None: erased, or never made)."""
+        if user not in self._keys:
+            rows = (
+                self._rows(f"SELECT key FROM {self.keys_table} WHERE user_id = ?", (user,))
+                if self._exists(self.keys_table)
+                else []
+            )
+            self._keys[user] = bytes(rows[0][0]) if rows else None
+        return self._keys[user]
 
     def listing_position(self) -> int:
         """The listing's folded position (0 when never caught up)."""

@@ -164,6 +164,8 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"{head}stopped: {e['reason']}" + (f" ({e['detail']})" if e.get("detail") else "")
         elif t == "Renewed":
             yield f"{head}replaced by {e['successor_id']} (new, by {e.get('by', '?')})"
+        elif t == "UserErased":
+            yield f"{head}the words of {e['user']} were erased (their key was destroyed)"
         else:
             yield f"{head}{t}"
 
@@ -309,6 +311,8 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"**Stopped** ({when}): {e['reason']} {e.get('detail', '')}".rstrip()
         elif t == "Renewed":
             yield f"Replaced by `{e['successor_id']}` ({when})."
+        elif t == "UserErased":
+            yield f"*The words of {e['user']} were erased* ({when})."
         yield ""
 
 

@@ -63,9 +63,13 @@ _REASONS = {
 
 
 def snapshot_problems(
-    snaps: list[Snap], checkpoints: Iterable[tuple[str, dict[str, Any]]], only: UUID | None
+    snaps: list[Snap],
+    checkpoints: Iterable[tuple[str, dict[str, Any]]],
+    only: UUID | None,
+    erased: set[UUID] = frozenset(),  # type: ignore[assignment]
 ) -> list[Problem]:
-    """Altered snapshots, and snapshots a checkpoint listed that are gone or differ."""
+    """Altered snapshots, and snapshots a checkpoint listed that are gone or differ (an
+    erasure removes the snapshots of the conversations it records ``UserErased`` in)."""
     problems = [
         Problem(s.conversation_id, s.version, "", _REASONS[s.status], kind="snapshot")
         for s in snaps
@@ -74,7 +78,7 @@ def snapshot_problems(
     have = {(str(s.conversation_id), s.version): s.digest for s in snaps}
     for _, cp in checkpoints:
         for cid, listed in (cp.get("snapshots") or {}).items():
-            if only is not None and cid != str(only):
+            if (only is not None and cid != str(only)) or UUID(cid) in erased:
                 continue
             for version, digest in listed:
                 now = have.get((cid, int(version)))

@@ -163,7 +163,7 @@ def export(
     with audit_source(read_settings()) as source:
         sc = scan(source)
         if fmt == "jsonl":
-            _write(jsonl(sc, since=since_at))
+            _write(jsonl(sc, since=since_at, key_for=source.mapper.user_key))
             return
         runs, spans = export_otel(source, sc, since_at, endpoint=endpoint, content=content)
     print(f"exported {spans} span(s) of {runs} loop run(s)")
@@ -200,6 +200,23 @@ def export_otel(
     return runs, len(spans)
 
 
+def erase(
+    user: Annotated[str, typer.Option("--user", help="The person, as platform:id.")],
+) -> None:
+    """Erase a person's text (destroy their key): it reads [erased]; the proof still holds."""
+    from bot.app.erase import erase_user
+    from bot.cli.bootstrap import open_app
+    from bot.settings import read_settings
+
+    app = open_app(read_settings())
+    try:
+        had_key, found = erase_user(app, user)
+    finally:
+        app.close()
+    key = "their key destroyed" if had_key else "no key of theirs was stored"
+    print(visible(f"erased {user}: {key}; UserErased recorded in {len(found)} conversation(s)"))
+
+
 def register(app: typer.Typer) -> None:
     """Add ``opsloop audit`` and its commands."""
     audit_app = typer.Typer(help="Audit the event log.", no_args_is_help=True)
@@ -207,3 +224,4 @@ def register(app: typer.Typer) -> None:
     audit_app.command("verify")(verify)
     audit_app.command("checkpoint")(checkpoint)
     audit_app.command("export")(export)
+    audit_app.command("erase")(erase)

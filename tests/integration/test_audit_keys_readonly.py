@@ -172,7 +172,7 @@ def test_a_mixed_store_is_refused_until_db_encrypt(database_url: str, tmp_path: 
     )
     done = run_audit(database_url, "db", "encrypt", OPSLOOP_CIPHER_KEY=CIPHER)
     assert done.returncode == 0 and "encrypted 6 record(s)" in done.stdout, done.stderr
-    assert b"ci-3" not in Attacker(database_url).state(cid, 2)  # type: ignore[arg-type]
+    assert b"alice" not in Attacker(database_url).state(cid, 2)  # type: ignore[arg-type]
     unkeyed = run_audit(database_url, "conversations")
     assert unkeyed.returncode == 2 and "set OPSLOOP_CIPHER_KEY" in unkeyed.stderr
     result = run_audit(
