@@ -187,7 +187,8 @@ def replay_process(url: str, cid: str) -> tuple[float, int]:
 
 def bench_store(name: str, url: str, baseline: Callable[[int], Inserter]) -> list[Row]:
     rows: list[Row] = []
-    app = open_app(database_url=url)
+    # Keyed, as in production: only sealed snapshots are used to load (docs/audit.md).
+    app = open_app(database_url=url, audit_key=b"bench-audit-key-" * 2)
     try:
         # 1. append through the application vs a raw insert of the same size.
         cid, _ = app.receive_message(coordinates=HERE, message_key="warm", author="a", text=TEXT)

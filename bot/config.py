@@ -180,6 +180,13 @@ class RedactPolicy(_Section):
         return self
 
 
+class AuditPolicy(_Section):
+    """``[audit]``: where checkpoints go, and how often serving processes write one."""
+
+    publish: list[str] = Field(default_factory=list)  # a command, fed the checkpoint on stdin
+    checkpoint_minutes: float = Field(default=60, ge=0)  # 0: serving processes write none
+
+
 class Policy(_Section):
     """The whole of ``opsloop.toml``."""
 
@@ -195,6 +202,7 @@ class Policy(_Section):
     roles: dict[str, list[str]] = Field(default_factory=dict)  # role -> ["slack:U012AB", ...]
     approvals: ApprovalsPolicy = Field(default_factory=ApprovalsPolicy)
     redact: RedactPolicy = Field(default_factory=RedactPolicy)
+    audit: AuditPolicy = Field(default_factory=AuditPolicy)
 
     @model_validator(mode="after")
     def _roles_resolve(self) -> Policy:

@@ -5,7 +5,9 @@ OpsloopError
 ├── StoreError             the event store cannot be used
 │   ├── StoreUnreachable   database down or URL malformed
 │   ├── WrongCipherKey     events cannot be decrypted with OPSLOOP_CIPHER_KEY
+│   ├── MixedStore         the key would mix encrypted and plaintext (or sealed and unsealed)
 │   └── SchemaTooNew       the database was written by a newer event schema
+├── AuditKeyProblem        the audit key is missing or not the one the store was sealed with
 ├── NotFound               no conversation with that id or prefix
 ├── AmbiguousId            a prefix matches several conversations
 └── ModelUnavailable       every provider (and fallback) failed
@@ -36,8 +38,16 @@ class WrongCipherKey(StoreError):
     """Stored events cannot be decrypted with the configured key."""
 
 
+class MixedStore(StoreError):
+    """Starting would mix encrypted and plaintext events, or sealed and unsealed ones."""
+
+
 class SchemaTooNew(StoreError):
     """The database holds events of a newer schema than this opsloop knows."""
+
+
+class AuditKeyProblem(OpsloopError):
+    """The audit key is missing, or is not the key the records were sealed with."""
 
 
 class NotFound(OpsloopError):

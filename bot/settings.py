@@ -8,6 +8,8 @@ lives in ``opsloop.toml`` and is read by ``bot.config``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -28,6 +30,8 @@ SECRET_SETTINGS = {  # attribute -> the variable it is read from
     "slack_app_token": "SLACK_APP_TOKEN",
     "discord_token": "DISCORD_TOKEN",
     "cipher_key": "OPSLOOP_CIPHER_KEY",
+    "audit_key": "OPSLOOP_AUDIT_KEY",
+    "audit_signing_key": "OPSLOOP_AUDIT_SIGNING_KEY",
     "sandbox_token": "OPSLOOP_SANDBOX_TOKEN",
 }
 
@@ -58,6 +62,9 @@ class Settings(BaseSettings):
     config: Path | None = None  # opsloop.toml; default: ./opsloop.toml when present
     database_url: str | None = None  # sqlite:///path | postgresql://… | memory:
     cipher_key: str | None = None  # base64 AES key; enables encryption at rest
+    audit_key: str | None = None  # base64 HMAC key; seals every stored record
+    audit_key_file: Path | None = None  # a file holding it (instead of the variable)
+    audit_signing_key: str | None = None  # base64 Ed25519 seed; also signs checkpoints
     provider: str = "ollama"
     model: str | None = None
     fallback: str = ""  # "ollama:llama3.1,groq:llama-3.3-70b-versatile"
@@ -106,6 +113,31 @@ class Settings(BaseSettings):
         if password:
             found["OPSLOOP_DATABASE_URL"] = unquote(password)
         return found
+
+    def audit_key_bytes(self) -> bytes | None:
+        """The audit key (``OPSLOOP_AUDIT_KEY`` or ``OPSLOOP_AUDIT_KEY_FILE``), or None."""
+        text, where = self.audit_key, "OPSLOOP_AUDIT_KEY"
+        if text and self.audit_key_file:
+            raise ConfigError("set OPSLOOP_AUDIT_KEY or OPSLOOP_AUDIT_KEY_FILE, not both")
+        if self.audit_key_file:
+            where = f"the audit key file {self.audit_key_file}"
+            try:
+                text = self.audit_key_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeError) as exc:
+                reason = getattr(exc, "strerror", None) or "not text"
+                raise ConfigError(f"cannot read {where}: {reason}") from None
+        if not text:
+            return None
+        try:
+            key = base64.b64decode(text.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) < 16:
+            raise ConfigError(
+                f"{where} must be the base64 of at least 16 random bytes (make one with: "
+                'python -c "import os,base64;print(base64.b64encode(os.urandom(32)).decode())")'
+            )
+        return key
 
     def resolved_database_url(self) -> str:
         """The event store URL, defaulting to a SQLite file in the data directory."""

@@ -22,6 +22,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from domain.seal import CONTENT_HASH, PII, SEAL
+
 STORED_HASH = "_stored_hash"
 NOT_PAYLOAD = frozenset(
     {
@@ -31,6 +33,9 @@ NOT_PAYLOAD = frozenset(
         "originator_topic",
         "class_version",
         STORED_HASH,
+        SEAL,  # the keyed seal covers the stored record; this hash is the unkeyed content
+        PII,  # (personal text: whose each encrypted field is)
+        CONTENT_HASH,  # (and the hash from before its encryption)
     }
 )
 

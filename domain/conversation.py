@@ -301,6 +301,11 @@ class Conversation(ToolCalls, ConversationState, Aggregate):
         self._check_not_renewed()
         self._trigger(ev.Renewed, successor_id=successor_id, by=by)
 
+    def record_erasure(self, *, user: str) -> None:
+        """Record that ``user``'s key was destroyed (allowed in any state: it is a fact about
+        the log, not a step of the conversation)."""
+        self._trigger(ev.UserErased, user=user)
+
     # -- guards --------------------------------------------------------------------------
     def _check_not_renewed(self) -> None:
         if self._successor_id is not None:

@@ -210,9 +210,22 @@ class ConversationState(LoopControl):
                 self._successor_id = event.successor_id
             case ev.LoopClaimed() | ev.StopRequested() | ev.BlockFinishedLate():
                 self._evolve_loop(event)
+            case ev.UserErased():
+                pass  # the text is erased in the store; state keeps nothing of it to drop
             case _:
                 assert_never(event)
         self._last_hash = hash_of(event)
+
+    def _when_ApprovalRequested(self, e: ev.ApprovalRequested) -> None:
+        self._approvals_now()[e.block_id] = {
+            "request_id": e.request_id,
+            "status": "requested",
+            "tools": list(e.tools),
+            "requested_from": list(e.requested_from),
+            "expires_at": datetime.fromisoformat(e.expires_at).timestamp(),
+            "by": "",
+            "reason": "",
+        }
 
     def _when_Started(self, e: ev.Started) -> None:
         self._platform, self._workspace = e.platform, e.workspace

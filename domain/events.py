@@ -307,6 +307,13 @@ class Renewed(ConversationEvent):
     by: str
 
 
+class UserErased(ConversationEvent):
+    """A person's key was destroyed (``opsloop audit erase``): the text they were the source
+    of in this conversation now reads ``[erased]``, and the chain still verifies."""
+
+    user: str  # platform:id, e.g. slack:U012AB
+
+
 AnyEvent = (
     Started
     | MessageReceived
@@ -332,6 +339,7 @@ AnyEvent = (
     | LoopClaimed
     | StopRequested
     | BlockFinishedLate
+    | UserErased
 )  # every event the aggregate evolves by: ``_evolve`` matches each, and mypy checks it does
 
 EVENT_TYPES: tuple[type[ConversationEvent], ...] = (
@@ -359,4 +367,5 @@ EVENT_TYPES: tuple[type[ConversationEvent], ...] = (
     LoopClaimed,
     StopRequested,
     BlockFinishedLate,
+    UserErased,
 )

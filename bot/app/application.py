@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
@@ -22,12 +22,15 @@ from eventsourcing.utils import Environment, EnvType
 
 from bot import metrics
 from bot.app.lease import LeaseTable
+from bot.app.mapper import CheckedMapper, SealedSnapshots
+from bot.app.mixed import refuse_mixed
 from bot.app.ownership import LoopOwnership
+from bot.app.personal import UserKeys
 from bot.app.queries import ConversationQueries
 from bot.app.readmodel import ReadModel
 from bot.app.records import LoopRecords
 from bot.app.schema import Schema, migrations
-from bot.app.store import CheckedMapper, PoolSizes, probe, retrying, store_env, translated
+from bot.app.store import PoolSizes, probe, retrying, store_env, translated
 from bot.app.store import boundary as _boundary
 from bot.app.usage import UsageLog
 from bot.errors import NotFound
@@ -58,8 +61,11 @@ class ConversationApp(LoopOwnership, LoopRecords, ConversationQueries, Applicati
         *,
         database_url: str = "",
         redactor: Redactor | None = None,
+        audit_key: bytes | None = None,
+        allow_mixed: bool = False,
     ) -> None:
         self.database_url = database_url
+        self.audit_key = audit_key
         self.redactor = redactor if redactor is not None else Redactor({})
         self._generations: dict[Coordinates, int] = {}
         self._fences: dict[UUID, int] = {}
@@ -78,10 +84,17 @@ class ConversationApp(LoopOwnership, LoopRecords, ConversationQueries, Applicati
                 recorder=self.recorder, mapper=self.mapper, datastore=datastore, postgres=postgres
             )
             self.leases = LeaseTable(datastore=datastore, postgres=postgres, prefix=prefix)
+            self.user_keys = UserKeys(datastore=datastore, postgres=postgres)
             self.schema = Schema(datastore=datastore, postgres=postgres, prefix=prefix)
             self.upgrade = self.schema.ensure(migrations(self, postgres=postgres))
             if postgres:  # types a migration by another process created since we connected
                 datastore.register_type_adapters()
+            mapper = cast("CheckedMapper", self.mapper)
+            mapper.user_key = self.user_keys.get
+            if audit_key:  # personal text is erasable in a keyed store (docs/audit.md)
+                mapper.user_key_or_new = self.user_keys.get_or_create
+            if not allow_mixed:
+                refuse_mixed(self.recorder, mapper)
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """Store the aggregates' new events, then count them (bot/metrics.py): what is
@@ -108,7 +121,13 @@ class ConversationApp(LoopOwnership, LoopRecords, ConversationQueries, Applicati
         return Environment(name, values)
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        """Record, then cache what was saved, so the next command does not re-read it."""
+        """Record (personal text encrypted for whose it is), then cache what was saved, so
+        the next command does not re-read it."""
+        cast("CheckedMapper", self.mapper).owners = {
+            aggregate_id: (aggregate.coordinates[0], aggregate.last_author)
+            for aggregate_id, aggregate in processing_event.aggregates.items()
+            if isinstance(aggregate, Conversation)
+        }
         recordings = super()._record(processing_event)
         cache = self.repository.cache
         if cache is not None:  # (the library only does this without fast-forwarding)
@@ -118,11 +137,18 @@ class ConversationApp(LoopOwnership, LoopRecords, ConversationQueries, Applicati
 
     def construct_mapper(self) -> Mapper[UUID]:
         """The library's mapper with opsloop's error translation and upcast hashes."""
-        return CheckedMapper(
+        mapper = CheckedMapper(
             transcoder=self.construct_transcoder(),
             compressor=self.factory.compressor(),
             cipher=self.factory.cipher(),
         )
+        mapper.audit_key = self.audit_key
+        return mapper
+
+    def construct_snapshot_store(self) -> SealedSnapshots:
+        """Snapshots are a cache: only sealed ones are used (see ``SealedSnapshots``)."""
+        recorder = self.factory.aggregate_recorder(purpose="snapshots")
+        return SealedSnapshots(mapper=self.mapper, recorder=recorder)
 
     # -- commands ------------------------------------------------------------------------
     @_boundary
@@ -307,12 +333,17 @@ def open_app(
     cipher_key: str | None = None,
     pool: PoolSizes | None = None,
     redactor: Redactor | None = None,
+    audit_key: bytes | None = None,
+    allow_mixed: bool = False,
 ) -> ConversationApp:
     """The application on the store named by ``database_url`` (see bot/app/store.py),
-    redacting what it stores with ``redactor``; its schema is brought up to date first
-    (bot/app/schema.py)."""
+    redacting what it stores with ``redactor`` and sealing it with ``audit_key``; its schema
+    is brought up to date first (bot/app/schema.py), and it refuses to make a mixed store
+    unless ``allow_mixed`` (``opsloop db encrypt``)."""
     return ConversationApp(
         store_env(database_url, cipher_key=cipher_key, pool=pool),
         database_url=database_url,
         redactor=redactor,
+        audit_key=audit_key,
+        allow_mixed=allow_mixed,
     )

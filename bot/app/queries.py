@@ -6,6 +6,7 @@ Listing and prefix lookup use the read model (bot/app/readmodel.py), never every
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
@@ -14,8 +15,9 @@ from eventsourcing.application import AggregateNotFoundError
 
 from bot.app.readmodel import ConversationSummary
 from bot.app.store import boundary as _boundary
+from bot.audit.reader import AppSource
 from bot.audit.replay import timeline_of
-from bot.audit.verify import AuditSource, VerifyReport, verify_log
+from bot.audit.verify import VerifyReport, verify_log
 from bot.errors import AmbiguousId, NotFound
 from bot.surface import Coordinates, Totals
 from domain.budgets import DailySpend, Spend
@@ -26,9 +28,9 @@ if TYPE_CHECKING:
     from eventsourcing.application import Repository
     from eventsourcing.persistence import ApplicationRecorder, EventStore, Mapper
 
+    from bot.app.mapper import CheckedMapper
     from bot.app.readmodel import ReadModel
     from bot.app.schema import Upgrade
-    from bot.app.store import CheckedMapper
     from bot.app.usage import UsageBy, UsageLog, UsageRow
 
 
@@ -163,11 +165,23 @@ class ConversationQueries:
         ]
 
     @_boundary
-    def verify(self, conversation_id: UUID | None = None) -> VerifyReport:
-        """Recompute hash chains and versions (one conversation, or all)."""
+    def verify(
+        self,
+        conversation_id: UUID | None = None,
+        *,
+        checkpoints: Sequence[tuple[str, dict[str, Any]]] = (),
+    ) -> VerifyReport:
+        """Check seals, chains, versions and the listing (one conversation, or all), and
+        compare with checkpoints taken before (see bot/audit/verify.py)."""
         mapper = cast("CheckedMapper", self.mapper)  # ConversationApp.construct_mapper makes one
-        source = AuditSource(recorder=self.recorder, mapper=mapper, readmodel=self.readmodel)
-        return verify_log(source, conversation_id)
+        snapshots = getattr(self, "snapshots", None)
+        source = AppSource(
+            recorder=self.recorder,
+            mapper=mapper,
+            readmodel=self.readmodel,
+            snapshot_recorder=snapshots.recorder if snapshots else None,
+        )
+        return verify_log(source, conversation_id, checkpoints=checkpoints)
 
     # -- plumbing ------------------------------------------------------------------------
     def _load(self, conversation_id: UUID) -> Conversation:

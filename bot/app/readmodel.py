@@ -194,6 +194,12 @@ class ReadModel:
         row = rows.get(str(conversation_id))
         return summary_from_row(row) if row else None
 
+    def raw_rows(self) -> dict[UUID, dict[str, Any]]:
+        """Every row as stored, by conversation (for the audit, which trusts none of them)."""
+        with self._datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT * FROM {self._table}")
+            return {UUID(r["conversation_id"]): {k: r[k] for k in COLUMNS} for r in c.fetchall()}
+
     def all_ids(self) -> list[UUID]:
         """Every conversation folded so far."""
         with self._datastore.transaction(commit=False) as c:

@@ -181,6 +181,10 @@ class LoopRecords:
         texts, where = self.redactor.clean(text=text)
         self._update(conversation_id, lambda c: c.answer(text=texts["text"], redacted=where))
 
+    def record_erasure(self, conversation_id: UUID, *, user: str) -> None:
+        """Record that ``user``'s key was destroyed (``opsloop audit erase``)."""
+        self._update(conversation_id, lambda c: c.record_erasure(user=user))
+
     def stop(self, conversation_id: UUID, *, reason: str, detail: str = "") -> None:
         """Record that the loop stopped without an answer."""
         detail = self._text(detail)

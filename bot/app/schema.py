@@ -56,6 +56,7 @@ def migrations(app: Any, *, postgres: bool) -> list[Step]:
         Step(1, "events, snapshots and the conversation listing", library_tables),
         Step(2, "loop leases", lambda: app.schema.run(app.leases.create_statements())),
         Step(3, "the usage ledger", lambda: app.schema.run(app.usage_log.create_statements())),
+        Step(4, "per-user keys", lambda: app.schema.run(app.user_keys.create_statements())),
     ]
 
 

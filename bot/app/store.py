@@ -10,8 +10,8 @@
 With ``OPSLOOP_CIPHER_KEY`` (base64 of 16, 24 or 32 random bytes) events are compressed with
 zlib and encrypted with the library's AES-GCM cipher.
 
-``CheckedMapper`` turns the library's failures into opsloop's errors (wrong key, schema too
-new) and records the stored form's chain hash on upcast events (see ``domain.chain``).
+How a record is encoded and checked (``CheckedMapper``, ``SealedSnapshots``) is in
+bot/app/mapper.py.
 """
 
 from __future__ import annotations
@@ -30,11 +30,8 @@ from uuid import uuid4
 
 from eventsourcing.persistence import (
     IntegrityError,
-    Mapper,
     PersistenceError,
-    StoredEvent,
 )
-from eventsourcing.utils import TopicError, resolve_topic
 from tenacity import (
     RetryError,
     Retrying,
@@ -43,8 +40,11 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from bot.errors import ConfigError, SchemaTooNew, StoreError, StoreUnreachable, WrongCipherKey
-from domain.chain import STORED_HASH, event_hash
+from bot.errors import (
+    ConfigError,
+    StoreError,
+    StoreUnreachable,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -232,83 +232,3 @@ def boundary(method: Callable[P, T]) -> Callable[P, T]:
             return method(*args, **kwargs)
 
     return wrapper
-
-
-class CheckedMapper(Mapper):
-    """The library's mapper, with opsloop's errors and stored-form hashes for upcasts."""
-
-    def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        """Decode one stored event (decrypt, decompress, upcast)."""
-        cls, state = self.to_state(stored_event)
-        domain_event: Any = object.__new__(cls)
-        object.__setattr__(domain_event, "__dict__", state)
-        return domain_event
-
-    def to_state(self, stored_event: StoredEvent) -> tuple[type, dict[str, Any]]:
-        """The event class and the upcast state of one stored event (no object is built)."""
-        try:
-            cls = resolve_topic(stored_event.topic)
-        except TopicError:
-            raise SchemaTooNew(
-                f"the event store holds an event type this opsloop does not know "
-                f"({stored_event.topic}); upgrade opsloop"
-            ) from None
-        state = self.decode_state(stored_event)
-        stored_version = int(state.get("class_version", 1))
-        known = int(getattr(cls, "class_version", 1))
-        if stored_version > known:
-            raise SchemaTooNew(
-                f"the event store was written by a newer opsloop ({cls.__name__} "
-                f"version {stored_version}, this one knows {known}); upgrade opsloop"
-            )
-        if stored_version < known and "prev_hash" in getattr(cls, "__dataclass_fields__", {}):
-            # Remember the hash of the form that was stored, before the upcast changes it.
-            state[STORED_HASH] = event_hash(
-                type_name=cls.__name__,
-                version=stored_event.originator_version,
-                timestamp=state["timestamp"],
-                payload=state,
-            )
-        state["originator_id"] = stored_event.originator_id
-        state["originator_version"] = stored_event.originator_version
-        state.pop("class_version", None)
-        while stored_version < known:
-            getattr(cls, f"upcast_v{stored_version}_v{stored_version + 1}")(state)
-            stored_version += 1
-        return cls, state
-
-    def decode_state(self, stored_event: StoredEvent) -> dict[str, Any]:
-        """The stored state as a dict, exactly as written (no upcast)."""
-        data = stored_event.state
-        if isinstance(data, str):  # a row edited by hand may come back as text
-            data = data.encode("utf-8")
-        try:
-            if self.cipher:
-                data = self.cipher.decrypt(data)
-        except Exception:
-            raise WrongCipherKey(
-                "stored events cannot be decrypted with OPSLOOP_CIPHER_KEY (wrong key, or "
-                "the events were written without encryption)"
-            ) from None
-        try:
-            if self.compressor:
-                data = self.compressor.decompress(data)
-            state: dict[str, Any] = self.transcoder.decode(data)
-        except Exception:
-            if self.cipher:
-                raise WrongCipherKey(
-                    f"event {stored_event.originator_version} of {stored_event.originator_id} "
-                    "decrypts but cannot be decoded"
-                ) from None
-            if data[:1] == b"{":
-                raise WrongCipherKey(
-                    f"event {stored_event.originator_version} of {stored_event.originator_id} "
-                    "is damaged: it cannot be decoded"
-                ) from None
-            raise WrongCipherKey(
-                "stored events cannot be read: they look encrypted or compressed; "
-                "set OPSLOOP_CIPHER_KEY to the key they were written with"
-            ) from None
-        if not isinstance(state, dict):
-            raise WrongCipherKey("stored events cannot be read with this configuration")
-        return state

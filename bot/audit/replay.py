@@ -3,9 +3,10 @@
 The timeline is one plain dict per event: ``type``, ``version``, ``timestamp`` (ISO 8601),
 ``conversation_id`` and the event's payload fields (docs/events.md has the schema).
 
-Every field is data, whoever wrote it: control characters are shown, never sent to the
-terminal (``bot.visible``); a one-line field (an author, an error) cannot start a line that
-looks like another event; in markdown, no output can close the fence around it, and the
+Each event is shown with its number (``#3``: the version ``audit verify`` names) and its time
+with the zone. Every field is data, whoever wrote it: control characters are shown, never
+sent to the terminal (``bot.visible``); a one-line field (an author, an error) cannot start a
+line that looks like another event; in markdown, no output can close the fence around it, and the
 answer is quoted so that its own markdown cannot spill into the events after it.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -47,6 +49,18 @@ def timeline_of(events: Iterable[tuple[type, dict[str, Any]]]) -> list[dict[str,
             item["successor_id"] = str(item["successor_id"])
         out.append(item)
     return out
+
+
+def when_of(iso: str, *, millis: bool = True) -> str:
+    """An event's time with its zone shown: ``2026-11-30 10:00:00.123 UTC`` (or ``UTC+0100``)."""
+    try:
+        at = datetime.fromisoformat(iso)
+    except ValueError:
+        return visible(iso)
+    offset = at.utcoffset()
+    zone = "(no zone)" if offset is None else "UTC" if not offset else at.strftime("UTC%z")
+    fraction = f".{at.microsecond // 1000:03d}" if millis else ""
+    return f"{at:%Y-%m-%d %H:%M:%S}{fraction} {zone}"
 
 
 def render(items: list[dict[str, Any]], *, fmt: str) -> Iterator[str]:
@@ -111,8 +125,8 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
     author = ""  # whose message the blocks (and their tool calls) are working on
     for e in items:
         author = e["author"] if e["type"] == "MessageReceived" else author
-        t, when = e["type"], e["timestamp"][:23].replace("T", " ")
-        head = f"{when}  "
+        t = e["type"]
+        head = f"#{e.get('version', '?')}  {when_of(e['timestamp'])}  "
         if t.startswith("Approval"):
             yield f"{head}{_approval(e, requests)}"
             continue
@@ -153,6 +167,8 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"{head}stopped: {e['reason']}" + (f" ({e['detail']})" if e.get("detail") else "")
         elif t == "Renewed":
             yield f"{head}replaced by {e['successor_id']} (new, by {e.get('by', '?')})"
+        elif t == "UserErased":
+            yield f"{head}the words of {e['user']} were erased (their key was destroyed)"
         else:
             yield f"{head}{t}"
 
@@ -270,7 +286,7 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
     author = ""
     for e in items:
         author = e["author"] if e["type"] == "MessageReceived" else author
-        t, when = e["type"], e["timestamp"][:19].replace("T", " ")
+        t, when = e["type"], f"#{e.get('version', '?')}, {when_of(e['timestamp'], millis=False)}"
         if t.startswith("Approval") or t in _LOOP_EVENTS:
             line = _approval(e, requests) if t.startswith("Approval") else _loop_line(e)
             yield f"*{line}* ({when})"
@@ -280,7 +296,8 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"## Conversation `{e['conversation_id']}`"
             yield ""
             yield (
-                f"Started {when} UTC by **{e['started_by']}** on {e['platform']} "
+                f"Started {when_of(e['timestamp'], millis=False)} by **{e['started_by']}** on "
+                f"{e['platform']} "
                 f"`{e['workspace']}/{e['channel']}/{e['thread']}`."
             )
         elif t == "MessageReceived":
@@ -311,6 +328,8 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"**Stopped** ({when}): {e['reason']} {e.get('detail', '')}".rstrip()
         elif t == "Renewed":
             yield f"Replaced by `{e['successor_id']}` ({when})."
+        elif t == "UserErased":
+            yield f"*The words of {e['user']} were erased* ({when})."
         yield ""
 
 

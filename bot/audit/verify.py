@@ -1,183 +1,222 @@
-"""Audit: recompute every conversation's hash chain from the stored events.
+"""Audit: check every stored record, every chain, the listing, and checkpoints taken before.
 
-Verification reads the rows exactly as stored (decrypted and decompressed, never upcast),
-checks that versions run 1, 2, 3 … without a gap, that the first event is ``Started`` and
-starts from the conversation id, and that each event's ``prev_hash`` is the hash of the
-stored event before it. A chain only vouches for an event through its successor, so the
-last event is checked against the head hash the read model saw when it folded that event.
+Verification reads the records exactly as stored (decrypted and decompressed, never upcast,
+never written: see ``bot.audit.reader``) and, per conversation, checks that versions run
+1, 2, 3 … without a gap, that the first event is ``Started`` and starts from the conversation
+id, that each event's ``prev_hash`` is the hash of the stored event before it, and that each
+seal holds under the audit key (``domain.seal``): a seal covers the whole record, so an edit,
+a recomputed chain, a dropped ``class_version`` or an event moved or copied from elsewhere
+breaks it, and the seal names the event that is wrong. Once the store is keyed, an unsealed
+event after the switch was written without the key: tampering too.
 
-When event *i* does not link to event *i-1*, either *i-1* was altered or *i*'s ``prev_hash``
-was; if event *i+1* still links to *i*, then *i* is intact and *i-1* is named as the bad one.
+When event *i* does not link to event *i-1* and *i*'s seal holds, *i-1* is the altered one;
+for unsealed events (written before the audit key), if event *i+1* still links to *i*, then
+*i* is intact and *i-1* is named.
+
+What seals cannot show -- a tail cut off, a whole conversation removed, the log reordered --
+is shown against checkpoints (``bot.audit.against``); the listing table is checked against
+the events it summarises and blamed on its own (``bot.audit.listing_audit``).
 """
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
-from bot.errors import NotFound, OpsloopError
+from bot.audit.against import against
+from bot.audit.checkpoint import signature_holds
+from bot.audit.findings import Problem, VerifyReport
+from bot.audit.listing_audit import listing_problems
+from bot.audit.reader import Source, resolve_id
+from bot.audit.scan import Item, scan
+from bot.audit.snapshots_audit import read_snapshots, snapshot_problems
+from bot.errors import AuditKeyProblem, NotFound
 from domain.chain import event_hash, genesis_hash
+from domain.seal import CONTENT_HASH
 
-if TYPE_CHECKING:
-    from eventsourcing.persistence import ApplicationRecorder
-
-    from bot.app.readmodel import ReadModel
-    from bot.app.store import CheckedMapper
+__all__ = ["Problem", "VerifyReport", "verify_log"]
 
 
-@dataclass(frozen=True)
-class Problem:
-    """The first bad event of one conversation."""
-
-    conversation_id: UUID
-    version: int
-    event_type: str
-    reason: str
-
-    def __str__(self) -> str:
-        kind = f" ({self.event_type})" if self.event_type else ""
-        return f"conversation {self.conversation_id}: event {self.version}{kind} {self.reason}"
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """What ``audit verify`` found."""
-
-    conversations: int
-    events: int
-    problems: tuple[Problem, ...]
-
-    @property
-    def intact(self) -> bool:
-        """True when no problem was found."""
-        return not self.problems
-
-
-@dataclass(frozen=True)
-class _Row:
-    version: int
-    type_name: str
-    state: dict[str, Any] | None  # None: undecodable
-
-
-def _type_name(topic: str) -> str:
-    return topic.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
-
-
-def _hash(row: _Row) -> str:
-    assert row.state is not None
-    return event_hash(
-        type_name=row.type_name,
-        version=row.version,
-        timestamp=row.state["timestamp"],
-        payload=row.state,
+def verify_log(
+    source: Source,
+    conversation: UUID | str | None = None,
+    *,
+    checkpoints: Sequence[tuple[str, dict[str, Any]]] = (),
+    public_key: str | None = None,
+) -> VerifyReport:
+    """Verify one conversation, or every one; compare with each checkpoint given."""
+    sc = scan(source)
+    rows = sc.by_conversation()
+    listing = source.listing() or {}
+    known = [*rows, *listing, *(UUID(c) for _, cp in checkpoints for c in cp["heads"])]
+    conversation_id = _resolve(conversation, known)
+    selected = set(rows) | set(listing) if conversation_id is None else {conversation_id}
+    in_checkpoints = any(str(conversation_id) in cp["heads"] for _, cp in checkpoints)
+    if conversation_id is not None and not (
+        conversation_id in rows or conversation_id in listing or in_checkpoints
+    ):
+        raise NotFound(f"no conversation {conversation_id}")
+    first: dict[UUID, Problem] = {}
+    for cid in selected:
+        problem = _chain(cid, rows.get(cid, []), sc.keyed_since, listing.get(cid))
+        if problem:
+            first[cid] = problem
+    others = _against_all(sc, checkpoints, public_key, source, first, conversation_id)
+    intact = {c: rows[c] for c in selected if c not in first and rows.get(c)}
+    if source.listing() is not None:
+        others += listing_problems(source.mapper, intact, listing, source.listing_position())
+    snaps = read_snapshots(source, selected)
+    erased = {c for c, items in rows.items() if any(i.type_name == "UserErased" for i in items)}
+    others += snapshot_problems(snaps, checkpoints, conversation_id, erased)
+    items = [i for c in selected for i in rows.get(c, [])]
+    return VerifyReport(
+        conversations=len(selected),
+        events=len(items),
+        problems=(*sorted(first.values(), key=str), *others),
+        sealed=sum(1 for i in items if i.seal_status == "ok"),
+        unsealed=sum(1 for i in items if i.seal_status == "unsealed"),
+        checkpoints=tuple(name for name, _ in checkpoints),
     )
 
 
-def _links(prev_hash: str, row: _Row) -> bool:
-    return row.state is not None and row.state.get("prev_hash") == prev_hash
+def _resolve(conversation: UUID | str | None, known: list[UUID]) -> UUID | None:
+    if conversation is None or isinstance(conversation, UUID):
+        return conversation
+    return resolve_id(conversation, known)
 
 
-@dataclass(frozen=True)
-class AuditSource:
-    """What verifying reads: the stored events, how to decode them, and the listing."""
+def _against_all(
+    sc: Any,
+    checkpoints: Sequence[tuple[str, dict[str, Any]]],
+    public_key: str | None,
+    source: Source,
+    first: dict[UUID, Problem],
+    only: UUID | None,
+) -> list[Problem]:
+    """Problems found against checkpoints: per conversation into ``first`` (the lowest
+    version wins), the rest returned."""
+    others: list[Problem] = []
+    key = source.mapper.audit_key
+    if checkpoints and not key:
+        raise AuditKeyProblem("verify --against needs the audit key (OPSLOOP_AUDIT_KEY)")
+    for name, cp in checkpoints:
+        if not signature_holds(cp, key=key or b"", public_key=public_key):
+            others.append(
+                Problem(
+                    None,
+                    0,
+                    "",
+                    f"the checkpoint {name} was altered: its signature does not hold",
+                    kind="checkpoint",
+                )
+            )
+            continue
+        for p in against(sc, cp, name):
+            cid = p.conversation_id
+            if cid is None:
+                if not first:  # a changed order is news only when no event is to blame
+                    others.append(p)
+            elif only in (None, cid):
+                current = first.get(cid)
+                if current is None or p.version < current.version:
+                    first[cid] = p
+    return others
 
-    recorder: ApplicationRecorder
-    mapper: CheckedMapper
-    readmodel: ReadModel
+
+def _hash(item: Item) -> str:
+    assert item.state is not None
+    if item.state.get(CONTENT_HASH):  # personal text is stored encrypted: the hash from before
+        return str(item.state[CONTENT_HASH])  # (covered by the seal)
+    return event_hash(
+        type_name=item.type_name,
+        version=item.version,
+        timestamp=item.state["timestamp"],
+        payload=item.state,
+    )
 
 
-def verify_log(source: AuditSource, conversation_id: UUID | None = None) -> VerifyReport:
-    """Verify one conversation, or every conversation in the store."""
-    with contextlib.suppress(OpsloopError):  # a damaged log may stop the read model early
-        source.readmodel.catch_up()  # (it keeps the head hashes the chain cannot vouch for)
-    ids = [conversation_id] if conversation_id is not None else _all_ids(source)
-    problems, events = [], 0
-    for cid in ids:
-        count, problem = _verify_one(source, cid)
-        if count == 0 and problem is None:
-            raise NotFound(f"no conversation {cid}")
-        events += count
+def _bad(item: Item, reason: str) -> Problem:
+    return Problem(item.conversation_id, item.version, item.type_name, reason)
+
+
+def _seal_problem(item: Item, keyed_since: int | None, sealed_before: bool) -> Problem | None:
+    if item.seal_status == "bad":
+        return _bad(
+            item,
+            "was altered: its seal does not hold (edited, or moved or copied from elsewhere, "
+            "without the audit key)",
+        )
+    if item.seal_status == "other-key":
+        kid = (item.seal or "").partition(":")[0]
+        return _bad(item, f"is sealed with another audit key ({kid}): it was forged or copied")
+    unsealed = item.seal_status == "unsealed"
+    if unsealed and keyed_since is not None and (sealed_before or item.position > keyed_since):
+        return _bad(
+            item,
+            f"is not sealed, but the store is sealed since position {keyed_since}: it was "
+            "inserted or rewritten without the audit key",
+        )
+    return None
+
+
+def _chain(
+    cid: UUID, items: list[Item], keyed_since: int | None, row: dict[str, Any] | None
+) -> Problem | None:
+    if not items:
+        if row is None:
+            return None
+        return Problem(cid, 1, "", f"is missing: all {row.get('version')} events were removed")
+    prev, sealed_before = genesis_hash(cid), False
+    for i, item in enumerate(items):
+        if item.version != i + 1:
+            return Problem(
+                cid, i + 1, "", f"is missing (the log jumps from version {i} to {item.version})"
+            )
+        if item.state is None:
+            return _bad(item, "cannot be decoded: it was altered (its stored bytes were changed)")
+        problem = _seal_problem(item, keyed_since, sealed_before)
         if problem:
-            problems.append(problem)
-    return VerifyReport(conversations=len(ids), events=events, problems=tuple(problems))
-
-
-def _all_ids(app: AuditSource) -> list[UUID]:
-    seen: dict[UUID, None] = {}
-    position = 0
-    while True:
-        notes = app.recorder.select_notifications(
-            start=position, limit=1000, inclusive_of_start=False
-        )
-        for n in notes:
-            seen.setdefault(UUID(str(n.originator_id)), None)
-        if len(notes) < 1000:
-            break
-        position = notes[-1].id
-    for cid in app.readmodel.all_ids():  # conversations whose every event was removed
-        seen.setdefault(cid, None)
-    return list(seen)
-
-
-def _verify_one(app: AuditSource, cid: UUID) -> tuple[int, Problem | None]:
-    rows: list[_Row] = []
-    for s in app.recorder.select_events(cid):
-        try:
-            state: dict[str, Any] | None = app.mapper.decode_state(s)
-        except OpsloopError:
-            state = None
-        rows.append(_Row(s.originator_version, _type_name(s.topic), state))
-    summary = app.readmodel.summary(cid)
-    if not rows:
-        if summary is None:
-            return 0, None
-        return 0, Problem(cid, 1, "", f"is missing: all {summary.version} events were removed")
-
-    def bad(i: int, reason: str) -> tuple[int, Problem]:
-        return len(rows), Problem(cid, rows[i].version, rows[i].type_name, reason)
-
-    prev = genesis_hash(cid)
-    for i, row in enumerate(rows):
-        if row.version != i + 1:
-            return len(rows), Problem(
-                cid, i + 1, "", f"is missing (the log jumps from version {i} to {row.version})"
-            )
-        if row.state is None:
-            return bad(i, "cannot be decoded: it was altered (or written with another cipher key)")
-        if i == 0 and row.type_name != "Started":
-            return bad(i, "should be Started: the start of the log was removed or reordered")
-        if not _links(prev, row):
-            if i == 0:
-                return bad(i, "does not start the chain of this conversation: it was altered")
-            nxt_ok = (
-                _links(_hash(row), rows[i + 1])
-                if i + 1 < len(rows)
-                else summary is not None and summary.head_hash == _hash(row)
-            )
-            if nxt_ok:
-                return bad(i - 1, f"was altered: event {row.version}'s prev_hash does not match it")
-            return bad(
-                i,
-                f"was altered, removed or reordered: its prev_hash does not match "
-                f"event {rows[i - 1].version}",
-            )
-        prev = _hash(row)
-    last = rows[-1]
-    if summary is not None and summary.version > last.version:
-        return len(rows), Problem(
-            cid,
-            last.version + 1,
-            "",
-            f"is missing: the log ends at version {last.version} but version "
-            f"{summary.version} was recorded",
-        )
-    if summary is not None and summary.version == last.version and summary.head_hash != prev:
-        return bad(
-            len(rows) - 1,
+            return problem
+        sealed_before = sealed_before or item.seal_status == "ok"
+        if i == 0 and item.type_name != "Started":
+            return _bad(item, "should be Started: the start of the log was removed or reordered")
+        if item.state.get("prev_hash") != prev:
+            return _unlinked(items, i)
+        prev = _hash(item)
+    last = items[-1]
+    if (
+        last.seal_status != "ok"
+        and row is not None
+        and int(row.get("version") or 0) == last.version
+        and row.get("head_hash") != prev
+    ):
+        return _bad(
+            last,
             "was altered: its hash differs from the one the read model "
             "recorded when it followed the log",
         )
-    return len(rows), None
+    return None
+
+
+def _unlinked(items: list[Item], i: int) -> Problem:
+    """Event ``i``'s ``prev_hash`` does not match event ``i-1``: which one is wrong."""
+    item = items[i]
+    if i == 0:
+        return _bad(item, "does not start the chain of this conversation: it was altered")
+    before = items[i - 1]
+    if item.seal_status == "ok":
+        return _bad(
+            before, f"was altered: event {item.version}'s sealed prev_hash does not match it"
+        )
+    after = items[i + 1] if i + 1 < len(items) else None
+    if (
+        after is not None
+        and after.state is not None
+        and after.state.get("prev_hash") == _hash(item)
+    ):
+        return _bad(before, f"was altered: event {item.version}'s prev_hash does not match it")
+    return _bad(
+        item,
+        f"was altered, removed or reordered: its prev_hash does not match event {before.version}",
+    )

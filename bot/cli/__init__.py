@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from bot.cli import audit as cli_audit
 from bot.cli import db as cli_db
 from bot.cli import log as cli_log
 from bot.cli import loop as cli_loop
@@ -34,11 +35,12 @@ serve_app = typer.Typer(help="Run a long-lived service.", no_args_is_help=True)
 app.add_typer(serve_app, name="serve")
 
 cli_log.register(app)
+cli_audit.register(app)
+cli_db.register(app)
 cli_sandbox.register(app, serve_app)
 cli_loop.register(app)
 cli_surfaces.register(serve_app)
 cli_tools.register(app)
-cli_db.register(app)
 cli_usage.register(app)
 
 

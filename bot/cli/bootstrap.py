@@ -51,6 +51,7 @@ def open_app(settings: Settings, *, redactor: Redactor | None = None) -> Convers
         cipher_key=settings.cipher_key,
         pool=settings.pool_sizes(),
         redactor=redactor,
+        audit_key=settings.audit_key_bytes(),
     )
 
 

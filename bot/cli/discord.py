@@ -66,6 +66,7 @@ async def _serve(
     from adapters.discord.client import make_client
     from adapters.discord.surface import DiscordSurface
     from bot.cli.bootstrap import build_chat_service, load_settings
+    from bot.cli.checkpoints import checkpoints_every
     from bot.health import service_readiness, start_server
 
     settings, policy = load_settings()
@@ -79,7 +80,7 @@ async def _serve(
     host, port = metrics
     health = await start_server(service_readiness(service), host=host, port=port) if port else None
     try:
-        async with client:
+        async with client, checkpoints_every(settings, policy):
             await client.start(settings.discord_token)
     except discord.LoginFailure:
         raise ConfigError("Discord refused DISCORD_TOKEN (reset it on the Bot page)") from None

@@ -1,4 +1,5 @@
-"""The event-log commands: ``opsloop replay``, ``opsloop conversations``, ``opsloop audit verify``.
+"""The event-log commands: ``opsloop replay``, ``opsloop conversations`` (and ``opsloop audit``,
+whose commands are in ``bot.cli.audit``).
 
 They open the store named by ``OPSLOOP_DATABASE_URL`` (default: a SQLite file in the data
 directory) with ``OPSLOOP_CIPHER_KEY`` when set. Errors are opsloop errors, which
@@ -16,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from bot.errors import ConfigError, OpsloopError
+from bot.errors import ConfigError
 from bot.visible import visible, visible_json
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -61,18 +62,21 @@ def replay(
     conversation: Annotated[str, typer.Argument(help="Conversation id, or a unique prefix of it.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="text | json | markdown")] = "text",
 ) -> None:
-    """Replay a conversation: who said what, every model turn, every block and its output."""
-    from bot.audit.replay import FORMATS, render
-    from bot.cli.bootstrap import open_app
+    """Replay a conversation: who said what, every model turn, every block and its output
+    (read-only: it works with a SELECT-only role or a read-only file)."""
+    from bot.audit.reader import resolve_id
+    from bot.audit.replay import FORMATS, render, timeline_of
+    from bot.cli.source import audit_source
+    from bot.errors import NotFound
     from bot.settings import read_settings
 
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
-    app = open_app(read_settings())
-    try:
-        items = app.timeline(app.resolve(conversation))
-    finally:
-        app.close()
+    with audit_source(read_settings()) as source:
+        cid = resolve_id(conversation, source.ids())
+        items = timeline_of(source.mapper.to_state(s) for s in source.events(cid))
+    if not items:
+        raise NotFound(f"no conversation {cid}")
     _write(render(items, fmt=fmt))
 
 
@@ -122,32 +126,7 @@ def conversations(
     _write(lines)
 
 
-def verify(
-    conversation: Annotated[str | None, typer.Argument(help="Conversation id or prefix.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Verify every conversation.")] = False,
-) -> None:
-    """Recompute hash chains and versions; exit 0 when intact, 1 naming the first bad event."""
-    from bot.cli.bootstrap import open_app
-    from bot.settings import read_settings
-
-    if bool(conversation) == all_:
-        raise OpsloopError("give a conversation id or --all (not both)")
-    app = open_app(read_settings())
-    try:
-        report = app.verify(None if all_ else app.resolve(conversation or ""))
-    finally:
-        app.close()
-    for problem in report.problems:
-        print(visible(f"TAMPERED {problem}").replace("\n", "\u240a"))
-    if not report.intact:
-        raise typer.Exit(1)
-    print(f"intact: {report.conversations} conversation(s), {report.events} event(s)")
-
-
 def register(app: typer.Typer) -> None:
     """Add this group's commands to ``app``."""
     app.command("replay")(replay)
     app.command("conversations")(conversations)
-    audit_app = typer.Typer(help="Audit the event log.", no_args_is_help=True)
-    audit_app.command("verify")(verify)
-    app.add_typer(audit_app, name="audit")

@@ -55,6 +55,7 @@ async def _serve(*, http: bool, host: str, port: int, metrics_port: int | None) 
     from adapters.slack.app import SlackSurface
     from adapters.slack.server import build_client, serve_http, serve_socket_mode
     from bot.cli.bootstrap import load_settings
+    from bot.cli.checkpoints import checkpoints_every
     from bot.health import routes, service_readiness, start_server
 
     settings, policy = load_settings()
@@ -85,14 +86,17 @@ async def _serve(*, http: bool, host: str, port: int, metrics_port: int | None) 
     readiness = service_readiness(service)
     health = await start_server(readiness, host=host, port=metrics_port) if metrics_port else None
     try:
-        if http:
-            logging.getLogger(__name__).info(
-                "serving Slack events on http://%s:%d/slack/events", host, port
-            )
-            await serve_http(surface, host=host, port=port, stop=stop, health=routes(readiness))
-        else:
-            logging.getLogger(__name__).info("connecting to Slack in Socket Mode")
-            await serve_socket_mode(surface, app_token=settings.slack_app_token or "", stop=stop)
+        async with checkpoints_every(settings, policy):
+            if http:
+                logging.getLogger(__name__).info(
+                    "serving Slack events on http://%s:%d/slack/events", host, port
+                )
+                await serve_http(surface, host=host, port=port, stop=stop, health=routes(readiness))
+            else:
+                logging.getLogger(__name__).info("connecting to Slack in Socket Mode")
+                await serve_socket_mode(
+                    surface, app_token=settings.slack_app_token or "", stop=stop
+                )
     finally:
         if health is not None:
             await health.cleanup()

@@ -52,7 +52,7 @@ async def test_readyz_names_the_unreachable_sandbox_and_healthz_still_answers(
         await server.close()
         await sandbox.aclose()
     assert status == 503 and body["ready"] is False
-    assert body["checks"]["store"] == {"ok": True, "detail": "memory schema v3"}
+    assert body["checks"]["store"] == {"ok": True, "detail": "memory schema v4"}
     assert body["checks"]["model"]["ok"] is True
     assert body["checks"]["sandbox"]["ok"] is False
     assert "cannot reach http://127.0.0.1:" in body["checks"]["sandbox"]["detail"]

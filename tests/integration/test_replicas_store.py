@@ -64,7 +64,7 @@ def test_eight_processes_starting_at_once_on_a_fresh_database_all_work_and_migra
         check=False,
     )
     assert upgrade.returncode == 0, upgrade.stderr
-    assert (json_line(upgrade.stdout)["before"], json_line(upgrade.stdout)["after"]) == (3, 3)
+    assert (json_line(upgrade.stdout)["before"], json_line(upgrade.stdout)["after"]) == (4, 4)
 
 
 def test_opening_a_current_store_runs_no_ddl(fresh_postgres: str) -> None:
@@ -86,7 +86,7 @@ def test_opening_a_current_store_runs_no_ddl(fresh_postgres: str) -> None:
             author="me",
             text="hi",
         )
-        assert app.schema_version == 3
+        assert app.schema_version == 4
         app.close()
     with psycopg.connect(fresh_postgres, autocommit=True) as conn:
         seen = conn.execute("SELECT tag FROM ddl_seen").fetchall()

@@ -238,7 +238,8 @@ def test_open_conversations_are_those_with_a_message_in_progress(app: Conversati
     assert app.open_conversations() == [(cid, busy)]
 
 
-def test_long_conversations_are_snapshotted(app: ConversationApp) -> None:
+def test_long_conversations_are_snapshotted_and_the_sealed_snapshot_is_used() -> None:
+    app = open_app(database_url="memory:", audit_key=b"k" * 32)
     cid, _ = app.receive_message(coordinates=HERE, message_key="m0", author="a", text="t")
     for n in range(1, SNAPSHOT_INTERVAL):
         app.receive_message(coordinates=HERE, message_key=f"m{n}", author="a", text="t")
@@ -247,6 +248,17 @@ def test_long_conversations_are_snapshotted(app: ConversationApp) -> None:
     assert [s.originator_version for s in snapshots] == [SNAPSHOT_INTERVAL]
     assert app.get(cid).version == SNAPSHOT_INTERVAL + 1
     assert app.verify(cid).intact
+    app.close()
+
+
+def test_without_an_audit_key_no_snapshot_is_believed(app: ConversationApp) -> None:
+    cid, _ = app.receive_message(coordinates=HERE, message_key="m0", author="a", text="t")
+    for n in range(1, SNAPSHOT_INTERVAL + 1):
+        app.receive_message(coordinates=HERE, message_key=f"m{n}", author="a", text="t")
+    assert app.snapshots is not None
+    assert list(app.snapshots.get(cid)) == []  # written, but unsealed: never used to load
+    assert app.snapshots.recorder.select_events(cid)  # (it was written)
+    assert app.get(cid).counts["messages"] == SNAPSHOT_INTERVAL + 1
 
 
 def test_the_log_verifies_intact(app: ConversationApp) -> None:

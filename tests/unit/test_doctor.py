@@ -64,7 +64,7 @@ def test_a_readable_store_reports_its_conversations_and_schema_version() -> None
         return app
 
     check = check_store(open_app=two, url="memory:")
-    assert check.ok and check.detail == "memory:: 2 conversations, schema v3"
+    assert check.ok and check.detail == "memory:: 2 conversations, schema v4"
 
 
 def test_the_report_lists_each_problem_with_its_fix_and_what_is_broken() -> None:
