@@ -126,24 +126,17 @@ def build_argv(
     ro_submounts: Sequence[str] = (),
     kernel: KernelJail | None = None,
 ) -> list[str]:
-    """nsjail's argv running ``code_file`` (a host path) as ``language`` under ``limits``.
-
-    ``workspace_dir`` is bind-mounted at /workspace; without one, /workspace is ``scratch``.
-    ``tools`` adds the tool channel and its client under /opsloop; ``mounts`` are
-    (name, host path) pairs, each bound read-only at /mnt/NAME. ``ro_submounts`` are the
-    host's mount points below the read-only binds, bound read-only again over them.
-    ``kernel`` starts a warm kernel (``sandbox.kernel``) instead of running the code file.
-    """
+    """nsjail's argv running ``code_file`` (a host path) as ``language`` under ``limits``:
+    ``workspace_dir`` at /workspace (else ``scratch``), ``tools`` under /opsloop, ``mounts``
+    ((name, host path) pairs) read-only at /mnt/NAME, ``ro_submounts`` (the host's mounts
+    below the read-only binds) read-only again; ``kernel`` runs a warm kernel instead."""
     interpreter = _interpreter(layout.interpreter(language), tools=tools is not None)
     command = [interpreter.path, *interpreter.args, CODE_PATH]
     process = _process_options(limits=limits, owner=owner, cgroups=cgroups)
     if kernel is not None:
-        bootstrap = KERNEL_BOOTSTRAP.format(read=kernel.read_fd, write=kernel.write_fd)
-        command = [interpreter.path, *interpreter.args, "-c", bootstrap]
-        process = _kernel_options(process, kernel)
+        command, process = _kernel_command(interpreter, process, kernel)
         if kernel.attach_later:
-            workspace_dir = None
-            scratch = ScratchSpace(bytes=4096, files=2)
+            workspace_dir, scratch = None, ScratchSpace(bytes=4096, files=2)
     return [
         nsjail,
         "--mode",
@@ -176,13 +169,17 @@ def build_argv(
     ]
 
 
-def _kernel_options(options: list[str], kernel: KernelJail) -> list[str]:
-    """A kernel's process options: its pipes passed in, nsjail's clock as long as its life,
-    and no CPU cap at start (the host sets one per block with prlimit)."""
+def _kernel_command(
+    interpreter: Interpreter, options: list[str], kernel: KernelJail
+) -> tuple[list[str], list[str]]:
+    """A kernel's command (the bootstrap) and process options: its pipes passed in, nsjail's
+    clock as long as its life, no CPU cap at start (the host sets one per block)."""
+    bootstrap = KERNEL_BOOTSTRAP.format(read=kernel.read_fd, write=kernel.write_fd)
     changed = list(options)
     changed[changed.index("--time_limit") + 1] = str(math.ceil(kernel.max_seconds))
     changed[changed.index("--rlimit_cpu") + 1] = "inf"
-    return [*changed, "--pass_fd", str(kernel.read_fd), "--pass_fd", str(kernel.write_fd)]
+    changed += ["--pass_fd", str(kernel.read_fd), "--pass_fd", str(kernel.write_fd)]
+    return [interpreter.path, *interpreter.args, "-c", bootstrap], changed
 
 
 def _interpreter(interpreter: Interpreter, *, tools: bool) -> Interpreter:

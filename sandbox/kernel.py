@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import os
 import resource
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.cgroups import RunCgroup
+from sandbox.kernel_io import OutputPipe, parent_of, stat_fields, write_all
 from sandbox.process import ExitStatus, ProcessOutcome, Started, Watch, watch_until
 from sandbox.relay import RelayServer, ToolRelay
 from sandbox.rundir import RunDir
 
-CHUNK = 64 * 1024
 READY_SECONDS = 10.0  # from the jail's start to the kernel's READY
 GONE_SECONDS = 2.0  # after a kill, waiting for the jail to be reaped
 MAX_LINE = 200  # a control line is short; a longer one is tampering
@@ -50,59 +49,6 @@ TAMPERED = "\nopsloop: the block wrote to the interpreter's control channel; it 
 
 class KernelLost(Exception):
     """The kernel could not be started or answered wrongly (the block never ran)."""
-
-
-class _Stream:
-    """One output pipe of the kernel, read as it comes into the current block's capture."""
-
-    def __init__(self, fd: int, on_stray: Callable[[], None]) -> None:
-        self.fd = fd
-        self.on_stray = on_stray
-        self.kept = bytearray()
-        self.limit = 0
-        self.truncated = False
-        self.capturing = False
-        self.eof = False
-        os.set_blocking(fd, False)
-        asyncio.get_running_loop().add_reader(fd, self.pump, 16)
-
-    def begin(self, limit: int) -> None:
-        self.pump(None)
-        self.kept, self.limit, self.truncated, self.capturing = bytearray(), limit, False, True
-
-    def end(self) -> tuple[bytes, bool]:
-        """Everything written before now (the kernel wrote it before DONE), and the cap hit."""
-        self.pump(None)
-        self.capturing = False
-        return bytes(self.kept), self.truncated
-
-    def pump(self, most: int | None) -> None:
-        reads = 0
-        while not self.eof and (most is None or reads < most):
-            reads += 1
-            try:
-                chunk = os.read(self.fd, CHUNK)
-            except BlockingIOError:
-                return
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self.close()
-                return
-            if not self.capturing:
-                self.on_stray()
-                continue
-            room = self.limit - len(self.kept)
-            if room > 0:
-                self.kept += chunk[:room]
-            if len(chunk) > room:
-                self.truncated = True
-
-    def close(self) -> None:
-        if not self.eof:
-            self.eof = True
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(self.fd)
 
 
 @dataclass
@@ -147,22 +93,22 @@ class Kernel:
     _killed: bool = False
     _pending: bytes = b""
     _answer: asyncio.Future[int] | None = None
-    _out: _Stream | None = None
-    _err: _Stream | None = None
+    _out: OutputPipe | None = None
+    _err: OutputPipe | None = None
 
     # -- start ---------------------------------------------------------------------------
 
     async def handshake(self, source: bytes) -> None:
         """Send the kernel its source and nonce, and wait for READY (``KernelLost`` if not)."""
         assert self.started.process.stdout and self.started.process.stderr
-        self._out = _Stream(self.started.process.stdout.fileno(), self._stray)
-        self._err = _Stream(self.started.process.stderr.fileno(), self._stray)
+        self._out = OutputPipe(self.started.process.stdout.fileno(), self._stray)
+        self._err = OutputPipe(self.started.process.stderr.fileno(), self._stray)
         os.set_blocking(self.from_kernel, False)
         asyncio.get_running_loop().add_reader(self.from_kernel, self._read_control)
         ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._answer = ready
         try:
-            await asyncio.to_thread(_write_all, self.to_kernel, source + b"\0" + self.nonce + b"\n")
+            await asyncio.to_thread(write_all, self.to_kernel, source + b"\0" + self.nonce + b"\n")
             waiting: set[asyncio.Future[Any]] = {ready, self.started.exited}
             done, _ = await asyncio.wait(
                 waiting, timeout=READY_SECONDS, return_when="FIRST_COMPLETED"
@@ -184,7 +130,7 @@ class Kernel:
             return None
         for entry in self.pids_parent.glob("NSJAIL.*"):
             pid = entry.name.partition(".")[2]
-            if pid.isdigit() and _parent_of(int(pid)) == self.started.pid:
+            if pid.isdigit() and parent_of(int(pid)) == self.started.pid:
                 self.pids_dir = entry
                 return int(pid)
         return None
@@ -270,7 +216,7 @@ class Kernel:
         self.started.exited.add_done_callback(settle)
         started = time.monotonic()
         with contextlib.suppress(OSError):  # the kernel is gone: its exit says how
-            _write_all(self.to_kernel, b"RUN %d\n" % self.seq)
+            write_all(self.to_kernel, b"RUN %d\n" % self.seq)
         try:
             timed_out, stopped = await watch_until(
                 either,
@@ -345,7 +291,7 @@ class Kernel:
         """The block's code, in place of the last one (the bind mount pins the inode)."""
         fd = os.open(self.run_dir.code_file, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
         try:
-            _write_all(fd, code)
+            write_all(fd, code)
         finally:
             os.close(fd)
 
@@ -361,12 +307,12 @@ class Kernel:
             resource.prlimit(self.kernel_pid, resource.RLIMIT_CPU, (cap, hard))
 
     def _own_ticks(self) -> int | None:
-        stat = _stat_fields(self.kernel_pid)
+        stat = stat_fields(self.kernel_pid)
         return None if stat is None else stat[0] + stat[1]
 
     def _cpu_ticks(self) -> int | None:
         """User + system ticks of the kernel and the children it reaped."""
-        stat = _stat_fields(self.kernel_pid)
+        stat = stat_fields(self.kernel_pid)
         return None if stat is None else sum(stat)
 
     def _leftovers(self) -> bool:
@@ -430,45 +376,3 @@ class Kernel:
         if self.spare is not None:  # never used: renamed into a workspace otherwise
             with contextlib.suppress(OSError):
                 self.spare.unlink()
-
-
-def new_nonce() -> bytes:
-    """A kernel's nonce: 32 hex digits."""
-    return secrets.token_hex(16).encode()
-
-
-def control_pipes() -> tuple[tuple[int, int], tuple[int, int]]:
-    """(host writes, kernel reads) and (kernel writes, host reads); the host's ends close on
-    exec, the kernel's are passed to its jail."""
-    down_read, down_write = os.pipe()
-    up_read, up_write = os.pipe()
-    return (down_read, down_write), (up_read, up_write)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _stat_fields(pid: int | None) -> tuple[int, int, int, int] | None:
-    """utime, stime, cutime, cstime of ``pid`` (clock ticks), from /proc/<pid>/stat."""
-    if pid is None:
-        return None
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text.rpartition(")")[2].split()
-    try:
-        return int(fields[11]), int(fields[12]), int(fields[13]), int(fields[14])
-    except (IndexError, ValueError):
-        return None
-
-
-def _parent_of(pid: int) -> int | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        return int(fields[1])
-    except (OSError, IndexError, ValueError):
-        return None

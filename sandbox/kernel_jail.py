@@ -14,15 +14,18 @@ import contextlib
 import functools
 import importlib.resources
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sandbox import attach
-from sandbox.argv import KernelJail, ScratchSpace, build_argv
-from sandbox.cgroups import CgroupSetup, RunCgroupPool
-from sandbox.errors import SandboxError, SandboxUnavailable
+from sandbox.argv import KernelJail, ScratchSpace, ToolChannel, build_argv
+from sandbox.cgroups import CgroupSetup, RunCgroup, RunCgroupPool
+from sandbox.errors import SandboxUnavailable
 from sandbox.jail_log import channel_files, status_of_log
-from sandbox.kernel import Kernel, KernelLost, control_pipes, new_nonce
+from sandbox.kernel import Kernel, KernelLost
+from sandbox.kernel_io import control_pipes, new_nonce
 from sandbox.kernels import KernelOptions, KernelShape
 from sandbox.layout import JailLayout
 from sandbox.limits import MIB, Limits
@@ -39,6 +42,35 @@ NO_TOOLS = {"ok": False, "error": "this block was offered no tools"}
 def kernel_source() -> bytes:
     """The jail's side of the kernel (``sandbox/jailside/kernel.py``)."""
     return importlib.resources.files("sandbox.jailside").joinpath("kernel.py").read_bytes()
+
+
+@dataclass
+class _Parts:
+    """What a kernel being started holds, to give back if it never starts."""
+
+    owner: tuple[int, int]
+    run_dir: RunDir | None = None
+    cgroup: RunCgroup | None = None
+    release: Callable[[], None] | None = None
+    relay: RelayServer | None = None
+    channel: ToolChannel | None = None
+    fds: list[int] = field(default_factory=list)
+    kernel: Kernel | None = None
+
+    async def undo(self) -> None:
+        if self.kernel is not None:  # it owns everything
+            await self.kernel.close()
+            return
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self.relay is not None:
+            await self.relay.close()
+        if self.release is not None:
+            with contextlib.suppress(OSError):
+                self.release()
+        if self.run_dir is not None:
+            self.run_dir.remove()
 
 
 class KernelJails:
@@ -77,87 +109,55 @@ class KernelJails:
     ) -> Kernel:
         """A kernel that said READY (``SandboxUnavailable`` when it could not start)."""
         owner = workspace.owner if workspace is not None else owner
-        if owner is None:
-            owner = self.workspaces.scratch_owner()
-        limits = Limits(
-            memory_mb=shape.memory_mb,
-            tasks=shape.tasks,
-            file_size_mb=shape.file_size_mb,
-            open_files=shape.open_files,
-            tmpfs_mb=shape.tmpfs_mb,
-        )
-        chosen = requested(dict(self.layout.mounts), names=shape.mounts)
-        refuse_mounts_below(chosen)
+        parts = _Parts(owner=owner or self.workspaces.scratch_owner())
         try:
-            run_dir = RunDir(code=b"", suffix=".py", owner=owner)
-            os.chmod(run_dir.code_file, 0o600)  # rewritten by us before each block
+            await self._prepare(parts, shape)
+            kernel = self._spawn(parts, shape, workspace)
+        except BaseException:
+            await parts.undo()
+            raise
+        try:
+            await kernel.handshake(kernel_source())
+        except KernelLost as exc:
+            await kernel.close()
+            raise SandboxUnavailable(f"{exc}; `opsloop sandbox check` tells more") from None
+        return kernel
+
+    async def _prepare(self, parts: _Parts, shape: KernelShape) -> None:
+        """The scratch directory, the memory cgroup and the tool channel of a new kernel."""
+        try:
+            parts.run_dir = RunDir(code=b"", suffix=".py", owner=parts.owner)
+            os.chmod(parts.run_dir.code_file, 0o600)  # rewritten by us before each block
         except OSError as exc:
             raise SandboxUnavailable(f"cannot prepare a kernel: {exc}") from None
-        cleanup: list[Any] = [run_dir.remove]
-        try:
-            return await self._start(shape, workspace, owner, limits, chosen, run_dir, cleanup)
-        except BaseException:
-            for undo in reversed(cleanup):
-                with contextlib.suppress(Exception):
-                    result = undo()
-                    if hasattr(result, "__await__"):
-                        await result
-            raise
-
-    async def _start(
-        self,
-        shape: KernelShape,
-        workspace: Workspace | None,
-        owner: tuple[int, int],
-        limits: Limits,
-        mounts: list[tuple[str, str]] | tuple[tuple[str, str], ...],
-        run_dir: RunDir,
-        cleanup: list[Any],
-    ) -> Kernel:
-        cgroup = None
-        release = None
         if self.pool is not None:
             try:
-                cgroup = self.pool.acquire(limits.memory_mb * MIB)
+                parts.cgroup = self.pool.acquire(shape.memory_mb * MIB)
             except OSError as exc:
                 raise SandboxUnavailable(f"cannot set up a kernel's memory cgroup: {exc}") from None
-            pool, held = self.pool, cgroup
-            release = functools.partial(pool.release, held)
-            cleanup.append(release)
-        holder: dict[str, Any] = {}
-        relay = None
-        channel = None
+            parts.release = functools.partial(self.pool.release, parts.cgroup)
         if shape.tools:
 
             async def dispatch(frame: dict[str, Any]) -> dict[str, Any]:
-                current = holder["kernel"].block_relay
+                current = parts.kernel.block_relay if parts.kernel is not None else None
                 return NO_TOOLS if current is None else await current(frame)
 
-            relay = RelayServer(path=run_dir.path / SOCKET_NAME, relay=dispatch, owner=owner)
-            await relay.start()
-            cleanup.append(relay.close)
-            channel = channel_files(run_dir)
+            path = parts.run_dir.path / SOCKET_NAME
+            parts.relay = RelayServer(path=path, relay=dispatch, owner=parts.owner)
+            await parts.relay.start()
+            parts.channel = channel_files(parts.run_dir)
+
+    def _spawn(self, parts: _Parts, shape: KernelShape, workspace: Workspace | None) -> Kernel:
+        """Start the jail with the kernel's bootstrap; the kernel owns every part after."""
+        assert parts.run_dir is not None
         (down_read, down_write), (up_read, up_write) = control_pipes()
-        cleanup += [lambda: os.close(down_write), lambda: os.close(up_read)]
+        parts.fds = [down_write, up_read]
         try:
-            argv = build_argv(
-                nsjail=str(self.nsjail),
-                limits=limits,
-                layout=self.layout,
-                language="python",
-                code_file=str(run_dir.code_file),
-                workspace_dir=str(run_dir.link_workspace(workspace.path)) if workspace else None,
-                log_file=str(run_dir.log_file),
-                cgroups=self.cgroups,
-                owner=owner,
-                memory_parent=cgroup.name if cgroup else None,
-                scratch=ScratchSpace(
-                    bytes=self.workspaces.quota_bytes, files=self.workspaces.max_files
-                ),
-                tools=channel,
-                ro_submounts=submounts(self.layout.ro_binds, mountinfo=read_mountinfo()),
-                mounts=mounts,
-                kernel=KernelJail(
+            argv = self._argv(
+                parts,
+                shape,
+                workspace,
+                KernelJail(
                     read_fd=down_read,
                     write_fd=up_write,
                     max_seconds=self.options.max_age_seconds + self.wall_seconds + 60,
@@ -171,29 +171,56 @@ class KernelJails:
         finally:
             os.close(down_read)
             os.close(up_write)
-        log_file = run_dir.log_file
-        kernel = Kernel(
+        log_file = parts.run_dir.log_file
+        parts.kernel = Kernel(
             started=started,
             to_kernel=down_write,
             from_kernel=up_read,
             nonce=new_nonce(),
-            run_dir=run_dir,
-            cgroup=cgroup,
+            run_dir=parts.run_dir,
+            cgroup=parts.cgroup,
             pids_parent=self.pids_parent,
-            relay=relay,
-            owner=owner,
+            relay=parts.relay,
+            owner=parts.owner,
             shape=shape,
             status_of=lambda _exit: status_of_log(log_file),
+            release=parts.release,
         )
-        holder["kernel"] = kernel
-        kernel.release = release
-        cleanup.clear()  # the kernel owns its pipes, relay, cgroup and directory now
-        try:
-            await kernel.handshake(kernel_source())
-        except KernelLost as exc:
-            await kernel.close()
-            raise SandboxUnavailable(f"{exc}; `opsloop sandbox check` tells more") from None
-        return kernel
+        return parts.kernel
+
+    def _argv(
+        self, parts: _Parts, shape: KernelShape, workspace: Workspace | None, kernel: KernelJail
+    ) -> list[str]:
+        assert parts.run_dir is not None
+        limits = Limits(
+            memory_mb=shape.memory_mb,
+            tasks=shape.tasks,
+            file_size_mb=shape.file_size_mb,
+            open_files=shape.open_files,
+            tmpfs_mb=shape.tmpfs_mb,
+        )
+        mounts = requested(dict(self.layout.mounts), names=shape.mounts)
+        refuse_mounts_below(mounts)
+        link = parts.run_dir.link_workspace(workspace.path) if workspace else None
+        return build_argv(
+            nsjail=str(self.nsjail),
+            limits=limits,
+            layout=self.layout,
+            language="python",
+            code_file=str(parts.run_dir.code_file),
+            workspace_dir=str(link) if link else None,
+            log_file=str(parts.run_dir.log_file),
+            cgroups=self.cgroups,
+            owner=parts.owner,
+            memory_parent=parts.cgroup.name if parts.cgroup else None,
+            scratch=ScratchSpace(
+                bytes=self.workspaces.quota_bytes, files=self.workspaces.max_files
+            ),
+            tools=parts.channel,
+            ro_submounts=submounts(self.layout.ro_binds, mountinfo=read_mountinfo()),
+            mounts=mounts,
+            kernel=kernel,
+        )
 
     async def attach(self, workspace: Workspace, kernel: Kernel) -> None:
         """Mount ``workspace`` into the prestarted ``kernel``'s jail."""
@@ -205,6 +232,3 @@ class KernelJails:
 def attach_possible() -> bool:
     """Workspaces can be attached to prestarted jails only by root."""
     return os.geteuid() == 0
-
-
-__all__ = ["KernelJails", "SandboxError", "attach_possible", "kernel_source"]
