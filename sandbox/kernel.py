@@ -200,6 +200,8 @@ class Kernel:
         self._cap_cpu(cpu_seconds)
         if self.cgroup is not None:
             self.cgroup.oom_killed()  # forget what happened before this block
+        if self.relay is not None:
+            self.relay.next_run()
         self._out.begin(output_bytes)
         self._err.begin(output_bytes)
         cpu_before = self._cpu_ticks()
@@ -256,7 +258,8 @@ class Kernel:
         exit_code: int | None
         if answered and not (timed_out or stopped):
             exit_code, sig = answer.result(), None
-            if memory or self._leftovers() or self.dirty:
+            spent = self.relay is not None and not self.relay.listening  # past a channel cap
+            if memory or spent or self._leftovers() or self.dirty:
                 self.kill()
         else:
             exit_code, sig = self.status_of(self._exit_status())

@@ -161,6 +161,18 @@ class Kernels:
             return kernel, workspace
         return None
 
+    async def retire(self, name: str) -> None:
+        """End workspace ``name``'s kernel now (its next block starts a new one)."""
+        self._users[name] = self._users.get(name, 0) + 1
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        try:
+            async with lock:
+                await self._retire(name)
+        finally:
+            self._users[name] -= 1
+            if not self._users[name]:
+                del self._users[name], self._locks[name]
+
     def _old(self, kernel: Kernel) -> bool:
         return time.monotonic() - kernel.created > self.options.max_age_seconds
 

@@ -18,8 +18,12 @@ Standard library only, and only what starts fast: this runs on the jail's own py
 """
 
 
+from __future__ import annotations
+
 import _signal
 import builtins
+import gc
+import io
 import os
 import sys
 
@@ -29,17 +33,32 @@ _exec, _compile, _isinstance = builtins.exec, builtins.compile, builtins.isinsta
 _read, _write, _dup2, _close, _fstat = os.read, os.write, os.dup2, os.close, os.fstat
 _chdir, _waitpid, _open, _exit = os.chdir, os.waitpid, os.open, os._exit
 _display = sys.__excepthook__  # the C one: no `traceback` import, source lines from the file
+TYPE_CHECKING = False  # typing costs start-up time; mypy reads this
+if TYPE_CHECKING:
+    from typing import Any
 _TIMERS = tuple(getattr(_signal, n) for n in ("ITIMER_REAL", "ITIMER_VIRTUAL", "ITIMER_PROF"))
+
+
+def _refuse_more_hooks(event: str, _args: object) -> None:
+    if event == "sys.addaudithook":
+        raise RuntimeError("opsloop's kernel takes no audit hooks")  # the hook is not added
+
+
+def _reopen(fd: int, old: Any) -> Any:
+    mode = "r" if fd == 0 else "w"
+    return io.open(fd, mode, encoding="utf-8", errors=old.errors, closefd=False)  # noqa: UP020
 
 
 class _Kernel:
     def __init__(self, nonce: bytes, read_fd: int, write_fd: int) -> None:
         self.nonce, self.read_fd, self.write_fd = nonce, read_fd, write_fd
-        self.streams = (sys.stdin, sys.stdout, sys.stderr)
+        self.streams: tuple[Any, ...] = (sys.stdin, sys.stdout, sys.stderr)
         self.saved = (_open("/dev/null", os.O_RDONLY | os.O_CLOEXEC), os.dup(1), os.dup(2))
         self.control = self._control()
         os.set_inheritable(read_fd, False)
         os.set_inheritable(write_fd, False)
+        self.builtins = dict(builtins.__dict__)
+        self.recursion = sys.getrecursionlimit()
         self.handlers = {}
         for number in range(1, _signal.NSIG):
             try:
@@ -48,6 +67,7 @@ class _Kernel:
                 continue
         if sys.path[:1] == [""]:  # -c puts the working directory first; a script, its own
             sys.path[0] = "/opsloop"  # directory: only opsloop's files (tools.py, with tools)
+        sys.addaudithook(_refuse_more_hooks)  # a block's hook would outlive it: none are added
         main = type(sys)("__main__")
         main.__dict__["__builtins__"] = builtins
         sys.modules["__main__"] = main
@@ -65,8 +85,19 @@ class _Kernel:
     def restore(self) -> None:
         for fd, copy in enumerate(self.saved):
             _dup2(copy, fd)
+        if any(stream.closed for stream in self.streams):  # a block closed one: a new one
+            self.streams = tuple(
+                stream if not stream.closed else _reopen(fd, stream)
+                for fd, stream in enumerate(self.streams)
+            )
+        current = builtins.__dict__  # what a block changed in builtins is put back
+        for name in [name for name in current if name not in self.builtins]:
+            del current[name]
+        current.update(self.builtins)
+        sys.setrecursionlimit(self.recursion)
+        gc.callbacks.clear()
         sys.stdin, sys.stdout, sys.stderr = self.streams
-        sys.__stdin__, sys.__stdout__, sys.__stderr__ = self.streams  # type: ignore[misc,assignment]
+        sys.__stdin__, sys.__stdout__, sys.__stderr__ = self.streams  # type: ignore[misc]
         _chdir("/workspace")
 
     def settle(self) -> None:
