@@ -284,7 +284,7 @@ async def test_a_fork_bomb_and_a_memory_bomb_kill_only_their_kernel(warm) -> Non
         "import os\nos.chdir('/tmp')",
         "import os\nos._exit(0)",
         "import os\nos.execv('/bin/echo', ['echo', 'replaced'])",
-        "import os, sys\nos.execv(sys.executable, ['python3', '-c', 'import time; time.sleep(60)'])",
+        "import os, sys\nos.execv(sys.executable, ['py', '-c', 'import time; time.sleep(60)'])",
         "raise KeyboardInterrupt",
         "import os, signal\nos.kill(1, signal.SIGSTOP)",
     ],
