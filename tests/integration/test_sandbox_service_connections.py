@@ -163,11 +163,11 @@ async def test_refused_requests_do_not_keep_their_connections(jail, data_dir: Pa
         # Three keep-alive requests without a token, sent in one write; read whatever comes
         # back until the server closes (a close with requests unread may arrive as a reset).
         requests = b"GET /healthz HTTP/1.1\r\nHost: sandbox\r\n\r\n" * 3
-        data = await asyncio.to_thread(exchange, service.port, requests)
+        data = await asyncio.to_thread(read_until_closed, service.port, requests)
         assert data.count(b"HTTP/1.1 200") == 1  # answered once, then closed
 
 
-def exchange(port: int, request: bytes) -> bytes:
+def read_until_closed(port: int, request: bytes) -> bytes:
     """Send ``request`` and read until the server closes the connection (EOF or reset)."""
     received = b""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
