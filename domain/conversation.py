@@ -232,8 +232,9 @@ class Conversation(ToolCalls, ConversationState, Aggregate):
         output_truncated: bool,
         unsafe_local: bool,
         redacted: Mapping[str, list[str]] | None = None,
+        kernel: str = "new",
     ) -> None:
-        """Record the result of a started block."""
+        """Record the result of a started block (``kernel``: the interpreter it ran in)."""
         self._check_working()
         self._block_in(block_id, ("started",))
         self._settle_calls(block_id)
@@ -251,6 +252,7 @@ class Conversation(ToolCalls, ConversationState, Aggregate):
             output_truncated=bool(output_truncated),
             unsafe_local=bool(unsafe_local),
             redacted=_r(redacted),
+            kernel=kernel if kernel in ev.KERNELS else "new",
         )
 
     def skip_block(self, *, block_id: str, reason: str) -> None:
