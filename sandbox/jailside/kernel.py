@@ -17,7 +17,6 @@ back before each block.
 Standard library only, and only what starts fast: this runs on the jail's own python3.
 """
 
-
 from __future__ import annotations
 
 import _signal
