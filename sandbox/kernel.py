@@ -35,15 +35,13 @@ from sandbox.cgroups import RunCgroup
 from sandbox.kernel_io import OutputPipe, parent_of, stat_fields, write_all
 from sandbox.process import ExitStatus, ProcessOutcome, Started, Watch, watch_until
 from sandbox.relay import RelayServer, ToolRelay
+from sandbox.result import RESTARTED as RESTARTED
 from sandbox.rundir import RunDir
 
 READY_SECONDS = 10.0  # from the jail's start to the kernel's READY
 GONE_SECONDS = 2.0  # after a kill, waiting for the jail to be reaped
 MAX_LINE = 200  # a control line is short; a longer one is tampering
 TICKS = os.sysconf("SC_CLK_TCK")
-RESTARTED = (
-    "interpreter restarted: variables from earlier blocks are gone; files in /workspace remain"
-)
 TAMPERED = "\nopsloop: the block wrote to the interpreter's control channel; it was stopped\n"
 
 
@@ -267,7 +265,8 @@ class Kernel:
                 exit_code, sig = None, 9
         cpu_ms = None
         if cpu_before is not None and cpu_after is not None:
-            cpu_ms = max(0, (cpu_after - cpu_before) * 1000 // TICKS)
+            # Both counts are cut to whole ticks: the block's time is under one tick more.
+            cpu_ms = max(0, (cpu_after - cpu_before + 1) * 1000 // TICKS)
         outcome = ProcessOutcome(
             returncode=exit_code if exit_code is not None else -(sig or 9),
             stdout=stdout,

@@ -7,6 +7,12 @@ from typing import Any
 
 from sandbox.errors import BadRequest
 
+# The first line of a block's stderr when its conversation's kernel was lost, and what the
+# model is told (bot.prompt.system): the same words.
+RESTARTED = (
+    "interpreter restarted: variables from earlier blocks are gone; files in /workspace remain"
+)
+
 
 @dataclass(frozen=True)
 class RunResult:

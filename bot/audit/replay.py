@@ -86,6 +86,13 @@ def _limits_hit(e: dict[str, Any]) -> list[str]:
     return hit
 
 
+def _kernel(e: dict[str, Any]) -> str:
+    """The interpreter a block ran in, when it was not a fresh one (BlockFinished.kernel)."""
+    return {"warm": ", warm interpreter", "restarted": ", interpreter restarted"}.get(
+        str(e.get("kernel")), ""
+    )
+
+
 def _exit(e: dict[str, Any]) -> str:
     if e.get("signal"):
         return f"killed by signal {e['signal']}"
@@ -178,7 +185,7 @@ def _text_block(e: dict[str, Any], head: str) -> Iterator[str]:
         limits = f", limit hit: {', '.join(flags)}" if flags else ""
         yield (
             f"{head}block {e['block_id']} finished: {_exit(e)} in {e['duration_ms']} ms"
-            f"{limits}{unsafe}{_redacted(e)}"
+            f"{_kernel(e)}{limits}{unsafe}{_redacted(e)}"
         )
         if e.get("stdout"):
             yield "    stdout:"
@@ -307,7 +314,7 @@ def _markdown_block(e: dict[str, Any]) -> Iterator[str]:
     elif t == "BlockFinished":
         flags = _limits_hit(e)
         yield (
-            f"Block {e['block_id']}: **{_exit(e)}** in {e['duration_ms']} ms"
+            f"Block {e['block_id']}: **{_exit(e)}** in {e['duration_ms']} ms{_kernel(e)}"
             + (f", limit hit: {', '.join(flags)}" if flags else "")
             + (" — **UNSAFE-LOCAL**" if e.get("unsafe_local") else "")
         )
