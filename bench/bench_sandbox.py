@@ -16,10 +16,7 @@ copy of this file in another checkout measures that checkout's service.
 Issue 9: the time of one poll of a directory-mode workspace at its file cap (``--poll-only``
 runs just that).
 
-Issue 16: ``--kernels`` runs the warm-kernel benchmark (``bench/bench_kernels.py``): warm
-blocks, first blocks with and without the prestarted pool, blocks with warm kernels off,
-throughput of 8 conversations, the service's RSS with 32 kernels and what state buys, each
-against bare ``python3 -c 'print(1)'`` in the same run.
+Issue 16: ``--kernels`` runs the warm-kernel benchmark (``bench/bench_kernels.py``).
 """
 
 from __future__ import annotations
