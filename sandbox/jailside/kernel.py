@@ -12,7 +12,9 @@ a file). The host kills a kernel that writes anything else. The kernel keeps its
 references to what it uses (``exec``, ``os.write``, its stdout), so a block that replaces
 builtins, ``sys.stdout`` or signal handlers changes its own namespace, not the framing; and
 it puts the standard streams, fds 0-2, the working directory, signal handlers and timers
-back before each block.
+back before each block. After each block, before its DONE, it collects the block's garbage
+(the collector on, its thresholds as at start, nothing frozen), so no finalizer of one
+block runs unasked during the next.
 
 Standard library only, and only what starts fast: this runs on the jail's own python3.
 """
@@ -58,6 +60,7 @@ class _Kernel:
         os.set_inheritable(write_fd, False)
         self.builtins = dict(builtins.__dict__)
         self.recursion = sys.getrecursionlimit()
+        self.gc_threshold = gc.get_threshold()
         self.handlers = {}
         for number in range(1, _signal.NSIG):
             try:
@@ -107,6 +110,14 @@ class _Kernel:
                 pass
         sys.settrace(None)
         sys.setprofile(None)
+        # The block's garbage goes now, while its DONE is still to come: a finalizer that
+        # writes to the control pipe is caught as this block's (a wrong sequence number),
+        # never run during the next block. The collector is put back as it was.
+        gc.enable()
+        gc.set_threshold(*self.gc_threshold)
+        gc.unfreeze()
+        while gc.collect():
+            pass
         _signal.alarm(0)
         for timer in _TIMERS:
             _signal.setitimer(timer, 0)

@@ -190,6 +190,41 @@ async def test_a_block_cannot_forge_a_result_by_writing_to_the_control_channel(w
     assert (real.stdout, real.exit_code, real.kernel) == ("real\n", 3, "restarted"), real
 
 
+# A block runs in the kernel's own process, so it can find the nonce in memory. What it must
+# not do is leave code that runs during the next block unasked and writes that block's DONE:
+# a finalizer of garbage only the collector frees, armed with the nonce, the control fd and
+# the next sequence number, with the collector turned off so the garbage outlives the block.
+FINALIZER_FORGERY = """
+    import gc, os, sys
+    kernel = next(o for o in gc.get_objects() if type(o).__name__ == '_Kernel')
+    frame = sys._getframe()
+    while frame.f_code.co_name != 'serve':
+        frame = frame.f_back
+    following = str(int(frame.f_locals['seq']) + 1).encode()
+    line = b'DONE ' + kernel.nonce + b' ' + following + b' 0\\n'
+
+    class Forger:
+        def __del__(self, fd=kernel.write_fd, line=line, write=os.write):
+            write(fd, line)
+
+    forger = Forger()
+    forger.cycle = forger
+    del forger
+    gc.disable()
+    gc.freeze()
+"""
+
+
+async def test_garbage_left_to_the_collector_cannot_forge_the_next_blocks_result(warm) -> None:
+    await py(warm, FINALIZER_FORGERY, "conv-finalizer")
+    # The next block collects (as any allocation may): nothing of the last block is left.
+    code = "import gc\ngc.unfreeze()\ngc.collect()\nprint('mine')\nraise SystemExit(5)"
+    mine = await py(warm, code, "conv-finalizer")
+    assert (mine.stdout, mine.exit_code) == ("mine\n", 5), mine
+    again = await py(warm, "import gc; print(gc.isenabled())", "conv-finalizer")
+    assert again.stdout == "True\n", again
+
+
 async def test_the_nonce_is_in_neither_argv_nor_environment_nor_a_file(warm) -> None:
     code = """
         import os
