@@ -118,6 +118,12 @@ class _Kernel:
         gc.unfreeze()
         while gc.collect():
             pass
+        sys.unraisablehook = sys.__unraisablehook__  # hooks that run unasked go back
+        _signal.set_wakeup_fd(-1)
+        faults = sys.modules.get("faulthandler")  # its handlers write to any fd, in C
+        if faults is not None:
+            faults.disable()
+            faults.cancel_dump_traceback_later()
         _signal.alarm(0)
         for timer in _TIMERS:
             _signal.setitimer(timer, 0)
