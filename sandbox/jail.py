@@ -25,7 +25,7 @@ from sandbox.cgroups import (
     remove_stale_runs,
 )
 from sandbox.errors import OutcomeUnknown, SandboxUnavailable
-from sandbox.jail_log import NOT_LAUNCHED, JailStatus, channel_files, parse_log
+from sandbox.jail_log import NOT_LAUNCHED, JailStatus, channel_files, launch_failure, parse_log
 from sandbox.kernel import RESTARTED
 from sandbox.kernel_jail import KernelJails, attach_possible
 from sandbox.kernels import KernelOptions, Kernels, KernelShape
@@ -304,7 +304,7 @@ def _status(log_file: Path, outcome: ProcessOutcome) -> JailStatus:
         log = ""
     status = parse_log(log)
     if NOT_LAUNCHED in log:  # nsjail says the child failed before its exec: nothing ran
-        raise SandboxUnavailable(_launch_failure(status, outcome.stderr))
+        raise SandboxUnavailable(launch_failure(status, decode(outcome.stderr)))
     if outcome.timed_out and status.exit_code is None and status.signal is None:
         # nsjail itself had to be killed after the grace: the jail died with it.
         return replace(status, signal=int(signal.SIGKILL))
@@ -314,17 +314,5 @@ def _status(log_file: Path, outcome: ProcessOutcome) -> JailStatus:
                 f"the jail ended without reporting the block's status "
                 f"({'; '.join(status.problems[:2]) or 'nsjail was killed'})"
             )
-        raise SandboxUnavailable(_launch_failure(status, outcome.stderr))
+        raise SandboxUnavailable(launch_failure(status, decode(outcome.stderr)))
     return status
-
-
-def _launch_failure(status: JailStatus, stderr: bytes) -> str:
-    """One sentence on why nsjail could not start the jail, with the fix."""
-    detail = "; ".join(status.problems[:3]) or decode(stderr).strip()[:300] or "no log"
-    if any(word in detail for word in ("clone", "unshare", "namespace", "uid_map", "setgroups")):
-        return (
-            f"cannot create namespaces for the jail here ({detail}); run opsloop where user "
-            "namespaces are allowed (e.g. a privileged container or a VM), or set "
-            "OPSLOOP_SANDBOX=unsafe-local to run blocks WITHOUT isolation"
-        )
-    return f"nsjail could not start the jail ({detail}); `opsloop sandbox check` tells more"

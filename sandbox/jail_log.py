@@ -63,3 +63,15 @@ def channel_files(run_dir: RunDir) -> ToolChannel:
         bin_dir=str(client.bin_dir),
         pycache=str(client.pycache),
     )
+
+
+def launch_failure(status: JailStatus, stderr: str) -> str:
+    """One sentence on why nsjail could not start the jail, with the fix."""
+    detail = "; ".join(status.problems[:3]) or stderr.strip()[:300] or "no log"
+    if any(word in detail for word in ("clone", "unshare", "namespace", "uid_map", "setgroups")):
+        return (
+            f"cannot create namespaces for the jail here ({detail}); run opsloop where user "
+            "namespaces are allowed (e.g. a privileged container or a VM), or set "
+            "OPSLOOP_SANDBOX=unsafe-local to run blocks WITHOUT isolation"
+        )
+    return f"nsjail could not start the jail ({detail}); `opsloop sandbox check` tells more"

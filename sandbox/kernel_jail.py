@@ -23,7 +23,13 @@ from sandbox import attach
 from sandbox.argv import KernelJail, ScratchSpace, ToolChannel, build_argv
 from sandbox.cgroups import CgroupSetup, RunCgroup, RunCgroupPool
 from sandbox.errors import SandboxUnavailable
-from sandbox.jail_log import channel_files, status_of_log
+from sandbox.jail_log import (
+    NOT_LAUNCHED,
+    channel_files,
+    launch_failure,
+    parse_log,
+    status_of_log,
+)
 from sandbox.kernel import Kernel, KernelLost
 from sandbox.kernel_io import control_pipes, new_nonce
 from sandbox.kernels import KernelOptions, KernelShape
@@ -119,8 +125,10 @@ class KernelJails:
         try:
             await kernel.handshake(kernel_source())
         except KernelLost as exc:
+            await kernel.gone()
+            why = _start_failure(kernel, exc)
             await kernel.close()
-            raise SandboxUnavailable(f"{exc}; `opsloop sandbox check` tells more") from None
+            raise SandboxUnavailable(why) from None
         return kernel
 
     async def _prepare(self, parts: _Parts, shape: KernelShape) -> None:
@@ -232,3 +240,15 @@ class KernelJails:
 def attach_possible() -> bool:
     """Workspaces can be attached to prestarted jails only by root."""
     return os.geteuid() == 0
+
+
+def _start_failure(kernel: Kernel, lost: KernelLost) -> str:
+    """Why a kernel never said READY: nsjail's reason when its log has one."""
+    try:
+        log = kernel.run_dir.log_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        log = ""
+    status = parse_log(log)
+    if kernel.started.exited.done() and (NOT_LAUNCHED in log or status.problems):
+        return launch_failure(status, "")
+    return f"{lost}; `opsloop sandbox check` tells more"

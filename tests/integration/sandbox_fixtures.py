@@ -79,14 +79,13 @@ async def canary(sandbox: Any, workspace: str, **kw: Any) -> None:
     assert result.kernel in ("warm", "restarted") and not result.timed_out, result
 
 
-@pytest.fixture(params=["one-shot", "warm"])
-async def jail(workspaces: Workspaces, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
-    """A real in-process nsjail sandbox, with warm kernels off and on; skips on a laptop
-    without namespaces, FAILS in CI."""
+async def real_jail(workspaces: Workspaces, *, warm: bool) -> Any:
+    """A real in-process nsjail sandbox (warm kernels on or off); skips on a laptop without
+    namespaces, FAILS in CI. The caller closes it (``aclose``)."""
     from sandbox.jail import NsjailSandbox
     from sandbox.kernels import KernelOptions
 
-    kernels = KernelOptions(prestarted=0) if request.param == "warm" else None
+    kernels = KernelOptions(prestarted=0) if warm else None
     try:
         sandbox = NsjailSandbox.create(workspaces=workspaces, kernels=kernels)
     except SandboxError as exc:
@@ -98,7 +97,23 @@ async def jail(workspaces: Workspaces, request: pytest.FixtureRequest):  # type:
         except SandboxError as exc:
             _PROBE["error"] = str(exc)
     require_real(_PROBE["error"] is None, f"jails cannot be created here: {_PROBE['error']}")
-    yield WarmJail(sandbox) if kernels is not None else sandbox
+    return sandbox
+
+
+@pytest.fixture(params=["one-shot", "warm"])
+async def jail(workspaces: Workspaces, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The real sandbox with warm kernels off and on (``WarmJail``: a canary after each
+    Python block)."""
+    sandbox = await real_jail(workspaces, warm=request.param == "warm")
+    yield WarmJail(sandbox) if request.param == "warm" else sandbox
+    await sandbox.aclose()
+
+
+@pytest.fixture
+async def default_jail(workspaces: Workspaces):  # type: ignore[no-untyped-def]
+    """The real sandbox as opsloop.toml's defaults make it: warm kernels on."""
+    sandbox = await real_jail(workspaces, warm=True)
+    yield sandbox
     await sandbox.aclose()
 
 
