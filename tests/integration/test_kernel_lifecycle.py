@@ -143,3 +143,30 @@ async def test_a_restart_of_the_service_is_a_restart_for_the_conversation(
                 await client.aclose()
     assert [r.kernel for r in results] == ["new", "restarted"]
     assert results[1].stderr.startswith(RESTARTED + "\n") and "NameError" in results[1].stderr
+
+
+async def test_bash_blocks_run_in_fresh_jails_on_the_same_workspace_as_the_kernel(
+    workspaces: Workspaces,
+) -> None:
+    async with sandbox_with(workspaces) as sandbox:
+        run = sandbox.run  # type: ignore[attr-defined]
+        await run(
+            language="python",
+            code="x = 41\nopen('/workspace/from-python', 'w').write('py')",
+            limits=LIMITS,
+            workspace="conv-mixed",
+        )
+        shell = await run(
+            language="bash",
+            code='cat /workspace/from-python; echo sh > /workspace/from-bash; echo " $$"',
+            limits=LIMITS,
+            workspace="conv-mixed",
+        )
+        back = await run(
+            language="python",
+            code="print(open('/workspace/from-bash').read().strip(), x + 1)",
+            limits=LIMITS,
+            workspace="conv-mixed",
+        )
+    assert shell.kernel == "new" and shell.stdout.startswith("py ")
+    assert (back.kernel, back.stdout) == ("warm", "sh 42\n"), back
