@@ -15,6 +15,8 @@ copy of this file in another checkout measures that checkout's service.
 
 Issue 9: the time of one poll of a directory-mode workspace at its file cap (``--poll-only``
 runs just that).
+
+Issue 16: ``--kernels`` runs the warm-kernel benchmark (``bench/bench_kernels.py``).
 """
 
 from __future__ import annotations
@@ -381,9 +383,14 @@ if __name__ == "__main__":
     parser.add_argument("--output-mib", type=int, default=32, help="output cap of the RSS case")
     parser.add_argument("--memory-only", action="store_true", help="only the RSS case")
     parser.add_argument("--poll-only", action="store_true", help="only the workspace poll")
+    parser.add_argument("--kernels", action="store_true", help="only warm kernels (issue 16)")
     args = parser.parse_args()
     cap = args.output_mib * MIB
-    if args.poll_only:
+    if args.kernels:
+        from bench_kernels import kernels_report
+
+        report = asyncio.run(kernels_report(args.runs))
+    elif args.poll_only:
         report = "\n".join(poll_report(WORKSPACE_FILES)) + "\n"
     else:
         report = asyncio.run(memory_report(cap) if args.memory_only else main(args.runs, cap))

@@ -94,6 +94,14 @@ class SandboxPolicy(_Section):
     uid_range: str = "200000-265535"  # host uids of workspaces (as root); first is scratch
     # name -> host path, or the long form with allow_* lists; read-only at /mnt/NAME
     mounts: dict[str, MountDecl] = Field(default_factory=dict)
+    # Warm kernels (docs/sandbox.md): a conversation's Python blocks share one interpreter.
+    warm_kernels: bool = True  # false: one process per block, as before
+    kernel_idle_seconds: float = Field(default=600.0, gt=0, le=3600)  # then it is stopped
+    max_kernels: int = Field(default=32, ge=1, le=4096)  # warm at once; least recently used go
+    prestarted: int = Field(default=2, ge=0, le=64)  # jails started ahead for new conversations
+    # A kernel is retired at this age; at most an hour, below the two hours after which an
+    # idle workspace image is unmounted (no jail may still hold it then).
+    kernel_max_age_seconds: float = Field(default=3600.0, gt=0, le=3600)
 
     @field_validator("mounts", mode="before")
     @classmethod

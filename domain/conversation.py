@@ -234,9 +234,11 @@ class Conversation(ToolCalls, ConversationState, Aggregate):
         output_truncated: bool,
         unsafe_local: bool,
         redacted: Mapping[str, list[str]] | None = None,
+        kernel: str = "new",
     ) -> None:
-        """Record the result of a started block; one whose outcome was recorded unknown in
-        the meantime is recorded as late (``BlockFinishedLate``), never dropped."""
+        """Record the result of a started block (``kernel``: the interpreter it ran in); one
+        whose outcome was recorded unknown in the meantime is recorded as late
+        (``BlockFinishedLate``), never dropped."""
         late = self.is_late(block_id)
         if not late:
             self._check_working()
@@ -256,6 +258,7 @@ class Conversation(ToolCalls, ConversationState, Aggregate):
             output_truncated=bool(output_truncated),
             unsafe_local=bool(unsafe_local),
             redacted=_r(redacted),
+            kernel=kernel if kernel in ev.KERNELS else "new",
         )
 
     def skip_block(self, *, block_id: str, reason: str) -> None:

@@ -121,10 +121,13 @@ class BlockStarted(ConversationEvent):
     limits: dict[str, Any]
 
 
+KERNELS = ("new", "warm", "restarted")  # BlockFinished.kernel
+
+
 class BlockFinished(ConversationEvent):
     """A helper block ran; its exit status, output and any limit it hit."""
 
-    class_version = 2
+    class_version = 3
 
     block_id: str
     exit_code: int | None
@@ -138,11 +141,17 @@ class BlockFinished(ConversationEvent):
     output_truncated: bool
     unsafe_local: bool
     redacted: dict[str, list[str]]  # field -> names of the secrets redacted in it
+    kernel: str  # "new", "warm" or "restarted": the interpreter it ran in (sandbox.kernels)
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         """Version 1 had no ``redacted``: old events took nothing out (or did not say)."""
         state["redacted"] = {}
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """Version 2 had no ``kernel``: every block before warm kernels ran in a new one."""
+        state["kernel"] = "new"
 
 
 class BlockSkipped(ConversationEvent):
@@ -298,6 +307,7 @@ class BlockFinishedLate(ConversationEvent):
     output_truncated: bool
     unsafe_local: bool
     redacted: dict[str, list[str]]  # field -> names of the secrets redacted in it
+    kernel: str  # as BlockFinished's
 
 
 class Renewed(ConversationEvent):

@@ -49,8 +49,8 @@ class Gate:
 class Runner(Protocol):
     """What the service serves (the in-process sandbox, or a fake in tests).
 
-    The service passes ``tools`` and ``mounts`` only when a request uses them, so a runner
-    without those parameters still serves every other request.
+    The service passes ``tools``, ``mounts`` and ``warm`` (false) only when a request uses
+    them, so a runner without those parameters still serves every other request.
     """
 
     async def run(

@@ -79,6 +79,27 @@ def jail_env(env: Sequence[tuple[str, str]], *, tools: bool) -> list[tuple[str, 
     return [(k, f"{TOOLS_BIN}:{v}" if k == "PATH" else v) for k, v in env]
 
 
+# A kernel's jail runs this instead of the code file: it reads the kernel's source and its
+# nonce from the control pipe (``sandbox.kernel``), so neither is in argv, the environment
+# or a file of the jail, and the jail's files are a one-shot block's.
+KERNEL_BOOTSTRAP = (
+    "import os\nb=b''\nwhile b[-1:]!=b'\\n' or b'\\0' not in b:\n r=os.read({read},65536)\n"
+    " if not r:os._exit(70)\n b+=r\ns,_,n=b.partition(b'\\0')\n"
+    "exec(s,{{'__name__':'__opsloop_kernel__','NONCE':n[:-1],'READ_FD':{read},'WRITE_FD':{write}}})"
+)
+
+
+@dataclass(frozen=True)
+class KernelJail:
+    """What makes a jail a kernel's: its control pipes (fds kept open in the jail), how long
+    it may live, and whether its workspace is attached after start (a prestarted jail)."""
+
+    read_fd: int  # the kernel reads the host's lines here
+    write_fd: int  # and writes its own here
+    max_seconds: float  # nsjail's own backstop; the host retires kernels before it
+    attach_later: bool = False  # /workspace is an empty placeholder until the host mounts it
+
+
 @dataclass(frozen=True)
 class ScratchSpace:
     """A private tmpfs ``/workspace`` for a run without a workspace: nothing on the host."""
@@ -103,22 +124,26 @@ def build_argv(
     tools: ToolChannel | None = None,
     mounts: Sequence[tuple[str, str]] = (),
     ro_submounts: Sequence[str] = (),
+    kernel: KernelJail | None = None,
 ) -> list[str]:
-    """nsjail's argv running ``code_file`` (a host path) as ``language`` under ``limits``.
-
-    ``workspace_dir`` is bind-mounted at /workspace; without one, /workspace is ``scratch``.
-    ``tools`` adds the tool channel and its client under /opsloop; ``mounts`` are
-    (name, host path) pairs, each bound read-only at /mnt/NAME. ``ro_submounts`` are the
-    host's mount points below the read-only binds, bound read-only again over them.
-    """
+    """nsjail's argv running ``code_file`` (a host path) as ``language`` under ``limits``:
+    ``workspace_dir`` at /workspace (else ``scratch``), ``tools`` under /opsloop, ``mounts``
+    ((name, host path) pairs) read-only at /mnt/NAME, ``ro_submounts`` (the host's mounts
+    below the read-only binds) read-only again; ``kernel`` runs a warm kernel instead."""
     interpreter = _interpreter(layout.interpreter(language), tools=tools is not None)
+    command = [interpreter.path, *interpreter.args, CODE_PATH]
+    process = _process_options(limits=limits, owner=owner, cgroups=cgroups)
+    if kernel is not None:
+        command, process = _kernel_command(interpreter, process, kernel)
+        if kernel.attach_later:
+            workspace_dir, scratch = None, ScratchSpace(bytes=4096, files=2)
     return [
         nsjail,
         "--mode",
         "o",
         "--log",
         log_file,
-        *_process_options(limits=limits, owner=owner, cgroups=cgroups),
+        *process,
         *_filesystem_options(
             layout=layout,
             limits=limits,
@@ -140,10 +165,21 @@ def build_argv(
             memory_parent=memory_parent,
         ),
         "--",
-        interpreter.path,
-        *interpreter.args,
-        CODE_PATH,
+        *command,
     ]
+
+
+def _kernel_command(
+    interpreter: Interpreter, options: list[str], kernel: KernelJail
+) -> tuple[list[str], list[str]]:
+    """A kernel's command (the bootstrap) and process options: its pipes passed in, nsjail's
+    clock as long as its life, no CPU cap at start (the host sets one per block)."""
+    bootstrap = KERNEL_BOOTSTRAP.format(read=kernel.read_fd, write=kernel.write_fd)
+    changed = list(options)
+    changed[changed.index("--time_limit") + 1] = str(math.ceil(kernel.max_seconds))
+    changed[changed.index("--rlimit_cpu") + 1] = "inf"
+    changed += ["--pass_fd", str(kernel.read_fd), "--pass_fd", str(kernel.write_fd)]
+    return [interpreter.path, *interpreter.args, "-c", bootstrap], changed
 
 
 def _interpreter(interpreter: Interpreter, *, tools: bool) -> Interpreter:
@@ -212,6 +248,7 @@ def _filesystem_options(
     workspace_dir: str | None,
     scratch: ScratchSpace,
     ro_submounts: Sequence[str] = (),
+    kernel: KernelJail | None = None,
 ) -> list[str]:
     """The jail's mounts: the system read-only, /tmp, /workspace and the code file."""
     argv: list[str] = []

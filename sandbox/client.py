@@ -46,6 +46,7 @@ class SandboxClient:
         default_limits: Limits | None = None,
         attempts: int = 5,
         margin_seconds: float = 15.0,
+        warm: bool = True,
     ) -> None:
         self.url = url.rstrip("/")
         self._base, self._socket_path = _endpoint(self.url)
@@ -53,6 +54,7 @@ class SandboxClient:
         self.default_limits = default_limits or Limits()
         self.attempts = attempts
         self.margin_seconds = margin_seconds  # on top of the wall limit, for queueing and start-up
+        self.warm = warm  # False: ask the service for one process per block (no warm kernel)
         self._session: aiohttp.ClientSession | None = None
 
     async def _client(self) -> aiohttp.ClientSession:
@@ -112,6 +114,8 @@ class SandboxClient:
         }
         if mounts:  # only then: a service from before mounts still takes every other request
             request["mounts"] = list(mounts)
+        if not self.warm:  # likewise: a service from before warm kernels has none to turn off
+            request["warm"] = False
         body = json_bytes(request)
         most = 2 * MAX_BYTES_PER_OUTPUT_BYTE * limits.output_bytes + RESULT_SLACK_BYTES
         seconds = limits.wall_seconds + self.margin_seconds

@@ -1,13 +1,18 @@
-"""The in-process sandbox: each block runs in a fresh nsjail (namespaces, cgroups, seccomp)."""
+"""The in-process sandbox: blocks run in nsjail (namespaces, cgroups, seccomp).
+
+A bash block, a block without a workspace, and every block when warm kernels are off runs
+in a fresh jail of its own. With warm kernels (``kernels``), a workspace's Python blocks
+run in that workspace's kernel (``sandbox.kernels``), a jail of the same kind that stays up.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import re
 import signal
 import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from sandbox.argv import ScratchSpace, ToolChannel, build_argv
@@ -20,44 +25,22 @@ from sandbox.cgroups import (
     remove_stale_runs,
 )
 from sandbox.errors import OutcomeUnknown, SandboxUnavailable
+from sandbox.jail_log import NOT_LAUNCHED, JailStatus, channel_files, launch_failure, parse_log
+from sandbox.kernel import RESTARTED
+from sandbox.kernel_jail import KernelJails, attach_possible
+from sandbox.kernels import KernelOptions, Kernels, KernelShape
 from sandbox.layout import JailLayout, LayoutOptions, discover_layout
 from sandbox.limits import MIB, Limits
 from sandbox.mounts import read_mountinfo, refuse_mounts_below, requested, submounts
 from sandbox.process import ProcessOutcome, run_process
-from sandbox.relay import SOCKET_NAME, ToolRelay, serving
+from sandbox.relay import ToolRelay, serving
 from sandbox.request import MAX_CODE_BYTES, check_request
 from sandbox.result import RunResult
 from sandbox.rundir import remove_stale_run_dirs
-from sandbox.runs import Run, decode, opened
-from sandbox.workspace import Workspaces
+from sandbox.runs import Run, decode, opened, prune
+from sandbox.workspace import Workspace, Workspaces
 
-_EXITED = re.compile(r"exited with status: (\d+)")
-_SIGNALLED = re.compile(r"terminated with signal: \S+ \((\d+)\)")
-_PROBLEM = re.compile(r"^\[[EF]\]\[[^\]]*\](?:\[\d+\])? ?(.*)$", re.MULTILINE)
-_SOURCE = re.compile(r"^\w+\(\):\d+ ")  # nsjail's "function():line " prefix
-NOT_LAUNCHED = "Couldn't launch the child process"
-
-
-@dataclass(frozen=True)
-class JailStatus:
-    """How the jailed process ended, read from nsjail's log."""
-
-    exit_code: int | None
-    signal: int | None
-    time_limit: bool
-    problems: tuple[str, ...]
-
-
-def parse_log(text: str) -> JailStatus:
-    """Read the child's fate (and any nsjail errors) from nsjail's log."""
-    exited = _EXITED.findall(text)
-    signalled = _SIGNALLED.findall(text)
-    return JailStatus(
-        exit_code=int(exited[-1]) if exited else None,
-        signal=int(signalled[-1]) if signalled else None,
-        time_limit="time limit" in text,
-        problems=tuple(_SOURCE.sub("", m.strip()) for m in _PROBLEM.findall(text)),
-    )
+__all__ = ["NOT_LAUNCHED", "JailStatus", "NsjailSandbox", "decode", "parse_log"]
 
 
 class NsjailSandbox:
@@ -72,6 +55,7 @@ class NsjailSandbox:
         workspaces: Workspaces,
         default_limits: Limits | None = None,
         max_code_bytes: int = MAX_CODE_BYTES,
+        kernels: KernelOptions | None = None,
     ) -> None:
         self.nsjail = nsjail
         self.layout = layout
@@ -82,9 +66,41 @@ class NsjailSandbox:
         self._pool = RunCgroupPool(setup=cgroups) if cgroups.kind == "v1" else None
         if self._pool is not None:  # idle cgroups go when we do, however we end
             weakref.finalize(self, self._pool.drain)
+        self.kernel_options = kernels
+        self._kernels: Kernels | None = None
+
+    @property
+    def warm_kernels(self) -> bool:
+        """Do a workspace's Python blocks run in a warm kernel here? (They need the pids
+        cgroup to tell that a block left nothing running.)"""
+        return self.kernel_options is not None and self.cgroups.kind != "none"
+
+    def kernels(self) -> Kernels:
+        """This sandbox's warm kernels (made on first use, bound to the running event loop)."""
+        if self._kernels is None:
+            assert self.kernel_options is not None
+            jails = KernelJails(
+                nsjail=self.nsjail,
+                layout=self.layout,
+                cgroups=self.cgroups,
+                workspaces=self.workspaces,
+                pool=self._pool,
+                options=self.kernel_options,
+                wall_seconds=self.default_limits.wall_seconds,
+            )
+            self._kernels = Kernels(
+                options=self.kernel_options,
+                workspaces=self.workspaces,
+                start=jails.start,
+                attach=jails.attach if attach_possible() else None,
+            )
+        return self._kernels
 
     async def aclose(self) -> None:
-        """Release the pooled cgroups (the sandbox stays usable: it makes new ones)."""
+        """Stop the kernels and release the pooled cgroups (the sandbox stays usable)."""
+        if self._kernels is not None:
+            kernels, self._kernels = self._kernels, None
+            await kernels.aclose()
         if self._pool is not None:
             self._pool.drain()
 
@@ -97,6 +113,7 @@ class NsjailSandbox:
         nsjail: str | Path | None = None,
         default_limits: Limits | None = None,
         max_code_bytes: int = MAX_CODE_BYTES,
+        kernels: KernelOptions | None = None,
     ) -> NsjailSandbox:
         """Find nsjail, the interpreters and the cgroups of this host."""
         cgroups = detect_cgroups()
@@ -109,6 +126,7 @@ class NsjailSandbox:
             workspaces=workspaces,
             default_limits=default_limits,
             max_code_bytes=max_code_bytes,
+            kernels=kernels,
         )
 
     async def run(
@@ -120,15 +138,22 @@ class NsjailSandbox:
         workspace: str | None = None,
         tools: ToolRelay | None = None,
         mounts: Sequence[str] = (),
+        warm: bool = True,
     ) -> RunResult:
-        """Run one block in a fresh jail; errors of the sandbox itself are raised.
+        """Run one block; errors of the sandbox itself are raised.
 
         ``tools`` answers the block's tool frames (``sandbox.relay``); ``mounts`` names
-        read-only mounts of this sandbox's configuration, each at /mnt/NAME.
+        read-only mounts of this sandbox's configuration, each at /mnt/NAME. A Python block
+        with a workspace runs in the workspace's warm kernel when this sandbox has them and
+        ``warm`` is true; any other block in a fresh jail.
         """
         data = check_request(language=language, code=code, max_code_bytes=self.max_code_bytes)
         chosen = requested(dict(self.layout.mounts), names=mounts)
         limits = limits or self.default_limits
+        if warm and workspace and language == "python" and self.warm_kernels:
+            return await self._run_warm(
+                data, limits=limits, workspace=workspace, tools=tools, mounts=chosen
+            )
         async with (
             opened(self.workspaces, name=workspace, code=data, language=language) as run,
             serving(directory=run.run_dir.path, relay=tools, owner=run.owner) as channel,
@@ -139,7 +164,7 @@ class NsjailSandbox:
                     language=language,
                     limits=limits,
                     cgroup=cgroup,
-                    tools=_channel_files(run) if channel is not None else None,
+                    tools=channel_files(run.run_dir) if channel is not None else None,
                     mounts=chosen,
                 )
                 status = _status(run.run_dir.log_file, outcome)
@@ -152,6 +177,60 @@ class NsjailSandbox:
                 memory_exceeded=memory_exceeded,
                 cpu_ms=outcome.children_cpu_ms,
             )
+
+    async def _run_warm(
+        self,
+        data: bytes,
+        *,
+        limits: Limits,
+        workspace: str,
+        tools: ToolRelay | None,
+        mounts: Sequence[tuple[str, str]],
+    ) -> RunResult:
+        """One block in the workspace's kernel; the result says which kernel it was."""
+        if self.workspaces.prune_due():
+            await asyncio.to_thread(prune, self.workspaces)
+        shape = KernelShape(
+            memory_mb=limits.memory_mb,
+            tasks=limits.tasks,
+            file_size_mb=limits.file_size_mb,
+            open_files=limits.open_files,
+            tmpfs_mb=limits.tmpfs_mb,
+            mounts=tuple(name for name, _ in mounts),
+            tools=tools is not None,
+        )
+
+        async def prepare(uid: int | None, spare: Path | None) -> Workspace:
+            try:
+                return await asyncio.to_thread(
+                    self.workspaces.prepare, workspace, uid=uid, spare=spare
+                )
+            except OSError as exc:
+                raise SandboxUnavailable(f"cannot prepare the run: {exc}") from None
+
+        async with self.kernels().kernel_for(workspace, shape, prepare) as (kernel, kind, ws):
+            run = Run(self.workspaces, kernel.run_dir, ws, kernel.owner)
+            kernel.block_relay = tools
+            try:
+                done = await kernel.run(
+                    data,
+                    wall_seconds=limits.wall_seconds,
+                    cpu_seconds=limits.cpu_limit,
+                    output_bytes=limits.output_bytes,
+                    watch=self.workspaces.watcher(ws),
+                )
+            finally:
+                kernel.block_relay = None
+            result = await run.result(
+                done.outcome,
+                exit_code=done.exit_code,
+                signal=done.signal,
+                timed_out=done.timed_out,
+                memory_exceeded=done.memory_exceeded,
+                cpu_ms=done.outcome.cpu_ms,
+            )
+        notice = RESTARTED + "\n" if kind == "restarted" else ""
+        return replace(result, kernel=kind, stderr=notice + result.stderr)
 
     @contextlib.contextmanager
     def _run_cgroup(self, limits: Limits) -> Iterator[RunCgroup | None]:
@@ -217,20 +296,6 @@ class NsjailSandbox:
             ) from None
 
 
-def _channel_files(run: Run) -> ToolChannel:
-    """The tool channel's socket and client in the run's scratch dir, to mount under /opsloop."""
-    try:
-        client = run.run_dir.add_tools_client()
-    except OSError as exc:
-        raise SandboxUnavailable(f"cannot prepare the tool client: {exc}") from None
-    return ToolChannel(
-        socket=str(run.run_dir.path / SOCKET_NAME),
-        module=str(client.module),
-        bin_dir=str(client.bin_dir),
-        pycache=str(client.pycache),
-    )
-
-
 def _status(log_file: Path, outcome: ProcessOutcome) -> JailStatus:
     """How the jail ended, from nsjail's log; raises when the block never ran or was lost."""
     try:
@@ -239,7 +304,7 @@ def _status(log_file: Path, outcome: ProcessOutcome) -> JailStatus:
         log = ""
     status = parse_log(log)
     if NOT_LAUNCHED in log:  # nsjail says the child failed before its exec: nothing ran
-        raise SandboxUnavailable(_launch_failure(status, outcome.stderr))
+        raise SandboxUnavailable(launch_failure(status, decode(outcome.stderr)))
     if outcome.timed_out and status.exit_code is None and status.signal is None:
         # nsjail itself had to be killed after the grace: the jail died with it.
         return replace(status, signal=int(signal.SIGKILL))
@@ -249,17 +314,5 @@ def _status(log_file: Path, outcome: ProcessOutcome) -> JailStatus:
                 f"the jail ended without reporting the block's status "
                 f"({'; '.join(status.problems[:2]) or 'nsjail was killed'})"
             )
-        raise SandboxUnavailable(_launch_failure(status, outcome.stderr))
+        raise SandboxUnavailable(launch_failure(status, decode(outcome.stderr)))
     return status
-
-
-def _launch_failure(status: JailStatus, stderr: bytes) -> str:
-    """One sentence on why nsjail could not start the jail, with the fix."""
-    detail = "; ".join(status.problems[:3]) or decode(stderr).strip()[:300] or "no log"
-    if any(word in detail for word in ("clone", "unshare", "namespace", "uid_map", "setgroups")):
-        return (
-            f"cannot create namespaces for the jail here ({detail}); run opsloop where user "
-            "namespaces are allowed (e.g. a privileged container or a VM), or set "
-            "OPSLOOP_SANDBOX=unsafe-local to run blocks WITHOUT isolation"
-        )
-    return f"nsjail could not start the jail ({detail}); `opsloop sandbox check` tells more"

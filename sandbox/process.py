@@ -48,7 +48,7 @@ class ProcessOutcome:
 
 
 @dataclass(frozen=True)
-class _Exit:
+class ExitStatus:
     returncode: int
     cpu_ms: int
     children_cpu_ms: int | None
@@ -87,7 +87,7 @@ def _own_cpu_ns(pid: int) -> int | None:
         return None
 
 
-def _reap(pid: int) -> _Exit:
+def _reap(pid: int) -> ExitStatus:
     """Wait for ``pid`` to exit; its status and CPU time (blocking: run in a thread)."""
     own = None
     with contextlib.suppress(ChildProcessError):
@@ -96,7 +96,7 @@ def _reap(pid: int) -> _Exit:
     _, status, usage = os.wait4(pid, 0)
     total_ms = int((usage.ru_utime + usage.ru_stime) * 1000)
     children = None if own is None else max(0, total_ms - own // 1_000_000)
-    return _Exit(os.waitstatus_to_exitcode(status), total_ms, children, time.monotonic())
+    return ExitStatus(os.waitstatus_to_exitcode(status), total_ms, children, time.monotonic())
 
 
 def _spawn(argv: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:
@@ -106,17 +106,17 @@ def _spawn(argv: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:
     )
 
 
-def _watch_exit(process: subprocess.Popen[bytes]) -> asyncio.Future[_Exit]:
+def _watch_exit(process: subprocess.Popen[bytes]) -> asyncio.Future[ExitStatus]:
     """A future of the process's exit, reaped by a thread of its own."""
     loop = asyncio.get_running_loop()
-    future: asyncio.Future[_Exit] = loop.create_future()
+    future: asyncio.Future[ExitStatus] = loop.create_future()
 
     def reap() -> None:
         try:
-            outcome: _Exit | BaseException = _reap(process.pid)
+            outcome: ExitStatus | BaseException = _reap(process.pid)
         except BaseException as exc:  # noqa: BLE001  (handed to the awaiting task)
             outcome = exc
-        if isinstance(outcome, _Exit):
+        if isinstance(outcome, ExitStatus):
             process.returncode = outcome.returncode  # Popen must not wait for it again
         with contextlib.suppress(RuntimeError):  # the loop may be closed by now
             loop.call_soon_threadsafe(_settle, future, outcome)
@@ -125,7 +125,7 @@ def _watch_exit(process: subprocess.Popen[bytes]) -> asyncio.Future[_Exit]:
     return future
 
 
-def _settle(future: asyncio.Future[_Exit], outcome: _Exit | BaseException) -> None:
+def _settle(future: asyncio.Future[ExitStatus], outcome: ExitStatus | BaseException) -> None:
     if future.done():
         return
     if isinstance(outcome, BaseException):
@@ -141,10 +141,11 @@ async def _reader(pipe: Any, limit: int) -> _Capped:
     return _Capped(stream, limit)
 
 
-async def _watch_until(
-    exited: asyncio.Future[_Exit], *, deadline: float, watch: Watch | None, pid: int, every: float
+async def watch_until(
+    exited: asyncio.Future[Any], *, deadline: float, watch: Watch | None, pid: int, every: float
 ) -> tuple[bool, bool]:
-    """Wait for the exit, the deadline or the watch's verdict: (timed_out, stopped).
+    """Wait for ``exited`` (the exit, or a kernel's answer), the deadline or the watch's
+    verdict: (timed_out, stopped).
 
     The watch runs beside the clock, never in front of it: a slow check cannot make a
     block outlive its wall limit, and a finished check never delays noticing the exit.
@@ -236,18 +237,18 @@ async def run_process(
 
 async def _supervise(
     pid: int,
-    exited: asyncio.Future[_Exit],
+    exited: asyncio.Future[ExitStatus],
     readers: asyncio.Future[Any],
     *,
     deadline: float,
     watch: Watch | None,
     every: float,
     stop_signal: int,
-) -> tuple[_Exit, bool, bool]:
+) -> tuple[ExitStatus, bool, bool]:
     """Wait for the exit (stopping it at the deadline or on the watch's word), then for its
     output: (how it exited, timed out, stopped)."""
     try:
-        timed_out, stopped = await _watch_until(
+        timed_out, stopped = await watch_until(
             exited, deadline=deadline, watch=watch, pid=pid, every=every
         )
         if timed_out or stopped:
@@ -284,7 +285,7 @@ async def _drain(readers: asyncio.Future[Any], *, pid: int) -> None:
         readers.cancel()
 
 
-async def _stop(pid: int, exited: asyncio.Future[_Exit], stop_signal: int) -> None:
+async def _stop(pid: int, exited: asyncio.Future[ExitStatus], stop_signal: int) -> None:
     """Ask the process to stop; kill its whole group after the grace."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, stop_signal)
@@ -294,6 +295,34 @@ async def _stop(pid: int, exited: asyncio.Future[_Exit], stop_signal: int) -> No
         await asyncio.wait_for(asyncio.shield(exited), GRACE_SECONDS)
     except TimeoutError:
         _kill_group(pid, signal.SIGKILL)
+
+
+@dataclass
+class Started:
+    """A long-lived process (a kernel's jail): its pipes are the caller's to read."""
+
+    process: subprocess.Popen[bytes]
+    exited: asyncio.Future[ExitStatus]
+
+    @property
+    def pid(self) -> int:
+        """The process's pid."""
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL it and its process group (its jail dies with it)."""
+        _kill_group(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.pid, signal.SIGKILL)
+
+
+def start_process(argv: Sequence[str], *, pass_fds: Sequence[int] = ()) -> Started:
+    """Start ``argv`` with piped stdout and stderr, keeping ``pass_fds`` open in it; reaped by
+    a thread of its own. The caller reads the pipes and awaits ``exited``."""
+    process = _spawn(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={}, pass_fds=tuple(pass_fds)
+    )
+    return Started(process=process, exited=_watch_exit(process))
 
 
 @dataclass(frozen=True)

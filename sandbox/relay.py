@@ -143,6 +143,16 @@ class RelayServer:
             raise SandboxUnavailable(f"cannot open the tool channel {self.path}: {exc}") from None
 
     @property
+    def listening(self) -> bool:
+        """Still taking connections (not past a cap of the run, not closed)."""
+        return self._server is not None and self._server.is_serving() and not self._closed
+
+    def next_run(self) -> None:
+        """Count frames and connections afresh: a kernel's socket serves block after block."""
+        self.frames = 0
+        self.accepted = 0
+
+    @property
     def open_connections(self) -> int:
         """How many connections are being served."""
         return len(self._writers)

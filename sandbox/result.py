@@ -7,6 +7,12 @@ from typing import Any
 
 from sandbox.errors import BadRequest
 
+# The first line of a block's stderr when its conversation's kernel was lost, and what the
+# model is told (bot.prompt.system): the same words.
+RESTARTED = (
+    "interpreter restarted: variables from earlier blocks are gone; files in /workspace remain"
+)
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -22,6 +28,10 @@ class RunResult:
     output_truncated: bool = False
     cpu_ms: int | None = None  # user+system CPU time, where the host can measure it
     unsafe_local: bool = False  # ran WITHOUT namespaces (OPSLOOP_SANDBOX=unsafe-local)
+    # The interpreter it ran in: "new" (a fresh one: a bash block, a one-shot block, a
+    # conversation's first kernel), "warm" (the conversation's running kernel) or
+    # "restarted" (fresh, because the conversation's kernel was lost; see sandbox.kernels).
+    kernel: str = "new"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for JSON and event payloads."""

@@ -81,7 +81,8 @@ class Run:
         )
 
 
-def _prune(workspaces: Workspaces) -> None:
+def prune(workspaces: Workspaces) -> None:
+    """Expire idle workspaces; a failure is logged, never raised (housekeeping)."""
     try:
         workspaces.prune()
     except (OSError, SandboxError) as exc:  # expiry is housekeeping: it never fails a run
@@ -94,7 +95,7 @@ async def opened(
 ) -> AsyncIterator[Run]:
     """A prepared run; afterwards its workspace is settled and its scratch dir removed."""
     if workspaces.prune_due():
-        await asyncio.to_thread(_prune, workspaces)
+        await asyncio.to_thread(prune, workspaces)
     try:
         workspace = await asyncio.to_thread(workspaces.prepare, name) if name else None
         owner = workspace.owner if workspace else workspaces.scratch_owner()

@@ -16,7 +16,7 @@ from sandbox.errors import BadRequest
 from sandbox.limits import Limits, merge_requested
 from sandbox.mounts import MAX_MOUNTS
 
-FIELDS = ("language", "code", "limits", "workspace", "mounts")
+FIELDS = ("language", "code", "limits", "workspace", "mounts", "warm")
 PIECE_CHARS = 16 * 1024  # characters of a long string encoded at a time (at most 96 KiB)
 WRITE_BYTES = 64 * 1024  # encoded pieces are gathered into writes of about this size
 
@@ -35,7 +35,8 @@ def parse_run_request(raw: bytes, *, limits: Limits) -> dict[str, Any]:
 
     ``limits`` are the service's own: the defaults of fields a request omits and the
     maxima of those it sets. ``mounts`` (names) is there only when the request names some;
-    whether the runner has them is its own question (``BadRequest``).
+    whether the runner has them is its own question (``BadRequest``). ``warm`` is there only
+    when false: the block runs in a fresh jail even where the runner keeps warm kernels.
     """
     try:
         body = json.loads(raw.decode("utf-8"))
@@ -67,6 +68,11 @@ def parse_run_request(raw: bytes, *, limits: Limits) -> dict[str, Any]:
         raise BadRequest(f"mounts must be a list of at most {MAX_MOUNTS} names")
     if mounts:  # only then: a runner from before mounts still serves every other request
         parsed["mounts"] = tuple(mounts)
+    warm = body.get("warm", True)
+    if not isinstance(warm, bool):
+        raise BadRequest("warm must be true or false")
+    if not warm:  # likewise: only a request that turns warm kernels off passes it on
+        parsed["warm"] = False
     return parsed
 
 

@@ -41,6 +41,8 @@ PRUNE_EVERY_SECONDS = 600.0
 UNMOUNT_IDLE_SECONDS = 2 * 3600.0  # longer than any block can run: no jail still holds it
 FINISH_SECONDS = 5.0  # the after-run walk of one workspace
 META, IMAGES, TRASH = ".meta", ".images", ".trash"  # names a workspace can never have
+SPARE = ".spare-"  # in .images: an image made ahead for a prestarted kernel's uid
+SPARE_SECONDS = UNMOUNT_IDLE_SECONDS  # older than any kernel can be: its process is gone
 DEFAULT_RANGE = UidRange.parse(DEFAULT_UID_RANGE)
 
 
@@ -171,8 +173,9 @@ class Workspaces:
 
     # -- before and after a run ------------------------------------------------------------
 
-    def prepare(self, name: str) -> Workspace:
-        """Workspace ``name``, created, mounted and closed to others (blocking I/O)."""
+    def prepare(self, name: str, *, uid: int | None = None, spare: Path | None = None) -> Workspace:
+        """Workspace ``name``, created, mounted and closed to others (blocking I/O). A new one
+        gets ``uid`` when free, and the image ``spare`` made for it ahead (``make_spare``)."""
         path = self.path(name)
         self._ensure_root()
         blocked = unreachable_part(path)
@@ -188,7 +191,7 @@ class Workspaces:
                 self._discard(name)
                 record = None
             if record is None:
-                owner = self._create(name)
+                owner = self._create(name, uid=uid, spare=spare)
             else:
                 owner = (record.uid, record.gid)
                 if not path.is_dir() and not path.is_symlink():
@@ -201,7 +204,9 @@ class Workspaces:
             self._touch(name)
         return Workspace(name=name, path=path, owner=owner)
 
-    def _create(self, name: str) -> tuple[int, int]:
+    def _create(
+        self, name: str, *, uid: int | None = None, spare: Path | None = None
+    ) -> tuple[int, int]:
         path = self.path(name)
         if path.is_symlink() or path.exists():  # a workspace from before records: set aside
             self._set_aside(name)
@@ -209,10 +214,13 @@ class Workspaces:
             owner = jail_owner()
         else:
             taken = {record.uid for _, record in self._records()}
-            uid = self.uid_range.allocate(name, taken=taken)
+            if uid is None or uid in taken or not self.uid_range.first < uid <= self.uid_range.last:
+                uid = self.uid_range.allocate(name, taken=taken)
             owner = (uid, uid)
         path.mkdir(mode=0o700)
-        if self.fs == "image":
+        if self.fs == "image" and spare is not None and owner[0] == uid and spare.is_file():
+            spare.rename(self._image(name))  # made for this uid: no mkfs while the user waits
+        elif self.fs == "image":
             self._make_image(name, owner)
         self._write_record(name, owner=owner)
         return owner
@@ -222,6 +230,37 @@ class Workspaces:
         images.create(
             self._image(name), quota_bytes=self.quota_bytes, files=self.max_files, owner=owner
         )
+
+    def spare_uid(self, *, besides: set[int]) -> int | None:
+        """A uid no workspace holds (nor ``besides``), for a jail started before its
+        workspace exists; None when uids are not ours to give (not root)."""
+        if self.uid_range is None:
+            return None
+        self._ensure_root()
+        taken = {record.uid for _, record in self._records()} | besides
+        return self.uid_range.allocate(os.urandom(8).hex(), taken=taken)
+
+    def make_spare(self, uid: int) -> Path | None:
+        """An image for a future workspace of ``uid`` (images only), made ahead of time."""
+        if self.fs != "image":
+            return None
+        self._ensure_root()
+        spare = self.root / IMAGES / f"{SPARE}{os.urandom(8).hex()}.ext4"
+        images.create(spare, quota_bytes=self.quota_bytes, files=self.max_files, owner=(uid, uid))
+        return spare
+
+    def exists(self, name: str) -> bool:
+        """Has workspace ``name`` a record (so its uid is fixed)?"""
+        return self._record(check_workspace(name)) is not None
+
+    def note_kernel(self, name: str) -> None:
+        """Remember that a kernel ran for ``name`` (a later new one is a restart)."""
+        with contextlib.suppress(OSError):
+            (self.root / META / f"{name}.kernel").touch()
+
+    def had_kernel(self, name: str) -> bool:
+        """Did a kernel run for ``name`` before, in any process (by our record)?"""
+        return (self.root / META / f"{check_workspace(name)}.kernel").exists()
 
     def finish(self, workspace: Workspace) -> str | None:
         """After a run: close it to others again, strip what no block may leave, and (for a
@@ -288,6 +327,11 @@ class Workspaces:
             except (OSError, SandboxError) as exc:
                 log.warning("workspace %s could not be pruned: %s; skipped", name, exc)
         self._empty_trash()
+        with contextlib.suppress(OSError), os.scandir(self.root / IMAGES) as entries:
+            for entry in entries:  # spares of a process that stopped (a live one's are younger)
+                if entry.name.startswith(SPARE) and now - entry.stat().st_mtime > SPARE_SECONDS:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
         return sorted(removed)
 
     def remove(self, name: str) -> bool:
@@ -306,6 +350,7 @@ class Workspaces:
         gone = tree.remove_path(path, budget=tree.Budget(seconds=FINISH_SECONDS * 6))
         if gone:
             self._record_path(name).unlink(missing_ok=True)
+            (self.root / META / f"{name}.kernel").unlink(missing_ok=True)
         else:
             log.warning("workspace %s could not be removed completely; retried later", name)
         return gone

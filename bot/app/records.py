@@ -110,6 +110,7 @@ class LoopRecords:
                 output_truncated=r.output_truncated,
                 unsafe_local=r.unsafe_local,
                 redacted=where,
+                kernel=getattr(r, "kernel", "new"),  # a fake or an older result: a new one
             ),
             fenced=False,  # it really ran: recorded, as late if the loop gave up on it
         )

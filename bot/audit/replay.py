@@ -100,6 +100,13 @@ def _limits_hit(e: dict[str, Any]) -> list[str]:
     return hit
 
 
+def _kernel(e: dict[str, Any]) -> str:
+    """The interpreter a block ran in, when it was not a fresh one (BlockFinished.kernel)."""
+    return {"warm": ", warm interpreter", "restarted": ", interpreter restarted"}.get(
+        str(e.get("kernel")), ""
+    )
+
+
 def _exit(e: dict[str, Any]) -> str:
     if e.get("signal"):
         return f"killed by signal {e['signal']}"
@@ -197,7 +204,7 @@ def _text_block(e: dict[str, Any], head: str) -> Iterator[str]:
         limits = f", limit hit: {', '.join(flags)}" if flags else ""
         yield (
             f"{head}block {e['block_id']} finished{_LATE if t == 'BlockFinishedLate' else ''}: "
-            f"{_exit(e)} in {e['duration_ms']} ms{limits}{unsafe}{_redacted(e)}"
+            f"{_exit(e)} in {e['duration_ms']} ms{_kernel(e)}{limits}{unsafe}{_redacted(e)}"
         )
         if e.get("stdout"):
             yield "    stdout:"
@@ -344,7 +351,7 @@ def _markdown_block(e: dict[str, Any]) -> Iterator[str]:
         flags = _limits_hit(e)
         late = _LATE if t == "BlockFinishedLate" else ""
         yield (
-            f"Block {e['block_id']}{late}: **{_exit(e)}** in {e['duration_ms']} ms"
+            f"Block {e['block_id']}{late}: **{_exit(e)}** in {e['duration_ms']} ms{_kernel(e)}"
             + (f", limit hit: {', '.join(flags)}" if flags else "")
             + (" — **UNSAFE-LOCAL**" if e.get("unsafe_local") else "")
         )

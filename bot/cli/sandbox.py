@@ -71,7 +71,11 @@ def run(
         changes["memory_mb"] = memory
     limits = limits_from(policy.sandbox)
     limits = limits.replaced(**changes) if changes else limits
-    sandbox = make_sandbox(settings=settings, policy=policy)
+    # One block and out: a warm kernel would die with this process, so none is started.
+    one_shot = policy.sandbox.model_copy(update={"warm_kernels": False})
+    sandbox = make_sandbox(
+        settings=settings, policy=policy.model_copy(update={"sandbox": one_shot})
+    )
 
     async def go() -> RunResult:
         try:

@@ -10,6 +10,7 @@ from bot.errors import ConfigError
 from bot.ports import Sandbox
 from bot.settings import Settings
 from sandbox.errors import SandboxError
+from sandbox.kernels import KernelOptions
 from sandbox.layout import LayoutOptions
 from sandbox.limits import Limits
 from sandbox.uids import UidRange
@@ -68,6 +69,18 @@ def workspaces_from(*, settings: Settings, policy: SandboxPolicy) -> Workspaces:
         raise ConfigError(f"opsloop.toml [sandbox]: {exc}") from None
 
 
+def kernel_options_from(policy: SandboxPolicy) -> KernelOptions | None:
+    """The warm kernels of [sandbox] (None when ``warm_kernels = false``)."""
+    if not policy.warm_kernels:
+        return None
+    return KernelOptions(
+        idle_seconds=policy.kernel_idle_seconds,
+        max_kernels=policy.max_kernels,
+        prestarted=policy.prestarted,
+        max_age_seconds=policy.kernel_max_age_seconds,
+    )
+
+
 def make_sandbox(*, settings: Settings, policy: Policy) -> Sandbox:
     """The sandbox this process should use, per settings and policy."""
     limits = limits_from(policy.sandbox)
@@ -81,7 +94,10 @@ def make_sandbox(*, settings: Settings, policy: Policy) -> Sandbox:
                 urls, token=settings.sandbox_token, default_limits=limits
             )
         return SandboxClient(
-            url=settings.sandbox_url, token=settings.sandbox_token, default_limits=limits
+            url=settings.sandbox_url,
+            token=settings.sandbox_token,
+            default_limits=limits,
+            warm=policy.sandbox.warm_kernels,
         )
     if settings.sandbox not in MODES:
         raise ConfigError(
@@ -101,6 +117,7 @@ def make_sandbox(*, settings: Settings, policy: Policy) -> Sandbox:
         options=options,
         nsjail=settings.nsjail,
         default_limits=limits,
+        kernels=kernel_options_from(policy.sandbox),
     )
 
 

@@ -267,10 +267,14 @@ class OpsloopService:
         return True
 
     async def aclose(self) -> None:
-        """Close the model's network clients, the tools and the event store."""
+        """Close the model's network clients, the tools, the sandbox (its warm kernels, its
+        client) and the event store."""
         close_model = getattr(self.runner.model, "aclose", None)
         if close_model is not None:
             await close_model()
+        close_sandbox = getattr(self.runner.sandbox, "aclose", None)
+        if close_sandbox is not None:
+            await close_sandbox()
         if self.runner.tools is not None:
             await self.runner.tools.aclose()  # MCP servers, HTTP pool
         close_app = getattr(self.app, "close", None)

@@ -45,6 +45,7 @@ def prompt_builder(
             turns_per_message=policy.loop.turns_per_message,
             tools=tools,
             tools_budget_tokens=window // TOOLS_SHARE,
+            warm_kernels=policy.sandbox.warm_kernels,
         )
 
     plain = system(())

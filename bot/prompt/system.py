@@ -18,6 +18,7 @@ from domain.helpers import SUPPORTED_LANGUAGES, format_block, parse_helpers
 from domain.state import block_failed
 from domain.tokens import estimate_tokens
 from sandbox.mounts import MOUNT_ROOT
+from sandbox.result import RESTARTED
 
 if TYPE_CHECKING:
     from bot.tools.values import ToolSpec
@@ -65,6 +66,7 @@ class BlockOutcome:
     wall_seconds: float | None = None  # the limits it ran under (BlockStarted.limits), if known
     memory_mb: int | None = None
     tools: tuple[str, ...] = ()  # the tools it called: its output holds text from outside
+    kernel: str = "new"  # the interpreter it ran in (BlockFinished.kernel)
 
 
 HistoryItem = UserMessage | ModelTurn | BlockOutcome
@@ -81,8 +83,10 @@ def system_prompt(
     turns_per_message: int | None = None,
     tools: Sequence[ToolSpec] = (),
     tools_budget_tokens: int | None = None,
+    warm_kernels: bool = False,
 ) -> str:
-    """The system prompt: who the bot is, the helper protocol, the tools and the limits."""
+    """The system prompt: who the bot is, the helper protocol, the tools and the limits
+    (``warm_kernels``: a conversation's Python blocks share one interpreter)."""
     names = " and ".join(languages) if languages else "python"
     default = "python" if "python" in languages or not languages else languages[0]
     python_example = format_block(language="python", code=_PYTHON_EXAMPLE).replace(
@@ -125,6 +129,7 @@ def system_prompt(
         reach=reach,
         tools=tools_section(tools, budget_tokens=tools_budget_tokens) if tools else "",
         rules=RULES,
+        persists=WARM if warm_kernels else COLD,
     )
     return text
 
@@ -198,10 +203,19 @@ in prose, put it in backticks.{turns}
 - Each block may run for at most {wall_seconds:g} seconds of wall time and use at most \
 {memory_mb} MB of memory; it is killed when it goes past either.
 - /workspace is this conversation's persistent working directory, shared by all its blocks \
-and kept between messages: save files there to use them in later blocks. Nothing else you \
-write is kept.
+and kept between messages: save files there to use them in later blocks. {persists}
 - {mounts}
 - The machine you run on is the sandbox, not the user's servers."""
+
+
+COLD = "Nothing else you write is kept: each block starts a fresh process."
+WARM = (
+    "Python blocks share one interpreter: variables, imports and loaded data survive from "
+    "block to block while it stays warm, so load a file once and query it in later blocks. "
+    "It is restarted when a block runs out of time or memory, after a long pause, or when "
+    "the sandbox restarts; the result then says so, and variables are gone while files in "
+    "/workspace always remain. Bash blocks each start a fresh shell."
+)
 
 
 def clip(text: str, *, limit: int) -> str:
@@ -245,7 +259,11 @@ def render_result(outcome: BlockOutcome, *, result_chars: int = DEFAULT_RESULT_C
         lines.append("The sandbox stopped keeping output at its byte limit: the end is missing.")
     if outcome.unsafe_local:
         lines.append("It ran WITHOUT the sandbox (unsafe local mode), directly on the host.")
-    for name, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
+    stderr = outcome.stderr
+    if outcome.kernel == "restarted":  # said once, in the sandbox's words, never cut away
+        lines.append(f"Note: {RESTARTED}.")
+        stderr = stderr.removeprefix(RESTARTED + "\n")
+    for name, text in (("stdout", outcome.stdout), ("stderr", stderr)):
         lines.append(_stream(name, text, result_chars=result_chars, block_id=outcome.block_id))
     return "\n".join(lines)
 
@@ -367,4 +385,5 @@ def _outcome(
         unsafe_local=bool(event.get("unsafe_local")),
         wall_seconds=limits.get("wall_seconds"),
         memory_mb=limits.get("memory_mb"),
+        kernel=str(event.get("kernel") or "new"),
     )

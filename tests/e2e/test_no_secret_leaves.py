@@ -39,7 +39,7 @@ from bot.config import Policy
 from bot.settings import Settings
 from bot.surface import Command, CommandName, Coordinates, Incoming
 from sandbox.result import RunResult
-from tests.integration.sandbox_fixtures import data_dir, jail, workspaces  # noqa: F401
+from tests.integration.sandbox_fixtures import data_dir, default_jail, workspaces  # noqa: F401
 from tests.port_fakes import WatchedModel
 from tests.slack_harness import running_bot
 from tests.slack_standin import TEAM, envelope, mention
@@ -173,7 +173,7 @@ def sandbox(request: pytest.FixtureRequest) -> Any:
     """The jail stand-in, or the real nsjail sandbox (skips on a laptop, fails in CI)."""
     if request.param == "stand-in":
         return ExecJail()
-    return Watched(request.getfixturevalue("jail"))
+    return Watched(request.getfixturevalue("default_jail"))
 
 
 @pytest.fixture

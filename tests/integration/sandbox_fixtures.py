@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -31,13 +33,61 @@ def workspaces(data_dir: Path) -> Workspaces:
 _PROBE: dict[str, str | None] = {}
 
 
-@pytest.fixture
-async def jail(workspaces: Workspaces):  # type: ignore[no-untyped-def]
-    """A real in-process nsjail sandbox; skips on a laptop without namespaces, FAILS in CI."""
-    from sandbox.jail import NsjailSandbox
+class WarmJail:
+    """The sandbox with warm kernels on, as the adversarial suite sees it.
 
+    A Python block runs in a kernel: the kernel of its workspace, or, without one, the first
+    block of a kernel of its own. After it, a canary block in the same kernel must get
+    exactly its own result (its own output and exit status, the kernel warm or restarted):
+    no hostile block of the suite may leave anything that changes the next block's result.
+    A kernel made for one block is retired after its canary, so the suite's checks that
+    nothing is left running apply to kernels too.
+    """
+
+    def __init__(self, sandbox: Any) -> None:
+        object.__setattr__(self, "_sandbox", sandbox)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sandbox, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._sandbox, name, value)
+
+    async def run(self, *, language: str, code: str, workspace: str | None = None, **kw: Any):  # type: ignore[no-untyped-def]
+        if language != "python":
+            return await self._sandbox.run(language=language, code=code, workspace=workspace, **kw)
+        name = workspace or f"warm-{uuid.uuid4().hex[:12]}"
+        result = await self._sandbox.run(language=language, code=code, workspace=name, **kw)
+        await canary(self._sandbox, name, **kw)
+        if workspace is None:
+            await self._sandbox.kernels().retire(name)
+        return result
+
+
+async def canary(sandbox: Any, workspace: str, **kw: Any) -> None:
+    """A block that prints a random token and exits 7 gets exactly that, in the same kernel."""
+    from sandbox.kernel import RESTARTED
+    from sandbox.limits import Limits
+
+    limits = kw.pop("limits", None) or Limits()
+    kw["limits"] = replace(limits, wall_seconds=max(limits.wall_seconds, 10.0))
+    token = uuid.uuid4().hex
+    code = f"print({token!r})\nraise SystemExit(7)"
+    result = await sandbox.run(language="python", code=code, workspace=workspace, **kw)
+    notice = RESTARTED + "\n" if result.kernel == "restarted" else ""
+    assert (result.stdout, result.stderr, result.exit_code) == (f"{token}\n", notice, 7), result
+    assert result.kernel in ("warm", "restarted") and not result.timed_out, result
+
+
+async def real_jail(workspaces: Workspaces, *, warm: bool) -> Any:
+    """A real in-process nsjail sandbox (warm kernels on or off); skips on a laptop without
+    namespaces, FAILS in CI. The caller closes it (``aclose``)."""
+    from sandbox.jail import NsjailSandbox
+    from sandbox.kernels import KernelOptions
+
+    kernels = KernelOptions(prestarted=0) if warm else None
     try:
-        sandbox = NsjailSandbox.create(workspaces=workspaces)
+        sandbox = NsjailSandbox.create(workspaces=workspaces, kernels=kernels)
     except SandboxError as exc:
         require_real(False, f"the nsjail sandbox cannot be set up here: {exc}")
     if "error" not in _PROBE:  # one real jail per session tells whether namespaces work
@@ -47,6 +97,22 @@ async def jail(workspaces: Workspaces):  # type: ignore[no-untyped-def]
         except SandboxError as exc:
             _PROBE["error"] = str(exc)
     require_real(_PROBE["error"] is None, f"jails cannot be created here: {_PROBE['error']}")
+    return sandbox
+
+
+@pytest.fixture(params=["one-shot", "warm"])
+async def jail(workspaces: Workspaces, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The real sandbox with warm kernels off and on (``WarmJail``: a canary after each
+    Python block)."""
+    sandbox = await real_jail(workspaces, warm=request.param == "warm")
+    yield WarmJail(sandbox) if request.param == "warm" else sandbox
+    await sandbox.aclose()
+
+
+@pytest.fixture
+async def default_jail(workspaces: Workspaces):  # type: ignore[no-untyped-def]
+    """The real sandbox as opsloop.toml's defaults make it: warm kernels on."""
+    sandbox = await real_jail(workspaces, warm=True)
     yield sandbox
     await sandbox.aclose()
 

@@ -9,6 +9,7 @@ jail fails the test rather than skipping it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import stat
@@ -181,6 +182,15 @@ async def test_device_nodes_in_a_workspace_are_removed_after_each_run(jail) -> N
     assert not (home / "null").exists()
 
 
+def _command_lines() -> list[list[str]]:
+    """Our children's command lines (one that ended meanwhile, or is a zombie, has none)."""
+    lines = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):  # ZombieProcess is one
+            lines.append(child.cmdline())
+    return lines
+
+
 async def test_a_local_user_cannot_read_a_running_blocks_code_nor_see_its_workspace(
     jail,
 ) -> None:
@@ -191,11 +201,7 @@ async def test_a_local_user_cannot_read_a_running_blocks_code_nor_see_its_worksp
     command_lines: list[list[str]] = []
     for _ in range(100):
         await asyncio.sleep(0.05)
-        command_lines = [
-            p.cmdline()
-            for p in psutil.Process().children(recursive=True)
-            if "nsjail" in " ".join(p.cmdline())
-        ]
+        command_lines = [line for line in _command_lines() if "nsjail" in " ".join(line)]
         if command_lines:
             break
     await running

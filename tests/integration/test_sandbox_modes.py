@@ -173,6 +173,7 @@ def test_the_cli_runs_a_block_as_json_and_exits_with_its_status(jail, data_dir) 
         "output_truncated",
         "cpu_ms",
         "unsafe_local",
+        "kernel",
     ]
 
 

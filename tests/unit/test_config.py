@@ -73,3 +73,51 @@ def test_a_budget_that_makes_no_sense_or_a_typo_is_a_clear_error(tmp_path: Path,
     path.write_text(f"[budgets]\n{line}\n")
     with pytest.raises(ConfigError, match=f"budgets.{line.split()[0]}"):
         load_policy(path)
+
+
+def test_warm_kernels_are_on_by_default_with_the_issues_limits(tmp_path: Path) -> None:
+    from bot.cli.sandboxing import kernel_options_from
+    from sandbox.kernels import KernelOptions
+
+    sandbox = Policy().sandbox
+    assert (sandbox.warm_kernels, sandbox.kernel_idle_seconds, sandbox.max_kernels) == (
+        True,
+        600.0,
+        32,
+    )
+    assert sandbox.prestarted == 2
+    assert kernel_options_from(sandbox) == KernelOptions()
+
+
+def test_warm_kernel_keys_are_read_and_false_turns_them_off(tmp_path: Path) -> None:
+    from bot.cli.sandboxing import kernel_options_from
+
+    path = tmp_path / "opsloop.toml"
+    path.write_text(
+        "[sandbox]\nkernel_idle_seconds = 30\nmax_kernels = 4\nprestarted = 0\n"
+        "kernel_max_age_seconds = 900\n"
+    )
+    options = kernel_options_from(load_policy(path).sandbox)
+    assert options is not None
+    assert (options.idle_seconds, options.max_kernels, options.prestarted) == (30, 4, 0)
+    assert options.max_age_seconds == 900
+    path.write_text("[sandbox]\nwarm_kernels = false\n")
+    assert kernel_options_from(load_policy(path).sandbox) is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "max_kernels = 0",
+        "kernel_idle_seconds = -1",
+        "prestarted = -1",
+        "kernel_max_age_seconds = 7200",
+    ],
+)
+def test_a_warm_kernel_limit_that_makes_no_sense_is_a_clear_error(
+    tmp_path: Path, line: str
+) -> None:
+    path = tmp_path / "opsloop.toml"
+    path.write_text(f"[sandbox]\n{line}\n")
+    with pytest.raises(ConfigError, match=f"sandbox.{line.split()[0]}"):
+        load_policy(path)

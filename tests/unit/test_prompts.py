@@ -59,6 +59,26 @@ def test_the_system_prompt_states_the_sandbox_limits_and_the_workspace() -> None
     assert "at most 6 replies" in prompt
 
 
+def test_the_system_prompt_says_what_persists_with_warm_kernels_and_without() -> None:
+    warm = system_prompt(wall_seconds=5, memory_mb=128, warm_kernels=True)
+    cold = system_prompt(wall_seconds=5, memory_mb=128)
+    assert "variables, imports and loaded data survive from block to block" in warm
+    assert "files in /workspace always remain" in warm
+    assert "survive" not in cold and "each block starts a fresh process" in cold
+
+
+def test_a_restarted_interpreter_is_told_once_in_the_sandboxs_words() -> None:
+    from sandbox.result import RESTARTED
+
+    stderr = RESTARTED + "\nNameError: name 'x' is not defined\n"
+    text = render_result(finished(kernel="restarted", exit_code=1, stderr=stderr))
+    assert text.count(RESTARTED) == 1 and f"Note: {RESTARTED}." in text
+    assert "NameError" in text
+    left_out = render_result(finished(kernel="restarted", stderr="x" * 500), result_chars=0)
+    assert RESTARTED in left_out
+    assert RESTARTED not in render_result(finished(kernel="warm"))
+
+
 def test_the_system_prompt_examples_parse_as_the_blocks_they_teach() -> None:
     blocks = parse_helpers(system_prompt(wall_seconds=10, memory_mb=256)).blocks
     assert [(b.language, b.code) for b in blocks[:2]] == [
@@ -401,7 +421,8 @@ def test_a_timeline_maps_to_history_items() -> None:
          "limits": {"wall_seconds": 5.0, "memory_mb": 128}},
         {"type": "BlockFinished", "block_id": "t1b1", "exit_code": None, "signal": 9,
          "stdout": "", "stderr": "", "duration_ms": 5, "cpu_ms": None, "timed_out": True,
-         "memory_exceeded": False, "output_truncated": False, "unsafe_local": False},
+         "memory_exceeded": False, "output_truncated": False, "unsafe_local": False,
+         "kernel": "restarted"},
         {"type": "BlockSkipped", "block_id": "t1b2", "reason": "t1b1 failed"},
         {"type": "ModelReplied", "turn": 2, "text": "Done."},
         {"type": "Answered", "text": "Done."},
@@ -410,7 +431,8 @@ def test_a_timeline_maps_to_history_items() -> None:
         UserMessage("hi", author="ann"),
         ModelTurn(reply),
         BlockOutcome(block_id="t1b1", language="python", code="print(1)", status="failed",
-                     exit_code=None, signal=9, timed_out=True, wall_seconds=5.0, memory_mb=128),
+                     exit_code=None, signal=9, timed_out=True, wall_seconds=5.0, memory_mb=128,
+                     kernel="restarted"),
         BlockOutcome(block_id="t1b2", language="bash", code="ls", status="skipped",
                      detail="t1b1 failed"),
         ModelTurn("Done."),

@@ -12,7 +12,8 @@ from bot.config import Policy
 from bot.errors import ConfigError
 from bot.settings import Settings
 from sandbox.client import SandboxClient
-from sandbox.jail import _launch_failure, decode, parse_log
+from sandbox.jail import decode, parse_log
+from sandbox.jail_log import launch_failure
 from sandbox.limits import Limits
 
 EXITED = """[I][2026-11-25T09:25:18+0000] Executing '/usr/bin/python3' for '[STANDALONE MODE]'
@@ -38,7 +39,7 @@ def test_a_signal_is_read_from_the_log() -> None:
 def test_a_namespace_failure_explains_the_fix_including_unsafe_local() -> None:
     status = parse_log(NO_USERNS)
     assert status.exit_code is None and status.signal is None
-    message = _launch_failure(status, b"")
+    message = launch_failure(status, "")
     assert "cannot create namespaces" in message and "OPSLOOP_SANDBOX=unsafe-local" in message
 
 

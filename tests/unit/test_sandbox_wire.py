@@ -66,6 +66,17 @@ def test_a_valid_request_becomes_run_arguments_under_the_services_limits() -> No
     }
 
 
+def test_warm_is_passed_on_only_when_a_request_turns_warm_kernels_off() -> None:
+    def parse(**fields: object) -> dict[str, object]:
+        body = {"language": "python", "code": "1", "workspace": "w1", **fields}
+        return parse_run_request(json.dumps(body).encode(), limits=SERVICE)
+
+    assert "warm" not in parse() and "warm" not in parse(warm=True)
+    assert parse(warm=False)["warm"] is False
+    with pytest.raises(BadRequest, match="warm must be true or false"):
+        parse(warm="no")
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -94,6 +105,7 @@ requests = st.fixed_dictionaries(
         "code": st.text() | json_values,
         "limits": st.dictionaries(limit_names, json_values) | json_values,
         "workspace": json_values,
+        "warm": json_values,
         "unknown": json_values,
     },
 )
