@@ -69,6 +69,17 @@ class ConversationState:
         return self._last_reply_text
 
     @property
+    def last_reply_truncated(self) -> str | None:
+        """Why the latest reply was cut (``tokens``, ``time``, ``repetition``), or None."""
+        return self.__dict__.get("_last_truncated")  # snapshots from before caps: None
+
+    @property
+    def cut_replies_in_a_row(self) -> int:
+        """Replies since the latest message, in a row up to the latest, that were cut and
+        held no block."""
+        return int(self.__dict__.get("_cut_in_a_row", 0))
+
+    @property
     def last_turn_blocks(self) -> tuple[BlockState, ...]:
         """Blocks of the latest reply, in order."""
         approvals = self.__dict__.get("_approvals", {})
@@ -136,6 +147,10 @@ class ConversationState:
             "blocks": self._blocks_run,
             "input_tokens": self._input_tokens,
             "output_tokens": self._output_tokens,
+            # snapshots from before turn caps have none of these: 0
+            "truncated_turns": self.__dict__.get("_truncated_turns", 0),
+            "discarded_chars": self.__dict__.get("_discarded_chars", 0),
+            "estimated_turns": self.__dict__.get("_estimated_turns", 0),
         }
 
     @property
@@ -241,6 +256,8 @@ class ConversationState:
         self._status = "open"
         self._turns_since_message = 0
         self._last_reply_text = None
+        self._last_truncated = None
+        self._cut_in_a_row = 0
         self._blocks = []
 
     def _when_MessageRefused(self, e: ev.MessageRefused) -> None:
@@ -253,6 +270,10 @@ class ConversationState:
         self._turn = max(self._turn, e.turn)
         self._turns_since_message += 1
         self._last_reply_text = e.text
+        self._last_truncated = e.truncated
+        self._truncated_turns = self.__dict__.get("_truncated_turns", 0) + (e.truncated is not None)
+        self._discarded_chars = self.__dict__.get("_discarded_chars", 0) + e.discarded_chars
+        self._estimated_turns = self.__dict__.get("_estimated_turns", 0) + e.tokens_estimated
         self._input_tokens += e.input_tokens
         self._output_tokens += e.output_tokens
         self._cost += e.cost
@@ -267,6 +288,8 @@ class ConversationState:
             }
             for b in parse_helpers(e.text).blocks
         ]
+        cut = e.truncated is not None and not self._blocks
+        self._cut_in_a_row = self.cut_replies_in_a_row + 1 if cut else 0
 
     def _approvals_now(self) -> dict[str, dict[str, Any]]:
         if "_approvals" not in self.__dict__:  # a snapshot from before approvals existed

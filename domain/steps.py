@@ -21,8 +21,10 @@ from domain.helpers import parse_helpers
 from domain.limits import LoopLimits
 from domain.state import BlockState, LoopState
 
-StopReason = Literal["turn_limit", "budget"]  # the runner adds "cancelled", "model_unavailable"
+# The runner adds "cancelled" and "model_unavailable".
+StopReason = Literal["turn_limit", "budget", "truncated"]
 NO_APPROVALS = ApprovalRules()
+CUT_RETRIES = 1  # after a reply cut before any block: one "be brief" turn, then Stop
 GRACE_SECONDS = 5.0  # nsjail's own clock and the process-group kill land within this
 
 
@@ -157,6 +159,8 @@ def next_step(
             return _resolve_or_wait(block, limits=limits, now=now)
         if block.status == "pending":
             return _run_or_skip(block, earlier=blocks[:position], approvals=approvals, now=now)
+    if not blocks and state.last_reply_truncated is not None:
+        return _after_cut(state, limits)
     if not blocks:
         parsed = parse_helpers(state.last_reply_text)
         # An unclosed tag means the model meant to run code, and an empty reply answers
@@ -204,6 +208,26 @@ def _run_or_skip(
             return RefuseBlock(block=block, reason=f"nobody approved it within {minutes:g} minutes")
         case _:
             assert_never(approval.status)
+
+
+def _after_cut(state: LoopState, limits: LoopLimits) -> Step:
+    """A reply cut by a cap before it held a block: one short retry (the prompt tells the
+    model its reply was cut; be brief), then stop, rather than offer a fragment as an answer."""
+    if state.cut_replies_in_a_row >= CUT_RETRIES + 1:
+        why = _CUT_WHY.get(state.last_reply_truncated or "", "a limit")
+        return Stop(
+            reason="truncated",
+            detail=f"the model's replies were cut by {why} {state.cut_replies_in_a_row} times "
+            "in a row without a block to run or an answer",
+        )
+    return _call_model(state, limits)
+
+
+_CUT_WHY = {
+    "tokens": "the output token limit",
+    "time": "the turn's time limit",
+    "repetition": "the repetition detector",
+}
 
 
 def _call_model(state: LoopState, limits: LoopLimits) -> Step:

@@ -95,10 +95,20 @@ def _exit(e: dict[str, Any]) -> str:
 def _model_line(e: dict[str, Any]) -> str:
     est = " (estimated)" if e.get("tokens_estimated") else ""
     cost = f"${e['cost']:.4f}" if e.get("priced", True) else "unpriced"
+    cut = f", cut by {CUT_BY.get(e['truncated'], e['truncated'])}" if e.get("truncated") else ""
+    dropped = e.get("discarded_chars") or 0
+    gone = f", {dropped} characters after its block discarded" if dropped else ""
     return (
         f"{e['provider']}/{e['model']}, {e['input_tokens']} in / {e['output_tokens']} out "
-        f"tokens{est}, {cost}, {e['latency_ms']} ms, attempt {e['attempts']}"
+        f"tokens{est}, {cost}, {e['latency_ms']} ms, attempt {e['attempts']}{cut}{gone}"
     )
+
+
+CUT_BY = {
+    "tokens": "the output token limit ([models] max_output_tokens)",
+    "time": "the turn's time limit ([models] turn_seconds)",
+    "repetition": "the repetition detector",
+}
 
 
 def _indent(text: str, prefix: str = "    ") -> Iterator[str]:

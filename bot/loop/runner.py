@@ -28,6 +28,7 @@ from bot.loop.budget import over_budget
 from bot.loop.failures import INTERRUPTED_DETAIL, LoopCancelled, record_failure
 from bot.loop.redacting import no_secrets, show
 from bot.loop.tool_calls import AppToolLog
+from bot.loop.turn_cap import DEFAULT_TURN_SECONDS, bounded_reply, cut_note
 from bot.policy.approvals import ApprovalPolicy
 from bot.ports import ChatModel, LoopApp, Progress, PromptBuilder, ProviderFailure, Sandbox
 from bot.surface import Outcome
@@ -76,6 +77,7 @@ class LoopRunner:
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # default: never ask
     budgets: DailyBudgets = field(default_factory=DailyBudgets)  # default: unlimited
     mounts_for: Callable[[Caller], tuple[str, ...]] = lambda _caller: ()  # [sandbox] mounts
+    turn_seconds: float = DEFAULT_TURN_SECONDS  # [models] turn_seconds: one model turn's cap
     redactor: Redactor = field(default_factory=no_secrets)  # what surfaces are shown passes it
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -200,9 +202,13 @@ class LoopRunner:
         prompt = self.build_prompt(timeline, tools=tools, mounts=mounts)
         await progress.thinking()
         try:
-            reply = await self._cancellable(
-                running, self.model.reply(prompt.messages, on_text=progress.model_text)
+            call = bounded_reply(
+                self.model,
+                prompt.messages,
+                on_text=progress.model_text,
+                turn_seconds=self.turn_seconds,
             )
+            reply = await self._cancellable(running, call)
         except (LoopCancelled, asyncio.CancelledError):
             raise
         except ModelUnavailable as exc:
@@ -222,6 +228,8 @@ class LoopRunner:
             prompt_fingerprint=prompt.fingerprint,
             prompt_notes=prompt.notes,
         )
+        if note := cut_note(reply):  # every surface shows streamed text: say it was cut
+            await progress.model_text(note)
         return None
 
     async def _model_failed(

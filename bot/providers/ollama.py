@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import httpx
 import ollama
@@ -24,7 +25,15 @@ from bot.providers.retry import (
     Timeout,
     Unexpected,
 )
+from bot.providers.turns import (
+    TurnCaps,
+    finish_text,
+    ollama_options,
+    truncation,
+    wire_messages,
+)
 from bot.providers.wire import status_error
+from domain.runaway import ReplyGuard
 
 PROVIDER = "ollama"
 
@@ -75,8 +84,10 @@ class OllamaModel:
         prices: PriceTable,
         stream: bool = True,
         context_tokens: int | None = None,
+        caps: TurnCaps | None = None,
     ) -> None:
         self.model = model
+        self.caps = caps or TurnCaps()
         self.host = host
         self._retry = retry
         self._prices = prices
@@ -116,33 +127,55 @@ class OllamaModel:
         return ""
 
     async def _attempt(self, messages: Sequence[ChatMessage], sink: TextSink | None) -> Streamed:
-        payload = [{"role": m.role, "content": m.content} for m in messages]
+        payload = wire_messages(messages, system_role=self.caps.system_role)
         client = self._sdk()
+        options = ollama_options(self.caps, self._options)
+        guard = ReplyGuard()
         if not self._stream:
             whole = await client.chat(
-                model=self.model, messages=payload, stream=False, options=self._options
+                model=self.model, messages=payload, stream=False, options=options
             )
-            text = whole.message.content or ""
+            guard.feed(whole.message.content or "")
+            text = finish_text(guard, stopped=whole.done_reason == "stop")
             if sink and text:
                 await sink(text)
-            return Streamed(text, whole.prompt_eval_count, whole.eval_count)
-        parts: list[str] = []
+            return Streamed(
+                text,
+                whole.prompt_eval_count,
+                whole.eval_count,
+                truncated=truncation(guard, length=whole.done_reason == "length"),
+                discarded_chars=guard.discarded,
+            )
+        chunks = await client.chat(model=self.model, messages=payload, stream=True, options=options)
+        return await self._read(chunks, guard, sink)
+
+    async def _read(self, chunks: Any, guard: ReplyGuard, sink: TextSink | None) -> Streamed:
+        """Read Ollama's stream through ``guard``, closing it early when it cuts."""
         last = None
-        chunks = await client.chat(
-            model=self.model, messages=payload, stream=True, options=self._options
-        )
         async for chunk in chunks:
             piece = chunk.message.content or ""
-            if piece:
-                parts.append(piece)
-                if sink:
-                    await sink(piece)
+            kept = guard.feed(piece) if piece else ""
+            if kept and sink:
+                await sink(kept)
             if chunk.done:
                 last = chunk
-        if last is None:
+            if guard.done:
+                await chunks.aclose()  # closes the response: Ollama stops generating
+                break
+        if last is None and not guard.done:
             raise Incomplete("the stream ended before the model was done")
+        reason = last.done_reason if last is not None else None
+        text = finish_text(guard, stopped=reason == "stop")
+        if sink and len(text) > len(guard.text):
+            await sink(text[len(guard.text) :])  # the closing tag the stop sequence took
         # Ollama omits prompt_eval_count when the whole prompt was cached: then it is estimated.
-        return Streamed("".join(parts), last.prompt_eval_count, last.eval_count)
+        return Streamed(
+            text,
+            last.prompt_eval_count if last is not None else None,
+            last.eval_count if last is not None else None,
+            truncated=truncation(guard, length=reason == "length"),
+            discarded_chars=guard.discarded,
+        )
 
     async def reply(
         self, messages: Sequence[ChatMessage], *, on_text: TextSink | None = None

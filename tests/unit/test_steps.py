@@ -34,6 +34,8 @@ class State:
     last_turn_blocks: tuple[BlockState, ...] = field(default=())
     tokens_used: int = 0
     cost_used: float = 0.0
+    last_reply_truncated: str | None = None
+    cut_replies_in_a_row: int = 0
 
 
 def as_loop_state(state: State) -> LoopState:
