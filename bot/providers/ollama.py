@@ -15,6 +15,15 @@ from bot.errors import ModelUnavailable
 from bot.ports import ChatMessage, ModelReply, TextSink
 from bot.providers.base import LoopBound, Streamed, answer
 from bot.providers.pricing import PriceTable
+from bot.providers.probe import (
+    PROBE_PROMPT,
+    PROBE_SEEDS,
+    PROBE_TOKENS,
+    Bounds,
+    context_from,
+    judge,
+    stop_word,
+)
 from bot.providers.retry import (
     AttemptError,
     ConnectFailed,
@@ -211,6 +220,36 @@ class OllamaModel:
                 f"Ollama at {self.host} has no model {self.model}; run `ollama pull {self.model}`"
             )
         return latency
+
+    async def probe(self) -> Bounds:
+        """Try ``num_predict`` and ``stop`` on two tiny completions (``opsloop doctor``)."""
+        client = self._sdk()
+        ask = [{"role": "user", "content": PROBE_PROMPT}]
+        for seed in PROBE_SEEDS:  # small models often say nothing: try another seed
+            capped = await client.chat(
+                model=self.model, messages=ask, options={"num_predict": PROBE_TOKENS, "seed": seed}
+            )
+            text = capped.message.content or ""
+            if (stop := stop_word(text)) is not None:
+                break
+        stopped_text = ""
+        if stop is not None:
+            options = {"num_predict": PROBE_TOKENS, "seed": seed, "stop": [stop]}
+            stopped = await client.chat(model=self.model, messages=ask, options=options)
+            stopped_text = stopped.message.content or ""
+        max_tokens, honours_stop = judge(
+            capped_tokens=capped.eval_count,
+            capped_finish=capped.done_reason,
+            capped_text=text,
+            stop=stop,
+            stopped_text=stopped_text,
+        )
+        try:
+            shown = await client.show(self.model)
+            window = context_from(dict(shown.modelinfo or {}))
+        except Exception:  # noqa: BLE001 - an older Ollama, or a stand-in: not reported
+            window = None
+        return Bounds(context_tokens=window, max_tokens=max_tokens, stop=honours_stop)
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

@@ -18,6 +18,15 @@ from bot.errors import ModelUnavailable
 from bot.ports import ChatMessage, ModelReply, TextSink
 from bot.providers.base import LoopBound, Streamed, answer
 from bot.providers.pricing import PriceTable
+from bot.providers.probe import (
+    PROBE_PROMPT,
+    PROBE_SEEDS,
+    PROBE_TOKENS,
+    Bounds,
+    context_from,
+    judge,
+    stop_word,
+)
 from bot.providers.retry import (
     AttemptError,
     ConnectFailed,
@@ -237,6 +246,41 @@ class OpenAICompatModel:
                 f"the heartbeat to {where} failed: {error.reason}{self._hint(error)}"
             ) from None
         return (time.perf_counter() - started) * 1000
+
+    async def probe(self) -> Bounds:
+        """Try ``max_tokens`` and ``stop`` on two tiny completions (``opsloop doctor``)."""
+        client = self._sdk()
+        ask: Any = [{"role": "user", "content": PROBE_PROMPT}]
+        for seed in PROBE_SEEDS:  # small models often say nothing: try another seed
+            capped = await client.chat.completions.create(
+                model=self.model, messages=ask, max_tokens=PROBE_TOKENS, seed=seed
+            )
+            first = capped.choices[0] if capped.choices else None
+            text = (first.message.content or "") if first else ""
+            if (stop := stop_word(text)) is not None:
+                break
+        stopped_text = ""
+        if stop is not None:
+            stopped = await client.chat.completions.create(
+                model=self.model,
+                messages=ask,
+                max_tokens=PROBE_TOKENS,
+                seed=seed,
+                stop=[stop],
+            )
+            stopped_text = (stopped.choices[0].message.content or "") if stopped.choices else ""
+        max_tokens, honours_stop = judge(
+            capped_tokens=capped.usage.completion_tokens if capped.usage else None,
+            capped_finish=first.finish_reason if first else None,
+            capped_text=text,
+            stop=stop,
+            stopped_text=stopped_text,
+        )
+        window = None
+        async for listed in client.models.list():
+            if listed.id == self.model:
+                window = context_from(listed.model_extra)
+        return Bounds(context_tokens=window, max_tokens=max_tokens, stop=honours_stop)
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
