@@ -47,6 +47,9 @@ turns_per_message = {TURNS}
 [models]
 max_output_tokens = {MAX_OUTPUT_TOKENS}
 turn_seconds = {TURN_SECONDS}
+
+[models."openai:gemma-3-270m"]
+system_role = false  # Gemma's chat format has none: the server would drop the system prompt
 """
 
 
@@ -113,9 +116,13 @@ async def test_the_runaway_prompt_ends_within_the_caps_and_the_replay_says_what_
     started = time.monotonic()
     status, out, err = await opsloop(home, "ask", RUNAWAY, "--json", **env)
     took = time.monotonic() - started
-    assert status == 0, err
     assert "Traceback" not in err
     result = json.loads(out)
+    # An answer (0), or a recorded stop (1): a 270M model may well use up its turns.
+    assert (status, result["stopped_reason"]) in {(0, None), (1, "turn_limit"), (1, "truncated")}, (
+        out,
+        err,
+    )
     # Every turn is capped; the blocks in between run under the sandbox's own 10 s limit.
     assert took < TURNS * (TURN_SECONDS + 15) + 30
     assert result["tokens_estimated"] is True  # llama-cpp-python streams no usage
@@ -183,3 +190,37 @@ async def test_doctor_finds_that_the_real_server_honours_max_tokens_and_stop_seq
         "model bounds: context window not reported by the server; opsloop assumes 8192; "
         "honours max_tokens: yes; honours stop sequences: yes"
     ) in out
+
+
+def test_the_prompt_the_model_sees_holds_the_system_prompt_only_once_it_is_folded() -> None:
+    """The server renders messages with llama-cpp-python's Gemma formatter (it can not return
+    the rendered prompt, so the same formatter is called in the server's own venv): a system
+    message is dropped, and the folded form keeps every word opsloop sends."""
+    require_real(
+        _installed(), "the model server is not installed (run scripts/model-server install)"
+    )
+    from bot.ports import ChatMessage
+    from bot.providers.turns import wire_messages
+
+    system = "You are opsloop. SYSTEM-MARKER-7 Write helper blocks."
+    messages = [ChatMessage("system", system), ChatMessage("user", "compute 2**100")]
+    render = (
+        "import json, sys\n"
+        "from llama_cpp.llama_chat_format import format_gemma\n"
+        "print(format_gemma(json.load(sys.stdin)).prompt)\n"
+    )
+
+    def seen(payload: list[dict[str, str]]) -> str:
+        done = subprocess.run(
+            [str(ROOT / ".model-venv" / "bin" / "python"), "-c", render],
+            input=json.dumps(payload),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return done.stdout
+
+    assert "SYSTEM-MARKER-7" not in seen(wire_messages(messages, system_role=True))
+    folded = seen(wire_messages(messages, system_role=False))
+    assert f"<start_of_turn>user\n{system}\n\ncompute 2**100<end_of_turn>" in folded
