@@ -22,6 +22,11 @@ from domain.helpers import first_block_end
 
 Truncation = Literal["tokens", "time", "repetition"]
 TRUNCATIONS: tuple[Truncation, ...] = ("tokens", "time", "repetition")
+CUT_BY: dict[str, str] = {  # what cut a turn, in words (replay, surfaces, the loop's stop)
+    "tokens": "the output token limit",
+    "time": "the turn's time limit",
+    "repetition": "the repetition detector",
+}
 
 REPEAT_SPAN = 200  # characters of the reply's tail that must recur
 REPEAT_TIMES = 3  # ... this many times in all, the tail itself included

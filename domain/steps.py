@@ -19,6 +19,7 @@ from typing import Literal, assert_never
 from domain.approvals import ApprovalRules, needs_approval
 from domain.helpers import parse_helpers
 from domain.limits import LoopLimits
+from domain.runaway import CUT_BY
 from domain.state import BlockState, LoopState
 
 # The runner adds "cancelled" and "model_unavailable".
@@ -214,20 +215,13 @@ def _after_cut(state: LoopState, limits: LoopLimits) -> Step:
     """A reply cut by a cap before it held a block: one short retry (the prompt tells the
     model its reply was cut; be brief), then stop, rather than offer a fragment as an answer."""
     if state.cut_replies_in_a_row >= CUT_RETRIES + 1:
-        why = _CUT_WHY.get(state.last_reply_truncated or "", "a limit")
+        why = CUT_BY.get(state.last_reply_truncated or "", "a limit")
         return Stop(
             reason="truncated",
             detail=f"the model's replies were cut by {why} {state.cut_replies_in_a_row} times "
             "in a row without a block to run or an answer",
         )
     return _call_model(state, limits)
-
-
-_CUT_WHY = {
-    "tokens": "the output token limit",
-    "time": "the turn's time limit",
-    "repetition": "the repetition detector",
-}
 
 
 def _call_model(state: LoopState, limits: LoopLimits) -> Step:

@@ -19,6 +19,7 @@ from uuid import UUID
 
 from bot.visible import visible, visible_json
 from domain.chain import NOT_PAYLOAD
+from domain.runaway import CUT_BY
 
 FORMATS = ("text", "json", "markdown")
 _MULTILINE = frozenset(
@@ -95,7 +96,7 @@ def _exit(e: dict[str, Any]) -> str:
 def _model_line(e: dict[str, Any]) -> str:
     est = " (estimated)" if e.get("tokens_estimated") else ""
     cost = f"${e['cost']:.4f}" if e.get("priced", True) else "unpriced"
-    cut = f", cut by {CUT_BY.get(e['truncated'], e['truncated'])}" if e.get("truncated") else ""
+    cut = f", cut by {_CUT_BY.get(e['truncated'], e['truncated'])}" if e.get("truncated") else ""
     dropped = e.get("discarded_chars") or 0
     gone = f", {dropped} characters after its block discarded" if dropped else ""
     return (
@@ -104,11 +105,8 @@ def _model_line(e: dict[str, Any]) -> str:
     )
 
 
-CUT_BY = {
-    "tokens": "the output token limit ([models] max_output_tokens)",
-    "time": "the turn's time limit ([models] turn_seconds)",
-    "repetition": "the repetition detector",
-}
+_KEYS = {"tokens": " ([models] max_output_tokens)", "time": " ([models] turn_seconds)"}
+_CUT_BY = {why: words + _KEYS.get(why, "") for why, words in CUT_BY.items()}
 
 
 def _indent(text: str, prefix: str = "    ") -> Iterator[str]:

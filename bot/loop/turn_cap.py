@@ -14,21 +14,17 @@ import time
 from collections.abc import Sequence
 
 from bot.ports import ChatMessage, ChatModel, ModelReply, TextSink
+from domain.runaway import CUT_BY
 from domain.tokens import estimate_prompt_tokens, estimate_tokens
 
 DEFAULT_TURN_SECONDS = 180.0  # bot.config.ModelsPolicy.turn_seconds
-CUT_NOTES = {
-    "tokens": "the output token limit",
-    "time": "the turn's time limit",
-    "repetition": "repetition (the model was repeating itself)",
-}
 
 
 def cut_note(reply: ModelReply) -> str:
     """What a surface appends to a cut reply's streamed text; empty when nothing was cut."""
     notes = []
     if reply.truncated is not None:
-        notes.append(f"reply cut by {CUT_NOTES.get(reply.truncated, reply.truncated)}")
+        notes.append(f"reply cut by {CUT_BY.get(reply.truncated, reply.truncated)}")
     if reply.discarded_chars:
         notes.append(f"{reply.discarded_chars} characters after the block discarded")
     return f"\n[opsloop: {'; '.join(notes)}]\n" if notes else ""
