@@ -45,7 +45,7 @@ MODEL = "gemma-3-270m"
 ROUNDS = 5
 CAPS = TurnCaps(max_output_tokens=64, system_role=False)
 RUNAWAY = "Use a python helper block to compute 2**100"
-BEFORE_CAP_SECONDS = 360.0
+BEFORE_CAP_SECONDS = 240.0
 CONFIG = """[loop]
 turns_per_message = 4
 
@@ -173,7 +173,10 @@ async def runaway_before(url: str) -> tuple[float, int, bool]:
 
 def runaway_after(url: str) -> tuple[float, str]:
     """A whole ``opsloop ask --json`` of the runaway prompt with the caps of ``CONFIG``."""
-    with tempfile.TemporaryDirectory() as home:
+    from tests.conftest import remove_test_dir  # unmounts the workspace images, then deletes
+
+    home = tempfile.mkdtemp(prefix="opsloop-bench-")
+    try:
         os.chmod(home, 0o755)  # the jail user must reach the workspaces under it
         Path(home, "opsloop.toml").write_text(CONFIG)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSLOOP_", "OPENAI_"))}
@@ -183,6 +186,8 @@ def runaway_after(url: str) -> tuple[float, str]:
         started = time.perf_counter()
         done = subprocess.run(command, cwd=home, env=env, capture_output=True, text=True)
         return time.perf_counter() - started, (done.stdout or done.stderr).strip()[:300]
+    finally:
+        remove_test_dir(Path(home))
 
 
 def main() -> None:
