@@ -68,15 +68,24 @@ class ReplyGuard:
     block_closed: bool = False
     _checked: int = 0
 
+    spilled: bool = False  # non-blank text arrived after the cut
+
     @property
     def done(self) -> bool:
         """Whether the reply was cut: nothing more of it is wanted."""
         return self.block_closed or self.truncated is not None
 
+    @property
+    def close_now(self) -> bool:
+        """Whether to stop reading: a repetition, or text after the block. Until then a
+        stream that ends right after its block is read to its end, usage included."""
+        return self.truncated is not None or self.spilled
+
     def feed(self, chunk: str) -> str:
         """Add ``chunk``; return what of it is kept."""
         if self.done:
             self.discarded += len(chunk)
+            self.spilled = self.spilled or bool(chunk.strip())
             return ""
         before = len(self.text)
         self.text += chunk
@@ -95,5 +104,6 @@ class ReplyGuard:
     def _keep(self, before: int, end: int) -> str:
         kept = self.text[before:end]
         self.discarded += len(self.text) - end
+        self.spilled = bool(self.text[end:].strip())
         self.text = self.text[:end]
         return kept

@@ -168,7 +168,7 @@ class OllamaModel:
                 await sink(kept)
             if chunk.done:
                 last = chunk
-            if guard.done:
+            if guard.close_now:
                 await chunks.aclose()  # closes the response: Ollama stops generating
                 break
         if last is None and not guard.done:

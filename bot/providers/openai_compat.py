@@ -202,7 +202,7 @@ class OpenAICompatModel:
                 if kept and sink:
                     await sink(kept)
                 reason = choice.finish_reason or reason
-            if guard.done:
+            if guard.close_now:
                 await stream.close()  # the rest is not wanted: the server stops generating
                 break
         if reason is None and not guard.done:

@@ -99,3 +99,12 @@ def test_a_paragraph_repeated_while_streaming_is_cut_as_repetition() -> None:
     kept = fed(guard, chunks)
     assert guard.truncated == "repetition" and guard.done
     assert len(kept) < len(paragraph) * 6  # stopped soon after the third occurrence
+
+
+def test_a_stream_ending_right_after_its_block_is_read_to_its_end_for_the_usage() -> None:
+    guard = ReplyGuard()
+    guard.feed("<helpers>\nprint(1)\n</helpers>")
+    guard.feed("\n")
+    assert guard.done and not guard.close_now  # the finish and usage chunks still come
+    guard.feed("Result of block")
+    assert guard.close_now
