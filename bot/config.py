@@ -123,15 +123,59 @@ class PromptPolicy(_Section):
     context_tokens: dict[str, int] = Field(default_factory=dict)  # per model; default 8192
 
 
-class ModelsPolicy(_Section):
-    """Timeouts, retries and streaming of the model providers (see ``bot.providers``)."""
+class ModelOverride(_Section):
+    """``[models.NAME]``: one model's own bounds (NAME is ``provider:model`` or ``model``)."""
 
+    max_output_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    turn_seconds: float | None = Field(default=None, gt=0, le=3600)
+    system_role: bool = True  # false: the system prompt opens the first user message
+
+
+class ModelsPolicy(_Section):
+    """Timeouts, retries, streaming and the bounds of a turn (see ``bot.providers``).
+
+    Besides its keys, ``[models]`` holds ``[models.NAME]`` tables (``ModelOverride``), kept
+    in ``per_model``.
+    """
+
+    max_output_tokens: int = Field(default=2048, ge=1, le=1_000_000)  # sent as the provider's
+    turn_seconds: float = Field(default=180.0, gt=0, le=3600)  # wall clock, enforced by the loop
+    per_model: dict[str, ModelOverride] = Field(default_factory=dict)
     timeout_seconds: float = Field(default=120.0, gt=0, le=3600)  # per request, per read
     attempts: int = Field(default=4, ge=1, le=20)  # per provider, first try included
     backoff_seconds: float = Field(default=1.0, ge=0, le=600)  # first wait; doubles, jittered
     backoff_max_seconds: float = Field(default=20.0, ge=0, le=3600)
     retry_after_max_seconds: float = Field(default=60.0, ge=0, le=3600)  # longer: fall back
     stream: bool = True  # false only for servers whose streaming is broken
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tables_are_models(cls, data: Any) -> Any:
+        """Every table under ``[models]`` is one model's ``[models.NAME]``."""
+        if not isinstance(data, dict):
+            return data
+        tables = {k: v for k, v in data.items() if isinstance(v, dict) and k != "per_model"}
+        if not tables:
+            return data
+        rest = {k: v for k, v in data.items() if k not in tables}
+        return rest | {"per_model": {**rest.get("per_model", {}), **tables}}
+
+    def override_for(self, *, provider: str, model: str) -> ModelOverride:
+        """``[models."provider:model"]``, else ``[models."model"]``, else no override."""
+        for key in (f"{provider}:{model}", model):
+            if key in self.per_model:
+                return self.per_model[key]
+        return ModelOverride()
+
+    def max_output_tokens_for(self, *, provider: str, model: str) -> int:
+        """The output token limit of one model."""
+        own = self.override_for(provider=provider, model=model).max_output_tokens
+        return own if own is not None else self.max_output_tokens
+
+    def turn_seconds_for(self, *, provider: str, model: str) -> float:
+        """The wall-clock cap of one model's turn."""
+        own = self.override_for(provider=provider, model=model).turn_seconds
+        return own if own is not None else self.turn_seconds
 
 
 class Price(_Section):

@@ -75,6 +75,8 @@ class ModelReply:
     attempts: int  # attempts made on the provider that answered
     # Providers of the fallback chain that failed before this one answered.
     failures: tuple[ProviderFailure, ...] = field(default=())
+    truncated: str | None = None  # "tokens" | "time" | "repetition": a cap cut this turn
+    discarded_chars: int = 0  # what arrived after the first block closed, dropped unread
 
 
 class ChatModel(Protocol):

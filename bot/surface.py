@@ -130,6 +130,9 @@ class Totals:
     cost: float
     blocks: int
     duration_ms: int  # from Started to the last event
+    truncated_turns: int = 0  # model turns a cap cut (ModelReplied.truncated)
+    discarded_chars: int = 0  # streamed after a block closed and dropped
+    estimated_turns: int = 0  # model turns whose token counts are opsloop's estimates
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from domain.errors import (
     UnknownBlock,
 )
 from domain.ids import conversation_id
+from domain.runaway import TRUNCATIONS
 from domain.state import Approval, BlockStatus
 
 
@@ -130,8 +131,12 @@ class Conversation(ToolCalls, ConversationState, Aggregate):
         prompt_fingerprint: str,
         prompt_notes: str = "",
         redacted: Mapping[str, list[str]] | None = None,
+        truncated: str | None = None,
+        discarded_chars: int = 0,
     ) -> None:
         """Record one model turn; its helper blocks become pending."""
+        if truncated is not None and truncated not in TRUNCATIONS:
+            raise InvalidTransition(f"unknown truncation {truncated!r}")
         self._check_working()
         self._check_turn_settled()
         self._trigger(
@@ -150,6 +155,8 @@ class Conversation(ToolCalls, ConversationState, Aggregate):
             prompt_fingerprint=prompt_fingerprint,
             prompt_notes=prompt_notes,
             redacted=_r(redacted),
+            truncated=truncated,
+            discarded_chars=int(discarded_chars),
         )
 
     def record_model_failure(self, *, provider: str, model: str, error: str, attempts: int) -> None:

@@ -71,6 +71,17 @@ class ConversationState(LoopControl):
         return self._last_reply_text
 
     @property
+    def last_reply_truncated(self) -> str | None:
+        """Why the latest reply was cut (``tokens``, ``time``, ``repetition``), or None."""
+        return self.__dict__.get("_last_truncated")  # snapshots from before caps: None
+
+    @property
+    def cut_replies_in_a_row(self) -> int:
+        """Replies since the latest message, in a row up to the latest, that were cut and
+        held no block."""
+        return int(self.__dict__.get("_cut_in_a_row", 0))
+
+    @property
     def last_turn_blocks(self) -> tuple[BlockState, ...]:
         """Blocks of the latest reply, in order."""
         approvals = self.__dict__.get("_approvals", {})
@@ -138,6 +149,10 @@ class ConversationState(LoopControl):
             "blocks": self._blocks_run,
             "input_tokens": self._input_tokens,
             "output_tokens": self._output_tokens,
+            # snapshots from before turn caps have none of these: 0
+            "truncated_turns": self.__dict__.get("_truncated_turns", 0),
+            "discarded_chars": self.__dict__.get("_discarded_chars", 0),
+            "estimated_turns": self.__dict__.get("_estimated_turns", 0),
         }
 
     @property
@@ -253,6 +268,8 @@ class ConversationState(LoopControl):
         self._turns_since_message = 0
         self._last_reply_text = None
         self._stop_requested_by = None
+        self._last_truncated = None
+        self._cut_in_a_row = 0
         if not self.open_blocks:  # blocks of a turn in flight keep going: they get outcomes
             self._blocks = []
 
@@ -266,6 +283,10 @@ class ConversationState(LoopControl):
         self._turn = max(self._turn, e.turn)
         self._turns_since_message += 1
         self._last_reply_text = e.text
+        self._last_truncated = e.truncated
+        self._truncated_turns = self.__dict__.get("_truncated_turns", 0) + (e.truncated is not None)
+        self._discarded_chars = self.__dict__.get("_discarded_chars", 0) + e.discarded_chars
+        self._estimated_turns = self.__dict__.get("_estimated_turns", 0) + e.tokens_estimated
         self._input_tokens += e.input_tokens
         self._output_tokens += e.output_tokens
         self._cost += e.cost
@@ -280,17 +301,8 @@ class ConversationState(LoopControl):
             }
             for b in parse_helpers(e.text).blocks
         ]
-
-    def _when_ApprovalRequested(self, e: ev.ApprovalRequested) -> None:
-        self._approvals_now()[e.block_id] = {
-            "request_id": e.request_id,
-            "status": "requested",
-            "tools": list(e.tools),
-            "requested_from": list(e.requested_from),
-            "expires_at": datetime.fromisoformat(e.expires_at).timestamp(),
-            "by": "",
-            "reason": "",
-        }
+        cut = e.truncated is not None and not self._blocks
+        self._cut_in_a_row = self.cut_replies_in_a_row + 1 if cut else 0
 
     def _approvals_now(self) -> dict[str, dict[str, Any]]:
         if "_approvals" not in self.__dict__:  # a snapshot from before approvals existed

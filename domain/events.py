@@ -71,7 +71,7 @@ class MessageRefused(ConversationEvent):
 class ModelReplied(ConversationEvent):
     """A model answered one turn of the loop."""
 
-    class_version = 2
+    class_version = 3
 
     turn: int
     provider: str
@@ -87,11 +87,19 @@ class ModelReplied(ConversationEvent):
     prompt_fingerprint: str
     prompt_notes: str
     redacted: dict[str, list[str]]  # field -> names of the secrets redacted in it
+    truncated: str | None  # "tokens" | "time" | "repetition": a cap cut the turn; else None
+    discarded_chars: int  # characters dropped after the first block closed (never their text)
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         """Version 1 had no ``redacted``: old events took nothing out (or did not say)."""
         state["redacted"] = {}
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """Version 2 had no caps on a turn: nothing was cut or discarded."""
+        state["truncated"] = None
+        state["discarded_chars"] = 0
 
 
 class ModelFailed(ConversationEvent):

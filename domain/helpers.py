@@ -134,6 +134,20 @@ def parse_helpers(reply: str) -> ParsedReply:
     )
 
 
+def first_block_end(reply: str) -> int | None:
+    """Where the first complete block of ``reply`` ends (just after its closing tag), by
+    ``parse_helpers``'s rules; None while no block has closed."""
+    search = 0
+    while (opening := _OPEN.search(reply, search)) is not None:
+        if _in_backticks(reply, opening.start(), opening.end()):
+            search = opening.end()
+            continue
+        declared = _declared_language(opening.group("attrs") or "")
+        closing = _find_close(reply, start=opening.end(), language=declared or "python")
+        return None if closing is None else closing.end()
+    return None
+
+
 def _declared_language(attrs: str) -> str | None:
     found = _LANG.search(attrs)
     if found is None:

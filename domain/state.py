@@ -92,6 +92,16 @@ class LoopState(Protocol):
         ...
 
     @property
+    def last_reply_truncated(self) -> str | None:
+        """Why that reply was cut (``tokens``, ``time``, ``repetition``); None if it was not."""
+        ...
+
+    @property
+    def cut_replies_in_a_row(self) -> int:
+        """Replies in a row, up to the latest, that were cut before they held any block."""
+        ...
+
+    @property
     def tokens_used(self) -> int:
         """Input plus output tokens of the whole conversation."""
         ...

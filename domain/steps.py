@@ -23,10 +23,13 @@ from typing import Literal, assert_never
 from domain.approvals import ApprovalRules, needs_approval
 from domain.helpers import parse_helpers
 from domain.limits import LoopLimits
+from domain.runaway import CUT_BY
 from domain.state import BlockState, LoopState
 
-StopReason = Literal["turn_limit", "budget", "cancelled"]  # the runner adds "model_unavailable"
+# The runner adds "model_unavailable".
+StopReason = Literal["turn_limit", "budget", "cancelled", "truncated"]
 NO_APPROVALS = ApprovalRules()
+CUT_RETRIES = 1  # after a reply cut before any block: one "be brief" turn, then Stop
 GRACE_SECONDS = 5.0  # nsjail's own clock and the process-group kill land within this
 
 
@@ -164,6 +167,8 @@ def next_step(
         return Stop(reason="cancelled", detail=f"stopped by {stop}")
     if state.last_reply_text is None:  # a new message: the model's turn
         return _call_model(state, limits)
+    if not blocks and state.last_reply_truncated is not None:
+        return _after_cut(state, limits)
     if not blocks:
         parsed = parse_helpers(state.last_reply_text)
         # An unclosed tag means the model meant to run code, and an empty reply answers
@@ -211,6 +216,19 @@ def _run_or_skip(
             return RefuseBlock(block=block, reason=f"nobody approved it within {minutes:g} minutes")
         case _:
             assert_never(approval.status)
+
+
+def _after_cut(state: LoopState, limits: LoopLimits) -> Step:
+    """A reply cut by a cap before it held a block: one short retry (the prompt tells the
+    model its reply was cut; be brief), then stop, rather than offer a fragment as an answer."""
+    if state.cut_replies_in_a_row >= CUT_RETRIES + 1:
+        why = CUT_BY.get(state.last_reply_truncated or "", "a limit")
+        return Stop(
+            reason="truncated",
+            detail=f"the model's replies were cut by {why} {state.cut_replies_in_a_row} times "
+            "in a row without a block to run or an answer",
+        )
+    return _call_model(state, limits)
 
 
 def _call_model(state: LoopState, limits: LoopLimits) -> Step:

@@ -153,6 +153,9 @@ class ConversationQueries:
             cost=conv.cost_used,
             blocks=counts["blocks"],
             duration_ms=int((conv.modified_on - conv.created_on).total_seconds() * 1000),
+            truncated_turns=counts["truncated_turns"],
+            discarded_chars=counts["discarded_chars"],
+            estimated_turns=counts["estimated_turns"],
         )
 
     @_boundary

@@ -71,6 +71,8 @@ class LoopRecords:
                 prompt_fingerprint=prompt_fingerprint,
                 prompt_notes=prompt_notes,
                 redacted=where,
+                truncated=reply.truncated,
+                discarded_chars=reply.discarded_chars,
             )
 
         self._update(conversation_id, command)

@@ -21,6 +21,7 @@ from uuid import UUID
 
 from bot.visible import visible, visible_json
 from domain.chain import NOT_PAYLOAD
+from domain.runaway import CUT_BY
 
 FORMATS = ("text", "json", "markdown")
 _MULTILINE = frozenset(
@@ -116,10 +117,17 @@ def _exit(e: dict[str, Any]) -> str:
 def _model_line(e: dict[str, Any]) -> str:
     est = " (estimated)" if e.get("tokens_estimated") else ""
     cost = f"${e['cost']:.4f}" if e.get("priced", True) else "unpriced"
+    cut = f", cut by {_CUT_BY.get(e['truncated'], e['truncated'])}" if e.get("truncated") else ""
+    dropped = e.get("discarded_chars") or 0
+    gone = f", {dropped} characters after its block discarded" if dropped else ""
     return (
         f"{e['provider']}/{e['model']}, {e['input_tokens']} in / {e['output_tokens']} out "
-        f"tokens{est}, {cost}, {e['latency_ms']} ms, attempt {e['attempts']}"
+        f"tokens{est}, {cost}, {e['latency_ms']} ms, attempt {e['attempts']}{cut}{gone}"
     )
+
+
+_KEYS = {"tokens": " ([models] max_output_tokens)", "time": " ([models] turn_seconds)"}
+_CUT_BY = {why: words + _KEYS.get(why, "") for why, words in CUT_BY.items()}
 
 
 def _indent(text: str, prefix: str = "    ") -> Iterator[str]:

@@ -141,9 +141,15 @@ def build_service(
         mounts_for=lambda caller: mounts_for(policy.sandbox, caller=caller),
         lease=lease_policy(settings),
         redactor=redactor,
+        turn_seconds=_turn_seconds(policy, model.name),
     )
     access = {"slack": policy.slack, "discord": policy.discord}
     return OpsloopService(app=app, runner=runner, model_name=model.name, access=access)
+
+
+def _turn_seconds(policy: Policy, model_name: str) -> float:
+    provider, _, model = model_name.partition(":")
+    return policy.models.turn_seconds_for(provider=provider, model=model)
 
 
 @contextlib.asynccontextmanager

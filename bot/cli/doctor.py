@@ -198,6 +198,42 @@ async def check_model(
     return Check("model", True, f"{name} answered the heartbeat in {latency:.0f} ms")
 
 
+async def check_bounds(
+    *, make_model: Callable[[], Any], configured_context: int, timeout: float = 120.0
+) -> Check | None:
+    """Does the model's server honour ``max_tokens`` and stop sequences, and what context
+    window does it report? (two tiny completions; None for models that cannot be probed)"""
+    try:
+        model = make_model()
+    except Exception:  # the model check reports why it cannot be built
+        return None
+    first = getattr(model, "models", (model,))[0]  # a fallback chain: its first model
+    probe: Callable[[], Awaitable[Any]] | None = getattr(first, "probe", None)
+    try:
+        if probe is None:
+            return None
+        from bot.providers.probe import describe_bounds
+
+        bounds = await asyncio.wait_for(probe(), timeout)
+    except Exception as exc:  # the heartbeat answered: a server refusing a probe is no failure
+        return Check("model bounds", True, f"the server would not say: {one_line(exc)}")
+    finally:
+        close = getattr(model, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
+    detail = describe_bounds(bounds, configured_context=configured_context)
+    fix = (
+        ""
+        if bounds.max_tokens is not False
+        else (
+            "this server ignores max_tokens: opsloop still cuts each turn at [models] "
+            "turn_seconds and at a repetition, but set a smaller turn_seconds for it"
+        )
+    )
+    return Check("model bounds", bounds.max_tokens is not False, detail, fix)
+
+
 async def check_tools(*, policy: Policy) -> list[Check]:
     """Each configured tool: MCP servers answer, HTTP hosts resolve, commands exist."""
     from bot.cli.bootstrap import tool_registry

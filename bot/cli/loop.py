@@ -250,24 +250,37 @@ def doctor(provider: ProviderOpt = None, model: ModelOpt = None) -> None:
     """Check the sandbox, the event store, the model and the tools; each problem with its fix."""
     from bot.app.store import describe
     from bot.cli.bootstrap import load_settings, open_app
-    from bot.cli.doctor import check_model, check_sandbox, check_store, check_tools, render
+    from bot.cli.doctor import (
+        check_bounds,
+        check_model,
+        check_sandbox,
+        check_store,
+        check_tools,
+        render,
+    )
+    from bot.prompt.context import context_tokens_for
     from bot.providers import make_model
 
     settings, policy = load_settings()
     url = settings.resolved_database_url()
+
+    def built() -> Any:
+        return make_model(settings=settings, policy=policy, provider=provider, model=model)
+
+    chosen = (provider or settings.provider).partition(":")[0]
     checks = [
         asyncio.run(check_sandbox(settings=settings, policy=policy)),
         check_store(open_app=lambda: open_app(settings), url=describe(url)),
-        asyncio.run(
-            check_model(
-                make_model=lambda: make_model(
-                    settings=settings, policy=policy, provider=provider, model=model
-                ),
-                provider=(provider or settings.provider).partition(":")[0],
-            )
-        ),
+        asyncio.run(check_model(make_model=built, provider=chosen)),
         *asyncio.run(check_tools(policy=policy)),
     ]
+    if checks[2].ok:  # the heartbeat answered: ask about the bounds too
+        name = checks[2].detail.split(" ", 1)[0]
+        window = context_tokens_for(
+            policy.prompt.context_tokens, provider=chosen, model=name.partition(":")[2]
+        )
+        bounds = asyncio.run(check_bounds(make_model=built, configured_context=window))
+        checks += [bounds] if bounds is not None else []
     print(render(checks))
     if not all(c.ok for c in checks):
         raise typer.Exit(1)

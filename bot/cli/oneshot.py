@@ -89,6 +89,9 @@ async def ask_once(
         "answer": outcome.answer,
         "input_tokens": totals.input_tokens,
         "output_tokens": totals.output_tokens,
+        "tokens_estimated": totals.estimated_turns > 0,  # some turns' counts are estimates
+        "truncated_turns": totals.truncated_turns,  # turns a cap cut (replay says which, why)
+        "discarded_chars": totals.discarded_chars,  # written after a block, dropped
         "cost": totals.cost,
         "blocks": totals.blocks,
         "stopped_reason": outcome.stopped_reason,

@@ -32,6 +32,7 @@ from bot.loop.plumbing import Running, call_app, cancellable
 from bot.loop.redacting import no_secrets, show
 from bot.loop.safe_progress import SafeProgress
 from bot.loop.tool_calls import AppToolLog
+from bot.loop.turn_cap import DEFAULT_TURN_SECONDS, bounded_reply, cut_note
 from bot.policy.approvals import ApprovalPolicy
 from bot.ports import ChatModel, LoopApp, Progress, PromptBuilder, ProviderFailure, Sandbox
 from bot.surface import Outcome
@@ -73,6 +74,7 @@ class LoopRunner:
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # default: never ask
     budgets: DailyBudgets = field(default_factory=DailyBudgets)  # default: unlimited
     mounts_for: Callable[[Caller], tuple[str, ...]] = lambda _caller: ()  # [sandbox] mounts
+    turn_seconds: float = DEFAULT_TURN_SECONDS  # [models] turn_seconds: one model turn's cap
     redactor: Redactor = field(default_factory=no_secrets)  # what surfaces are shown passes it
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -226,9 +228,13 @@ class LoopRunner:
         prompt = self.build_prompt(timeline, tools=tools, mounts=mounts)
         await progress.thinking()
         try:
-            reply = await self._cancellable(
-                running, self.model.reply(prompt.messages, on_text=progress.model_text)
+            call = bounded_reply(
+                self.model,
+                prompt.messages,
+                on_text=progress.model_text,
+                turn_seconds=self.turn_seconds,
             )
+            reply = await self._cancellable(running, call)
         except (LoopCancelled, asyncio.CancelledError):
             raise
         except ModelUnavailable as exc:
@@ -248,6 +254,8 @@ class LoopRunner:
             prompt_fingerprint=prompt.fingerprint,
             prompt_notes=prompt.notes,
         )
+        if note := cut_note(reply):  # every surface shows streamed text: say it was cut
+            await progress.model_text(note)
         return None
 
     async def _model_failed(

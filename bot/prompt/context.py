@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.ports import ChatMessage, Role
+from bot.prompt.cuts import turn_problems
 from bot.prompt.system import (
     DEFAULT_RESULT_CHARS,
     BlockOutcome,
@@ -31,8 +32,7 @@ from bot.prompt.system import (
     render_problems,
     render_result,
 )
-from bot.prompt.untrusted import message
-from domain.helpers import parse_helpers
+from bot.prompt.untrusted import disarm, message
 from domain.tokens import MESSAGE_OVERHEAD, estimate_tokens
 
 DEFAULT_CONTEXT_TOKENS = 8192
@@ -144,8 +144,8 @@ def _parts(
             add("user", "user" if item.trusted else "aside", text)
         else:
             exchange += 1
-            add("assistant", "model", item.text)
-            problems = parse_helpers(item.text).problems
+            add("assistant", "model", disarm(item.text))
+            problems = turn_problems(item)
     flush_problems()
     return parts
 

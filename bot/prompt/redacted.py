@@ -33,7 +33,7 @@ def redacted_history(items: Sequence[HistoryItem], redactor: Redactor) -> list[H
                     dataclasses.replace(item, text=text(item.text), author=text(item.author))
                 )
             case ModelTurn():
-                out.append(ModelTurn(text(item.text)))
+                out.append(dataclasses.replace(item, text=text(item.text)))
             case BlockOutcome():
                 out.append(
                     dataclasses.replace(

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from bot.prompt.untrusted import RULES, author_label, stream_frame
+from bot.prompt.untrusted import RULES, author_label, result_nonce, stream_frame
 from domain.helpers import SUPPORTED_LANGUAGES, format_block, parse_helpers
 from domain.state import block_failed
 from domain.tokens import estimate_tokens
@@ -44,6 +44,8 @@ class ModelTurn:
     """One reply of the model, as it wrote it (blocks included)."""
 
     text: str
+    truncated: str | None = None  # ModelReplied.truncated: a cap cut it
+    discarded_chars: int = 0  # ModelReplied.discarded_chars: dropped after its block
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class BlockOutcome:
     memory_mb: int | None = None
     tools: tuple[str, ...] = ()  # the tools it called: its output holds text from outside
     kernel: str = "new"  # the interpreter it ran in (BlockFinished.kernel)
+    nonce: str = ""  # the conversation's result nonce (``untrusted.result_nonce``), if known
 
 
 HistoryItem = UserMessage | ModelTurn | BlockOutcome
@@ -239,7 +242,8 @@ def clip(text: str, *, limit: int) -> str:
 
 def render_result(outcome: BlockOutcome, *, result_chars: int = DEFAULT_RESULT_CHARS) -> str:
     """The message text telling the model what became of a block (0 chars: outputs left out)."""
-    title = f"Result of block {outcome.block_id} ({outcome.language}):"
+    nonce = f" [{outcome.nonce}]" if outcome.nonce else ""
+    title = f"Result of block {outcome.block_id} ({outcome.language}){nonce}:"
     if outcome.status == "skipped":
         why = outcome.detail or "an earlier block of its turn failed"
         return f"{title} not run, skipped: {why}."
@@ -321,6 +325,7 @@ def history_from_timeline(timeline: Sequence[Mapping[str, Any]]) -> list[History
     blocks: dict[str, tuple[str, str]] = {}  # block_id -> (language, code)
     limits: dict[str, Mapping[str, Any]] = {}  # block_id -> BlockStarted.limits
     called: dict[str, list[str]] = {}  # block_id -> the tools it called
+    nonce = result_nonce(timeline[0]) if timeline else ""
     for event in timeline:
         kind = str(event.get("type", "")).rsplit(".", 1)[-1].rsplit(":", 1)[-1]
         if kind in ("MessageReceived", "MessageRefused"):
@@ -329,7 +334,8 @@ def history_from_timeline(timeline: Sequence[Mapping[str, Any]]) -> list[History
                 UserMessage(event["text"], author=event.get("author", ""), trusted=trusted)
             )
         elif kind == "ModelReplied":
-            items.append(ModelTurn(text=event["text"]))
+            cut, dropped = event.get("truncated"), int(event.get("discarded_chars") or 0)
+            items.append(ModelTurn(text=event["text"], truncated=cut, discarded_chars=dropped))
             for block in parse_helpers(event["text"]).blocks:
                 blocks[f"t{event['turn']}b{block.index}"] = (block.language, block.code)
         elif kind == "BlockStarted":
@@ -340,7 +346,7 @@ def history_from_timeline(timeline: Sequence[Mapping[str, Any]]) -> list[History
         elif kind == "BlockFinished" or kind in _NOT_RUN:
             outcome = _outcome(kind, event, blocks, limits.get(event["block_id"], {}))
             tools = tuple(dict.fromkeys(called.get(event["block_id"], ())))
-            items.append(dataclasses.replace(outcome, tools=tools))
+            items.append(dataclasses.replace(outcome, tools=tools, nonce=nonce))
     return items
 
 

@@ -17,8 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
+from typing import Any
 
 ID_CHARS = 24  # hex digits: 96 bits
+NONCE_CHARS = 12
+_IMITATION = re.compile(
+    r"^([ \t>*#_`]*)(Result of block|--- (?:end of )?(?:stdout|stderr)\b)", re.I | re.M
+)
 _AUTHOR = re.compile(r"[^A-Za-z0-9_.:@+\-]")
 
 RULES = """## Who is speaking, and what is data
@@ -68,3 +74,19 @@ def stream_frame(name: str, text: str, *, block_id: str) -> tuple[str, str]:
     """The opening and closing lines around one output stream of a block."""
     ident = data_id(block_id, name, text)
     return f"--- {name} (data {ident}) ---", f"--- end of {name} (data {ident}) ---"
+
+
+def result_nonce(first_event: Mapping[str, Any]) -> str:
+    """The nonce in every result title of a conversation (from its first event), so the
+    model cannot write a result title before it has seen one."""
+    conversation = str(first_event.get("conversation_id", ""))
+    if not conversation:
+        return ""
+    started = str(first_event.get("timestamp", ""))
+    return data_id("results", conversation, started)[:NONCE_CHARS]
+
+
+def disarm(text: str) -> str:
+    """A model's own reply with every line that imitates opsloop's result framing (a
+    ``Result of block`` title, an output frame) marked as the model's writing."""
+    return _IMITATION.sub(r"\1(written by the model, not a result) \2", text)

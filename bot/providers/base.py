@@ -29,6 +29,8 @@ class Streamed:
     text: str
     input_tokens: int | None = None
     output_tokens: int | None = None
+    truncated: str | None = None  # "tokens" (the provider's limit) or "repetition" (ours)
+    discarded_chars: int = 0  # dropped after the first block closed (``ReplyGuard``)
 
 
 class ProviderModel(ChatModel, Protocol):
@@ -99,6 +101,8 @@ def build_reply(
         priced=cost.priced,
         latency_ms=latency_ms,
         attempts=attempts,
+        truncated=streamed.truncated,
+        discarded_chars=streamed.discarded_chars,
     )
 
 

@@ -18,6 +18,7 @@ from bot.providers.fallback import (
 )
 from bot.providers.pricing import price_table
 from bot.providers.retry import RetryPolicy
+from bot.providers.turns import TurnCaps
 from bot.settings import Settings
 
 DEFAULT_MODELS = {"ollama": "llama3.1", "openai": "gpt-4o-mini", "groq": "llama-3.3-70b-versatile"}
@@ -39,6 +40,7 @@ def build_one(choice: ModelChoice, *, settings: Settings, policy: Policy) -> Pro
     retry = RetryPolicy.from_policy(policy.models)
     prices = price_table(policy)
     stream = policy.models.stream
+    caps = turn_caps(policy, provider=choice.provider, model=model)
     if choice.provider == "ollama":
         from bot.providers.ollama import OllamaModel  # the SDKs load only when used
 
@@ -50,6 +52,7 @@ def build_one(choice: ModelChoice, *, settings: Settings, policy: Policy) -> Pro
             prices=prices,
             stream=stream,
             context_tokens=window,
+            caps=caps,
         )
     if choice.provider in ("openai", "groq"):
         from bot.providers.openai_compat import GROQ_BASE_URL, OpenAICompatModel
@@ -79,12 +82,22 @@ def build_one(choice: ModelChoice, *, settings: Settings, policy: Policy) -> Pro
             prices=prices,
             stream=stream,
             key_variable=variable,
+            caps=caps,
         )
     if choice.provider == "scripted":
         from bot.providers.scripted import ScriptedModel
 
         return ScriptedModel.from_file(Path(model), prices=prices)
     raise ConfigError(f"unknown provider {choice.provider!r} (known: {', '.join(PROVIDERS)})")
+
+
+def turn_caps(policy: Policy, *, provider: str, model: str) -> TurnCaps:
+    """The bounds of one model's turns, from ``[models]`` and its ``[models.NAME]``."""
+    models = policy.models
+    return TurnCaps(
+        max_output_tokens=models.max_output_tokens_for(provider=provider, model=model),
+        system_role=models.override_for(provider=provider, model=model).system_role,
+    )
 
 
 def primary_choice(*, settings: Settings, provider: str | None, model: str | None) -> ModelChoice:

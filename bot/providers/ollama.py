@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import httpx
 import ollama
@@ -14,6 +15,15 @@ from bot.errors import ModelUnavailable
 from bot.ports import ChatMessage, ModelReply, TextSink
 from bot.providers.base import LoopBound, Streamed, answer
 from bot.providers.pricing import PriceTable
+from bot.providers.probe import (
+    PROBE_PROMPT,
+    PROBE_SEEDS,
+    PROBE_TOKENS,
+    Bounds,
+    context_from,
+    judge,
+    stop_word,
+)
 from bot.providers.retry import (
     AttemptError,
     ConnectFailed,
@@ -24,7 +34,15 @@ from bot.providers.retry import (
     Timeout,
     Unexpected,
 )
+from bot.providers.turns import (
+    TurnCaps,
+    finish_text,
+    ollama_options,
+    truncation,
+    wire_messages,
+)
 from bot.providers.wire import status_error
+from domain.runaway import ReplyGuard
 
 PROVIDER = "ollama"
 
@@ -75,8 +93,10 @@ class OllamaModel:
         prices: PriceTable,
         stream: bool = True,
         context_tokens: int | None = None,
+        caps: TurnCaps | None = None,
     ) -> None:
         self.model = model
+        self.caps = caps or TurnCaps()
         self.host = host
         self._retry = retry
         self._prices = prices
@@ -116,33 +136,55 @@ class OllamaModel:
         return ""
 
     async def _attempt(self, messages: Sequence[ChatMessage], sink: TextSink | None) -> Streamed:
-        payload = [{"role": m.role, "content": m.content} for m in messages]
+        payload = wire_messages(messages, system_role=self.caps.system_role)
         client = self._sdk()
+        options = ollama_options(self.caps, self._options)
+        guard = ReplyGuard()
         if not self._stream:
             whole = await client.chat(
-                model=self.model, messages=payload, stream=False, options=self._options
+                model=self.model, messages=payload, stream=False, options=options
             )
-            text = whole.message.content or ""
+            guard.feed(whole.message.content or "")
+            text = finish_text(guard, stopped=whole.done_reason == "stop")
             if sink and text:
                 await sink(text)
-            return Streamed(text, whole.prompt_eval_count, whole.eval_count)
-        parts: list[str] = []
+            return Streamed(
+                text,
+                whole.prompt_eval_count,
+                whole.eval_count,
+                truncated=truncation(guard, length=whole.done_reason == "length"),
+                discarded_chars=guard.discarded,
+            )
+        chunks = await client.chat(model=self.model, messages=payload, stream=True, options=options)
+        return await self._read(chunks, guard, sink)
+
+    async def _read(self, chunks: Any, guard: ReplyGuard, sink: TextSink | None) -> Streamed:
+        """Read Ollama's stream through ``guard``, closing it early when it cuts."""
         last = None
-        chunks = await client.chat(
-            model=self.model, messages=payload, stream=True, options=self._options
-        )
         async for chunk in chunks:
             piece = chunk.message.content or ""
-            if piece:
-                parts.append(piece)
-                if sink:
-                    await sink(piece)
+            kept = guard.feed(piece) if piece else ""
+            if kept and sink:
+                await sink(kept)
             if chunk.done:
                 last = chunk
-        if last is None:
+            if guard.close_now:
+                await chunks.aclose()  # closes the response: Ollama stops generating
+                break
+        if last is None and not guard.done:
             raise Incomplete("the stream ended before the model was done")
+        reason = last.done_reason if last is not None else None
+        text = finish_text(guard, stopped=reason == "stop")
+        if sink and len(text) > len(guard.text):
+            await sink(text[len(guard.text) :])  # the closing tag the stop sequence took
         # Ollama omits prompt_eval_count when the whole prompt was cached: then it is estimated.
-        return Streamed("".join(parts), last.prompt_eval_count, last.eval_count)
+        return Streamed(
+            text,
+            last.prompt_eval_count if last is not None else None,
+            last.eval_count if last is not None else None,
+            truncated=truncation(guard, length=reason == "length"),
+            discarded_chars=guard.discarded,
+        )
 
     async def reply(
         self, messages: Sequence[ChatMessage], *, on_text: TextSink | None = None
@@ -178,6 +220,36 @@ class OllamaModel:
                 f"Ollama at {self.host} has no model {self.model}; run `ollama pull {self.model}`"
             )
         return latency
+
+    async def probe(self) -> Bounds:
+        """Try ``num_predict`` and ``stop`` on two tiny completions (``opsloop doctor``)."""
+        client = self._sdk()
+        ask = [{"role": "user", "content": PROBE_PROMPT}]
+        for seed in PROBE_SEEDS:  # small models often say nothing: try another seed
+            capped = await client.chat(
+                model=self.model, messages=ask, options={"num_predict": PROBE_TOKENS, "seed": seed}
+            )
+            text = capped.message.content or ""
+            if (stop := stop_word(text)) is not None:
+                break
+        stopped_text = ""
+        if stop is not None:
+            options = {"num_predict": PROBE_TOKENS, "seed": seed, "stop": [stop]}
+            stopped = await client.chat(model=self.model, messages=ask, options=options)
+            stopped_text = stopped.message.content or ""
+        max_tokens, honours_stop = judge(
+            capped_tokens=capped.eval_count,
+            capped_finish=capped.done_reason,
+            capped_text=text,
+            stop=stop,
+            stopped_text=stopped_text,
+        )
+        try:
+            shown = await client.show(self.model)
+            window = context_from(dict(shown.modelinfo or {}))
+        except Exception:  # noqa: BLE001 - an older Ollama, or a stand-in: not reported
+            window = None
+        return Bounds(context_tokens=window, max_tokens=max_tokens, stop=honours_stop)
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

@@ -18,6 +18,15 @@ from bot.errors import ModelUnavailable
 from bot.ports import ChatMessage, ModelReply, TextSink
 from bot.providers.base import LoopBound, Streamed, answer
 from bot.providers.pricing import PriceTable
+from bot.providers.probe import (
+    PROBE_PROMPT,
+    PROBE_SEEDS,
+    PROBE_TOKENS,
+    Bounds,
+    context_from,
+    judge,
+    stop_word,
+)
 from bot.providers.retry import (
     AttemptError,
     ConnectFailed,
@@ -29,7 +38,15 @@ from bot.providers.retry import (
     Unexpected,
     parse_retry_after,
 )
+from bot.providers.turns import (
+    TurnCaps,
+    finish_text,
+    openai_limits,
+    truncation,
+    wire_messages,
+)
 from bot.providers.wire import error_message
+from domain.runaway import ReplyGuard
 
 GROQ_BASE_URL = "https://api.groq.com/openai/v1"
 
@@ -87,8 +104,10 @@ class OpenAICompatModel:
         prices: PriceTable,
         stream: bool = True,
         key_variable: str = "OPENAI_API_KEY",
+        caps: TurnCaps | None = None,
     ) -> None:
         self.provider = provider
+        self.caps = caps or TurnCaps()
         self.model = model
         self.base_url = base_url
         self._api_key = api_key
@@ -135,11 +154,18 @@ class OpenAICompatModel:
         return ""
 
     async def _attempt(self, messages: Sequence[ChatMessage], sink: TextSink | None) -> Streamed:
-        payload: Any = [{"role": m.role, "content": m.content} for m in messages]
+        payload: Any = wire_messages(messages, system_role=self.caps.system_role)
         client = self._sdk()
+        limits = openai_limits(self.caps)
+        guard = ReplyGuard()
         if not self._stream:
-            whole = await client.chat.completions.create(model=self.model, messages=payload)
-            text = (whole.choices[0].message.content or "") if whole.choices else ""
+            whole = await client.chat.completions.create(
+                model=self.model, messages=payload, **limits
+            )
+            choice = whole.choices[0] if whole.choices else None
+            guard.feed((choice.message.content or "") if choice else "")
+            reason = choice.finish_reason if choice else None
+            text = finish_text(guard, stopped=reason == "stop")
             if sink and text:
                 await sink(text)
             usage = whole.usage
@@ -147,15 +173,21 @@ class OpenAICompatModel:
                 text,
                 usage.prompt_tokens if usage else None,
                 usage.completion_tokens if usage else None,
+                truncated=truncation(guard, length=reason == "length"),
+                discarded_chars=guard.discarded,
             )
         stream = await client.chat.completions.create(
             model=self.model,
             messages=payload,
             stream=True,
             stream_options={"include_usage": True},
+            **limits,
         )
-        parts: list[str] = []
-        finished = False
+        return await self._read(stream, guard, sink)
+
+    async def _read(self, stream: Any, guard: ReplyGuard, sink: TextSink | None) -> Streamed:
+        """Read a chat completion stream through ``guard``, closing it early when it cuts."""
+        reason: str | None = None
         tokens_in: int | None = None
         tokens_out: int | None = None
         async for chunk in stream:
@@ -166,15 +198,25 @@ class OpenAICompatModel:
                 tokens_in, tokens_out = groq.prompt_tokens, groq.completion_tokens
             for choice in chunk.choices:
                 piece = choice.delta.content if choice.delta else None
-                if piece:
-                    parts.append(piece)
-                    if sink:
-                        await sink(piece)
-                if choice.finish_reason:
-                    finished = True
-        if not finished:
+                kept = guard.feed(piece) if piece else ""
+                if kept and sink:
+                    await sink(kept)
+                reason = choice.finish_reason or reason
+            if guard.close_now:
+                await stream.close()  # the rest is not wanted: the server stops generating
+                break
+        if reason is None and not guard.done:
             raise Incomplete("the stream ended before the model was done")
-        return Streamed("".join(parts), tokens_in, tokens_out)
+        text = finish_text(guard, stopped=reason == "stop")
+        if sink and len(text) > len(guard.text):
+            await sink(text[len(guard.text) :])  # the closing tag the stop sequence took
+        return Streamed(
+            text,
+            tokens_in,
+            tokens_out,
+            truncated=truncation(guard, length=reason == "length"),
+            discarded_chars=guard.discarded,
+        )
 
     async def reply(
         self, messages: Sequence[ChatMessage], *, on_text: TextSink | None = None
@@ -204,6 +246,41 @@ class OpenAICompatModel:
                 f"the heartbeat to {where} failed: {error.reason}{self._hint(error)}"
             ) from None
         return (time.perf_counter() - started) * 1000
+
+    async def probe(self) -> Bounds:
+        """Try ``max_tokens`` and ``stop`` on two tiny completions (``opsloop doctor``)."""
+        client = self._sdk()
+        ask: Any = [{"role": "user", "content": PROBE_PROMPT}]
+        for seed in PROBE_SEEDS:  # small models often say nothing: try another seed
+            capped = await client.chat.completions.create(
+                model=self.model, messages=ask, max_tokens=PROBE_TOKENS, seed=seed
+            )
+            first = capped.choices[0] if capped.choices else None
+            text = (first.message.content or "") if first else ""
+            if (stop := stop_word(text)) is not None:
+                break
+        stopped_text = ""
+        if stop is not None:
+            stopped = await client.chat.completions.create(
+                model=self.model,
+                messages=ask,
+                max_tokens=PROBE_TOKENS,
+                seed=seed,
+                stop=[stop],
+            )
+            stopped_text = (stopped.choices[0].message.content or "") if stopped.choices else ""
+        max_tokens, honours_stop = judge(
+            capped_tokens=capped.usage.completion_tokens if capped.usage else None,
+            capped_finish=first.finish_reason if first else None,
+            capped_text=text,
+            stop=stop,
+            stopped_text=stopped_text,
+        )
+        window = None
+        async for listed in client.models.list():
+            if listed.id == self.model:
+                window = context_from(listed.model_extra)
+        return Bounds(context_tokens=window, max_tokens=max_tokens, stop=honours_stop)
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

@@ -9,9 +9,11 @@ server's side of the wire.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,10 @@ class Step:
     malformed: bool = False  # answer bytes that are not the wire format
     hang: bool = False  # accept, then never answer
     cut: bool = False  # stream part of the text, then close without finishing
+    # Misbehaving models (issue 15); every one of these ignores max_tokens and stop:
+    forever: bool = False  # stream the text over and over until the client hangs up
+    pause: float = 0.0  # seconds between two streamed pieces
+    finish: str = "stop"  # the finish (done) reason sent at the end: "stop" or "length"
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,18 @@ def free_port() -> int:
 def _pieces(text: str) -> list[str]:
     words = text.split(" ")
     return [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+
+
+async def _streamed(step: Step) -> AsyncIterator[tuple[int, int, str]]:
+    """(index, count, piece) of the step's text, paced; endlessly when it streams forever,
+    each round numbered (so it never repeats itself: that is another misbehaviour)."""
+    pieces = _pieces(step.text)
+    rounds = itertools.count() if step.forever else range(1)
+    for round_number in rounds:
+        for n, piece in enumerate(pieces):
+            if step.pause:
+                await asyncio.sleep(step.pause)
+            yield n, len(pieces), (f"({round_number}) " if step.forever and not n else "") + piece
 
 
 class WireServer:
@@ -113,7 +131,7 @@ class WireServer:
             return self._error(step, {"error": f"status {step.status}"})
         model = body.get("model", "")
         done: dict[str, Any] = {"model": model, "created_at": "2026-01-01T00:00:00Z", "done": True}
-        done["done_reason"] = "stop"
+        done["done_reason"] = step.finish
         if step.usage:
             done |= {"prompt_eval_count": PROMPT_TOKENS, "eval_count": COMPLETION_TOKENS}
         if not body.get("stream", True):
@@ -125,9 +143,8 @@ class WireServer:
             return web.json_response(whole)
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
-        pieces = _pieces(step.text)
-        for n, piece in enumerate(pieces):
-            if step.cut and n == len(pieces) // 2:
+        async for n, count, piece in _streamed(step):
+            if step.cut and n == count // 2:
                 return response
             line = {
                 "model": model,
@@ -171,7 +188,7 @@ class WireServer:
             choice = {"index": 0, "message": {"role": "assistant", "content": step.text}}
             whole = head | {
                 "object": "chat.completion",
-                "choices": [choice | {"finish_reason": "stop"}],
+                "choices": [choice | {"finish_reason": step.finish}],
             }
             if step.usage:
                 whole["usage"] = usage
@@ -184,15 +201,15 @@ class WireServer:
             text = data if isinstance(data, str) else json.dumps(data)
             await response.write(f"data: {text}\n\n".encode())
 
-        pieces = _pieces(step.text)
-        for n, piece in enumerate(pieces):
-            if step.cut and n == len(pieces) // 2:
+        async for n, count, piece in _streamed(step):
+            if step.cut and n == count // 2:
                 return response
             delta = {"role": "assistant", "content": piece}
             await send(chunk | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
             if step.malformed:
                 await send("{this is not json")
-        await send(chunk | {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        end = {"index": 0, "delta": {}, "finish_reason": step.finish}
+        await send(chunk | {"choices": [end]})
         wants_usage = (body.get("stream_options") or {}).get("include_usage")
         if step.usage and wants_usage:
             await send(chunk | {"choices": [], "usage": usage})

@@ -244,3 +244,29 @@ def test_chat_reads_one_message_per_line_when_stdin_is_not_a_terminal(
     assert done.returncode == 0, done.stderr
     assert "The sum is 45." in done.stdout
     assert "1 message, 2 model turns" in done.stdout and "1 block" in done.stdout
+
+
+def test_doctor_says_when_a_server_ignores_stop_sequences(home: Path) -> None:
+    import asyncio
+    import threading
+
+    from tests.integration.llm_wire import WireServer
+
+    loop = asyncio.new_event_loop()
+    server = WireServer()
+    url = loop.run_until_complete(server.start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        done = opsloop(
+            home, "doctor", "--provider", "openai", "--model", "m", OPENAI_BASE_URL=f"{url}/v1"
+        )
+    finally:
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+    # The stand-in reports 7 completion tokens (within the probe's cap) and ignores stop.
+    assert "model bounds: context window not reported by the server" in done.stdout
+    assert "honours max_tokens: yes; honours stop sequences: NO" in done.stdout
+    stops = [s.body.get("stop") for s in server.seen if s.path.endswith("completions")]
+    assert stops[-1] == ["the"]  # a word of the second half of its first reply

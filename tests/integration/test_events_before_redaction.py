@@ -100,6 +100,9 @@ def test_events_written_before_redaction_existed_load_upcast_and_still_verify(
     insert_chained(app, cid, v1, prev=app.get(cid).last_hash)
     timeline = app.timeline(cid)
     assert [e["redacted"] for e in timeline if "redacted" in e] == [{}] * 6
+    # ModelReplied v3 (issue 15): an old turn was cut by nothing and discarded nothing.
+    turns = [e for e in timeline if e["type"] == "ModelReplied"]
+    assert [(e["truncated"], e["discarded_chars"]) for e in turns] == [(None, 0)] * 2
     assert app.get(cid).status == "answered"
     assert app.verify(cid).intact
     app.receive_message(coordinates=HERE, message_key="m2", author="alice", text="thanks")

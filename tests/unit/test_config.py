@@ -121,3 +121,28 @@ def test_a_warm_kernel_limit_that_makes_no_sense_is_a_clear_error(
     path.write_text(f"[sandbox]\n{line}\n")
     with pytest.raises(ConfigError, match=f"sandbox.{line.split()[0]}"):
         load_policy(path)
+
+
+def test_a_turn_is_bounded_by_default_and_each_model_may_have_its_own_bounds(
+    tmp_path: Path,
+) -> None:
+    assert (Policy().models.max_output_tokens, Policy().models.turn_seconds) == (2048, 180.0)
+    path = tmp_path / "opsloop.toml"
+    path.write_text(
+        "[models]\nmax_output_tokens = 512\n\n"
+        '[models."openai:gemma-3-270m"]\nmax_output_tokens = 128\nturn_seconds = 30\n'
+        "system_role = false\n"
+    )
+    models = load_policy(path).models
+    assert models.max_output_tokens_for(provider="openai", model="gemma-3-270m") == 128
+    assert models.turn_seconds_for(provider="openai", model="gemma-3-270m") == 30
+    assert models.override_for(provider="openai", model="gemma-3-270m").system_role is False
+    assert models.max_output_tokens_for(provider="ollama", model="llama3.1") == 512
+    assert models.turn_seconds_for(provider="ollama", model="llama3.1") == 180.0
+
+
+def test_a_typo_in_a_models_own_table_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "opsloop.toml"
+    path.write_text('[models."gemma"]\nmax_output_token = 128\n')
+    with pytest.raises(ConfigError, match="max_output_token"):
+        load_policy(path)

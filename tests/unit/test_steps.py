@@ -35,6 +35,8 @@ class State:
     tokens_used: int = 0
     cost_used: float = 0.0
     stop_requested_by: str | None = None
+    last_reply_truncated: str | None = None
+    cut_replies_in_a_row: int = 0
 
 
 def as_loop_state(state: State) -> LoopState:
@@ -282,3 +284,42 @@ def test_a_block_step_always_names_the_first_unfinished_block(
         assert step.block == unfinished[0]
     else:
         assert isinstance(step, CallModel | Answer | Stop)
+
+
+# -- replies cut by a cap (issue 15) ---------------------------------------------------------
+
+
+def test_a_cut_reply_that_holds_a_complete_block_still_runs_it() -> None:
+    state = replace(replied("pending"), last_reply_truncated="time")
+    assert isinstance(next_step(state, LIMITS, now=NOW), RunBlock)
+
+
+def test_a_cut_reply_without_a_block_gets_one_more_turn_not_an_answer() -> None:
+    state = replace(
+        replied(text="The answer is 2 to the hundredth, which is 1267650600228229401"),
+        last_reply_truncated="tokens",
+        cut_replies_in_a_row=1,
+    )
+    assert next_step(state, LIMITS, now=NOW) == CallModel()
+
+
+def test_a_second_cut_in_a_row_stops_the_loop_saying_why() -> None:
+    state = replace(
+        replied(text="[INST] [INST] [INST]"),
+        last_reply_truncated="repetition",
+        cut_replies_in_a_row=2,
+    )
+    step = next_step(state, LIMITS, now=NOW)
+    assert isinstance(step, Stop) and step.reason == "truncated"
+    assert "repetition detector" in step.detail and "2 times" in step.detail
+
+
+def test_the_retry_after_a_cut_stays_within_the_turn_limit() -> None:
+    state = replace(
+        replied(text="cut"),
+        turns_since_message=LIMITS.turns_per_message,
+        last_reply_truncated="time",
+        cut_replies_in_a_row=1,
+    )
+    step = next_step(state, LIMITS, now=NOW)
+    assert isinstance(step, Stop) and step.reason == "turn_limit"
