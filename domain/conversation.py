@@ -17,6 +17,7 @@ from eventsourcing.domain import Aggregate
 from domain import events as ev
 from domain.approvals import code_sha256
 from domain.chain import genesis_hash
+from domain.conversation_files import FilesAndFeedback
 from domain.conversation_state import ConversationState
 from domain.errors import (
     ConversationRenewed,
@@ -31,7 +32,7 @@ from domain.state import Approval, BlockStatus
 UNSETTLED_CALL = "its block ended before the call returned; its effects are unknown"
 
 
-class Conversation(ConversationState, Aggregate):
+class Conversation(FilesAndFeedback, ConversationState, Aggregate):
     """An event-sourced conversation, identified by its platform coordinates."""
 
     # -- creation ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from domain import events as ev
 from domain.chain import hash_of
+from domain.conversation_files import text_sha256
 from domain.errors import UnknownBlock
 from domain.helpers import parse_helpers
 from domain.state import Approval, BlockState, ConversationStatus, block_failed
@@ -48,6 +49,8 @@ class ConversationState:
         state["_tool_calls"] = {k: dict(v) for k, v in state.get("_tool_calls", {}).items()}
         state["_approvals"] = {k: dict(v) for k, v in state.get("_approvals", {}).items()}
         state["_pending_events"] = list(state.get("_pending_events", ()))
+        if "_answers" in state:
+            state["_answers"] = list(state["_answers"])
         object.__setattr__(clone, "__dict__", state)
         memo[id(self)] = clone
         return clone
@@ -143,6 +146,15 @@ class ConversationState:
         """The latest answer, if any."""
         return self._answer
 
+    def answered_with(self, answer_sha256: str) -> bool:
+        """Whether this conversation gave an answer whose text has this sha256."""
+        return answer_sha256 in self._answer_hashes()
+
+    def _answer_hashes(self) -> list[str]:
+        if "_answers" not in self.__dict__:  # a snapshot from before feedback existed
+            self._answers: list[str] = []
+        return self._answers
+
     def has_message(self, message_key: str) -> bool:
         """Whether this platform message was recorded already (received or refused)."""
         return message_key in self._message_keys
@@ -178,15 +190,7 @@ class ConversationState:
             case ev.BlockOutcomeUnknown():
                 self._set_block(event.block_id, "unknown")
             case ev.ApprovalRequested():
-                self._approvals_now()[event.block_id] = {
-                    "request_id": event.request_id,
-                    "status": "requested",
-                    "tools": list(event.tools),
-                    "requested_from": list(event.requested_from),
-                    "expires_at": datetime.fromisoformat(event.expires_at).timestamp(),
-                    "by": "",
-                    "reason": "",
-                }
+                self._when_ApprovalRequested(event)
             case ev.ApprovalGranted():
                 self._decide(event.request_id, "granted", by=event.by)
             case ev.ApprovalDenied():
@@ -206,12 +210,13 @@ class ConversationState:
             case ev.ToolOutcomeUnknown():
                 self._set_call(event.call_id, "unknown")
             case ev.Answered():
-                self._status = "answered"
-                self._answer = event.text
+                self._when_Answered(event)
             case ev.Stopped():
                 self._status = "stopped"
             case ev.Renewed():
                 self._successor_id = event.successor_id
+            case ev.FileReceived() | ev.FileRefused() | ev.FileSent() | ev.FeedbackGiven():
+                pass  # facts for the audit and the prompt: the loop's state is unchanged
             case _:
                 assert_never(event)
         self._last_hash = hash_of(event)
@@ -233,6 +238,7 @@ class ConversationState:
         self._last_hash = ""
         self._tool_calls = {}
         self._approvals = {}
+        self._answers = []
 
     def _when_MessageReceived(self, e: ev.MessageReceived) -> None:
         self._last_author = e.author
@@ -242,6 +248,22 @@ class ConversationState:
         self._turns_since_message = 0
         self._last_reply_text = None
         self._blocks = []
+
+    def _when_ApprovalRequested(self, e: ev.ApprovalRequested) -> None:
+        self._approvals_now()[e.block_id] = {
+            "request_id": e.request_id,
+            "status": "requested",
+            "tools": list(e.tools),
+            "requested_from": list(e.requested_from),
+            "expires_at": datetime.fromisoformat(e.expires_at).timestamp(),
+            "by": "",
+            "reason": "",
+        }
+
+    def _when_Answered(self, e: ev.Answered) -> None:
+        self._status = "answered"
+        self._answer = e.text
+        self._answer_hashes().append(text_sha256(e.text))
 
     def _when_MessageRefused(self, e: ev.MessageRefused) -> None:
         self._message_keys[e.message_key] = e.originator_version

@@ -5,7 +5,8 @@ DomainError
 ├── ConversationRenewed   anything after Renewed (the ``new`` command moved on)
 ├── InvalidTransition     the command does not fit the conversation's status
 ├── UnknownBlock          no block with that id, or not in the status the command needs
-└── UnknownApproval       no approval request with that id in the last turn
+├── UnknownApproval       no approval request with that id in the last turn
+└── UnknownAnswer         feedback on an answer this conversation never gave
 
 Guards raise these before any event is triggered, so a refused command changes nothing.
 """
@@ -35,3 +36,7 @@ class UnknownBlock(DomainError):
 
 class UnknownApproval(DomainError):
     """No approval request with that id in the conversation's last turn."""
+
+
+class UnknownAnswer(DomainError):
+    """Feedback names an answer this conversation never gave."""

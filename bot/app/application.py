@@ -21,6 +21,7 @@ from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Mapper, Recording
 from eventsourcing.utils import Environment, EnvType
 
+from bot.app.files import FileRecords
 from bot.app.queries import ConversationQueries
 from bot.app.readmodel import ReadModel
 from bot.app.store import CheckedMapper, probe, store_env, translated
@@ -41,7 +42,7 @@ _RETRIES = 20
 SNAPSHOT_INTERVAL = 100
 
 
-class ConversationApp(ConversationQueries, Application[UUID]):
+class ConversationApp(FileRecords, ConversationQueries, Application[UUID]):
     """Event-sourced conversations: record what happens, list, replay and verify."""
 
     name = "opsloop"
