@@ -8,7 +8,7 @@ dataclasses of plain values, so they can be recorded as event payloads unchanged
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from bot.tools.values import ToolSpec
     from domain.budgets import DailySpend
+    from sandbox.files import Outbox, StoredFile
     from sandbox.limits import Limits
     from sandbox.relay import ToolRelay
     from sandbox.result import RunResult
@@ -110,6 +111,24 @@ class Sandbox(Protocol):
         ``sandbox.relay``); ``mounts`` names read-only mounts of the sandbox's own
         configuration (``bot.policy.mounts.mounts_for``). ``None`` and ``()``: today's jail.
         """
+        ...
+
+    async def put_file(self, *, workspace: str, name: str, data: bytes) -> StoredFile:
+        """Save ``data`` in the workspace's ``/workspace/inbox`` under a safe name not yet
+        taken there (derived from ``name``); ``FileRejected`` when it does not fit."""
+        ...
+
+    async def read_outbox(
+        self,
+        *,
+        workspace: str,
+        sent: Collection[tuple[str, str]] = (),
+        max_files: int,
+        max_bytes: int,
+    ) -> Outbox:
+        """The regular files of the workspace's ``/workspace/outbox`` that are not in
+        ``sent`` (name, sha256), at most ``max_files`` of at most ``max_bytes`` each; the
+        others are listed as skipped, with why."""
         ...
 
 

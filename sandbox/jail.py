@@ -30,6 +30,7 @@ from sandbox.result import RunResult
 from sandbox.rundir import remove_stale_run_dirs
 from sandbox.runs import Run, decode, opened
 from sandbox.workspace import Workspaces
+from sandbox.workspace_files import WorkspaceFiles
 
 _EXITED = re.compile(r"exited with status: (\d+)")
 _SIGNALLED = re.compile(r"terminated with signal: \S+ \((\d+)\)")
@@ -60,7 +61,7 @@ def parse_log(text: str) -> JailStatus:
     )
 
 
-class NsjailSandbox:
+class NsjailSandbox(WorkspaceFiles):
     """Runs blocks in nsjail, in this process's event loop (many at once)."""
 
     def __init__(
