@@ -143,6 +143,13 @@ class AccessPolicy(_Section):
     mention_guilds: list[str] = Field(default_factory=list)
 
 
+class FilesPolicy(_Section):
+    """``[files]``: attachments into ``/workspace/inbox`` and files out of ``/workspace/outbox``."""
+
+    max_mb: int = Field(default=20, ge=1, le=1024)  # one file, either way
+    max_files: int = Field(default=10, ge=1, le=100)  # per message in, per answer out
+
+
 class ApprovalOverride(_Section):
     """``[approvals.channels."ID"]``: one channel's (or surface's) own approval rules."""
 
@@ -179,6 +186,7 @@ class Policy(_Section):
     tools: ToolsPolicy = Field(default_factory=ToolsPolicy)  # see bot.tools.config
     roles: dict[str, list[str]] = Field(default_factory=dict)  # role -> ["slack:U012AB", ...]
     approvals: ApprovalsPolicy = Field(default_factory=ApprovalsPolicy)
+    files: FilesPolicy = Field(default_factory=FilesPolicy)
 
     @model_validator(mode="after")
     def _roles_resolve(self) -> Policy:

@@ -16,11 +16,13 @@ from uuid import UUID
 from bot.config import AccessPolicy
 from bot.surface import (
     ApprovalRequest,
+    Attachment,
     Command,
     CommandReply,
     Coordinates,
     Decision,
     DecisionReply,
+    FileNote,
     Incoming,
     Outcome,
     Receipt,
@@ -242,6 +244,9 @@ class LoopApp(Protocol):
     def refuse_tool(self, conversation_id: UUID, *, call_id: str, reason: str) -> None: ...
     def mark_tool_unknown(self, conversation_id: UUID, *, call_id: str, detail: str) -> None: ...
     def answer(self, conversation_id: UUID, *, text: str) -> None: ...
+    def record_file_sent(
+        self, conversation_id: UUID, *, name: str, size: int, sha256: str
+    ) -> None: ...
     def stop(self, conversation_id: UUID, *, reason: str, detail: str = "") -> None: ...
     def daily_spend(
         self, *, platform: str, day: date, user: str | None, channel: str | None
@@ -258,6 +263,15 @@ class ServiceApp(LoopApp, Protocol):
         self, *, coordinates: Coordinates, message_key: str, author: str, text: str, reason: str
     ) -> tuple[UUID, bool]: ...
     def renew(self, *, coordinates: Coordinates, by: str) -> UUID: ...
+    def record_file_received(
+        self, conversation_id: UUID, *, name: str, size: int, sha256: str, by: str
+    ) -> None: ...
+    def record_file_refused(
+        self, conversation_id: UUID, *, name: str, reason: str, by: str
+    ) -> None: ...
+    def record_feedback(
+        self, conversation_id: UUID, *, by: str, value: str, answer_sha256: str
+    ) -> None: ...
     def decide_approval(
         self,
         conversation_id: UUID,
@@ -291,6 +305,13 @@ class ChatService(Protocol):
 
     async def decide(self, decision: Decision) -> DecisionReply:
         """Record an approver's decision on a request of the thread at its coordinates."""
+        ...
+
+    async def attach(
+        self, conversation_id: str, files: Sequence[Attachment], *, by: str
+    ) -> list[FileNote]:
+        """Save a recorded message's attachments in the workspace's inbox (or refuse them,
+        over ``[files]``'s caps); each recorded, before the loop runs."""
         ...
 
     async def run(self, conversation_id: str, progress: Progress) -> Outcome:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Policy, load_policy
+from bot.loop.files import FileCaps
 from bot.loop.runner import LoopRunner
 from bot.loop.service import OpsloopService
 from bot.policy.approvals import ApprovalPolicy
@@ -109,6 +110,7 @@ def build_service(
         approvals=ApprovalPolicy.from_policy(policy),
         budgets=daily_budgets(policy),
         mounts_for=lambda caller: mounts_for(policy.sandbox, caller=caller),
+        file_caps=FileCaps.from_policy(policy.files),
     )
     access = {"slack": policy.slack, "discord": policy.discord}
     return OpsloopService(app=app, runner=runner, model_name=model.name, access=access)

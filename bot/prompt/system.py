@@ -7,6 +7,7 @@ check the recorded prompt fingerprint. ``bot.prompt.context`` fits them into a m
 
 from __future__ import annotations
 
+import json
 import signal as signals
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -193,6 +194,9 @@ in prose, put it in backticks.{turns}
 - /workspace is this conversation's persistent working directory, shared by all its blocks \
 and kept between messages: save files there to use them in later blocks. Nothing else you \
 write is kept.
+- Files the user attaches are saved in /workspace/inbox/ (you are told their names and \
+sizes). Files you write to /workspace/outbox/ are sent to the user with your answer (a \
+report, a CSV, a PNG plot shown inline).
 - {mounts}
 - The machine you run on is the sandbox, not the user's servers."""
 
@@ -295,6 +299,8 @@ def history_from_timeline(timeline: Sequence[Mapping[str, Any]]) -> list[History
         kind = str(event.get("type", "")).rsplit(".", 1)[-1].rsplit(":", 1)[-1]
         if kind == "MessageReceived":
             items.append(UserMessage(text=event["text"]))
+        elif kind in ("FileReceived", "FileRefused"):
+            items.append(UserMessage(text=file_note(event)))
         elif kind == "ModelReplied":
             items.append(ModelTurn(text=event["text"]))
             for block in parse_helpers(event["text"]).blocks:
@@ -305,6 +311,14 @@ def history_from_timeline(timeline: Sequence[Mapping[str, Any]]) -> list[History
         elif kind == "BlockFinished" or kind in _NOT_RUN:
             items.append(_outcome(kind, event, blocks, limits.get(event["block_id"], {})))
     return items
+
+
+def file_note(event: Mapping[str, Any]) -> str:
+    """What the model is told of a file attached to the message (its name is the user's data)."""
+    name = json.dumps(str(event.get("name", "")), ensure_ascii=False)
+    if str(event.get("type", "")).endswith("FileRefused"):
+        return f"[attached file {name} was not saved: {event.get('reason', '')}]"
+    return f"[attached file saved as /workspace/inbox/{name[1:-1]} ({event.get('bytes', 0)} bytes)]"
 
 
 _NOT_RUN: dict[str, OutcomeStatus] = {
