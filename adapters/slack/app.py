@@ -33,6 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import outbound
 from adapters.slack.approvals import ApprovalClicks, ApprovalMessages
+from adapters.slack.attach import files_in
 from adapters.slack.inbound import (
     Click,
     EventKind,
@@ -192,7 +193,7 @@ class SlackSurface:
         if receipt.status != "recorded":
             return
         self._remember(self._threads, inbound.coordinates)
-        self._spawn(self._start(receipt.conversation_id, self._progress(inbound)))
+        self._spawn(self._start(receipt.conversation_id, self._progress(inbound), inbound))
 
     # -- background work --------------------------------------------------------------------
 
@@ -264,9 +265,11 @@ class SlackSurface:
             self._remember(self._threads, coordinates)
         return known
 
-    async def _start(self, conversation_id: str, progress: SlackProgress) -> None:
+    async def _start(self, conversation_id: str, progress: SlackProgress, inbound: Inbound) -> None:
         await self._acks_first()
         await progress.react("eyes")
+        if inbound.files:
+            await files_in(self.service, self.client, conversation_id, inbound, progress)
         self._kick(conversation_id, progress)
 
     def _kick(self, conversation_id: str, progress: SlackProgress) -> None:
@@ -291,6 +294,7 @@ class SlackSurface:
                     if not progress.finished:
                         await progress.failed()
                     continue
+                await progress.send_files(outcome)
                 if outcome.awaiting is not None:
                     continue  # paused for an approver: neither done nor failed
                 if not progress.finished and outcome.stopped_reason is None:

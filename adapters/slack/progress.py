@@ -26,7 +26,7 @@ from domain.helpers import ProseStream
 
 if TYPE_CHECKING:
     from adapters.slack.approvals import ApprovalMessages
-    from bot.surface import ApprovalRequest
+    from bot.surface import ApprovalRequest, Outcome
     from sandbox.result import RunResult
 
 log = logging.getLogger(__name__)
@@ -232,6 +232,24 @@ class SlackProgress:
         else:
             await self._send_answer(text)
         await self.react("white_check_mark")
+
+    async def send_files(self, outcome: Outcome) -> None:
+        """Upload the files the answer carries (files upload v2; images show inline), and
+        name in one line those of the outbox that were not sent."""
+        t = self._thread
+        for file in outcome.files:
+            await self._pacer.wait(t.channel)
+            await self._call(
+                "files_upload_v2",
+                channel=t.channel,
+                thread_ts=t.thread_ts,
+                file=file.data,
+                filename=file.name,
+                title=file.name,
+            )
+        if outcome.files_skipped:
+            text = "Not sent from /workspace/outbox: " + "; ".join(outcome.files_skipped)
+            await self.post_text(outbound.escape(text))
 
     async def stopped(self, *, reason: str, detail: str) -> None:
         """Say in one sentence why the loop stopped and mark the message ❗."""
