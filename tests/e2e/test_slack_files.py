@@ -14,7 +14,7 @@ import pytest
 from bot.config import Policy
 from bot.ports import ChatService
 from bot.surface import Coordinates
-from tests.conftest import require_real
+from tests.real_service import real_service
 from tests.slack_harness import running_bot
 from tests.slack_standin import TEAM, SlackStandIn, envelope, mention
 
@@ -38,26 +38,6 @@ QUIET = "turns:\n  - Noted.\n  - Noted.\n"
 def tmp_path(jail_reachable_dir: Path) -> Path:
     """Overrides pytest's: the jail user must reach the sandbox workspaces inside it."""
     return jail_reachable_dir
-
-
-async def real_service(tmp_path: Path, script: str, policy: Policy | None = None) -> ChatService:
-    from bot.cli.bootstrap import build_chat_service
-    from bot.settings import Settings
-    from sandbox.check import diagnose
-
-    diagnosis = await diagnose()
-    require_real(diagnosis.jails_work, f"nsjail cannot run here: {diagnosis.problems}")
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (tmp_path / "script.yaml").write_text(script, encoding="utf-8")
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=f"sqlite:///{data_dir / 'opsloop.sqlite3'}",
-        provider="scripted",
-        model=str(tmp_path / "script.yaml"),
-        sandbox="nsjail",
-    )
-    return build_chat_service(settings=settings, policy=policy or Policy())
 
 
 def with_files(event: dict[str, Any], *files: dict[str, Any]) -> dict[str, Any]:
