@@ -314,6 +314,13 @@ class ChatService(Protocol):
         over ``[files]``'s caps); each recorded, before the loop runs."""
         ...
 
+    async def feedback(
+        self, coordinates: Coordinates, *, by: str, value: str, answer_sha256: str
+    ) -> bool:
+        """Record a rating ("good" or "bad") of an answer the conversation at these coordinates
+        gave (by its text's sha256); False when it gave no such answer."""
+        ...
+
     async def run(self, conversation_id: str, progress: Progress) -> Outcome:
         """Run the loop of this conversation until it answers, stops or has nothing to do."""
         ...

@@ -3,8 +3,9 @@
 The stand-in answers ``auth.test``, ``chat.postMessage``, ``chat.update``,
 ``chat.postEphemeral``, ``reactions.add``, files upload v2 (``files.getUploadURLExternal``,
 the upload URL itself, ``files.completeUploadExternal``),
-``chat.startStream/appendStream/stopStream`` and
-``assistant.threads.setStatus``; it records every call and can answer a method with 429
+``chat.startStream/appendStream/stopStream``, ``assistant.threads.setStatus``,
+``setSuggestedPrompts`` and ``setTitle``, and serves private files (``host_file``); it
+records every call and can answer a method with 429
 and ``Retry-After`` a given number of times. Shared by the integration, e2e and bench code.
 """
 
@@ -225,6 +226,8 @@ class SlackStandIn:
             return {"ok": True}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
+        if method in ("assistant.threads.setSuggestedPrompts", "assistant.threads.setTitle"):
+            return {"ok": True} if self.assistant_status else {"ok": False, "error": "not_allowed"}
         if method == "assistant.threads.setStatus":
             return {"ok": True} if self.assistant_status else {"ok": False, "error": "not_allowed"}
         if method == "files.getUploadURLExternal":

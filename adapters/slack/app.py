@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import outbound
 from adapters.slack.approvals import ApprovalClicks, ApprovalMessages
+from adapters.slack.assistant import AssistantThreads
 from adapters.slack.attach import files_in
 from adapters.slack.inbound import (
     Click,
@@ -72,6 +73,7 @@ class SlackSurface:
         pacer_interval: float = 1.0,
         status_interval: float = 1.5,
         ack_priority_seconds: float = 1.0,
+        suggested_prompts: Sequence[str] = (),
     ) -> None:
         self.service = service
         self.client = client
@@ -101,6 +103,10 @@ class SlackSurface:
             service=service, client=client, messages=self.approvals, resume=self._after_click
         )
         self._watcher: asyncio.Task[None] | None = None
+        self.assistant = AssistantThreads(
+            client=client, service=service, prompts=suggested_prompts, spawn=self._spawn
+        )
+        self.assistant.register(self.app)
 
     # -- acknowledgements first ---------------------------------------------------------------
 
@@ -225,6 +231,7 @@ class SlackSurface:
                 thread_ts=inbound.thread_ts,
                 message_ts=inbound.message_ts,
                 user=inbound.incoming.author,
+                assistant=inbound.assistant_thread,
             )
         )
 
@@ -268,6 +275,8 @@ class SlackSurface:
     async def _start(self, conversation_id: str, progress: SlackProgress, inbound: Inbound) -> None:
         await self._acks_first()
         await progress.react("eyes")
+        if inbound.assistant_thread:
+            await self.assistant.title(inbound.channel, inbound.thread_ts, inbound.incoming.text)
         if inbound.files:
             await files_in(self.service, self.client, conversation_id, inbound, progress)
         self._kick(conversation_id, progress)

@@ -43,6 +43,7 @@ class Inbound:
     message_ts: str  # the person's message, which gets the reactions
     needs_thread_check: bool = False  # a plain thread reply: only answer threads we are in
     files: tuple[SlackFile, ...] = ()  # attached to the message, to download after recording
+    assistant_thread: bool = False  # a DM thread: Slack's AI app surface (as Bolt tells them)
 
     @property
     def coordinates(self) -> Coordinates:
@@ -110,6 +111,9 @@ def inbound_from_event(
         message_ts=ts,
         needs_thread_check=needs_check,
         files=files,
+        assistant_thread=kind == "message"
+        and event.get("channel_type") == "im"
+        and bool(event.get("thread_ts")),
     )
 
 

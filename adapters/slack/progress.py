@@ -19,9 +19,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import outbound
+from adapters.slack.assistant import feedback_blocks
 from adapters.slack.pacer import ChannelPacer
 from adapters.slack.stream import SLACK_ERRORS, LiveStream
 from adapters.slack.thread import Capabilities, Thread
+from domain.conversation_files import text_sha256
 from domain.helpers import ProseStream
 
 if TYPE_CHECKING:
@@ -231,6 +233,9 @@ class SlackProgress:
                     await self.post(message)
         else:
             await self._send_answer(text)
+        if self._thread.assistant:
+            blocks = tuple(feedback_blocks(text_sha256(text)))
+            await self.post(outbound.SlackMessage(text="Was this answer helpful?", blocks=blocks))
         await self.react("white_check_mark")
 
     async def send_files(self, outcome: Outcome) -> None:

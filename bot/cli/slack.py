@@ -68,6 +68,7 @@ async def _serve(*, http: bool, host: str, port: int) -> None:
         service=service,
         client=client,
         signing_secret=settings.slack_signing_secret or "",
+        suggested_prompts=policy.slack.suggested_prompts,
     )
     await _check_token(client, url=settings.slack_api_url)
     stop = asyncio.Event()  # SIGTERM/SIGINT: stop taking events, give running loops a grace period

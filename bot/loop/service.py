@@ -37,6 +37,7 @@ from bot.surface import (
     Receipt,
     Totals,
 )
+from domain.errors import DomainError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -173,6 +174,23 @@ class OpsloopService:
         """Save a recorded message's attachments in the inbox, or refuse them; each recorded."""
         cid = await self.resolve(conversation_id)
         return await files_in(self.app, self.runner, cid, attachments=files, by=by)
+
+    async def feedback(
+        self, coordinates: Coordinates, *, by: str, value: str, answer_sha256: str
+    ) -> bool:
+        """Record a rating of an answer of the conversation at these coordinates; False when
+        that conversation gave no answer with this sha256 (or the value is not one), or when
+        ``by`` may not use the bot there."""
+        if refusal(self.access, coordinates=coordinates, author=by, roles=self.roles):
+            return False
+        try:
+            cid = await _thread(self.app.current_id, coordinates)
+            await _thread(
+                self.app.record_feedback, cid, by=by, value=value, answer_sha256=answer_sha256
+            )
+        except (NotFound, DomainError):
+            return False
+        return True
 
     async def run(self, conversation_id: str, progress: Progress) -> Outcome:
         """Run the loop of this conversation until it answers, stops or has nothing to do."""
