@@ -35,7 +35,7 @@ app.add_typer(serve_app, name="serve")
 cli_log.register(app)
 cli_sandbox.register(app, serve_app)
 cli_loop.register(app)
-cli_surfaces.register(serve_app)
+cli_surfaces.register(serve_app, app)
 cli_tools.register(app)
 cli_usage.register(app)
 
