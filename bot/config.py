@@ -195,6 +195,21 @@ class ApprovalsPolicy(_Section):
     channels: dict[str, ApprovalOverride] = Field(default_factory=dict)
 
 
+class RedactPolicy(_Section):
+    """``[redact]``: environment variables whose values are secrets, besides every
+    ``${env:VAR}`` a tool uses and opsloop's own tokens (see ``bot.secrets``)."""
+
+    env: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _names(self) -> RedactPolicy:
+        """Each is a variable name, which becomes the name in ``[redacted:NAME]``."""
+        for name in self.env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+                raise _error(f"redact.env: {name!r} is not an environment variable name")
+        return self
+
+
 class Policy(_Section):
     """The whole of ``opsloop.toml``."""
 
@@ -210,6 +225,7 @@ class Policy(_Section):
     roles: dict[str, list[str]] = Field(default_factory=dict)  # role -> ["slack:U012AB", ...]
     approvals: ApprovalsPolicy = Field(default_factory=ApprovalsPolicy)
     files: FilesPolicy = Field(default_factory=FilesPolicy)
+    redact: RedactPolicy = Field(default_factory=RedactPolicy)
 
     @model_validator(mode="after")
     def _roles_resolve(self) -> Policy:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import platformdirs
 from pydantic import AliasChoices, Field, ValidationError
@@ -18,6 +19,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.errors import ConfigError
 
 SYSTEM_DATA_DIR = Path("/var/lib/opsloop")
+SECRET_SETTINGS = {  # attribute -> the variable it is read from
+    "openai_api_key": "OPENAI_API_KEY",
+    "groq_api_key": "GROQ_API_KEY",
+    "slack_bot_token": "SLACK_BOT_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_app_token": "SLACK_APP_TOKEN",
+    "discord_token": "DISCORD_TOKEN",
+    "cipher_key": "OPSLOOP_CIPHER_KEY",
+    "sandbox_token": "OPSLOOP_SANDBOX_TOKEN",
+}
 
 
 def default_data_dir() -> Path:
@@ -66,6 +77,19 @@ class Settings(BaseSettings):
     slack_app_token: str | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
     discord_token: str | None = Field(default=None, validation_alias="DISCORD_TOKEN")
+
+    def secrets(self) -> dict[str, str]:
+        """opsloop's own secrets that are set, by their variable's name (for redaction)."""
+        found = {
+            name: value for attr, name in SECRET_SETTINGS.items() if (value := getattr(self, attr))
+        }
+        try:
+            password = urlsplit(self.database_url or "").password
+        except ValueError:  # a malformed URL is the store's to report
+            password = None
+        if password:
+            found["OPSLOOP_DATABASE_URL"] = unquote(password)
+        return found
 
     def resolved_database_url(self) -> str:
         """The event store URL, defaulting to a SQLite file in the data directory."""

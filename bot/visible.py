@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from domain.redaction import Redactor
 
 # C0 controls but tab and newline (a CRLF pair is a newline); DEL; C1 controls (0x9b is a
 # one-byte CSI to some terminals); the bidi controls; lone surrogates (a JSON string can carry
@@ -68,11 +72,25 @@ def visible_json(encoded: str) -> str:
 
 
 class VisibleFormatter(logging.Formatter):
-    """A log formatter whose lines (tracebacks included) pass through ``visible``."""
+    """A log formatter whose lines (tracebacks included) pass through ``visible``, and through
+    the process's redactor once one is installed (``redact_logs``): a provider's error or a
+    traceback quoting a request never writes a secret to the log."""
+
+    redactor: Redactor | None = None
 
     def format(self, record: logging.LogRecord) -> str:
-        """The formatted record, made visible."""
-        return visible(super().format(record))
+        """The formatted record, its secrets taken out, made visible."""
+        line = super().format(record)
+        if self.redactor is not None:
+            line = self.redactor.redact(line).text
+        return visible(line)
+
+
+def redact_logs(redactor: Redactor) -> None:
+    """Take the process's secrets out of every line its visible log handlers write."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, VisibleFormatter):
+            handler.formatter.redactor = redactor
 
 
 def visible_stderr(fmt: str = "%(message)s") -> logging.Handler:

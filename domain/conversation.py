@@ -2,12 +2,16 @@
 
 Imperative commands check their guards (raising before any change), then trigger a
 past-tense event (domain/events.py) carrying the hash of its predecessor. The state, its
-queries and its evolution by events live in domain/conversation_state.py. The aggregate
-satisfies ``domain.state.LoopState``.
+queries and its evolution by events live in domain/conversation_state.py, the tool-call
+commands in domain/conversation_tools.py. The aggregate satisfies ``domain.state.LoopState``.
+
+Text reaches these commands already redacted (``bot.app`` passes it through the process's
+one ``domain.redaction.Redactor``); ``redacted`` says which field holds which markers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -19,6 +23,7 @@ from domain.approvals import code_sha256
 from domain.chain import genesis_hash
 from domain.conversation_files import FilesAndFeedback
 from domain.conversation_state import ConversationState
+from domain.conversation_tools import ToolCalls
 from domain.errors import (
     ConversationRenewed,
     ConversationStopped,
@@ -29,10 +34,8 @@ from domain.errors import (
 from domain.ids import conversation_id
 from domain.state import Approval, BlockStatus
 
-UNSETTLED_CALL = "its block ended before the call returned; its effects are unknown"
 
-
-class Conversation(FilesAndFeedback, ConversationState, Aggregate):
+class Conversation(FilesAndFeedback, ToolCalls, ConversationState, Aggregate):
     """An event-sourced conversation, identified by its platform coordinates."""
 
     # -- creation ------------------------------------------------------------------------
@@ -68,21 +71,47 @@ class Conversation(FilesAndFeedback, ConversationState, Aggregate):
         )
 
     # -- commands ------------------------------------------------------------------------
-    def receive_message(self, *, message_key: str, author: str, text: str) -> bool:
+    def receive_message(
+        self,
+        *,
+        message_key: str,
+        author: str,
+        text: str,
+        redacted: Mapping[str, list[str]] | None = None,
+    ) -> bool:
         """Record a user's message (reopens a stopped conversation); False if a redelivery."""
         self._check_not_renewed()
         if self.has_message(message_key):
             return False
-        self._trigger(ev.MessageReceived, message_key=message_key, author=author, text=text)
+        self._trigger(
+            ev.MessageReceived,
+            message_key=message_key,
+            author=author,
+            text=text,
+            redacted=_r(redacted),
+        )
         return True
 
-    def refuse_message(self, *, message_key: str, author: str, text: str, reason: str) -> bool:
+    def refuse_message(
+        self,
+        *,
+        message_key: str,
+        author: str,
+        text: str,
+        reason: str,
+        redacted: Mapping[str, list[str]] | None = None,
+    ) -> bool:
         """Record a refused message (status unchanged); False if a redelivery."""
         self._check_not_renewed()
         if self.has_message(message_key):
             return False
         self._trigger(
-            ev.MessageRefused, message_key=message_key, author=author, text=text, reason=reason
+            ev.MessageRefused,
+            message_key=message_key,
+            author=author,
+            text=text,
+            reason=reason,
+            redacted=_r(redacted),
         )
         return True
 
@@ -101,6 +130,7 @@ class Conversation(FilesAndFeedback, ConversationState, Aggregate):
         attempts: int,
         prompt_fingerprint: str,
         prompt_notes: str = "",
+        redacted: Mapping[str, list[str]] | None = None,
     ) -> None:
         """Record one model turn; its helper blocks become pending."""
         self._check_working()
@@ -119,6 +149,7 @@ class Conversation(FilesAndFeedback, ConversationState, Aggregate):
             attempts=int(attempts),
             prompt_fingerprint=prompt_fingerprint,
             prompt_notes=prompt_notes,
+            redacted=_r(redacted),
         )
 
     def record_model_failure(self, *, provider: str, model: str, error: str, attempts: int) -> None:
@@ -187,74 +218,6 @@ class Conversation(FilesAndFeedback, ConversationState, Aggregate):
             limits=dict(limits),
         )
 
-    def call_tool(
-        self,
-        *,
-        block_id: str,
-        call_id: str,
-        tool: str,
-        arguments: dict[str, Any],
-        redacted: tuple[str, ...] = (),
-    ) -> None:
-        """Record that a running block asked for a tool call (before it runs)."""
-        self._check_working()
-        self._block_in(block_id, ("started",))
-        if self.tool_call(call_id) is not None:
-            raise InvalidTransition(f"tool call {call_id} was recorded already")
-        self._trigger(
-            ev.ToolCalled,
-            block_id=block_id,
-            call_id=call_id,
-            tool=tool,
-            arguments=dict(arguments),
-            redacted=list(redacted),
-        )
-
-    def return_tool(
-        self,
-        *,
-        call_id: str,
-        ok: bool,
-        result: Any,
-        result_bytes: int,
-        truncated: bool,
-        duration_ms: int,
-        error: str | None,
-        redacted: tuple[str, ...] = (),
-    ) -> None:
-        """Record what a tool call gave."""
-        self._check_working()
-        self._call_in(call_id)
-        self._trigger(
-            ev.ToolReturned,
-            call_id=call_id,
-            ok=bool(ok),
-            result=result,
-            result_bytes=int(result_bytes),
-            truncated=bool(truncated),
-            duration_ms=int(duration_ms),
-            error=error,
-            redacted=list(redacted),
-        )
-
-    def refuse_tool(self, *, call_id: str, reason: str) -> None:
-        """Record that a tool call was not run, and why."""
-        self._check_working()
-        call = self._call_in(call_id)
-        self._trigger(
-            ev.ToolRefused,
-            block_id=call["block_id"],
-            call_id=call_id,
-            tool=call["tool"],
-            reason=reason,
-        )
-
-    def mark_tool_unknown(self, *, call_id: str, detail: str) -> None:
-        """Record that a tool call's outcome was lost."""
-        self._check_working()
-        self._call_in(call_id)
-        self._trigger(ev.ToolOutcomeUnknown, call_id=call_id, detail=detail)
-
     def finish_block(
         self,
         *,
@@ -269,6 +232,7 @@ class Conversation(FilesAndFeedback, ConversationState, Aggregate):
         memory_exceeded: bool,
         output_truncated: bool,
         unsafe_local: bool,
+        redacted: Mapping[str, list[str]] | None = None,
     ) -> None:
         """Record the result of a started block."""
         self._check_working()
@@ -287,6 +251,7 @@ class Conversation(FilesAndFeedback, ConversationState, Aggregate):
             memory_exceeded=bool(memory_exceeded),
             output_truncated=bool(output_truncated),
             unsafe_local=bool(unsafe_local),
+            redacted=_r(redacted),
         )
 
     def skip_block(self, *, block_id: str, reason: str) -> None:
@@ -309,10 +274,10 @@ class Conversation(FilesAndFeedback, ConversationState, Aggregate):
         self._settle_calls(block_id)
         self._trigger(ev.BlockOutcomeUnknown, block_id=block_id, detail=detail)
 
-    def answer(self, *, text: str) -> None:
+    def answer(self, *, text: str, redacted: Mapping[str, list[str]] | None = None) -> None:
         """Record the final answer to the latest message."""
         self._check_working()
-        self._trigger(ev.Answered, text=text)
+        self._trigger(ev.Answered, text=text, redacted=_r(redacted))
 
     def stop(self, *, reason: str, detail: str = "") -> None:
         """Stop the loop without an answer."""
@@ -368,18 +333,10 @@ class Conversation(FilesAndFeedback, ConversationState, Aggregate):
         if now >= approval.expires_at:
             raise InvalidTransition(f"approval {request_id} expired")
 
-    def _call_in(self, call_id: str) -> dict[str, Any]:
-        """A tool call that was recorded and has no outcome yet."""
-        call = self.tool_call(call_id)
-        if call is None or call["status"] != "called":
-            state = "was never recorded" if call is None else f"is {call['status']}"
-            raise InvalidTransition(f"tool call {call_id} {state}")
-        return call
-
-    def _settle_calls(self, block_id: str) -> None:
-        """Before a block's outcome: each of its calls still open becomes unknown."""
-        for call_id in self.open_tool_calls(block_id):
-            self._trigger(ev.ToolOutcomeUnknown, call_id=call_id, detail=UNSETTLED_CALL)
-
     def _trigger(self, event_class: type[ev.ConversationEvent], **payload: Any) -> None:
         self.trigger_event(event_class, prev_hash=self._last_hash, **payload)
+
+
+def _r(redacted: Mapping[str, list[str]] | None) -> dict[str, list[str]]:
+    """A record's ``redacted`` as plain values."""
+    return {field: list(names) for field, names in (redacted or {}).items()}

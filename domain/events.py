@@ -38,22 +38,40 @@ class Started(ConversationEvent, Aggregate.Created):
 class MessageReceived(ConversationEvent):
     """A user's message was accepted for the loop."""
 
+    class_version = 2
+
     message_key: str
     author: str
     text: str
+    redacted: dict[str, list[str]]  # field -> names of the secrets redacted in it
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Version 1 had no ``redacted``: old events took nothing out (or did not say)."""
+        state["redacted"] = {}
 
 
 class MessageRefused(ConversationEvent):
     """A user's message was recorded but not acted on (e.g. not on the allowlist)."""
 
+    class_version = 2
+
     message_key: str
     author: str
     text: str
     reason: str
+    redacted: dict[str, list[str]]  # field -> names of the secrets redacted in it
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Version 1 had no ``redacted``: old events took nothing out (or did not say)."""
+        state["redacted"] = {}
 
 
 class ModelReplied(ConversationEvent):
     """A model answered one turn of the loop."""
+
+    class_version = 2
 
     turn: int
     provider: str
@@ -68,6 +86,12 @@ class ModelReplied(ConversationEvent):
     attempts: int
     prompt_fingerprint: str
     prompt_notes: str
+    redacted: dict[str, list[str]]  # field -> names of the secrets redacted in it
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Version 1 had no ``redacted``: old events took nothing out (or did not say)."""
+        state["redacted"] = {}
 
 
 class ModelFailed(ConversationEvent):
@@ -100,6 +124,8 @@ class BlockStarted(ConversationEvent):
 class BlockFinished(ConversationEvent):
     """A helper block ran; its exit status, output and any limit it hit."""
 
+    class_version = 2
+
     block_id: str
     exit_code: int | None
     signal: int | None
@@ -111,6 +137,12 @@ class BlockFinished(ConversationEvent):
     memory_exceeded: bool
     output_truncated: bool
     unsafe_local: bool
+    redacted: dict[str, list[str]]  # field -> names of the secrets redacted in it
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Version 1 had no ``redacted``: old events took nothing out (or did not say)."""
+        state["redacted"] = {}
 
 
 class BlockSkipped(ConversationEvent):
@@ -212,7 +244,15 @@ class ToolOutcomeUnknown(ConversationEvent):
 class Answered(ConversationEvent):
     """The model's final answer to the latest message."""
 
+    class_version = 2
+
     text: str
+    redacted: dict[str, list[str]]  # field -> names of the secrets redacted in it
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Version 1 had no ``redacted``: old events took nothing out (or did not say)."""
+        state["redacted"] = {}
 
 
 class Stopped(ConversationEvent):

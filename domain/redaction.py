@@ -1,19 +1,23 @@
 """Redaction: known secret values, their encodings and credential shapes become markers.
 
-One pure function decides what text may leave opsloop (issue 12, item 6). A known secret
-(name -> value) is replaced by ``[redacted:NAME]`` wherever it appears as itself, JSON-escaped,
-URL-encoded (``quote`` and ``quote_plus``, upper- or lower-case escapes), hex, or base64
-(standard and urlsafe, with or without padding, and at each of the three byte alignments it
-can have inside a longer encoded stream). Credential *shapes* are replaced even when nobody
-declared them: Slack ``xox?-``/``xapp-`` tokens, GitHub ``gh?_``/``github_pat_`` tokens, AWS
-access key ids, PEM private key blocks and ``Bearer`` tokens.
+One pure function decides what text may leave opsloop (issue 12, item 6): every exit (the
+prompt, chat, the event log, the jail's tool results) calls ``Redactor.redact`` of the one
+redactor the composition root builds. A known secret (name -> value) is replaced by
+``[redacted:NAME]`` wherever it appears in one of the forms of
+``domain.redaction_forms.encoded_forms``, whitespace ignored; credential shapes are
+replaced even when nobody declared them (``[redacted:slack_token]``, …).
 
-Values shorter than ``MIN_SECRET_CHARS`` are not redacted (the word "true" in an env var
-would otherwise wreck every text); ``Redactor.ignored`` names them so a caller can say so.
+Values of fewer than ``MIN_SECRET_CHARS`` characters besides whitespace are not redacted
+(the word "true" in an env var would otherwise wreck every text, and an empty one would
+match everywhere); ``Redactor.ignored`` names them so a caller can say so.
 
 Inside a longer base64 stream the first and last character of a secret's encoding also
 depend on its neighbours' bits, so only the characters that depend on the secret alone are
 replaced: at most 4 bits of the secret stay visible at each end.
+
+A marker of a known name already in the text is left alone, so redacting twice changes
+nothing more; markers are at most ``11 + 128`` characters and replace at least
+``MIN_SECRET_CHARS``, so redacted text is at most a fixed factor longer than its input.
 
 ``StreamRedactor`` does the same for text that arrives in chunks. It holds back only what
 could still be part of a match (a prefix of a known form, a run of token characters that
@@ -23,42 +27,38 @@ have produced for the whole text. Spans are offsets in the input, never values.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from urllib.parse import quote, quote_plus
+from typing import Any
 
-MIN_SECRET_CHARS = 6
+from domain.redaction_forms import (
+    MIN_SECRET_CHARS,
+    SHAPE_NAMES,
+    SHAPES,
+    SPACE,
+    TOKEN_CHARS,
+    Squeezed,
+    encoded_forms,
+    pem_hold,
+    run_start,
+)
+
+__all__ = [
+    "MIN_SECRET_CHARS",
+    "SHAPE_NAMES",
+    "Redacted",
+    "Redaction",
+    "Redactor",
+    "StreamRedactor",
+    "encoded_forms",
+    "joined",
+    "redact",
+]
+
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 _MARKER = re.compile(r"\[redacted:([A-Za-z0-9_.\-]{1,128})\]")
-
-# Credential shapes. No look-arounds or anchors besides the PEM block's end of text: a shape
-# must match the same way whatever surrounds it, or redacting twice would find new matches.
-_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("slack_token", re.compile(r"xox[abposr]-[A-Za-z0-9-]{10,}|xapp-[0-9]-[A-Za-z0-9-]{10,}")),
-    ("github_token", re.compile(r"gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}")),
-    ("aws_access_key_id", re.compile(r"(?:AKIA|ASIA)[A-Z0-9]{16}")),
-    (
-        "private_key",
-        re.compile(
-            r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----"
-            r"(?:.*?-----END[A-Z0-9 ]*PRIVATE KEY-----|.*\Z)",  # a cut block is still a key
-            re.DOTALL,
-        ),
-    ),
-    ("bearer_token", re.compile(r"(?i:bearer)[ \t]+(?P<secret>[A-Za-z0-9\-._~+/]{16,}=*)")),
-)
-SHAPE_NAMES = frozenset(name for name, _ in _SHAPES)
-
-# Characters a token shape is made of: a run of them at the end of a chunk may continue.
-_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=.~")
-_BEARER_BEFORE = re.compile(r"(?i:bearer)[ \t]+\Z")
-_PEM_HEAD = re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----")
-_PEM_END = re.compile(r"-----END[A-Z0-9 ]*PRIVATE KEY-----")
-_PEM_MAYBE = re.compile(r"-----BEGIN[A-Z0-9 \-]*")
 _HEAD = 8  # characters of a needle looked up with find() before comparing the rest
 
 
@@ -67,7 +67,7 @@ class Redaction:
     """One redacted span of the input: which secret or shape, in which form, and where."""
 
     name: str  # the secret's name (e.g. an env var) or a shape ("slack_token")
-    form: str  # plain, json, url, hex, base64, base64url, or shape
+    form: str  # plain, json, url, escaped, hex, base64, base64url, reversed, or shape
     start: int  # offsets in the input text; the value itself is never kept
     end: int
 
@@ -95,32 +95,6 @@ class _Span:
     protected: bool = False  # overlaps a marker already in the text: left as it is
 
 
-def encoded_forms(value: str) -> list[tuple[str, str]]:
-    """Every (form, text) a value is searched for, the value itself first."""
-    raw = value.encode("utf-8")
-    forms = [("plain", value), ("json", json.dumps(value)[1:-1])]
-    forms.append(("json", json.dumps(value, ensure_ascii=False)[1:-1]))
-    for quoted in (quote(value, safe=""), quote(value), quote_plus(value), quote_plus(value, "/")):
-        forms.append(("url", quoted))
-        forms.append(("url", re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), quoted)))
-    forms += [("hex", raw.hex()), ("hex", raw.hex().upper())]
-    for form, encode in (("base64", base64.b64encode), ("base64url", base64.urlsafe_b64encode)):
-        whole = encode(raw).decode("ascii")
-        forms += [(form, whole), (form, whole.rstrip("="))]
-        for offset in (1, 2):  # inside a longer stream: only the characters of the secret alone
-            shifted = encode(b"\0" * offset + raw).decode("ascii")
-            first, last = -(-8 * offset // 6), (8 * offset + 8 * len(raw)) // 6
-            forms.append((form, shifted[first:last]))
-        forms.append((form, whole[: 8 * len(raw) // 6]))
-    seen: set[str] = set()
-    unique = []
-    for form, text in forms:
-        if text and text not in seen:
-            seen.add(text)
-            unique.append((form, text))
-    return unique
-
-
 class Redactor:
     """Redacts known secret values, their encoded forms and credential shapes."""
 
@@ -128,17 +102,27 @@ class Redactor:
         for name in secrets:
             if not _NAME.fullmatch(name):
                 raise ValueError(f"secret name {name!r} is not [A-Za-z0-9_.-]{{1,128}}")
-        self.ignored = tuple(sorted(n for n, v in secrets.items() if len(v) < min_chars))
+        # Whitespace is ignored when looking, so it does not count towards the minimum.
+        short = {n for n, v in secrets.items() if len(SPACE.sub("", v)) < min_chars}
+        self.ignored = tuple(sorted(short))
         needles: dict[str, tuple[str, str]] = {}
         for name in sorted(secrets, key=lambda n: (-len(secrets[n]), n)):
-            if len(secrets[name]) >= min_chars:
+            if name not in short:
                 for form, text in encoded_forms(secrets[name]):
-                    if len(text) >= min_chars:  # a short core would match everywhere
-                        needles.setdefault(text, (name, form))
+                    squeezed = SPACE.sub("", text)  # looked for with whitespace ignored
+                    if len(squeezed) >= min_chars:  # a short core would match everywhere
+                        needles.setdefault(squeezed, (name, form))
         self._needles = needles
+        self._finder = _Finder(needles)
         self.names = frozenset(secrets) - frozenset(self.ignored)
         self._markers = frozenset(f"[redacted:{n}]" for n in self.names | SHAPE_NAMES)
-        self._targets = sorted({*needles, *self._markers})
+        self._needle_prefixes = _Prefixes(needles)
+        self._marker_prefixes = _Prefixes(self._markers)
+
+    @property
+    def longest_marker(self) -> int:
+        """Characters of the longest marker this redactor writes."""
+        return max(len(m) for m in self._markers)
 
     def redact(self, text: str) -> Redacted:
         """``text`` with every secret, encoded secret and credential shape replaced."""
@@ -151,6 +135,38 @@ class Redactor:
         out.append(text[at:])
         found = tuple(Redaction(s.name, s.form, s.start, s.end) for s in spans)
         return Redacted(text="".join(out), redactions=found)
+
+    def redact_value(self, value: Any) -> tuple[Any, tuple[str, ...]]:
+        """JSON-like data (text, dicts, lists) with every string redacted, keys included,
+        and the names taken out."""
+        names: set[str] = set()
+
+        def walk(item: Any) -> Any:
+            if isinstance(item, str):
+                done = self.redact(item)
+                names.update(done.names)
+                return done.text
+            if isinstance(item, dict):
+                return {walk(str(k)): walk(v) for k, v in item.items()}
+            if isinstance(item, list | tuple):
+                return [walk(v) for v in item]
+            return item
+
+        return walk(value), tuple(sorted(names))
+
+    def markers_in(self, text: str) -> tuple[str, ...]:
+        """The names whose markers ``text`` holds (known names and shapes), sorted, once."""
+        return tuple(
+            sorted({m.group(1) for m in _MARKER.finditer(text) if m.group() in self._markers})
+        )
+
+    def clean(self, **fields: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """Text fields of one record, redacted, and where markers are: field -> names."""
+        texts = {key: self.redact(value).text for key, value in fields.items()}
+        where = {
+            key: list(found) for key, text in texts.items() if (found := self.markers_in(text))
+        }
+        return texts, where
 
     def stream(self) -> StreamRedactor:
         """A redactor for text that arrives in chunks."""
@@ -168,13 +184,12 @@ class Redactor:
             return any(start < e and b < end for b, e in markers)
 
         found: list[_Span] = []
-        for needle, (name, form) in self._needles.items():
-            at = text.find(needle)
-            while at >= 0:
-                end = at + len(needle)
-                found.append(_Span(at, end, name, form, at, protected(at, end)))
-                at = text.find(needle, at + 1)
-        for name, pattern in _SHAPES:
+        view = Squeezed(text)
+        for at, needle in self._finder.find(view.text):
+            name, form = self._needles[needle]
+            start, end = view.start(at), view.end(at + len(needle))
+            found.append(_Span(start, end, name, form, start, protected(start, end)))
+        for name, pattern in SHAPES:
             match = pattern.search(text)
             while match:
                 start, end = match.span("secret" if "secret" in pattern.groupindex else 0)
@@ -186,15 +201,13 @@ class Redactor:
 
     def safe_cut(self, text: str) -> int:
         """How much of ``text`` no later text can change the redaction of."""
-        cut = min(self._partial_start(text), _run_start(text), _pem_hold(text))
+        cut = min(self._partial_start(text), run_start(text), pem_hold(text))
         blocking = [(s.cut_start, s.end) for s in self._matches(text)]
         blocking += [m.span() for m in _MARKER.finditer(text) if m.group() in self._markers]
         moved = True
         while moved:
             moved = False
-            while (
-                0 < cut < len(text) and text[cut - 1] in _TOKEN_CHARS and text[cut] in _TOKEN_CHARS
-            ):
+            while 0 < cut < len(text) and text[cut - 1] in TOKEN_CHARS and text[cut] in TOKEN_CHARS:
                 cut -= 1
             for start, end in blocking:
                 if start < cut < end:
@@ -202,22 +215,12 @@ class Redactor:
         return cut
 
     def _partial_start(self, text: str) -> int:
-        """Start of the longest end of ``text`` that is a proper prefix of a needle or marker."""
-        end, best = len(text), len(text)
-        for target in self._targets:
-            low = max(0, end - len(target) + 1)
-            head = target[:_HEAD]
-            at = text.find(head, low)  # a long partial starts with the whole head
-            while 0 <= at < best and at + len(head) <= end:
-                if target.startswith(text[at:]):
-                    best = at
-                    break
-                at = text.find(head, at + 1)
-            for at in range(max(low, end - len(head) + 1), min(best, end)):  # a short one
-                if target.startswith(text[at:]):
-                    best = at
-                    break
-        return best
+        """Start of the longest end of ``text`` that could still grow into a match: a prefix
+        of a needle (whitespace ignored) or of a marker."""
+        view = Squeezed(text)
+        squeezed = self._needle_prefixes.start(view.text)
+        at = view.start(squeezed) if squeezed < len(view.text) else len(text)
+        return min(at, self._marker_prefixes.start(text))
 
 
 class StreamRedactor:
@@ -281,21 +284,67 @@ def _merge(spans: list[_Span]) -> list[_Span]:
     return merged
 
 
-def _run_start(text: str) -> int:
-    """Start of the run of token characters at the end (with a ``Bearer`` before it)."""
-    at = len(text)
-    while at > 0 and text[at - 1] in _TOKEN_CHARS:
-        at -= 1
-    bearer = _BEARER_BEFORE.search(text, max(0, at - 64), at)
-    return bearer.start() if bearer else at
+class _Finder:
+    """Where needles occur in a text: by one ``find`` per needle in a long text, by a look-up
+    of each position's first characters in a short one (a streamed chunk)."""
+
+    SHORT = 512  # characters; below this, looking up each position is faster
+
+    def __init__(self, needles: Iterable[str]) -> None:
+        # Shortest first, each with a shorter needle it contains (its core), if any: a
+        # needle is looked for only where its core was found (base64 with its padding, say).
+        ordered = sorted(needles, key=lambda n: (len(n), n))
+        self.order = [
+            (n, next((c for c in ordered[:i] if c in n), None)) for i, n in enumerate(ordered)
+        ]
+        self.key = min([4, *(len(n) for n in ordered)])  # characters looked up per position
+        self.by_key: dict[str, list[str]] = {}
+        for needle in ordered:
+            self.by_key.setdefault(needle[: self.key], []).append(needle)
+
+    def find(self, text: str) -> Iterator[tuple[int, str]]:
+        """(offset, needle) of every occurrence, overlapping ones included."""
+        if len(text) < self.SHORT:
+            for at in range(len(text) - self.key + 1):
+                for needle in self.by_key.get(text[at : at + self.key], ()):
+                    if text.startswith(needle, at):
+                        yield at, needle
+            return
+        seen: set[str] = set()
+        for needle, core in self.order:
+            if core is not None and core not in seen:
+                continue  # it holds a shorter form, which is not there
+            at = text.find(needle)
+            if at >= 0:
+                seen.add(needle)
+            while at >= 0:
+                yield at, needle
+                at = text.find(needle, at + 1)
 
 
-def _pem_hold(text: str) -> int:
-    """Start of a private key block that has not ended yet, or of what may become one."""
-    for head in _PEM_HEAD.finditer(text):
-        if not _PEM_END.search(text, head.end()):
-            return head.start()
-    last = text.rfind("-----BEGIN")
-    if last >= 0 and _PEM_MAYBE.fullmatch(text, last):
-        return last
-    return len(text)
+class _Prefixes:
+    """Every prefix of some targets, to find where the end of a text could still grow into
+    one: short prefixes in a set, longer ones by their first ``_HEAD`` characters."""
+
+    def __init__(self, targets: Iterable[str]) -> None:
+        self.short: set[str] = set()
+        self.by_head: dict[str, list[str]] = {}
+        self.longest = 0
+        for target in targets:
+            self.longest = max(self.longest, len(target))
+            self.short.update(target[:k] for k in range(1, min(len(target) - 1, _HEAD - 1) + 1))
+            if len(target) >= _HEAD:
+                self.by_head.setdefault(target[:_HEAD], []).append(target)
+
+    def start(self, text: str) -> int:
+        """Start of the longest end of ``text`` that is a proper prefix of a target."""
+        end = len(text)
+        low = max(0, end - self.longest + 1)
+        for at in range(low, end - _HEAD + 1):
+            targets = self.by_head.get(text[at : at + _HEAD])
+            if targets and any(len(t) > end - at and t.startswith(text[at:]) for t in targets):
+                return at
+        for at in range(max(low, end - _HEAD + 1), end):
+            if text[at:] in self.short:
+                return at
+        return end

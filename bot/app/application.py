@@ -5,7 +5,8 @@ Each command is: load, one aggregate command, save -- inside an optimistic-concu
 reapply and save again). The library's failures are translated into ``bot.errors`` at this
 boundary; domain errors (domain/errors.py) pass through unchanged, because they mean the
 caller asked for something the conversation's state does not allow. Methods are synchronous;
-the loop calls them through ``asyncio.to_thread``.
+the loop calls them through ``asyncio.to_thread``. Every text is redacted before it is
+stored (the loop's records are in bot/app/records.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
@@ -24,32 +25,42 @@ from eventsourcing.utils import Environment, EnvType
 from bot.app.files import FileRecords
 from bot.app.queries import ConversationQueries
 from bot.app.readmodel import ReadModel
+from bot.app.records import LoopRecords
 from bot.app.store import CheckedMapper, probe, store_env, translated
 from bot.app.store import boundary as _boundary
 from bot.app.usage import UsageLog
 from bot.errors import NotFound, StoreError
 from bot.surface import Coordinates
 from domain.conversation import Conversation
+from domain.redaction import Redactor
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from bot.ports import ModelReply
-    from sandbox.result import RunResult
 
 T = TypeVar("T")
 _RETRIES = 20
 SNAPSHOT_INTERVAL = 100
 
 
-class ConversationApp(FileRecords, ConversationQueries, Application[UUID]):
-    """Event-sourced conversations: record what happens, list, replay and verify."""
+class ConversationApp(FileRecords, LoopRecords, ConversationQueries, Application[UUID]):
+    """Event-sourced conversations: record what happens, list, replay and verify.
+
+    Every text is redacted before it is stored, by ``redactor`` (the process's one; without
+    it, credential shapes only)."""
 
     name = "opsloop"
     snapshotting_intervals = {Conversation: SNAPSHOT_INTERVAL}  # noqa: RUF012
 
-    def __init__(self, env: EnvType | None = None, *, database_url: str = "") -> None:
+    def __init__(
+        self,
+        env: EnvType | None = None,
+        *,
+        database_url: str = "",
+        redactor: Redactor | None = None,
+    ) -> None:
         self.database_url = database_url
+        self.redactor = redactor if redactor is not None else Redactor({})
         self._generations: dict[Coordinates, int] = {}
         with translated(database_url):
             probe(dict(env or {}))
@@ -107,9 +118,13 @@ class ConversationApp(FileRecords, ConversationQueries, Application[UUID]):
     ) -> tuple[UUID, bool]:
         """Record a message (starting the conversation if needed); (id, False) if redelivered."""
 
+        texts, where = self.redactor.clean(text=text)
+
         def attempt() -> tuple[UUID, bool]:
             conv = self._current_or_start(coordinates, by=author)
-            recorded = conv.receive_message(message_key=message_key, author=author, text=text)
+            recorded = conv.receive_message(
+                message_key=message_key, author=author, text=texts["text"], redacted=where
+            )
             if recorded:
                 self.save(conv)
             return conv.id, recorded
@@ -122,10 +137,16 @@ class ConversationApp(FileRecords, ConversationQueries, Application[UUID]):
     ) -> tuple[UUID, bool]:
         """Record a refused message; (id, False) and nothing recorded if redelivered."""
 
+        texts, where = self.redactor.clean(text=text)
+
         def attempt() -> tuple[UUID, bool]:
             conv = self._current_or_start(coordinates, by=author)
             recorded = conv.refuse_message(
-                message_key=message_key, author=author, text=text, reason=reason
+                message_key=message_key,
+                author=author,
+                text=texts["text"],
+                reason=reason,
+                redacted=where,
             )
             if recorded:
                 self.save(conv)
@@ -144,49 +165,6 @@ class ConversationApp(FileRecords, ConversationQueries, Application[UUID]):
             return conv.id
 
         return self._retrying(attempt)
-
-    def record_model_reply(
-        self,
-        conversation_id: UUID,
-        *,
-        reply: ModelReply,
-        prompt_fingerprint: str,
-        prompt_notes: str = "",
-    ) -> None:
-        """Record the fallback chain's failures, then the reply."""
-
-        def command(conv: Conversation) -> None:
-            for f in reply.failures:
-                conv.record_model_failure(
-                    provider=f.provider, model=f.model, error=f.error, attempts=f.attempts
-                )
-            conv.record_model_reply(
-                provider=reply.provider,
-                model=reply.model,
-                text=reply.text,
-                input_tokens=reply.input_tokens,
-                output_tokens=reply.output_tokens,
-                tokens_estimated=reply.tokens_estimated,
-                cost=reply.cost,
-                priced=reply.priced,
-                latency_ms=reply.latency_ms,
-                attempts=reply.attempts,
-                prompt_fingerprint=prompt_fingerprint,
-                prompt_notes=prompt_notes,
-            )
-
-        self._update(conversation_id, command)
-
-    def record_model_failure(
-        self, conversation_id: UUID, *, provider: str, model: str, error: str, attempts: int
-    ) -> None:
-        """Record a provider that failed for good."""
-        self._update(
-            conversation_id,
-            lambda c: c.record_model_failure(
-                provider=provider, model=model, error=error, attempts=attempts
-            ),
-        )
 
     def request_approval(
         self,
@@ -227,6 +205,7 @@ class ConversationApp(FileRecords, ConversationQueries, Application[UUID]):
                 conversation_id, lambda c: c.grant_approval(request_id=request_id, by=by, now=now)
             )
         else:
+            reason = self.redactor.redact(reason).text
             self._update(
                 conversation_id,
                 lambda c: c.deny_approval(request_id=request_id, by=by, reason=reason, now=now),
@@ -235,86 +214,6 @@ class ConversationApp(FileRecords, ConversationQueries, Application[UUID]):
     def expire_approval(self, conversation_id: UUID, *, request_id: str, now: float) -> None:
         """Record that nobody decided a request in time."""
         self._update(conversation_id, lambda c: c.expire_approval(request_id=request_id, now=now))
-
-    def start_block(self, conversation_id: UUID, *, block_id: str, limits: dict[str, Any]) -> None:
-        """Record that a pending block is about to run."""
-        self._update(conversation_id, lambda c: c.start_block(block_id=block_id, limits=limits))
-
-    def finish_block(self, conversation_id: UUID, *, block_id: str, result: RunResult) -> None:
-        """Record a block's result."""
-        r = result
-        self._update(
-            conversation_id,
-            lambda c: c.finish_block(
-                block_id=block_id,
-                exit_code=r.exit_code,
-                signal=r.signal,
-                stdout=r.stdout,
-                stderr=r.stderr,
-                duration_ms=r.duration_ms,
-                cpu_ms=r.cpu_ms,
-                timed_out=r.timed_out,
-                memory_exceeded=r.memory_exceeded,
-                output_truncated=r.output_truncated,
-                unsafe_local=r.unsafe_local,
-            ),
-        )
-
-    def skip_block(self, conversation_id: UUID, *, block_id: str, reason: str) -> None:
-        """Record that a pending block will not run."""
-        self._update(conversation_id, lambda c: c.skip_block(block_id=block_id, reason=reason))
-
-    def refuse_block(self, conversation_id: UUID, *, block_id: str, reason: str) -> None:
-        """Record that a block was refused."""
-        self._update(conversation_id, lambda c: c.refuse_block(block_id=block_id, reason=reason))
-
-    def mark_block_unknown(self, conversation_id: UUID, *, block_id: str, detail: str) -> None:
-        """Record that a started block's outcome is unknown."""
-        self._update(
-            conversation_id, lambda c: c.mark_block_unknown(block_id=block_id, detail=detail)
-        )
-
-    def record_tool_call(
-        self,
-        conversation_id: UUID,
-        *,
-        block_id: str,
-        call_id: str,
-        tool: str,
-        arguments: dict[str, Any],
-        redacted: tuple[str, ...] = (),
-    ) -> None:
-        """Record that a running block asked for a tool call (before it runs)."""
-        self._update(
-            conversation_id,
-            lambda c: c.call_tool(
-                block_id=block_id,
-                call_id=call_id,
-                tool=tool,
-                arguments=arguments,
-                redacted=redacted,
-            ),
-        )
-
-    def record_tool_result(self, conversation_id: UUID, *, call_id: str, **outcome: Any) -> None:
-        """Record what a tool call gave (``Conversation.return_tool``'s fields)."""
-        self._update(conversation_id, lambda c: c.return_tool(call_id=call_id, **outcome))
-
-    def refuse_tool(self, conversation_id: UUID, *, call_id: str, reason: str) -> None:
-        """Record that a tool call was not run."""
-        self._update(conversation_id, lambda c: c.refuse_tool(call_id=call_id, reason=reason))
-
-    def mark_tool_unknown(self, conversation_id: UUID, *, call_id: str, detail: str) -> None:
-        """Record that a tool call's outcome was lost."""
-        self._update(conversation_id, lambda c: c.mark_tool_unknown(call_id=call_id, detail=detail))
-
-    def answer(self, conversation_id: UUID, *, text: str) -> None:
-        """Record the final answer."""
-        self._update(conversation_id, lambda c: c.answer(text=text))
-
-    def stop(self, conversation_id: UUID, *, reason: str, detail: str = "") -> None:
-        """Record that the loop stopped without an answer."""
-        self._update(conversation_id, lambda c: c.stop(reason=reason, detail=detail))
 
     @_boundary
     def renew(self, *, coordinates: Coordinates, by: str) -> UUID:
@@ -384,8 +283,13 @@ class ConversationApp(FileRecords, ConversationQueries, Application[UUID]):
         raise StoreError(f"gave up recording after {_RETRIES} concurrent-write conflicts")
 
 
-def open_app(*, database_url: str, cipher_key: str | None = None) -> ConversationApp:
-    """The application on the store named by ``database_url`` (see bot/app/store.py)."""
+def open_app(
+    *, database_url: str, cipher_key: str | None = None, redactor: Redactor | None = None
+) -> ConversationApp:
+    """The application on the store named by ``database_url`` (see bot/app/store.py),
+    redacting what it stores with ``redactor``."""
     return ConversationApp(
-        store_env(database_url, cipher_key=cipher_key), database_url=database_url
+        store_env(database_url, cipher_key=cipher_key),
+        database_url=database_url,
+        redactor=redactor,
     )

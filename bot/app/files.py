@@ -14,12 +14,14 @@ from uuid import UUID
 
 if TYPE_CHECKING:
     from domain.conversation import Conversation
+    from domain.redaction import Redactor
 
 
 class FileRecords:
     """Record commands about files and feedback (mixed into ``ConversationApp``)."""
 
     if TYPE_CHECKING:
+        redactor: Redactor
 
         def _update(
             self, conversation_id: UUID, command: Callable[[Conversation], None]
@@ -36,7 +38,8 @@ class FileRecords:
     def record_file_refused(
         self, conversation_id: UUID, *, name: str, reason: str, by: str
     ) -> None:
-        """A file ``by`` attached was not saved, for ``reason``."""
+        """A file ``by`` attached was not saved, for ``reason`` (redacted, as every reason)."""
+        reason = self.redactor.redact(reason).text
         self._update(conversation_id, lambda c: c.refuse_file(name=name, reason=reason, by=by))
 
     def record_file_sent(self, conversation_id: UUID, *, name: str, size: int, sha256: str) -> None:

@@ -123,13 +123,13 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
                 + (f" (generation {e['generation']})" if e.get("generation") else "")
             )
         elif t == "MessageReceived":
-            yield f"{head}{e['author']} said:"
+            yield f"{head}{e['author']} said{_redacted(e)}:"
             yield from _indent(e["text"])
         elif t == "MessageRefused":
-            yield f"{head}{e['author']} was refused ({e['reason']}):"
+            yield f"{head}{e['author']} was refused ({e['reason']}){_redacted(e)}:"
             yield from _indent(e["text"])
         elif t == "ModelReplied":
-            yield f"{head}model turn {e['turn']}: {_model_line(e)}"
+            yield f"{head}model turn {e['turn']}: {_model_line(e)}{_redacted(e)}"
             yield from _indent(e["text"])
         elif t == "ModelFailed":
             yield (
@@ -144,7 +144,7 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
                 for i, line in enumerate(_tool(e, author))
             )
         elif t == "Answered":
-            yield f"{head}answer:"
+            yield f"{head}answer{_redacted(e)}:"
             yield from _indent(e["text"])
         elif t == "Stopped":
             yield f"{head}stopped: {e['reason']}" + (f" ({e['detail']})" if e.get("detail") else "")
@@ -154,6 +154,15 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"{head}{_file(e, e.get('name', ''))}"
         else:
             yield f"{head}{t}"
+
+
+def _redacted(e: dict[str, Any]) -> str:
+    """Where an event's text had secrets taken out: `` (redacted: stdout: TOKEN)``."""
+    where = e.get("redacted")
+    if not isinstance(where, dict) or not where:
+        return ""
+    said = "; ".join(f"{field}: {', '.join(names)}" for field, names in sorted(where.items()))
+    return f" (redacted: {visible(said)})"
 
 
 def _text_block(e: dict[str, Any], head: str) -> Iterator[str]:
@@ -171,7 +180,7 @@ def _text_block(e: dict[str, Any], head: str) -> Iterator[str]:
         limits = f", limit hit: {', '.join(flags)}" if flags else ""
         yield (
             f"{head}block {e['block_id']} finished: {_exit(e)} in {e['duration_ms']} ms"
-            f"{limits}{unsafe}"
+            f"{limits}{unsafe}{_redacted(e)}"
         )
         if e.get("stdout"):
             yield "    stdout:"

@@ -22,7 +22,10 @@ from bot.policy.approvals import ApprovalPolicy
 from bot.policy.mounts import mounts_for
 from bot.ports import ChatModel, Sandbox
 from bot.prompt.builder import prompt_builder
+from bot.secrets import known_secrets
 from bot.settings import Settings, read_settings
+from bot.visible import redact_logs
+from domain.redaction import Redactor
 
 if TYPE_CHECKING:
     from bot.app.application import ConversationApp
@@ -38,11 +41,16 @@ def load_settings() -> tuple[Settings, Policy]:
     return settings, load_policy(settings.config)
 
 
-def open_app(settings: Settings) -> ConversationApp:
-    """The conversation application on the configured event store."""
+def open_app(settings: Settings, *, redactor: Redactor | None = None) -> ConversationApp:
+    """The conversation application on the configured event store (redacting what it
+    stores with ``redactor``: the loop's; credential shapes only for reading commands)."""
     from bot.app.application import open_app as open_store
 
-    return open_store(database_url=settings.resolved_database_url(), cipher_key=settings.cipher_key)
+    return open_store(
+        database_url=settings.resolved_database_url(),
+        cipher_key=settings.cipher_key,
+        redactor=redactor,
+    )
 
 
 def loop_limits(policy: Policy) -> LoopLimits:
@@ -78,13 +86,23 @@ def make_sandbox(*, settings: Settings, policy: Policy) -> Sandbox:
     return build(settings=settings, policy=policy)
 
 
-def tool_registry(policy: Policy) -> ToolRegistry | None:
-    """The tools of ``[tools]``, their ``${env:VAR}`` secrets read from this environment."""
+def tool_registry(policy: Policy, *, settings: Settings | None = None) -> ToolRegistry | None:
+    """The tools of ``[tools]``, their ``${env:VAR}`` secrets read from this environment; its
+    redactor knows every secret of the process (``bot.secrets``)."""
     if not policy.tools.declared:
         return None
     from bot.tools.registry import ToolRegistry
 
-    return ToolRegistry.build(policy, environ=os.environ)
+    known = known_secrets(settings=settings, policy=policy, environ=os.environ)
+    return ToolRegistry.build(policy, environ=os.environ, known=known)
+
+
+def redactor_for(*, settings: Settings, policy: Policy, tools: ToolRegistry | None) -> Redactor:
+    """The one redactor of this process: the tools' (which knows every secret), or one of
+    opsloop's own secrets and ``[redact] env`` when no tools are configured."""
+    if tools is not None:
+        return tools.redactor
+    return Redactor(known_secrets(settings=settings, policy=policy, environ=os.environ))
 
 
 def build_service(
@@ -96,21 +114,26 @@ def build_service(
     app: Any | None = None,
     workspace_for: Callable[[Any], str] = str,
 ) -> OpsloopService:
-    """A service from explicit parts (tests, the demo and the benchmark pass their own)."""
-    app = app if app is not None else open_app(settings)
+    """A service from explicit parts (tests, the demo and the benchmark pass their own; an
+    app passed in keeps its own redactor for what it stores)."""
+    tools = tool_registry(policy, settings=settings)
+    redactor = redactor_for(settings=settings, policy=policy, tools=tools)
+    redact_logs(redactor)  # the process's own log lines too
+    app = app if app is not None else open_app(settings, redactor=redactor)
     runner = LoopRunner(
         app=app,
         model=model,
         sandbox=sandbox,
         limits=loop_limits(policy),
-        build_prompt=prompt_builder(policy=policy, model_name=model.name),
+        build_prompt=prompt_builder(policy=policy, model_name=model.name, redactor=redactor),
         sandbox_limits=sandbox_limits(policy),
         workspace_for=workspace_for,
-        tools=tool_registry(policy),
+        tools=tools,
         approvals=ApprovalPolicy.from_policy(policy),
         budgets=daily_budgets(policy),
         mounts_for=lambda caller: mounts_for(policy.sandbox, caller=caller),
         file_caps=FileCaps.from_policy(policy.files),
+        redactor=redactor,
     )
     access = {"slack": policy.slack, "discord": policy.discord}
     return OpsloopService(app=app, runner=runner, model_name=model.name, access=access)

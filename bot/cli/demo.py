@@ -25,11 +25,14 @@ NO_RESULT = (
     "no answer this time. `opsloop doctor` checks the sandbox and says how to fix it."
 )
 
-# bot.prompt.system.render_result frames each stream as "--- stdout ---" … "--- end of stdout ---"
-# (or "--- stdout: empty ---"); results of one turn may share one user message.
+# bot.prompt.system.render_result frames each stream as "--- stdout (data ID) ---" …
+# "--- end of stdout (data ID) ---" (or "--- stdout: empty ---"); results of one turn may
+# share one user message.
 RESULT_HEADER = "Result of block "
 _STDOUT = re.compile(
-    r"^--- stdout(?P<empty>: empty) ---$|^--- stdout ---\n(?P<body>.*?)^--- end of stdout ---$",
+    r"^--- stdout(?P<empty>: empty) ---$"
+    r"|^--- stdout \(data (?P<id>[0-9a-f]+)\) ---\n"
+    r"(?P<body>.*?)^--- end of stdout \(data (?P=id)\) ---$",
     re.M | re.S,
 )
 

@@ -36,8 +36,8 @@ def register(app: typer.Typer) -> None:
 def _registry() -> ToolRegistry:
     from bot.cli.bootstrap import load_settings, tool_registry
 
-    _, policy = load_settings()
-    registry = tool_registry(policy)
+    settings, policy = load_settings()
+    registry = tool_registry(policy, settings=settings)
     if registry is None:
         raise ConfigError("no tools are configured: add a [tools.NAME] table to opsloop.toml")
     return registry

@@ -13,6 +13,7 @@ name and sha256) are read by the sandbox, bounded by the same caps, and each is 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,9 +23,10 @@ from uuid import UUID
 from bot.errors import FileNotFetched, one_line
 from bot.ports import Sandbox
 from bot.surface import Attachment, FileNote
+from domain.redaction import Redactor
 from sandbox.errors import SandboxError
 from sandbox.filenames import safe_name
-from sandbox.files import Outbox
+from sandbox.files import Outbox, OutboxFile, Skipped
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -108,10 +110,11 @@ async def send(
     workspace: str,
     caps: FileCaps,
     call: Callable[..., Awaitable[Any]],
+    redactor: Redactor | None = None,
 ) -> Outbox:
-    """Read what the outbox holds that was not sent, and record each file as sent."""
+    """Read what the outbox holds that was not sent, redacted, and record each file as sent."""
     timeline = await call(app.timeline, cid)
-    sent = [(e["name"], e["sha256"]) for e in timeline if e.get("type") == "FileSent"]
+    sent = {(e["name"], e["sha256"]) for e in timeline if e.get("type") == "FileSent"}
     try:
         found = await sandbox.read_outbox(
             workspace=workspace, sent=sent, max_files=caps.max_files, max_bytes=caps.max_bytes
@@ -119,8 +122,37 @@ async def send(
     except SandboxError as exc:  # the answer goes out without files: say so in the log
         log.warning("conversation %s: the outbox could not be read: %s", cid, one_line(exc))
         return Outbox()
+    if redactor is not None:
+        found = await asyncio.to_thread(redacted, found, redactor, sent=sent)
     for file in found.files:
         await call(
             app.record_file_sent, cid, name=file.name, size=len(file.data), sha256=file.sha256
         )
     return found
+
+
+def redacted(found: Outbox, redactor: Redactor, *, sent: set[tuple[str, str]]) -> Outbox:
+    """The outbox as it may leave opsloop: a text file with a secret in it goes out redacted
+    (once: a redacted copy sent before is not sent again); a binary file with one is not sent
+    at all, as it cannot be redacted without breaking it."""
+    files, skipped = [], list(found.skipped)
+    for file in found.files:
+        try:
+            text: str | None = file.data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is None:
+            if redactor.redact(file.data.decode("latin-1")).redactions:
+                skipped.append(Skipped(file.name, "holds a secret and is not text; not sent"))
+            else:
+                files.append(file)
+            continue
+        clean = redactor.redact(text)
+        if not clean.redactions:
+            files.append(file)
+            continue
+        data = clean.text.encode("utf-8")
+        digest = hashlib.sha256(data).hexdigest()
+        if (file.name, digest) not in sent:
+            files.append(OutboxFile(name=file.name, data=data, sha256=digest))
+    return Outbox(files=tuple(files), skipped=tuple(skipped))

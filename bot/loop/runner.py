@@ -26,7 +26,7 @@ from bot.errors import ModelUnavailable, one_line
 from bot.loop import approval_steps, files
 from bot.loop.budget import over_budget
 from bot.loop.failures import INTERRUPTED_DETAIL, LoopCancelled, record_failure
-from bot.loop.safe_progress import SafeProgress
+from bot.loop.redacting import no_secrets, show
 from bot.loop.tool_calls import AppToolLog
 from bot.policy.approvals import ApprovalPolicy
 from bot.ports import ChatModel, LoopApp, Progress, PromptBuilder, ProviderFailure, Sandbox
@@ -42,6 +42,7 @@ from domain.steps import next_step
 
 if TYPE_CHECKING:
     from domain.limits import LoopLimits
+    from domain.redaction import Redactor
     from domain.state import BlockState, LoopState
     from sandbox.limits import Limits
     from sandbox.result import RunResult
@@ -76,6 +77,7 @@ class LoopRunner:
     budgets: DailyBudgets = field(default_factory=DailyBudgets)  # default: unlimited
     mounts_for: Callable[[Caller], tuple[str, ...]] = lambda _caller: ()  # [sandbox] mounts
     file_caps: files.FileCaps = field(default_factory=files.FileCaps)  # [files]
+    redactor: Redactor = field(default_factory=no_secrets)  # what surfaces are shown passes it
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _locks: dict[UUID, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
@@ -95,7 +97,7 @@ class LoopRunner:
                 running = _Running()
                 self._running[conversation_id] = running
                 try:
-                    return await self._loop(conversation_id, SafeProgress(progress), running)
+                    return await self._loop(conversation_id, show(progress, self.redactor), running)
                 finally:
                     self._running.pop(conversation_id, None)
         finally:
@@ -193,6 +195,7 @@ class LoopRunner:
             workspace=self.workspace_for(cid),
             caps=self.file_caps,
             call=self._call,
+            redactor=self.redactor,
         )
         await self._call(self.app.answer, cid, text=text)
         await progress.answered(text)

@@ -18,6 +18,7 @@ from uuid import UUID
 from bot.config import AccessPolicy
 from bot.errors import NotFound, OpsloopError
 from bot.loop import commands, decisions, files
+from bot.loop.redacting import redacted_outcome, redacted_timeline
 from bot.loop.runner import LoopRunner
 from bot.policy.access import refusal
 from bot.policy.roles import RolesTable
@@ -195,7 +196,7 @@ class OpsloopService:
     async def run(self, conversation_id: str, progress: Progress) -> Outcome:
         """Run the loop of this conversation until it answers, stops or has nothing to do."""
         cid = await self.resolve(conversation_id)
-        return await self.runner.run(cid, progress)
+        return redacted_outcome(await self.runner.run(cid, progress), self.runner.redactor)
 
     async def stop(self, conversation_id: str) -> bool:
         """Cancel a running loop (recorded as ``Stopped(reason="cancelled")``); False if none ran.
@@ -251,8 +252,10 @@ class OpsloopService:
         return outcomes
 
     async def timeline(self, conversation_id: str) -> list[dict[str, Any]]:
-        """The recorded events of a conversation, as ``replay --format json`` shows them."""
-        return await _thread(self.app.timeline, await self.resolve(conversation_id))
+        """The recorded events of a conversation, as ``replay --format json`` shows them, with
+        every secret taken out (the ``replay`` command posts them in the thread)."""
+        timeline = await _thread(self.app.timeline, await self.resolve(conversation_id))
+        return redacted_timeline(timeline, self.runner.redactor)
 
     async def coordinates_of(self, conversation_id: str) -> Coordinates:
         """Where a conversation lives (to send another message into it)."""

@@ -2,8 +2,9 @@
 
 This is the loop's ``build_prompt``: ``bot.prompt.system`` says what the model is told,
 ``bot.prompt.context`` fits it into the model's window, and the policy (opsloop.toml) sets
-the limits the system prompt states and the window's size. A replay rebuilds the prompt of a
-``ModelReplied`` by calling it on the events before that turn.
+the limits the system prompt states and the window's size, and ``bot.prompt.redacted`` takes
+every secret out of what is sent. A replay rebuilds the prompt of a ``ModelReplied`` by
+calling it on the events before that turn.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 from bot.config import Policy
 from bot.ports import PromptBuilder
 from bot.prompt.context import build_prompt, context_tokens_for
+from bot.prompt.redacted import redacted_history, redacted_prompt
 from bot.prompt.system import history_from_timeline, system_prompt
 from bot.surface import RESUME_KEY_PREFIX
+from domain.redaction import Redactor
 
 if TYPE_CHECKING:
     from bot.tools.values import ToolSpec
@@ -23,8 +26,12 @@ if TYPE_CHECKING:
 TOOLS_SHARE = 4  # the tool list may take a quarter of the window; longer, it is names only
 
 
-def prompt_builder(*, policy: Policy, model_name: str) -> PromptBuilder:
-    """Timeline -> the messages of the next model call, fitted to this model's window."""
+def prompt_builder(
+    *, policy: Policy, model_name: str, redactor: Redactor | None = None
+) -> PromptBuilder:
+    """Timeline -> the messages of the next model call, fitted to this model's window, with
+    every secret ``redactor`` knows (and every credential shape) taken out."""
+    redactor = redactor if redactor is not None else Redactor({})
     provider, _, model = model_name.partition(":")
     window = context_tokens_for(policy.prompt.context_tokens, provider=provider, model=model)
 
@@ -51,12 +58,13 @@ def prompt_builder(*, policy: Policy, model_name: str) -> PromptBuilder:
         # A retry recorded by `opsloop resume ID` repeats the user's message; the model
         # should see the conversation as it was, not the message twice.
         events = [e for e in timeline if not _is_resume_repeat(e)]
-        return build_prompt(
-            system=system(tools, mounts) if tools or mounts else plain,
-            history=history_from_timeline(events),
+        prompt = build_prompt(
+            system=redactor.redact(system(tools, mounts) if tools or mounts else plain).text,
+            history=redacted_history(history_from_timeline(events), redactor),
             context_tokens=window,
             result_chars=policy.prompt.result_chars,
         )
+        return redacted_prompt(prompt, redactor)
 
     return build
 

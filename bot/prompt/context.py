@@ -5,10 +5,13 @@ the same messages, so a replay can rebuild what was sent and compare ``fingerpri
 
 What gives way when the history does not fit, in this order (each step oldest first, and
 only as far as needed): block outputs are shortened, then left out (a one-line stub stays);
-then whole earlier model replies with their results; then earlier user messages; the most
-recent user message is only ever shortened (head and tail), never left out. Block results
-and parser problems go to the model as user-role messages, and consecutive messages of one
-role are merged, since some chat templates insist that roles alternate.
+then whole earlier model replies with their results; then messages of people who may not use
+opsloop, then earlier user messages; the most recent user message is only ever shortened
+(head and tail), never left out. In a thread with several authors, or with messages of
+people who may not use opsloop, each message is framed with its author
+(``bot.prompt.untrusted``). Block results and parser problems go to the model as user-role
+messages, and consecutive messages of one role are merged, since some chat templates insist
+that roles alternate.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from bot.prompt.system import (
     render_problems,
     render_result,
 )
+from bot.prompt.untrusted import message
 from domain.helpers import parse_helpers
 from domain.tokens import MESSAGE_OVERHEAD, estimate_tokens
 
 DEFAULT_CONTEXT_TOKENS = 8192
 DEFAULT_REPLY_TOKENS = 1024  # kept free for the model's answer
 SHORT_RESULT_CHARS = 400  # what an old block output is shortened to before it is left out
+_PEOPLE = ("user", "aside")  # parts people wrote, which belong to no model reply
 
 
 TokenEstimator = Callable[[str], int]
@@ -73,7 +78,7 @@ class _Part:
     """One piece of history, as rendered for the prompt, with what it may be cut to."""
 
     role: Role
-    kind: str  # "user" | "model" | "result" | "problems"
+    kind: str  # "user" | "aside" (may not use opsloop) | "model" | "result" | "problems"
     exchange: int  # which model reply it belongs to; -1 for user messages
     text: str
     tokens: int
@@ -113,9 +118,11 @@ def _parts(
     parts: list[_Part] = []
     exchange = -1
     problems: tuple[str, ...] = ()
+    people = [item for item in history if isinstance(item, UserMessage)]
+    framed = len({m.author for m in people}) > 1 or not all(m.trusted for m in people)
 
     def add(role: Role, kind: str, text: str, outcome: BlockOutcome | None = None) -> None:
-        owner = -1 if kind == "user" else exchange
+        owner = -1 if kind in _PEOPLE else exchange
         tokens = estimate(text) + MESSAGE_OVERHEAD
         parts.append(_Part(role, kind, owner, text, tokens, outcome))
 
@@ -131,7 +138,10 @@ def _parts(
             continue
         flush_problems()
         if isinstance(item, UserMessage):
-            add("user", "user", item.text)
+            text = item.text
+            if framed:
+                text = message(text, author=item.author, trusted=item.trusted)
+            add("user", "user" if item.trusted else "aside", text)
         else:
             exchange += 1
             add("assistant", "model", item.text)
@@ -177,16 +187,16 @@ class _Fitter:
                 if text != part.text:
                     self._replace(part, text)
                     names.append(part.outcome.block_id)
-        exchanges = sorted({p.exchange for p in self.parts if p.kind != "user"})
+        exchanges = sorted({p.exchange for p in self.parts if p.kind not in _PEOPLE})
         for exchange in exchanges:
             if self.fits():
                 return
             for part in self.parts:
-                if part.exchange == exchange and part.kind != "user":
+                if part.exchange == exchange and part.kind not in _PEOPLE:
                     self._drop(part)
             self.dropped_replies += 1
         users = [p for p in self.parts if p.kind == "user"]
-        for part in users[:-1]:
+        for part in [p for p in self.parts if p.kind == "aside"] + users[:-1]:
             if self.fits():
                 return
             self._drop(part)

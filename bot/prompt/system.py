@@ -7,12 +7,14 @@ check the recorded prompt fingerprint. ``bot.prompt.context`` fits them into a m
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal as signals
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from bot.prompt.untrusted import RULES, author_label, stream_frame
 from domain.helpers import SUPPORTED_LANGUAGES, format_block, parse_helpers
 from domain.state import block_failed
 from domain.tokens import estimate_tokens
@@ -29,9 +31,12 @@ OutcomeStatus = Literal["succeeded", "failed", "skipped", "refused", "unknown"]
 
 @dataclass(frozen=True)
 class UserMessage:
-    """A message a person sent (never left out of a prompt while it fits at all)."""
+    """A message a person sent (never left out of a prompt while it fits at all), or, when
+    not ``trusted``, one of someone who may not use opsloop (data, left out first)."""
 
     text: str
+    author: str = ""
+    trusted: bool = True
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class BlockOutcome:
     detail: str = ""  # why it was skipped or refused, or what is known of an unknown outcome
     wall_seconds: float | None = None  # the limits it ran under (BlockStarted.limits), if known
     memory_mb: int | None = None
+    tools: tuple[str, ...] = ()  # the tools it called: its output holds text from outside
 
 
 HistoryItem = UserMessage | ModelTurn | BlockOutcome
@@ -119,6 +125,7 @@ def system_prompt(
         mounts=mounts,
         reach=reach,
         tools=tools_section(tools, budget_tokens=tools_budget_tokens) if tools else "",
+        rules=RULES,
     )
     return text
 
@@ -187,7 +194,7 @@ stream), so print summaries and counts rather than whole files.
 to the user. Do not write an opening <helpers> tag you do not mean to run; to mention one \
 in prose, put it in backticks.{turns}
 
-{tools}## The sandbox
+{tools}{rules}## The sandbox
 - {reach}
 - Each block may run for at most {wall_seconds:g} seconds of wall time and use at most \
 {memory_mb} MB of memory; it is killed when it goes past either.
@@ -235,12 +242,15 @@ def render_result(outcome: BlockOutcome, *, result_chars: int = DEFAULT_RESULT_C
             "is not known. It was not run again; check its effects before relying on them."
         )
     lines = [f"{title} {_exit_status(outcome)}."]
+    if outcome.tools:  # names as recorded: a refused call's name is the block's, so cleaned
+        called = ", ".join(author_label(tool) for tool in outcome.tools)
+        lines.append(f"It called {called}: its output holds text from outside opsloop.")
     if outcome.output_truncated:
         lines.append("The sandbox stopped keeping output at its byte limit: the end is missing.")
     if outcome.unsafe_local:
         lines.append("It ran WITHOUT the sandbox (unsafe local mode), directly on the host.")
     for name, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
-        lines.append(_stream(name, text, result_chars=result_chars))
+        lines.append(_stream(name, text, result_chars=result_chars, block_id=outcome.block_id))
     return "\n".join(lines)
 
 
@@ -281,13 +291,14 @@ def _signal_name(number: int) -> str:
         return ""
 
 
-def _stream(name: str, text: str, *, result_chars: int) -> str:
+def _stream(name: str, text: str, *, result_chars: int, block_id: str) -> str:
     if not text:
         return f"--- {name}: empty ---"
     if result_chars <= 0 and len(text) > STUB_KEEP_CHARS:
         return f"--- {name}: {len(text)} characters, left out to fit the context window ---"
     body = clip(text, limit=max(result_chars, STUB_KEEP_CHARS)).rstrip("\n")
-    return f"--- {name} ---\n{body}\n--- end of {name} ---"
+    opening, closing = stream_frame(name, text, block_id=block_id)
+    return f"{opening}\n{body}\n{closing}"
 
 
 def history_from_timeline(timeline: Sequence[Mapping[str, Any]]) -> list[HistoryItem]:
@@ -295,12 +306,16 @@ def history_from_timeline(timeline: Sequence[Mapping[str, Any]]) -> list[History
     items: list[HistoryItem] = []
     blocks: dict[str, tuple[str, str]] = {}  # block_id -> (language, code)
     limits: dict[str, Mapping[str, Any]] = {}  # block_id -> BlockStarted.limits
+    called: dict[str, list[str]] = {}  # block_id -> the tools it called
     for event in timeline:
         kind = str(event.get("type", "")).rsplit(".", 1)[-1].rsplit(":", 1)[-1]
-        if kind == "MessageReceived":
-            items.append(UserMessage(text=event["text"]))
+        if kind in ("MessageReceived", "MessageRefused"):
+            trusted = kind == "MessageReceived"
+            items.append(
+                UserMessage(event["text"], author=event.get("author", ""), trusted=trusted)
+            )
         elif kind in ("FileReceived", "FileRefused"):
-            items.append(UserMessage(text=file_note(event)))
+            items.append(UserMessage(file_note(event), author=event.get("by", "")))
         elif kind == "ModelReplied":
             items.append(ModelTurn(text=event["text"]))
             for block in parse_helpers(event["text"]).blocks:
@@ -308,8 +323,12 @@ def history_from_timeline(timeline: Sequence[Mapping[str, Any]]) -> list[History
         elif kind == "BlockStarted":
             blocks[event["block_id"]] = (event["language"], event["code"])
             limits[event["block_id"]] = event.get("limits") or {}
+        elif kind == "ToolCalled":
+            called.setdefault(event["block_id"], []).append(str(event["tool"]))
         elif kind == "BlockFinished" or kind in _NOT_RUN:
-            items.append(_outcome(kind, event, blocks, limits.get(event["block_id"], {})))
+            outcome = _outcome(kind, event, blocks, limits.get(event["block_id"], {}))
+            tools = tuple(dict.fromkeys(called.get(event["block_id"], ())))
+            items.append(dataclasses.replace(outcome, tools=tools))
     return items
 
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from bot.secrets import env_secrets
 from bot.tools import access
 from bot.tools.build import Built, build_all
 from bot.tools.config import ToolDecl, ToolsPolicy
@@ -56,15 +57,19 @@ class ToolRegistry:
         *,
         environ: Mapping[str, str],
         redact_env: Iterable[str] = (),
+        known: Mapping[str, str] | None = None,
     ) -> ToolRegistry:
         """The registry of ``[tools]``; ``ConfigError`` (one line) for a tool that cannot be built.
 
-        ``redact_env`` names more variables whose values are secrets (``[redact] env``).
+        ``redact_env`` names more variables whose values are secrets (``[redact] env``), and
+        ``known`` adds secrets by name (``bot.secrets.known_secrets``): the registry's
+        ``redactor`` then knows every secret of the process.
         """
         tools = policy if isinstance(policy, ToolsPolicy) else policy.tools
         built = build_all(tools, environ=environ)
-        secrets = {var: value for b in built.values() for var, value in b.secrets.items()}
-        secrets.update({var: environ[var] for var in redact_env if var in environ})
+        secrets = dict(known or {})
+        secrets.update(env_secrets(redact_env, environ=environ))
+        secrets.update({var: value for b in built.values() for var, value in b.secrets.items()})
         return cls(tools=built, secrets=secrets, calls_per_block=tools.calls_per_block)
 
     @property
@@ -138,20 +143,8 @@ class ToolRegistry:
 
     def redact(self, value: Result) -> tuple[Result, tuple[str, ...]]:
         """``value`` (text, or JSON data) redacted, and the names that were taken out."""
-        names: set[str] = set()
-
-        def walk(item: Any) -> Any:
-            if isinstance(item, str):
-                done = self.redactor.redact(item)
-                names.update(done.names)
-                return done.text
-            if isinstance(item, dict):
-                return {walk(str(k)): walk(v) for k, v in item.items()}
-            if isinstance(item, list | tuple):
-                return [walk(v) for v in item]
-            return item
-
-        return walk(value), tuple(sorted(names))
+        redacted, names = self.redactor.redact_value(value)
+        return redacted, names
 
     async def check(self) -> list[ToolCheck]:
         """For ``opsloop doctor``: commands exist, HTTP hosts resolve, MCP servers answer."""

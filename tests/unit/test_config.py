@@ -35,6 +35,17 @@ def test_values_are_read(tmp_path: Path) -> None:
     assert policy.prices["gpt-4o"].output == 10
 
 
+def test_redact_env_names_variables_and_refuses_anything_else(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('[redact]\nenv = ["PGPASSWORD", "AUDIT_KEY"]\n')
+    assert load_policy(good).redact.env == ["PGPASSWORD", "AUDIT_KEY"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[redact]\nenv = ["NOT A NAME]"]\nextra = 1\n')
+    with pytest.raises(ConfigError) as caught:
+        load_policy(bad)
+    assert "redact." in str(caught.value)
+
+
 def test_budgets_are_read_into_the_runners_daily_budgets(tmp_path: Path) -> None:
     from bot.cli.bootstrap import daily_budgets
     from domain.budgets import DailyBudgets

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from domain.conversation import UNSETTLED_CALL, Conversation
+from domain.conversation import Conversation
+from domain.conversation_tools import UNSETTLED_CALL
 from domain.errors import DomainError, InvalidTransition
 
 RESULT: dict[str, Any] = {

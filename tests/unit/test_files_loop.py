@@ -136,3 +136,28 @@ async def test_outbox_files_go_out_with_the_answer_once_each_and_are_recorded(
     assert second.files == ()  # the same files are not sent twice
     sent = events(memory_app, cid, "FileSent", "Answered")
     assert [e["type"] for e in sent] == ["FileSent", "FileSent", "Answered", "Answered"]
+
+
+async def test_a_secret_in_an_outbox_file_never_leaves_text_redacted_binary_withheld(
+    memory_app: ConversationApp,
+) -> None:
+    sandbox = FakeSandbox()
+    service, _ = service_with(memory_app, ["done", "again"], sandbox)
+    receipt = await service.receive(Incoming(HERE, "e1", "U1", "dump the env"))
+    cid = receipt.conversation_id
+    token = "xoxb-123456789012-1234567890123-abcdefghijklmnopqrstuvwx"
+    sandbox.outbox[cid] = {
+        "env.txt": f"SLACK={token}\n".encode(),
+        "blob.bin": b"\xff\xfe" + token.encode() + b"\x00",
+    }
+    first = await service.run(cid, RecordingProgress())
+    await service.receive(Incoming(HERE, "e2", "U1", "and now?"))
+    second = await service.run(cid, RecordingProgress())
+
+    (sent,) = first.files
+    assert sent.name == "env.txt" and token.encode() not in sent.data
+    assert b"[redacted:" in sent.data
+    assert first.files_skipped == ("blob.bin: holds a secret and is not text; not sent",)
+    assert second.files == ()  # the redacted copy is not sent again
+    (recorded,) = events(memory_app, cid, "FileSent")
+    assert recorded["sha256"] == sent.sha256

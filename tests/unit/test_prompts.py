@@ -30,6 +30,7 @@ from bot.prompt.system import (
     render_result,
     system_prompt,
 )
+from bot.prompt.untrusted import data_id
 from domain.helpers import parse_helpers
 from domain.tokens import estimate_tokens
 
@@ -91,19 +92,25 @@ def test_the_system_prompt_is_the_same_for_the_same_limits() -> None:
 # -- results -----------------------------------------------------------------------------
 
 
+def framed(name: str, body: str, *, text: str | None = None, block_id: str = "t1b1") -> str:
+    """A stream as results show it: framed as data, its id the hash of its whole text."""
+    ident = data_id(block_id, name, body + "\n" if text is None else text)
+    return f"--- {name} (data {ident}) ---\n{body}\n--- end of {name} (data {ident}) ---"
+
+
 def test_a_successful_block_shows_its_exit_status_and_both_streams() -> None:
     text = render_result(finished(stdout="42\n", stderr=""))
     assert text == (
         "Result of block t1b1 (python): exit status 0 (success).\n"
-        "--- stdout ---\n42\n--- end of stdout ---\n"
-        "--- stderr: empty ---"
+        + framed("stdout", "42")
+        + "\n--- stderr: empty ---"
     )
 
 
 def test_a_failing_block_shows_its_exit_status_and_stderr() -> None:
     text = render_result(finished(status="failed", exit_code=2, stderr="Traceback: boom\n"))
     assert text.startswith("Result of block t1b1 (python): exit status 2 (failure).")
-    assert "--- stderr ---\nTraceback: boom\n--- end of stderr ---" in text
+    assert framed("stderr", "Traceback: boom") in text
 
 
 @pytest.mark.parametrize(
@@ -125,7 +132,9 @@ def test_long_output_keeps_its_head_and_tail_and_says_how_much_was_cut() -> None
     text = render_result(finished(stdout=stdout), result_chars=200)
     assert "line 0\n" in text and "line 999\n" in text and "line 500\n" not in text
     cut = int(re.search(r"\[… (\d+) characters cut …\]", text).group(1))  # type: ignore[union-attr]
-    body = text.split("--- stdout ---\n")[1].split("\n--- end of stdout ---")[0]
+    ident = data_id("t1b1", "stdout", stdout)
+    body = text.split(f"--- stdout (data {ident}) ---\n")[1]
+    body = body.split(f"\n--- end of stdout (data {ident}) ---")[0]
     shown = body.replace(f"\n[… {cut} characters cut …]\n", "\n")
     assert len(shown) + cut == len(stdout.rstrip("\n"))  # the last newline is not shown
     assert len(body) < 300
@@ -398,7 +407,7 @@ def test_a_timeline_maps_to_history_items() -> None:
         {"type": "Answered", "text": "Done."},
     ]
     assert history_from_timeline(timeline) == [
-        UserMessage("hi"),
+        UserMessage("hi", author="ann"),
         ModelTurn(reply),
         BlockOutcome(block_id="t1b1", language="python", code="print(1)", status="failed",
                      exit_code=None, signal=9, timed_out=True, wall_seconds=5.0, memory_mb=128),

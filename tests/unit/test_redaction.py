@@ -26,7 +26,7 @@ B64_RUN = re.compile(r"[A-Za-z0-9+/=_\-]+")
 
 secret_values = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters="["), min_size=MIN_SECRET_CHARS
-).filter(lambda v: len(v) >= MIN_SECRET_CHARS)
+).filter(lambda v: len(re.sub(r"\s", "", v)) >= MIN_SECRET_CHARS)
 noise = st.text(alphabet=string.printable, max_size=40)
 
 
@@ -270,3 +270,116 @@ def test_a_stream_holds_an_unfinished_private_key_until_it_ends() -> None:
     stream = Redactor({}).stream()
     assert stream.feed("key: " + PEM[:50]).text == "key: "
     assert stream.feed(PEM[50:] + "\nok ").text == "[redacted:private_key]\nok "
+
+
+# -- what a hostile or careless block does with a value ----------------------------------
+
+
+def squeezed_base64_reveals(text: str, secret: bytes) -> bool:
+    """``base64_reveals`` after whitespace is taken out, as a decoder of wrapped base64 does."""
+    return base64_reveals(re.sub(r"\s", "", text), secret)
+
+
+@settings(max_examples=300)
+@given(
+    value=secret_values,
+    form=st.integers(0, 9),
+    cut=st.integers(1, 200),
+    gap=st.sampled_from(["\n", " ", "\r\n", "\n\n", "\t", "  \n"]),
+    before=noise,
+    after=noise,
+)
+def test_a_secret_split_across_two_prints_is_caught_in_every_encoding(
+    value: str, form: int, cut: int, gap: str, before: str, after: str
+) -> None:
+    encoded = encodings(value)[form]
+    cut = min(cut, len(encoded) - 1)
+    text = before + encoded[:cut] + gap + encoded[cut:] + after
+    result = redact(text, secrets={"PW": value})
+    squeezed = re.sub(r"\s", "", result.text)
+    assert re.sub(r"\s", "", encoded) not in squeezed
+    assert "PW" in result.names
+
+
+@settings(max_examples=200)
+@given(value=secret_values, prefix=st.binary(max_size=80), suffix=st.binary(max_size=80))
+def test_base64_wrapped_at_76_columns_does_not_reveal_the_secret(
+    value: str, prefix: bytes, suffix: bytes
+) -> None:
+    stream = base64.b64encode(prefix + value.encode() + suffix).decode()
+    wrapped = "\n".join(stream[i : i + 76] for i in range(0, len(stream), 76))  # `base64`
+    result = redact(wrapped + "\n", secrets={"PW": value})
+    assert not squeezed_base64_reveals(result.text, value.encode())
+
+
+def test_hex_dumps_escapes_and_reversed_values_are_caught() -> None:
+    raw = SECRET.encode()
+    grouped = " ".join(raw.hex()[i : i + 4] for i in range(0, len(raw) * 2, 4))  # xxd
+    spaced = raw.hex(" ")  # hexdump -C, od
+    escaped = "".join(f"\\x{b:02x}" for b in raw)  # print(repr(bytes)) of binary data
+    every = "".join(f"%{b:02x}" for b in raw)  # every byte percent-encoded
+    for text in (grouped, spaced, escaped, every, SECRET[::-1]):
+        result = redact(f"out: {text} :end", secrets={"TOKEN": SECRET})
+        assert result.text == "out: [redacted:TOKEN] :end", text
+
+
+def test_an_empty_or_blank_env_value_redacts_nothing() -> None:
+    redactor = Redactor({"EMPTY": "", "BLANK": " \n  \t ", "SPACED": "a b c"})
+    text = "a b c, abc and spaces:    \n"
+    assert redactor.redact(text) == Redacted(text=text)
+    assert redactor.ignored == ("BLANK", "EMPTY", "SPACED")
+    assert redactor.names == frozenset()
+
+
+@settings(max_examples=300)
+@given(text=st.lists(st.one_of(noise, st.sampled_from([SECRET, "Bearer ", " "])), max_size=30))
+def test_redacted_text_is_at_most_a_fixed_factor_longer_than_its_input(text: list[str]) -> None:
+    whole = "".join(text)
+    redactor = Redactor({"TOKEN": SECRET, "A_RATHER_LONG_SECRET_NAME": "abcdef"})
+    out = redactor.redact(whole).text
+    factor = redactor.longest_marker / MIN_SECRET_CHARS
+    assert len(out) <= max(len(whole), len(whole) * factor)
+    assert redactor.redact(out).text == out  # and it does not grow again
+
+
+def test_json_data_is_redacted_in_keys_and_values_and_names_what_it_took() -> None:
+    redactor = Redactor({"TOKEN": SECRET})
+    data = {SECRET: [1, {"k": f"x {SECRET} y"}, None], "ok": "fine"}
+    value, names = redactor.redact_value(data)
+    assert value == {"[redacted:TOKEN]": [1, {"k": "x [redacted:TOKEN] y"}, None], "ok": "fine"}
+    assert names == ("TOKEN",)
+
+
+def test_a_record_says_which_field_holds_which_markers() -> None:
+    redactor = Redactor({"TOKEN": SECRET})
+    texts, where = redactor.clean(
+        stdout=f"{SECRET} and ghp_{'a' * 36}", stderr="nothing", text="[redacted:OTHER]"
+    )
+    assert texts["stdout"] == "[redacted:TOKEN] and [redacted:github_token]"
+    assert where == {"stdout": ["TOKEN", "github_token"]}  # an unknown name is not a marker
+
+
+split_secret = st.integers(1, len(SECRET) - 1).map(lambda i: SECRET[:i] + "\n" + SECRET[i:])
+
+
+@settings(max_examples=300)
+@given(
+    text=st.lists(st.one_of(pieces, split_secret, st.just("\n")), max_size=8).map("".join),
+    cuts=st.lists(st.integers(0, 400), max_size=12),
+)
+def test_a_stream_gives_the_one_shot_result_for_secrets_split_by_whitespace(
+    text: str, cuts: list[int]
+) -> None:
+    redactor = Redactor({"TOKEN": SECRET})
+    stream = redactor.stream()
+    parts = [stream.feed(chunk) for chunk in chunked(text, cuts)] + [stream.flush()]
+    assert joined(parts) == redactor.redact(text)
+    assert SECRET not in re.sub(r"\s", "", joined(parts).text)
+
+
+@settings(max_examples=200)
+@given(text=texts)
+def test_a_long_text_is_redacted_exactly_like_a_short_one(text: str) -> None:
+    redactor = Redactor({"TOKEN": SECRET, "OTHER": "xoxb-not-a-shape?"})
+    filler = "," * 600 + "\n"  # past the length where each position is no longer looked up
+    assert redactor.redact(filler + text).text == filler + redactor.redact(text).text

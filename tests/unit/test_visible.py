@@ -112,3 +112,30 @@ def test_the_serve_commands_log_handler_writes_visible_lines(
     )
     handler.handle(record)
     assert capsys.readouterr().err == "WARNING slack said \\x9b2J\n"
+
+
+def test_once_redaction_is_installed_no_log_line_carries_a_secret() -> None:
+    import io
+    import logging
+
+    from bot.visible import VisibleFormatter, redact_logs
+    from domain.redaction import Redactor
+
+    secret = "sk-live-5f0c9d2a7e1b44c3"
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(VisibleFormatter("%(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        redact_logs(Redactor({"OPENAI_API_KEY": secret}))
+        try:
+            raise RuntimeError(f"401 from the provider for key {secret}")
+        except RuntimeError:
+            logging.getLogger("bot.providers").exception("model call failed with %s", secret)
+    finally:
+        root.removeHandler(handler)
+    written = stream.getvalue()
+    assert "model call failed with [redacted:OPENAI_API_KEY]" in written
+    assert "for key [redacted:OPENAI_API_KEY]" in written  # the traceback too
+    assert secret not in written
