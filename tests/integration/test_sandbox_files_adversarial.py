@@ -148,3 +148,43 @@ async def test_files_go_in_and_out_through_a_real_sandbox_service(jail_reachable
     assert stored.name == "app.log" and run.exit_code == 0, run.stderr
     assert [(f.name, f.data) for f in found.files] == [("copy.log", b"line\n")]
     assert [s.name for s in found.skipped] == ["s"]
+
+
+async def test_an_inbox_a_block_made_a_fifo_is_replaced_without_blocking(jail) -> None:
+    await _block(jail, "mkfifo /workspace/inbox")
+    stored = await jail.put_file(workspace="w1", name="a.txt", data=b"x")
+    result = await jail.run(
+        language="bash", code="cat /workspace/inbox/a.txt", limits=LIMITS, workspace="w1"
+    )
+    assert stored.name == "a.txt" and result.stdout == "x"
+
+
+async def test_the_service_file_endpoints_refuse_callers_without_the_token_and_bad_requests(
+    jail_reachable_dir: Path,
+) -> None:
+    import aiohttp
+
+    async with service_process(jail_reachable_dir) as service:
+        base = service.url
+        good = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession() as session:
+
+            async def status(path: str, *, headers: dict[str, str], **kw: object) -> int:
+                async with session.post(f"{base}{path}", headers=headers, **kw) as response:
+                    await response.read()
+                    return response.status
+
+            no_token = await status("/v1/files/inbox?workspace=s1&name=a", headers={}, data=b"x")
+            wrong = await status(
+                "/v1/files/outbox", headers={"Authorization": "Bearer nope"}, json={}
+            )
+            climbing = await status(
+                "/v1/files/inbox?workspace=../etc&name=a", headers=good, data=b"x"
+            )
+            too_many = await status(
+                "/v1/files/outbox",
+                headers=good,
+                json={"workspace": "s1", "max_files": 10_000, "max_bytes": 10},
+            )
+    assert (no_token, wrong) == (401, 401)
+    assert (climbing, too_many) == (400, 400)
