@@ -50,6 +50,7 @@ from bot.providers.scripted import ScriptedModel  # noqa: E402
 from bot.surface import Coordinates, Incoming  # noqa: E402
 from domain.budgets import DailyBudgets  # noqa: E402
 from domain.limits import LoopLimits  # noqa: E402
+from sandbox.files import Outbox
 from sandbox.result import RunResult  # noqa: E402
 
 BLOCK_TURNS = 9
@@ -68,6 +69,9 @@ class NoOpSandbox:
         self, *, language: str, code: str, limits: Any = None, workspace: str | None = None
     ) -> RunResult:
         return RunResult(exit_code=0, signal=None, stdout="ok\n", stderr="", duration_ms=0)
+
+    async def read_outbox(self, **_: Any) -> Outbox:
+        return Outbox()  # blocks here write no files
 
 
 class QuietProgress:

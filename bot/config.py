@@ -195,6 +195,36 @@ class AccessPolicy(_Section):
     mention_guilds: list[str] = Field(default_factory=list)
 
 
+DEFAULT_PROMPTS = [
+    "Why is the disk full?",
+    "Summarize the log I attach",
+    "Which processes use the most memory?",
+]
+
+
+class SlackPolicy(AccessPolicy):
+    """``[slack]``: who may use the bot, and Slack's AI app surface."""
+
+    # Shown when someone opens an assistant thread (Slack allows 4).
+    suggested_prompts: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PROMPTS), max_length=4
+    )
+
+    @field_validator("suggested_prompts")
+    @classmethod
+    def _short_prompts(cls, prompts: list[str]) -> list[str]:
+        if any(not p.strip() or len(p) > 200 for p in prompts):
+            raise ValueError("each suggested prompt must be 1 to 200 characters")
+        return prompts
+
+
+class FilesPolicy(_Section):
+    """``[files]``: attachments into ``/workspace/inbox`` and files out of ``/workspace/outbox``."""
+
+    max_mb: int = Field(default=20, ge=1, le=1024)  # one file, either way
+    max_files: int = Field(default=10, ge=1, le=100)  # per message in, per answer out
+
+
 class ApprovalOverride(_Section):
     """``[approvals.channels."ID"]``: one channel's (or surface's) own approval rules."""
 
@@ -248,11 +278,12 @@ class Policy(_Section):
     prompt: PromptPolicy = Field(default_factory=PromptPolicy)
     prices: dict[str, Price] = Field(default_factory=dict)  # "provider:model" or "model"
     models: ModelsPolicy = Field(default_factory=ModelsPolicy)
-    slack: AccessPolicy = Field(default_factory=AccessPolicy)
+    slack: SlackPolicy = Field(default_factory=SlackPolicy)
     discord: AccessPolicy = Field(default_factory=AccessPolicy)
     tools: ToolsPolicy = Field(default_factory=ToolsPolicy)  # see bot.tools.config
     roles: dict[str, list[str]] = Field(default_factory=dict)  # role -> ["slack:U012AB", ...]
     approvals: ApprovalsPolicy = Field(default_factory=ApprovalsPolicy)
+    files: FilesPolicy = Field(default_factory=FilesPolicy)
     redact: RedactPolicy = Field(default_factory=RedactPolicy)
     audit: AuditPolicy = Field(default_factory=AuditPolicy)
 

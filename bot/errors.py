@@ -10,7 +10,9 @@ OpsloopError
 ├── AuditKeyProblem        the audit key is missing or not the one the store was sealed with
 ├── NotFound               no conversation with that id or prefix
 ├── AmbiguousId            a prefix matches several conversations
-└── ModelUnavailable       every provider (and fallback) failed
+├── ModelUnavailable       every provider (and fallback) failed
+└── FileNotFetched         an attached file could not be downloaded as itself (over a cap,
+                           a login page instead, a host the token must not go to)
 
 Every message is one human sentence: the CLI prints it as is, with no traceback.
 """
@@ -64,6 +66,10 @@ class ModelUnavailable(OpsloopError):
     def __init__(self, message: str, *, failures: tuple[object, ...] = ()) -> None:
         super().__init__(message)
         self.failures = failures  # tuple[bot.ports.ProviderFailure, ...]
+
+
+class FileNotFetched(OpsloopError):
+    """An attached file was not downloaded: its message says why, in one sentence."""
 
 
 def one_line(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ dataclasses of plain values, so they can be recorded as event payloads unchanged
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID
@@ -16,11 +16,13 @@ from uuid import UUID
 from bot.config import AccessPolicy
 from bot.surface import (
     ApprovalRequest,
+    Attachment,
     Command,
     CommandReply,
     Coordinates,
     Decision,
     DecisionReply,
+    FileNote,
     Incoming,
     Outcome,
     Receipt,
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
     from bot.tools.values import ToolSpec
     from domain.budgets import DailySpend
+    from sandbox.files import Outbox, StoredFile
     from sandbox.limits import Limits
     from sandbox.relay import ToolRelay
     from sandbox.result import RunResult
@@ -113,6 +116,24 @@ class Sandbox(Protocol):
         ``sandbox.relay``); ``mounts`` names read-only mounts of the sandbox's own
         configuration (``bot.policy.mounts.mounts_for``). ``None`` and ``()``: today's jail.
         """
+        ...
+
+    async def put_file(self, *, workspace: str, name: str, data: bytes) -> StoredFile:
+        """Save ``data`` in the workspace's ``/workspace/inbox`` under a safe name not yet
+        taken there (derived from ``name``); ``FileRejected`` when it does not fit."""
+        ...
+
+    async def read_outbox(
+        self,
+        *,
+        workspace: str,
+        sent: Collection[tuple[str, str]] = (),
+        max_files: int,
+        max_bytes: int,
+    ) -> Outbox:
+        """The regular files of the workspace's ``/workspace/outbox`` that are not in
+        ``sent`` (name, sha256), at most ``max_files`` of at most ``max_bytes`` each; the
+        others are listed as skipped, with why."""
         ...
 
 
@@ -226,6 +247,9 @@ class LoopApp(Protocol):
     def refuse_tool(self, conversation_id: UUID, *, call_id: str, reason: str) -> None: ...
     def mark_tool_unknown(self, conversation_id: UUID, *, call_id: str, detail: str) -> None: ...
     def answer(self, conversation_id: UUID, *, text: str) -> None: ...
+    def record_file_sent(
+        self, conversation_id: UUID, *, name: str, size: int, sha256: str
+    ) -> None: ...
     def stop(self, conversation_id: UUID, *, reason: str, detail: str = "") -> None: ...
     def claim_loop(self, conversation_id: UUID, *, holder: str, seconds: float) -> Any: ...
     def renew_loop(
@@ -247,6 +271,15 @@ class ServiceApp(LoopApp, Protocol):
         self, *, coordinates: Coordinates, message_key: str, author: str, text: str, reason: str
     ) -> tuple[UUID, bool]: ...
     def renew(self, *, coordinates: Coordinates, by: str) -> UUID: ...
+    def record_file_received(
+        self, conversation_id: UUID, *, name: str, size: int, sha256: str, by: str
+    ) -> None: ...
+    def record_file_refused(
+        self, conversation_id: UUID, *, name: str, reason: str, by: str
+    ) -> None: ...
+    def record_feedback(
+        self, conversation_id: UUID, *, by: str, value: str, answer_sha256: str
+    ) -> None: ...
     def decide_approval(
         self,
         conversation_id: UUID,
@@ -282,6 +315,20 @@ class ChatService(Protocol):
 
     async def decide(self, decision: Decision) -> DecisionReply:
         """Record an approver's decision on a request of the thread at its coordinates."""
+        ...
+
+    async def attach(
+        self, conversation_id: str, files: Sequence[Attachment], *, by: str
+    ) -> list[FileNote]:
+        """Save a recorded message's attachments in the workspace's inbox (or refuse them,
+        over ``[files]``'s caps); each recorded, before the loop runs."""
+        ...
+
+    async def feedback(
+        self, coordinates: Coordinates, *, by: str, value: str, answer_sha256: str
+    ) -> bool:
+        """Record a rating ("good" or "bad") of an answer the conversation at these coordinates
+        gave (by its text's sha256); False when it gave no such answer."""
         ...
 
     async def run(self, conversation_id: str, progress: Progress) -> Outcome:

@@ -9,6 +9,7 @@ loses a message. Who may use the bot is the service's decision, never an adapter
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from domain.state import block_failed
 
 if TYPE_CHECKING:
+    from sandbox.files import OutboxFile
     from sandbox.result import RunResult
 
 
@@ -75,6 +77,30 @@ class Incoming:
     message_key: str  # the platform's own id (Slack event_id, Discord message id)
     author: str
     text: str
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file attached to a person's message, not yet downloaded.
+
+    ``fetch(most)`` downloads it with the surface's credentials: at most ``most`` bytes, or
+    ``bot.errors.FileNotFetched`` saying why not (over the cap, a login page instead of the
+    file, a host the token must not be sent to). The service calls it after the message is
+    recorded, and only for a file within the caps.
+    """
+
+    name: str  # as the platform names it (untrusted)
+    size: int | None  # as the platform declares it; None when it does not say
+    fetch: Callable[[int], Awaitable[bytes]] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class FileNote:
+    """What became of one attachment: saved as ``/workspace/inbox/<name>``, or ``refused``."""
+
+    name: str  # as saved, or as attached when refused
+    bytes: int = 0
+    refused: str = ""  # why it was not saved; "" when it was
 
 
 @dataclass(frozen=True)
@@ -197,6 +223,8 @@ class Outcome:
     detail: str = ""
     awaiting: ApprovalRequest | None = None  # paused until this request is decided or expires
     elsewhere: bool = False  # another process runs this loop now; it answers the message too
+    files: tuple[OutboxFile, ...] = ()  # from /workspace/outbox, to send with the answer
+    files_skipped: tuple[str, ...] = ()  # "name: why" of outbox entries not sent
 
 
 def failed(result: RunResult) -> bool:

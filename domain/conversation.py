@@ -21,6 +21,7 @@ from eventsourcing.domain import Aggregate
 from domain import events as ev
 from domain.approvals import code_sha256
 from domain.chain import genesis_hash
+from domain.conversation_files import FilesAndFeedback
 from domain.conversation_state import ConversationState
 from domain.conversation_tools import ToolCalls
 from domain.errors import (
@@ -35,7 +36,7 @@ from domain.runaway import TRUNCATIONS
 from domain.state import Approval, BlockStatus
 
 
-class Conversation(ToolCalls, ConversationState, Aggregate):
+class Conversation(FilesAndFeedback, ToolCalls, ConversationState, Aggregate):
     """An event-sourced conversation, identified by its platform coordinates."""
 
     # -- creation ------------------------------------------------------------------------

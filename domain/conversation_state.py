@@ -16,6 +16,7 @@ from uuid import UUID
 
 from domain import events as ev
 from domain.chain import hash_of
+from domain.conversation_files import text_sha256
 from domain.conversation_loop import LoopControl
 from domain.errors import UnknownBlock
 from domain.helpers import parse_helpers
@@ -50,6 +51,8 @@ class ConversationState(LoopControl):
         state["_approvals"] = {k: dict(v) for k, v in state.get("_approvals", {}).items()}
         state["_pending_events"] = list(state.get("_pending_events", ()))
         state["_unknown_blocks"] = list(state.get("_unknown_blocks", ()))
+        if "_answers" in state:
+            state["_answers"] = list(state["_answers"])
         object.__setattr__(clone, "__dict__", state)
         memo[id(self)] = clone
         return clone
@@ -160,6 +163,15 @@ class ConversationState(LoopControl):
         """The latest answer, if any."""
         return self._answer
 
+    def answered_with(self, answer_sha256: str) -> bool:
+        """Whether this conversation gave an answer whose text has this sha256."""
+        return answer_sha256 in self._answer_hashes()
+
+    def _answer_hashes(self) -> list[str]:
+        if "_answers" not in self.__dict__:  # a snapshot from before feedback existed
+            self._answers: list[str] = []
+        return self._answers
+
     def has_message(self, message_key: str) -> bool:
         """Whether this platform message was recorded already (received or refused)."""
         return message_key in self._message_keys
@@ -216,8 +228,7 @@ class ConversationState(LoopControl):
             case ev.ToolOutcomeUnknown():
                 self._set_call(event.call_id, "unknown")
             case ev.Answered():
-                self._status = "answered"
-                self._answer = event.text
+                self._when_Answered(event)
             case ev.Stopped():
                 self._status = "stopped"
                 self._stop_requested_by = None
@@ -227,6 +238,8 @@ class ConversationState(LoopControl):
                 self._evolve_loop(event)
             case ev.UserErased():
                 pass  # the text is erased in the store; state keeps nothing of it to drop
+            case ev.FileReceived() | ev.FileRefused() | ev.FileSent() | ev.FeedbackGiven():
+                pass  # facts for the audit and the prompt: the loop's state is unchanged
             case _:
                 assert_never(event)
         self._last_hash = hash_of(event)
@@ -259,6 +272,7 @@ class ConversationState(LoopControl):
         self._last_hash = ""
         self._tool_calls = {}
         self._approvals = {}
+        self._answers = []
 
     def _when_MessageReceived(self, e: ev.MessageReceived) -> None:
         self._last_author = e.author
@@ -272,6 +286,11 @@ class ConversationState(LoopControl):
         self._cut_in_a_row = 0
         if not self.open_blocks:  # blocks of a turn in flight keep going: they get outcomes
             self._blocks = []
+
+    def _when_Answered(self, e: ev.Answered) -> None:
+        self._status = "answered"
+        self._answer = e.text
+        self._answer_hashes().append(text_sha256(e.text))
 
     def _when_MessageRefused(self, e: ev.MessageRefused) -> None:
         self._message_keys[e.message_key] = e.originator_version

@@ -6,7 +6,8 @@ DomainError
 ├── InvalidTransition     the command does not fit the conversation's status
 ├── UnknownBlock          no block with that id, or not in the status the command needs
 ├── UnknownApproval       no approval request with that id in the last turn
-└── LoopTakenOver         another process holds the loop's lease now
+├── LoopTakenOver         another process holds the loop's lease now
+└── UnknownAnswer         feedback on an answer this conversation never gave
 
 Guards raise these before any event is triggered, so a refused command changes nothing.
 """
@@ -40,3 +41,5 @@ class UnknownApproval(DomainError):
 
 class LoopTakenOver(DomainError):
     """Another process holds this conversation's loop now; this one may record no step."""
+class UnknownAnswer(DomainError):
+    """Feedback names an answer this conversation never gave."""

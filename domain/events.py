@@ -316,6 +316,37 @@ class BlockFinishedLate(ConversationEvent):
     unsafe_local: bool
     redacted: dict[str, list[str]]  # field -> names of the secrets redacted in it
     kernel: str  # as BlockFinished's
+class FileReceived(ConversationEvent):
+    """A file attached to a person's message was saved at /workspace/inbox/NAME."""
+
+    name: str  # as saved (a safe name, made unique in the inbox)
+    bytes: int
+    sha256: str
+    by: str  # who attached it
+
+
+class FileRefused(ConversationEvent):
+    """A file attached to a person's message was not saved: over a cap, or not the file."""
+
+    name: str  # as the platform named it
+    reason: str
+    by: str
+
+
+class FileSent(ConversationEvent):
+    """A file a block wrote to /workspace/outbox/ went out with the answer."""
+
+    name: str
+    bytes: int
+    sha256: str
+
+
+class FeedbackGiven(ConversationEvent):
+    """Someone rated an answer of this conversation (thumbs up or down)."""
+
+    by: str
+    value: str  # "good" | "bad"
+    answer_sha256: str  # the answer rated: sha256 of its text
 
 
 class Renewed(ConversationEvent):
@@ -358,6 +389,10 @@ AnyEvent = (
     | StopRequested
     | BlockFinishedLate
     | UserErased
+    | FileReceived
+    | FileRefused
+    | FileSent
+    | FeedbackGiven
 )  # every event the aggregate evolves by: ``_evolve`` matches each, and mypy checks it does
 
 EVENT_TYPES: tuple[type[ConversationEvent], ...] = (
@@ -386,4 +421,8 @@ EVENT_TYPES: tuple[type[ConversationEvent], ...] = (
     StopRequested,
     BlockFinishedLate,
     UserErased,
+    FileReceived,
+    FileRefused,
+    FileSent,
+    FeedbackGiven,
 )

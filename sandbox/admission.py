@@ -5,12 +5,13 @@ concurrency limit, and the JSON error answers of both endpoints (``POST /v1/run`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from aiohttp import web
 
 from sandbox import metrics
+from sandbox.files import Outbox, StoredFile
 from sandbox.limits import Limits
 from sandbox.relay import ToolRelay
 from sandbox.result import RunResult
@@ -50,7 +51,8 @@ class Runner(Protocol):
     """What the service serves (the in-process sandbox, or a fake in tests).
 
     The service passes ``tools``, ``mounts`` and ``warm`` (false) only when a request uses
-    them, so a runner without those parameters still serves every other request.
+    them, so a runner without those parameters still serves every other request; likewise
+    the file methods are called only by the file endpoints.
     """
 
     async def run(
@@ -64,4 +66,19 @@ class Runner(Protocol):
         mounts: Sequence[str] = (),
     ) -> RunResult:
         """Run one block."""
+        ...
+
+    async def put_file(self, *, workspace: str, name: str, data: bytes) -> StoredFile:
+        """Save a file in a workspace's inbox."""
+        ...
+
+    async def read_outbox(
+        self,
+        *,
+        workspace: str,
+        sent: Collection[tuple[str, str]] = (),
+        max_files: int,
+        max_bytes: int,
+    ) -> Outbox:
+        """What a workspace's outbox holds that was not sent."""
         ...

@@ -13,15 +13,17 @@ output cap, so a misbehaving service cannot make the bot hold more than that.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from urllib.parse import urlsplit
 
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
+from sandbox import client_files
 from sandbox.client_status import Retryable, refusal, retry_wait
 from sandbox.client_ws import run_over_websocket
 from sandbox.errors import OutcomeUnknown, SandboxUnavailable
+from sandbox.files import Outbox, StoredFile
 from sandbox.limits import Limits
 from sandbox.relay import ToolRelay
 from sandbox.result import RunResult
@@ -145,6 +147,33 @@ class SandboxClient:
                 f"attempts: {exc}"
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def put_file(self, *, workspace: str, name: str, data: bytes) -> StoredFile:
+        """Save a file in a workspace's inbox on the service (sent once: a lost answer may
+        have saved it)."""
+        session = await self._client()
+        return await client_files.put_file(
+            session, base=self._base, workspace=workspace, name=name, data=data
+        )
+
+    async def read_outbox(
+        self,
+        *,
+        workspace: str,
+        sent: Collection[tuple[str, str]] = (),
+        max_files: int,
+        max_bytes: int,
+    ) -> Outbox:
+        """What a workspace's outbox on the service holds that was not sent."""
+        session = await self._client()
+        return await client_files.read_outbox(
+            session,
+            base=self._base,
+            workspace=workspace,
+            sent=sent,
+            max_files=max_files,
+            max_bytes=max_bytes,
+        )
 
     async def _post(self, body: bytes, *, timeout: aiohttp.ClientTimeout, most: int) -> RunResult:
         session = await self._client()

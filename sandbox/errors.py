@@ -3,7 +3,8 @@
 SandboxError
 ├── SandboxUnavailable   nsjail missing, namespaces not permitted, no cgroup … (block did not run)
 ├── OutcomeUnknown       the jail or the service was lost after the block may have started
-└── BadRequest           empty code, unknown language, code too big, limits out of range
+├── BadRequest           empty code, unknown language, code too big, limits out of range
+└── FileRejected         a file cannot go into a workspace's inbox (full, the inbox replaced)
 """
 
 from __future__ import annotations
@@ -23,3 +24,7 @@ class OutcomeUnknown(SandboxError):
 
 class BadRequest(SandboxError):
     """A run request is invalid (empty code, unknown language, too big, bad limits)."""
+
+
+class FileRejected(SandboxError):
+    """A file could not be saved in a workspace (full, its inbox keeps being replaced)."""

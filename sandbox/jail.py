@@ -39,11 +39,12 @@ from sandbox.result import RunResult
 from sandbox.rundir import remove_stale_run_dirs
 from sandbox.runs import Run, decode, opened, prune
 from sandbox.workspace import Workspace, Workspaces
+from sandbox.workspace_files import WorkspaceFiles
 
 __all__ = ["NOT_LAUNCHED", "JailStatus", "NsjailSandbox", "decode", "parse_log"]
 
 
-class NsjailSandbox:
+class NsjailSandbox(WorkspaceFiles):
     """Runs blocks in nsjail, in this process's event loop (many at once)."""
 
     def __init__(

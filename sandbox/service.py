@@ -2,8 +2,10 @@
 
 ``POST /v1/run`` takes ``{language, code, limits?, workspace?, mounts?}`` and answers the
 result's fields as JSON; ``GET /v1/run/ws`` runs a block with tools, relaying its tool
-frames to the caller over a WebSocket (``sandbox.service_ws``); ``GET /healthz`` answers
-``{"ok": true}``. The service trusts no caller:
+frames to the caller over a WebSocket (``sandbox.service_ws``); ``/v1/files/inbox`` and
+``/v1/files/outbox`` put a file into a workspace and read what a block left to send
+(``sandbox.service_files``); ``GET /healthz`` answers ``{"ok": true}``. The service trusts
+no caller:
 
 - on TCP a bearer token is required (loopback included); on a unix socket (mode 0600) it
   is optional;
@@ -51,6 +53,7 @@ from sandbox.listen import (
 )
 from sandbox.request import MAX_CODE_BYTES
 from sandbox.result import RunResult
+from sandbox.service_files import FileSettings, add_file_routes
 from sandbox.service_ws import WsSettings, make_ws_handler
 from sandbox.wire import gathered, object_pieces, parse_run_request
 
@@ -76,6 +79,8 @@ class ServiceOptions:
     idle_seconds: float = 30.0  # an authenticated connection may idle this long between requests
     send_seconds: float = 60.0  # writing a result to a slow reader
     max_connections: int = 1024  # open at once; beyond, the oldest idle ones are closed
+    max_file_bytes: int = 64 * 1024 * 1024  # one file into an inbox or out of an outbox
+    file_seconds: float = 120.0  # to receive one file
 
     def ws_settings(self) -> WsSettings:
         """What ``GET /v1/run/ws`` needs of these options."""
@@ -199,6 +204,8 @@ def make_app(*, runner: Runner, options: ServiceOptions) -> web.Application:
         runner=runner, gate=gate, authenticate=authenticate, settings=options.ws_settings()
     )
     app.router.add_get("/v1/run/ws", ws)
+    files = FileSettings(max_file_bytes=options.max_file_bytes, seconds=options.file_seconds)
+    add_file_routes(app, runner=runner, authenticate=authenticate, settings=files)
     return app
 
 

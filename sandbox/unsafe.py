@@ -25,6 +25,7 @@ from sandbox.request import MAX_CODE_BYTES, check_request
 from sandbox.result import RunResult
 from sandbox.runs import Run, opened
 from sandbox.workspace import Workspaces
+from sandbox.workspace_files import WorkspaceFiles
 
 log = logging.getLogger(__name__)
 WARNING = (
@@ -51,7 +52,7 @@ def _rlimits(limits: Limits) -> Callable[[], None]:
     return apply
 
 
-class UnsafeLocalSandbox:
+class UnsafeLocalSandbox(WorkspaceFiles):
     """Runs blocks directly on the host with rlimits only; every result is flagged."""
 
     def __init__(

@@ -24,6 +24,7 @@ from tests.discord_standin import (
     user_payload,
 )
 
+APPLICATION_COMMAND = 2  # interaction type of a slash command
 COMPONENT = 3  # interaction type of a button click
 DEFERRED_UPDATE = 6  # the callback type of a component interaction deferred without a message
 EPHEMERAL = 64  # message flag: only the clicker sees it
@@ -44,12 +45,67 @@ class InteractiveDiscordStandIn(DiscordStandIn):
     """The stand-in, with interactions: ``click`` sends one, ``answers`` shows the replies."""
 
     answered: list[Answered] = field(default_factory=list)
+    registered: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # guild -> commands
     _channels: dict[str, str] = field(default_factory=dict)  # token -> channel of the button
+    _guilds: dict[str, str] = field(default_factory=dict)  # token -> guild of a slash command
 
     def _routes(self, app: web.Application, api: str) -> None:
         app.router.add_post(f"{api}/interactions/{{id}}/{{token}}/callback", self._callback)
         app.router.add_patch(f"{api}/webhooks/{{app}}/{{token}}/messages/@original", self._edit)
         app.router.add_post(f"{api}/webhooks/{{app}}/{{token}}", self._followup)
+        app.router.add_put(
+            f"{api}/applications/{{app}}/guilds/{{guild}}/commands", self._register_commands
+        )
+
+    async def _register_commands(self, request: web.Request) -> web.Response:
+        commands = await request.json()
+        guild = request.match_info["guild"]
+        self.registered[guild] = commands
+        await self._changed_now()
+        return _json(
+            [
+                {**c, "id": new_id(), "application_id": BOT_ID, "guild_id": guild, "version": "1"}
+                for c in commands
+            ]
+        )
+
+    async def slash(
+        self,
+        name: str,
+        *,
+        user: str,
+        channel_id: str,
+        question: str | None = None,
+        thread_parent: str | None = None,
+    ) -> str:
+        """Use slash command ``/name`` as ``user`` in a server channel, or in a thread of
+        ``thread_parent``; returns the interaction's token."""
+        token = f"token-{next(_tokens)}"
+        self._channels[token] = channel_id
+        self._guilds[token] = GUILD_ID
+        options = [] if question is None else [{"name": "question", "type": 3, "value": question}]
+        data: dict[str, Any] = {
+            "id": new_id(),
+            "application_id": BOT_ID,
+            "type": APPLICATION_COMMAND,
+            "token": token,
+            "version": 1,
+            "attachment_size_limit": 10 * 1024 * 1024,
+            "app_permissions": "0",
+            "locale": "en-US",
+            "entitlements": [],
+            "channel_id": channel_id,
+            "data": {
+                "id": new_id(),
+                "name": name,
+                "type": 1,
+                "options": options,
+                "guild_id": GUILD_ID,
+            },
+        }
+        data.update(_where(channel_id, user=user, parent=thread_parent, text_channel=True))
+        await self.dispatch("INTERACTION_CREATE", data)
+        return token
 
     def approval_messages(self, channel_id: str) -> list[Sent]:
         """Messages with buttons posted in a channel, in order."""
@@ -122,14 +178,21 @@ class InteractiveDiscordStandIn(DiscordStandIn):
         await self._changed_now()
         channel = self._channels.get(token, "")
         reply = message_payload(
-            channel_id=channel, author_id=BOT_ID, content=payload.get("content") or "", bot=True
+            channel_id=channel,
+            author_id=BOT_ID,
+            content=payload.get("content") or "",
+            bot=True,
+            guild_id=self._guilds.get(token),
         )
         return _json({**reply, "components": payload.get("components") or []})
 
 
-def _where(channel_id: str, *, user: str, parent: str | None) -> dict[str, Any]:
-    """Who clicked and the channel the button is in: a DM, or a thread of a server."""
-    if parent is None:
+def _where(
+    channel_id: str, *, user: str, parent: str | None, text_channel: bool = False
+) -> dict[str, Any]:
+    """Who clicked and the channel the button is in: a DM, or a thread of a server (or, with
+    ``text_channel``, a server's text channel)."""
+    if parent is None and not text_channel:
         return {
             "user": user_payload(user),
             "context": 1,
@@ -144,6 +207,18 @@ def _where(channel_id: str, *, user: str, parent: str | None) -> dict[str, Any]:
         "flags": 0,
         "permissions": "0",
     }
+    if parent is None:
+        channel = {
+            "id": channel_id,
+            "type": 0,
+            "guild_id": GUILD_ID,
+            "name": "ops",
+            "position": 0,
+            "permission_overwrites": [],
+            "nsfw": False,
+            "parent_id": None,
+        }
+        return {"guild_id": GUILD_ID, "member": member, "context": 0, "channel": channel}
     thread = {
         "id": channel_id,
         "type": 11,

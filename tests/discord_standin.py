@@ -166,6 +166,8 @@ class DiscordStandIn:
     gateway_queries: list[dict[str, str]] = field(default_factory=list)  # ?v=10&encoding=json…
     resumes: list[dict[str, Any]] = field(default_factory=list)
     rate_limited: int = 0
+    hosted: dict[str, bytes] = field(default_factory=dict)  # attachment id -> its bytes
+    fetched: list[str] = field(default_factory=list)  # attachment ids downloaded
     port: int = 0
     _runner: web.AppRunner | None = None
     _ws: web.WebSocketResponse | None = None
@@ -192,6 +194,7 @@ class DiscordStandIn:
         app.router.add_get(f"{api}/oauth2/applications/@me", self._application)
         app.router.add_post(f"{api}/channels/{{channel}}/messages", self._post_message)
         app.router.add_post(f"{api}/channels/{{channel}}/typing", self._typing)
+        app.router.add_get("/attachments/{id}/{name}", self._attachment)
         app.router.add_put(
             f"{api}/channels/{{channel}}/messages/{{message}}/reactions/{{emoji}}/@me", self._react
         )
@@ -215,6 +218,28 @@ class DiscordStandIn:
             await self._runner.cleanup()
 
     # -- test controls ------------------------------------------------------------------
+
+    def host_attachment(
+        self, name: str, data: bytes, *, size: int | None = None, port: int | None = None
+    ) -> dict[str, Any]:
+        """Serve ``data`` as an attachment; the attachment object a message carries
+        (``size``: what it declares; ``port``: a URL on another loopback port)."""
+        attachment_id = new_id()
+        self.hosted[attachment_id] = data
+        url = f"http://127.0.0.1:{port or self.port}/attachments/{attachment_id}/{name}"
+        return {
+            "id": attachment_id,
+            "filename": name,
+            "size": len(data) if size is None else size,
+            "url": url,
+            "proxy_url": url,
+            "content_type": "text/plain",
+        }
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        self.fetched.append(request.match_info["id"])
+        data = self.hosted.get(request.match_info["id"])
+        return web.Response(status=404) if data is None else web.Response(body=data)
 
     async def wait_until(self, predicate: Callable[[], bool], *, timeout: float = 30.0) -> None:
         """Wait until ``predicate()`` holds (it is rechecked whenever the stand-in changes)."""

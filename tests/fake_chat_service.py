@@ -29,11 +29,13 @@ from bot.policy.access import refusal
 from bot.ports import Progress, StopStatus
 from bot.surface import (
     ApprovalRequest,
+    Attachment,
     Command,
     CommandReply,
     Coordinates,
     Decision,
     DecisionReply,
+    FileNote,
     Incoming,
     Outcome,
     Receipt,
@@ -64,6 +66,8 @@ class FakeChatService:
     receive_delay: float = 0.0  # a slow store: seconds before a message counts as recorded
     store_down: bool = False  # receive raises StoreUnreachable, as the real one would
     received: list[Incoming] = field(default_factory=list)
+    attached: list[tuple[str, list[str]]] = field(default_factory=list)  # (conversation, names)
+    ratings: list[tuple[Coordinates, str, str, str]] = field(default_factory=list)
     recorded_at: list[float] = field(default_factory=list)  # monotonic time of each record
     refused: list[tuple[Incoming, str]] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)  # every receipt's status, in order
@@ -138,6 +142,24 @@ class FakeChatService:
         return DecisionReply(status="none", detail=NOTHING_WAITING, conversation_id=cid)
 
     # -- the scripted loop --------------------------------------------------------------------
+
+    async def attach(
+        self, conversation_id: str, files: Sequence[Attachment], *, by: str
+    ) -> list[FileNote]:
+        """Fetch each file (at most 1 MiB) and note it as saved; nothing is stored."""
+        notes = []
+        for file in files:
+            data = await file.fetch(1 << 20)
+            notes.append(FileNote(name=file.name, bytes=len(data)))
+        self.attached.append((conversation_id, [n.name for n in notes]))
+        return notes
+
+    async def feedback(
+        self, coordinates: Coordinates, *, by: str, value: str, answer_sha256: str
+    ) -> bool:
+        """Keep the rating; True."""
+        self.ratings.append((coordinates, by, value, answer_sha256))
+        return True
 
     async def run(self, conversation_id: str, progress: Progress) -> Outcome:
         """Answer every unanswered message of the conversation."""

@@ -9,7 +9,8 @@ prompts it was sent, calls held until released, a provider bug) and leaves the s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,9 @@ from bot.ports import ChatMessage, ModelReply, TextSink
 from bot.providers.pricing import PriceTable
 from bot.providers.scripted import ScriptedModel, ScriptedTurn
 from bot.surface import ApprovalRequest
+from sandbox.errors import FileRejected
+from sandbox.filenames import numbered, safe_name
+from sandbox.files import Outbox, OutboxFile, Skipped, StoredFile
 from sandbox.limits import Limits
 from sandbox.result import RunResult
 
@@ -69,8 +73,45 @@ class WatchedModel(ScriptedModel):
             self.active -= 1
 
 
+@dataclass(kw_only=True)
+class FakeFiles:
+    """The ``Sandbox`` port's file methods over dicts: ``inbox`` and ``outbox`` per workspace
+    (name -> bytes); ``refuse`` makes ``put_file`` raise ``FileRejected`` with it."""
+
+    inbox: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    outbox: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    refuse: str = ""
+
+    async def put_file(self, *, workspace: str, name: str, data: bytes) -> StoredFile:
+        if self.refuse:
+            raise FileRejected(self.refuse)
+        box = self.inbox.setdefault(workspace, {})
+        saved = next(n for n in numbered(safe_name(name)) if n not in box)
+        box[saved] = data
+        return StoredFile(name=saved, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+    async def read_outbox(
+        self,
+        *,
+        workspace: str,
+        sent: Collection[tuple[str, str]] = (),
+        max_files: int,
+        max_bytes: int,
+    ) -> Outbox:
+        files, skipped = [], []
+        for name, data in sorted(self.outbox.get(workspace, {}).items()):
+            digest = hashlib.sha256(data).hexdigest()
+            if (name, digest) in set(sent):
+                continue
+            if len(data) > max_bytes or len(files) >= max_files:
+                skipped.append(Skipped(name, "over a cap"))
+                continue
+            files.append(OutboxFile(name=name, data=data, sha256=digest))
+        return Outbox(files=tuple(files), skipped=tuple(skipped))
+
+
 @dataclass
-class FakeSandbox:
+class FakeSandbox(FakeFiles):
     """A ``Sandbox`` returning canned results in order (an exception in the list is raised).
 
     Once they run out, a block exits 0 printing ``ran <code>``. It records what it ran, and at

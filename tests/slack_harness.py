@@ -40,6 +40,7 @@ async def running_bot(
     pacer_interval: float = 0.05,
     status_interval: float = 0.05,
     watch: bool = False,
+    suggested_prompts: tuple[str, ...] | list[str] = (),
 ) -> AsyncIterator[Bot]:
     """The bot in HTTP mode with short pacing, so tests stay quick.
 
@@ -56,6 +57,7 @@ async def running_bot(
         signing_secret=SECRET,
         pacer_interval=pacer_interval,
         status_interval=status_interval,
+        suggested_prompts=suggested_prompts,
     )
     port = free_port()
     runner = await start_http(surface, host="127.0.0.1", port=port)

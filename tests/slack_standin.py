@@ -3,8 +3,9 @@
 The stand-in answers ``auth.test``, ``chat.postMessage``, ``chat.update``,
 ``chat.postEphemeral``, ``reactions.add``, files upload v2 (``files.getUploadURLExternal``,
 the upload URL itself, ``files.completeUploadExternal``),
-``chat.startStream/appendStream/stopStream`` and
-``assistant.threads.setStatus``; it records every call and can answer a method with 429
+``chat.startStream/appendStream/stopStream``, ``assistant.threads.setStatus``,
+``setSuggestedPrompts`` and ``setTitle``, and serves private files (``host_file``); it
+records every call and can answer a method with 429
 and ``Retry-After`` a given number of times. Shared by the integration, e2e and bench code.
 """
 
@@ -47,6 +48,8 @@ class SlackStandIn:
         self.assistant_status = assistant_status
         self.calls: list[Call] = []
         self.uploads: dict[str, bytes] = {}
+        self.hosted: dict[str, tuple[bytes, str]] = {}  # file id -> (body, content type)
+        self.downloads: list[str | None] = []  # the Authorization header of each download
         self._throttle: dict[str, list[int]] = {}  # method -> [times left, retry-after seconds]
         self._ts = itertools.count(1)
         self._files = itertools.count(1)
@@ -68,6 +71,7 @@ class SlackStandIn:
             [
                 web.post("/api/{method}", self._api),
                 web.post("/upload/{file_id}", self._upload),
+                web.get("/files-pri/{file_id}/{name}", self._download),
                 web.get("/socket", self._socket),
             ]
         )
@@ -222,6 +226,8 @@ class SlackStandIn:
             return {"ok": True}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
+        if method in ("assistant.threads.setSuggestedPrompts", "assistant.threads.setTitle"):
+            return {"ok": True} if self.assistant_status else {"ok": False, "error": "not_allowed"}
         if method == "assistant.threads.setStatus":
             return {"ok": True} if self.assistant_status else {"ok": False, "error": "not_allowed"}
         if method == "files.getUploadURLExternal":
@@ -266,6 +272,49 @@ class SlackStandIn:
                 "payload": body,
             }
         )
+
+    def host_file(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        mimetype: str = "text/plain",
+        login_page: bool = False,
+        size: int | None = None,
+    ) -> dict[str, Any]:
+        """Serve ``data`` as a private file; the file object a message event carries.
+
+        ``login_page``: the download answers Slack's sign-in HTML instead, as Slack does for a
+        token without ``files:read``. ``size``: what the event declares (default: the truth).
+        """
+        file_id = f"F{next(self._files):04d}"
+        body = b"<!DOCTYPE html><html><body>Sign in to Slack</body></html>" if login_page else data
+        self.hosted[file_id] = (body, "text/html; charset=utf-8" if login_page else mimetype)
+        return {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "size": len(data) if size is None else size,
+            "url_private": f"http://127.0.0.1:{self.port}/files-pri/{file_id}/{name}",
+            "url_private_download": f"http://127.0.0.1:{self.port}/files-pri/{file_id}/{name}",
+        }
+
+    def uploaded(self) -> dict[str, bytes]:
+        """Uploaded files by the name given at completion (files upload v2)."""
+        names = {}
+        for call in self.of("files.completeUploadExternal"):
+            for f in call.params.get("files") or []:
+                names[f.get("id")] = f.get("title")
+        return {names.get(fid, fid): data for fid, data in self.uploads.items()}
+
+    async def _download(self, request: web.Request) -> web.Response:
+        self.downloads.append(request.headers.get("Authorization"))
+        self._changed.set()
+        hosted = self.hosted.get(request.match_info["file_id"])
+        if hosted is None:
+            return web.Response(status=404)
+        return web.Response(body=hosted[0], headers={"Content-Type": hosted[1]})
 
     async def _upload(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]

@@ -4,6 +4,7 @@ Intents: ``dm_messages`` always; ``guilds`` and ``guild_messages`` only when men
 enabled for some server (``[discord] mention_guilds``). None of them is privileged: Discord
 delivers message content without the privileged Message Content intent for DMs, for
 messages that mention the bot, and for the bot's own messages — exactly what opsloop reads.
+Slash commands (``adapters.discord.slash``) are interactions: they need no intent at all.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import discord
 
+from adapters.discord.slash import command_tree
 from adapters.discord.surface import DiscordSurface
 
 log = logging.getLogger(__name__)
@@ -89,8 +91,12 @@ def make_client(
     # Every send passes AllowedMentions.none() too; as the client's default it also covers
     # any send a later change forgets to give it: model or block text never pings anyone.
     options.setdefault("allowed_mentions", discord.AllowedMentions.none())
+    client: discord.Client
     if sharded or shards is not None:
         if shards is not None:
             options["shard_count"] = shards
-        return OpsloopShardedClient(surface=surface, **options)
-    return OpsloopClient(surface=surface, **options)
+        client = OpsloopShardedClient(surface=surface, **options)
+    else:
+        client = OpsloopClient(surface=surface, **options)
+    command_tree(client, surface)  # /ask, /stop, /cost, /replay, /new (see adapters.discord.slash)
+    return client

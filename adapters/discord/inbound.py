@@ -17,11 +17,13 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from adapters.discord.files import FileFacts
 from adapters.discord.outbound import APPROVE_PREFIX, DENY_PREFIX
 from bot.surface import Command, Coordinates, Incoming, parse_command
 from bot.surface import Decision as ApprovalDecision
 
 PLATFORM = "discord"
+ATTACHED_ONLY = "(files attached, no text)"  # the text of a message that is only files
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class MessageFacts:
     parent_id: str | None  # the thread's parent channel, else None
     mentions_me: bool
     is_system: bool = False  # pins, joins, "thread created" and other system messages
+    files: tuple[FileFacts, ...] = ()  # its attachments
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Ask:
 
     incoming: Incoming
     start_thread: bool
+    files: tuple[FileFacts, ...] = ()  # to download into the inbox once it is recorded
 
 
 Decision = Ignore | Command | Ask
@@ -84,16 +88,19 @@ def decide(facts: MessageFacts, *, me: str, mention_guilds: Collection[str]) -> 
     text = _strip_mentions(facts.content, me)
     coordinates, start_thread = _coordinates(facts)
     incoming = Incoming(
-        coordinates=coordinates, message_key=facts.message_id, author=facts.author_id, text=text
+        coordinates=coordinates,
+        message_key=facts.message_id,
+        author=facts.author_id,
+        text=text or ATTACHED_ONLY,
     )
-    if not text:
-        return Ignore("no text (only attachments, stickers or an empty mention)")
-    name = parse_command(text)
+    if not text and not facts.files:
+        return Ignore("no text (only stickers or an empty mention)")
+    name = parse_command(text) if not facts.files else None
     if name is not None and start_thread:
         return Ignore("a command outside any conversation (use it in the DM or the thread)")
     if name is not None:
         return Command(name=name, incoming=incoming)
-    return Ask(incoming=incoming, start_thread=start_thread)
+    return Ask(incoming=incoming, start_thread=start_thread, files=facts.files)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any, assert_never
 
 import discord
 
+from adapters.discord import files as discord_files
 from adapters.discord.inbound import (
     Ask,
     ClickFacts,
@@ -110,6 +111,10 @@ def facts_of(message: discord.Message, *, me: int) -> MessageFacts:
         parent_id=None if parent_id is None else str(parent_id),
         mentions_me=me in message.raw_mentions,
         is_system=message.is_system(),
+        files=tuple(
+            discord_files.FileFacts(name=a.filename, size=a.size, url=a.url)
+            for a in message.attachments
+        ),
     )
 
 
@@ -236,10 +241,27 @@ class DiscordSurface:
         channel: discord.abc.Messageable = message.channel
         if decision.start_thread:
             channel = await _thread_for(message, decision.incoming.text)
+        if decision.files:
+            await self._files_in(receipt.conversation_id, decision, channel)
         outcome = await self.run_loop(receipt.conversation_id, channel)
         # Paused for an approver: not done. Run by another replica: it answers, we do not.
         if outcome is None or (outcome.awaiting is None and not outcome.elsewhere):
             await _react(message, _end_reaction(outcome))
+
+    async def _files_in(
+        self, conversation_id: str, decision: Ask, channel: discord.abc.Messageable
+    ) -> None:
+        """The message's attachments into the inbox; the refused ones named in the channel."""
+        api = discord.http.Route.BASE
+        files = [discord_files.attachment(f, api_base=api) for f in decision.files]
+        try:
+            notes = await self.service.attach(conversation_id, files, by=decision.incoming.author)
+        except OpsloopError as exc:
+            log.warning("discord files of %s not saved: %s", conversation_id, exc)
+            notes = []
+        refused = "; ".join(f"{n.name}: {n.refused}" for n in notes if n.refused)
+        if refused:
+            await ChannelPoster(channel).post(Outgoing(text=f"Not saved: {refused}"[:1900]))
 
     async def run_loop(
         self, conversation_id: str, channel: discord.abc.Messageable
@@ -260,6 +282,11 @@ class DiscordSurface:
                 await poster.post(Outgoing(text=text))
                 return None
         await progress.settle(outcome)
+        for message in discord_files.outgoing(outcome.files, outcome.files_skipped):
+            try:
+                await poster.post(message)
+            except discord.HTTPException as exc:  # e.g. over the server's upload size
+                log.warning("could not send files of %s: %s", conversation_id, exc)
         return outcome
 
     async def resume_interrupted(self, client: discord.Client) -> int:

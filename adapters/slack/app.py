@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import outbound
 from adapters.slack.approvals import ApprovalClicks, ApprovalMessages
+from adapters.slack.assistant import AssistantThreads
+from adapters.slack.attach import files_in
 from adapters.slack.inbound import (
     Click,
     EventKind,
@@ -73,6 +75,7 @@ class SlackSurface:
         status_interval: float = 1.5,
         ack_priority_seconds: float = 1.0,
         resume_every: float = LEASE_SECONDS,
+        suggested_prompts: Sequence[str] = (),
     ) -> None:
         self.service = service
         self.client = client
@@ -104,6 +107,10 @@ class SlackSurface:
         )
         self._watcher: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Future[None] | None = None  # resumes loops of dead replicas
+        self.assistant = AssistantThreads(
+            client=client, service=service, prompts=suggested_prompts, spawn=self._spawn
+        )
+        self.assistant.register(self.app)
 
     # -- acknowledgements first ---------------------------------------------------------------
 
@@ -196,7 +203,7 @@ class SlackSurface:
         if receipt.status != "recorded":
             return
         self._remember(self._threads, inbound.coordinates)
-        self._spawn(self._start(receipt.conversation_id, self._progress(inbound)))
+        self._spawn(self._start(receipt.conversation_id, self._progress(inbound), inbound))
 
     # -- background work --------------------------------------------------------------------
 
@@ -228,6 +235,7 @@ class SlackSurface:
                 thread_ts=inbound.thread_ts,
                 message_ts=inbound.message_ts,
                 user=inbound.incoming.author,
+                assistant=inbound.assistant_thread,
             )
         )
 
@@ -271,9 +279,13 @@ class SlackSurface:
             self._remember(self._threads, coordinates)
         return known
 
-    async def _start(self, conversation_id: str, progress: SlackProgress) -> None:
+    async def _start(self, conversation_id: str, progress: SlackProgress, inbound: Inbound) -> None:
         await self._acks_first()
         await progress.react("eyes")
+        if inbound.assistant_thread:
+            await self.assistant.title(inbound.channel, inbound.thread_ts, inbound.incoming.text)
+        if inbound.files:
+            await files_in(self.service, self.client, conversation_id, inbound, progress)
         self._kick(conversation_id, progress)
 
     def _kick(self, conversation_id: str, progress: SlackProgress) -> None:
@@ -298,6 +310,7 @@ class SlackSurface:
                     if not progress.finished:
                         await progress.failed()
                     continue
+                await progress.send_files(outcome)
                 if outcome.awaiting is not None or outcome.elsewhere:
                     continue  # paused for an approver, or run (and shown) by another replica
                 if not progress.finished and outcome.stopped_reason is None:

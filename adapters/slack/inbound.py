@@ -14,10 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from adapters.slack.files import SlackFile, files_of
 from adapters.slack.outbound import APPROVE_ACTION, DENY_ACTION
 from bot.surface import CommandName, Coordinates, Decision, Incoming, parse_command
 
 EventKind = Literal["mention", "message"]
+ATTACHED_ONLY = "(files attached, no text)"  # the text of a message that is only files
 # Subtypes that are still a person writing to us; every other subtype (edits, deletes,
 # joins, bot posts …) is ignored explicitly.
 _PERSON_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
@@ -40,6 +42,8 @@ class Inbound:
     thread_ts: str  # the thread to answer in (the message itself when it starts one)
     message_ts: str  # the person's message, which gets the reactions
     needs_thread_check: bool = False  # a plain thread reply: only answer threads we are in
+    files: tuple[SlackFile, ...] = ()  # attached to the message, to download after recording
+    assistant_thread: bool = False  # a DM thread: Slack's AI app surface (as Bolt tells them)
 
     @property
     def coordinates(self) -> Coordinates:
@@ -88,7 +92,8 @@ def inbound_from_event(
             return Ignored("a channel message not addressed to the bot")
         needs_check = True
     text = strip_mentions(raw_text, bot_user_id=bot_user_id)
-    if not text:
+    files = files_of(event)
+    if not text and not files:
         return Ignored("an empty message")
     incoming = Incoming(
         coordinates=Coordinates(
@@ -96,15 +101,19 @@ def inbound_from_event(
         ),
         message_key=f"{channel}/{ts}",
         author=user,
-        text=text,
+        text=text or ATTACHED_ONLY,
     )
     return Inbound(
         incoming=incoming,
-        command=parse_command(text),
+        command=parse_command(text) if not files else None,
         channel=channel,
         thread_ts=thread_ts,
         message_ts=ts,
         needs_thread_check=needs_check,
+        files=files,
+        assistant_thread=kind == "message"
+        and event.get("channel_type") == "im"
+        and bool(event.get("thread_ts")),
     )
 
 

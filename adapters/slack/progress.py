@@ -19,14 +19,16 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import outbound
+from adapters.slack.assistant import feedback_blocks
 from adapters.slack.pacer import ChannelPacer
 from adapters.slack.stream import SLACK_ERRORS, LiveStream
 from adapters.slack.thread import Capabilities, Thread
+from domain.conversation_files import text_sha256
 from domain.helpers import ProseStream
 
 if TYPE_CHECKING:
     from adapters.slack.approvals import ApprovalMessages
-    from bot.surface import ApprovalRequest
+    from bot.surface import ApprovalRequest, Outcome
     from sandbox.result import RunResult
 
 log = logging.getLogger(__name__)
@@ -236,7 +238,28 @@ class SlackProgress:
                     await self.post(message)
         else:
             await self._send_answer(text)
+        if self._thread.assistant:
+            blocks = tuple(feedback_blocks(text_sha256(text)))
+            await self.post(outbound.SlackMessage(text="Was this answer helpful?", blocks=blocks))
         await self.react("white_check_mark")
+
+    async def send_files(self, outcome: Outcome) -> None:
+        """Upload the files the answer carries (files upload v2; images show inline), and
+        name in one line those of the outbox that were not sent."""
+        t = self._thread
+        for file in outcome.files:
+            await self._pacer.wait(t.channel)
+            await self._call(
+                "files_upload_v2",
+                channel=t.channel,
+                thread_ts=t.thread_ts,
+                file=file.data,
+                filename=file.name,
+                title=file.name,
+            )
+        if outcome.files_skipped:
+            text = "Not sent from /workspace/outbox: " + "; ".join(outcome.files_skipped)
+            await self.post_text(outbound.escape(text))
 
     async def stopped(self, *, reason: str, detail: str) -> None:
         """Say in one sentence why the loop stopped and mark the message ❗."""

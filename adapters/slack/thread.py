@@ -23,3 +23,4 @@ class Thread:
     thread_ts: str
     message_ts: str  # the person's message that gets the reactions
     user: str
+    assistant: bool = False  # an AI app (assistant) thread: answers get feedback buttons

@@ -22,6 +22,7 @@ from typing import Any, assert_never
 from rich.console import Console
 from rich.text import Text
 
+from adapters.terminal.files import local_attachment, save_files
 from adapters.terminal.outbound import render_totals, shown
 from adapters.terminal.progress import TerminalProgress
 from bot.audit.replay import render as render_replay
@@ -40,7 +41,7 @@ from bot.surface import (
 from sandbox.errors import SandboxError
 
 COMMANDS = (
-    "/new  /cost  /replay  /stop  /approve  /deny  /exit   "
+    "/new  /cost  /replay  /stop  /approve  /deny  /attach PATH  /exit   "
     "(Alt-Enter: new line; Ctrl-C: stop the loop)"
 )
 APPROVE_QUESTION = "run this block? [y/N] "
@@ -84,12 +85,15 @@ class ChatRepl:
         console: Console,
         history_file: Path,
         coordinates: Coordinates | None = None,
+        files_dir: Path | None = None,
     ) -> None:
         self.service = service
         self.console = console
         self.history_file = history_file
         self.coordinates = coordinates or terminal_coordinates()
         self.progress = TerminalProgress(console)
+        self.files_dir = files_dir or history_file.parent / "files"  # answers' files go here
+        self.attached: list[Path] = []  # /attach: sent with the next message
 
     def _session(self) -> Any:
         from prompt_toolkit import PromptSession
@@ -165,8 +169,16 @@ class ChatRepl:
         return outcome
 
     async def run_loop(self, conversation_id: str) -> Outcome:
-        """Run a conversation's loop, asking for each approval it waits for."""
-        return await self.follow(await self._run_once(conversation_id))
+        """Run a conversation's loop, asking for each approval it waits for; the files the
+        answer carries are saved and their paths printed."""
+        outcome = await self.follow(await self._run_once(conversation_id))
+        if outcome.files:
+            paths = save_files(outcome.files, self.files_dir / conversation_id)
+            for file, path in zip(outcome.files, paths, strict=True):
+                self.console.print(shown(f"file {file.name} ({len(file.data)} bytes): {path}"))
+        for skipped in outcome.files_skipped:
+            self.console.print(shown(f"not sent from /workspace/outbox: {skipped}", style="dim"))
+        return outcome
 
     async def _run_once(self, conversation_id: str) -> Outcome:
         return await run_with_ctrl_c(
@@ -228,6 +240,16 @@ class ChatRepl:
         if receipt.status != "recorded":
             self.console.print(shown(receipt.reply or "(not recorded)"))
             return None
+        files, self.attached = self.attached, []
+        if files:
+            notes = await self.service.attach(
+                receipt.conversation_id,
+                [local_attachment(p) for p in files],
+                by=self.coordinates.channel,
+            )
+            for note in notes:
+                said = f"not attached: {note.refused}" if note.refused else "in /workspace/inbox"
+                self.console.print(shown(f"{note.name}: {said}", style="dim"))
         return await self.run_loop(receipt.conversation_id)
 
     async def command(self, text: str) -> bool:
@@ -235,6 +257,9 @@ class ChatRepl:
         word = text.split()[0].lower()
         if word in {"/exit", "/quit"}:
             return False
+        if word == "/attach":
+            self._attach(text.partition(" ")[2].strip())
+            return True
         name = parse_command(word)
         if name is None:
             self.console.print(shown(f"unknown command {word}; {COMMANDS}"))
@@ -250,6 +275,18 @@ class ChatRepl:
         if reply.decision is not None and reply.decision.resumes and reply.conversation_id:
             await self.run_loop(reply.conversation_id)
         return True
+
+    def _attach(self, path: str) -> None:
+        """Queue a local file for the next message (checked and read when it is sent)."""
+        if not path:
+            self.console.print(shown("usage: /attach PATH (sent with your next message)"))
+            return
+        file = Path(path).expanduser()
+        if not file.is_file():
+            self.console.print(shown(f"not a file: {file}", style="red"))
+            return
+        self.attached.append(file)
+        self.console.print(shown(f"{file.name} will go with your next message", style="dim"))
 
     def show(self, reply: CommandReply) -> None:
         """A command's reply on the console."""

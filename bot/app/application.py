@@ -21,6 +21,7 @@ from eventsourcing.persistence import Mapper, Recording
 from eventsourcing.utils import Environment, EnvType
 
 from bot import metrics
+from bot.app.files import FileRecords
 from bot.app.lease import LeaseTable
 from bot.app.mapper import CheckedMapper, SealedSnapshots
 from bot.app.mixed import refuse_mixed
@@ -46,7 +47,9 @@ T = TypeVar("T")
 SNAPSHOT_INTERVAL = 100
 
 
-class ConversationApp(LoopOwnership, LoopRecords, ConversationQueries, Application[UUID]):
+class ConversationApp(
+    LoopOwnership, FileRecords, LoopRecords, ConversationQueries, Application[UUID]
+):
     """Event-sourced conversations: record what happens, list, replay and verify.
 
     Every text is redacted before it is stored, by ``redactor`` (the process's one; without

@@ -184,6 +184,8 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"{head}replaced by {e['successor_id']} (new, by {e.get('by', '?')})"
         elif t == "UserErased":
             yield f"{head}the words of {e['user']} were erased (their key was destroyed)"
+        elif t in _FILE_EVENTS:
+            yield f"{head}{_file(e, e.get('name', ''))}"
         else:
             yield f"{head}{t}"
 
@@ -263,6 +265,30 @@ def _tool(e: dict[str, Any], author: str) -> list[str]:
     shown = visible(shown)  # nested strings of a JSON result were not made visible above
     head = f"tool call {e['call_id']} returned {e['result_bytes']} bytes in {e['duration_ms']} ms"
     return [f"{head}{cut}{redacted}:", *_lines(shown or "")]
+
+
+_FILE_EVENTS = frozenset({"FileReceived", "FileRefused", "FileSent", "FeedbackGiven"})
+
+
+def _file(e: dict[str, Any], name: str) -> str:
+    """A file or feedback event as one line; ``name`` as the format shows a file's name."""
+    t = e["type"]
+    if t == "FeedbackGiven":
+        return f"{e['by']} rated the answer (sha256 {e['answer_sha256'][:12]}) {e['value']}"
+    if t == "FileRefused":
+        return f"file {name} from {e['by']} refused: {e['reason']}"
+    size = f"{e['bytes']} bytes, sha256 {e['sha256'][:12]}"
+    if t == "FileReceived":
+        return f"file {name} ({size}) received from {e['by']}, in /workspace/inbox"
+    return f"file {name} ({size}) sent with the answer"
+
+
+def _code(text: str) -> str:
+    """``text`` as a markdown code span no backtick in it can close."""
+    ticks = "`"
+    while ticks in text:
+        ticks += "`"
+    return f"{ticks} {text} {ticks}"
 
 
 def _approval(e: dict[str, Any], requests: dict[str, dict[str, Any]]) -> str:
@@ -345,6 +371,8 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"Replaced by `{e['successor_id']}` ({when})."
         elif t == "UserErased":
             yield f"*The words of {e['user']} were erased* ({when})."
+        elif t in _FILE_EVENTS:
+            yield f"{_file(e, _code(e.get('name', '')))} ({when})"
         yield ""
 
 

@@ -39,7 +39,7 @@ cli_audit.register(app)
 cli_db.register(app)
 cli_sandbox.register(app, serve_app)
 cli_loop.register(app)
-cli_surfaces.register(serve_app)
+cli_surfaces.register(serve_app, app)
 cli_tools.register(app)
 cli_usage.register(app)
 

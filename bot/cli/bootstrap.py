@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Policy, load_policy
+from bot.loop.files import FileCaps
 from bot.loop.ownership import LeasePolicy, replica_id
 from bot.loop.runner import LoopRunner
 from bot.loop.service import OpsloopService
@@ -140,6 +141,7 @@ def build_service(
         budgets=daily_budgets(policy),
         mounts_for=lambda caller: mounts_for(policy.sandbox, caller=caller),
         lease=lease_policy(settings),
+        file_caps=FileCaps.from_policy(policy.files),
         redactor=redactor,
         turn_seconds=_turn_seconds(policy, model.name),
     )

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Annotated
 
 import typer
 
 from bot.errors import ConfigError
 
 
-def register(serve_app: typer.Typer) -> None:
-    """Add this surface's ``serve`` command to ``serve_app``."""
+def register(serve_app: typer.Typer, app: typer.Typer | None = None) -> None:
+    """Add this surface's ``serve`` command to ``serve_app``, and ``opsloop discord …`` to
+    ``app``."""
+    if app is not None:
+        discord_app = typer.Typer(help="Set up the Discord surface.", no_args_is_help=True)
+        app.add_typer(discord_app, name="discord")
+        discord_app.command("register-commands")(register_commands)
 
     @serve_app.command("discord")
     def serve_discord(
@@ -40,6 +46,63 @@ def register(serve_app: typer.Typer) -> None:
         log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
         logging.basicConfig(level=logging.INFO, handlers=[visible_stderr(log_format)])
         asyncio.run(_serve(sharded=sharded, shard_count=count, metrics=(host, metrics_port)))
+
+
+def register_commands(
+    guild: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--guild",
+            help="A server id to register the commands in (repeatable; default: every "
+            "server of [discord] mention_guilds).",
+        ),
+    ] = None,
+) -> None:
+    """Register the slash commands /ask, /stop, /cost, /replay and /new in servers.
+
+    Per server, so they show at once (global commands take up to an hour). Reads
+    DISCORD_TOKEN; needs the bot invited with the applications.commands scope."""
+    from bot.cli.bootstrap import load_settings
+
+    settings, policy = load_settings()
+    ids = parse_guilds(guild or policy.discord.mention_guilds)
+    if not settings.discord_token:
+        raise ConfigError(
+            "DISCORD_TOKEN is not set (the bot token from the Developer Portal's Bot page)"
+        )
+    names = asyncio.run(register_in(settings.discord_token, ids))
+    print(f"registered /{', /'.join(names)} in {len(ids)} server(s)")
+
+
+def parse_guilds(values: list[str]) -> list[int]:
+    """Server ids as numbers; none, or one that is not a number, is a one-line error."""
+    if not values:
+        raise ConfigError("name a server: --guild ID, or list it in [discord] mention_guilds")
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        raise ConfigError(f"a server id is a number, not one of {values!r}") from None
+
+
+async def register_in(token: str, guild_ids: list[int]) -> list[str]:
+    """Log in over REST only (no gateway) and register the commands in each server."""
+    import discord
+
+    from adapters.discord.slash import command_tree, register
+
+    client = discord.Client(intents=discord.Intents.none())
+    try:
+        await client.login(token)
+        return await register(command_tree(client, None), guild_ids)
+    except discord.LoginFailure:
+        raise ConfigError("Discord refused DISCORD_TOKEN (reset it on the Bot page)") from None
+    except discord.Forbidden as exc:
+        raise ConfigError(
+            f"Discord refused to register commands ({exc.text}); invite the bot with the "
+            "applications.commands scope"
+        ) from None
+    finally:
+        await client.close()
 
 
 def parse_shards(value: str | None) -> tuple[bool, int | None]:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -59,7 +60,12 @@ def chat(
     async def main() -> None:
         async with chat_service(provider=provider, model=model) as (service, settings):
             history = settings.data_dir / "chat_history"
-            repl = ChatRepl(service=service, console=console, history_file=history)
+            repl = ChatRepl(
+                service=service,
+                console=console,
+                history_file=history,
+                files_dir=settings.data_dir / "files",
+            )
             if new:
                 await service.new_conversation(repl.coordinates)
             await repl.run()
@@ -80,18 +86,36 @@ def ask(
         bool,
         typer.Option("--approve", help="Approve, as yourself, every block that needs approval."),
     ] = False,
+    file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--file",
+            help="Attach a file (repeatable): saved in /workspace/inbox/ before the loop runs.",
+        ),
+    ] = None,
 ) -> None:
-    """Ask once and print the answer; exit 1 when the loop stopped without one."""
+    """Ask once and print the answer; exit 1 when the loop stopped without one.
+
+    Files a block writes to /workspace/outbox/ are saved under the data directory
+    (files/<conversation id>/) and their paths printed on stderr."""
     from bot.cli.bootstrap import chat_service
     from bot.cli.oneshot import ask_once
     from bot.visible import visible, visible_json
 
     async def main() -> dict[str, object]:
-        async with chat_service(provider=provider, model=model) as (service, _):
-            return await ask_once(service, text=text, conversation=conversation, approve=approve)
+        async with chat_service(provider=provider, model=model) as (service, settings):
+            return await ask_once(
+                service,
+                text=text,
+                conversation=conversation,
+                approve=approve,
+                files=file or (),
+                files_dir=settings.data_dir / "files",
+            )
 
     result = asyncio.run(main())
     _say_refused_approvals(result)
+    _say_files(result)
     if as_json:
         print(visible_json(json.dumps(result, ensure_ascii=False)))
     elif result["answer"] is not None:
@@ -106,6 +130,18 @@ def ask(
                 file=sys.stderr,
             )
         raise typer.Exit(1)
+
+
+def _say_files(result: dict[str, Any]) -> None:
+    """One line on stderr per file refused, saved from the outbox, or left in it."""
+    from bot.visible import visible
+
+    lines = [f"file {f['name']} not attached: {f['refused']}" for f in result["files_in"]]
+    lines = [line for line, f in zip(lines, result["files_in"], strict=True) if f["refused"]]
+    lines += [f"file {f['name']} ({f['bytes']} bytes): {f['path']}" for f in result["files"]]
+    lines += [f"not sent from /workspace/outbox: {s}" for s in result["files_skipped"]]
+    for line in lines:
+        print(visible(f"opsloop: {line}"), file=sys.stderr)
 
 
 def _say_refused_approvals(result: dict[str, Any]) -> None:

@@ -6,11 +6,14 @@ import asyncio
 import getpass
 import socket
 import uuid
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from adapters.terminal.files import local_attachment, save_files
 from bot.loop.service import OpsloopService
 from bot.ports import Progress
-from bot.surface import ApprovalRequest, Coordinates, Decision, Incoming, Outcome
+from bot.surface import ApprovalRequest, Coordinates, Decision, FileNote, Incoming, Outcome
 
 
 class QuietProgress:
@@ -51,11 +54,15 @@ async def ask_once(
     conversation: str | None = None,
     progress: Progress | None = None,
     approve: bool = False,
+    files: Sequence[Path] = (),
+    files_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Record ``text``, run the loop, and return what ``ask --json`` prints.
 
     A block that needs approval runs only with ``approve`` (recorded as approved by the
-    local user); without it the request is denied, with the reason the model is told."""
+    local user); without it the request is denied, with the reason the model is told.
+    ``files`` go into the conversation's inbox first; the files the answer carries are
+    saved under ``files_dir``/<conversation id>."""
     user = getpass.getuser()
     if conversation is not None:
         coordinates = await service.coordinates_of(conversation)
@@ -67,6 +74,9 @@ async def ask_once(
         coordinates=coordinates, message_key=f"cli-{uuid.uuid4()}", author=user, text=text
     )
     receipt = await service.receive(incoming)
+    attached = await service.attach(
+        receipt.conversation_id, [local_attachment(p) for p in files], by=user
+    )
     progress = progress or QuietProgress()
     outcome = await _run(service, receipt.conversation_id, progress, key=incoming.message_key)
     approvals: list[dict[str, Any]] = []
@@ -97,6 +107,21 @@ async def ask_once(
         "stopped_reason": outcome.stopped_reason,
         "detail": outcome.detail,
         "approvals": approvals,  # blocks that needed approval, and what became of them
+        **_files_fields(attached, outcome, (files_dir or Path.cwd()) / receipt.conversation_id),
+    }
+
+
+def _files_fields(attached: Sequence[FileNote], outcome: Outcome, out_dir: Path) -> dict[str, Any]:
+    """``files_in`` (what became of each ``--file``), ``files`` (the answer's, saved under
+    ``out_dir``) and ``files_skipped`` of ``ask --json``."""
+    paths = save_files(outcome.files, out_dir) if outcome.files else []
+    return {
+        "files_in": [{"name": n.name, "bytes": n.bytes, "refused": n.refused} for n in attached],
+        "files": [
+            {"name": f.name, "bytes": len(f.data), "sha256": f.sha256, "path": str(p)}
+            for f, p in zip(outcome.files, paths, strict=True)
+        ],
+        "files_skipped": list(outcome.files_skipped),
     }
 
 

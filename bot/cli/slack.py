@@ -77,6 +77,7 @@ async def _serve(*, http: bool, host: str, port: int, metrics_port: int | None) 
         client=client,
         signing_secret=settings.slack_signing_secret or "",
         resume_every=settings.lease_seconds,
+        suggested_prompts=policy.slack.suggested_prompts,
     )
     await _check_token(client, url=settings.slack_api_url)
     stop = asyncio.Event()  # SIGTERM/SIGINT: stop taking events, give running loops a grace period

@@ -24,7 +24,7 @@ from uuid import UUID
 
 from bot import metrics
 from bot.errors import ModelUnavailable, one_line
-from bot.loop import approval_steps
+from bot.loop import approval_steps, files
 from bot.loop.budget import over_budget
 from bot.loop.failures import INTERRUPTED_DETAIL, LoopCancelled, record_failure
 from bot.loop.ownership import LeasePolicy, claim, kept
@@ -75,6 +75,7 @@ class LoopRunner:
     budgets: DailyBudgets = field(default_factory=DailyBudgets)  # default: unlimited
     mounts_for: Callable[[Caller], tuple[str, ...]] = lambda _caller: ()  # [sandbox] mounts
     turn_seconds: float = DEFAULT_TURN_SECONDS  # [models] turn_seconds: one model turn's cap
+    file_caps: files.FileCaps = field(default_factory=files.FileCaps)  # [files]
     redactor: Redactor = field(default_factory=no_secrets)  # what surfaces are shown passes it
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -178,9 +179,7 @@ class LoopRunner:
             case step_types.Idle():
                 return Outcome(conversation_id=str(cid), answer=None, stopped_reason=None)
             case step_types.Answer():
-                await self._call(self.app.answer, cid, text=step.text)
-                await progress.answered(step.text)
-                return Outcome(conversation_id=str(cid), answer=step.text, stopped_reason=None)
+                return await self._answer(cid, step.text, progress)
             case step_types.Stop():
                 return await self._stop(cid, progress, reason=step.reason, detail=step.detail)
             case step_types.CallModel():
@@ -214,6 +213,22 @@ class LoopRunner:
             case _:
                 assert_never(step)
         return None
+
+    async def _answer(self, cid: UUID, text: str, progress: Progress) -> Outcome:
+        """Record the files of the outbox not sent yet, then the answer they go out with."""
+        out = await files.send(
+            self.app,
+            self.sandbox,
+            cid,
+            workspace=self.workspace_for(cid),
+            caps=self.file_caps,
+            call=self._call,
+            redactor=self.redactor,
+        )
+        await self._call(self.app.answer, cid, text=text)
+        await progress.answered(text)
+        skipped = tuple(f"{s.name}: {s.reason}" for s in out.skipped)
+        return Outcome(str(cid), text, None, files=out.files, files_skipped=skipped)
 
     async def _call_model(
         self, cid: UUID, state: LoopState, progress: Progress, running: Running

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from bot.config import AccessPolicy
 from bot.errors import NotFound, OpsloopError
-from bot.loop import commands, decisions
+from bot.loop import commands, decisions, files
 from bot.loop.redacting import redacted_outcome, redacted_timeline
 from bot.loop.runner import LoopRunner
 from bot.loop.safe_progress import NoProgress
@@ -27,16 +27,19 @@ from bot.ports import Progress, ServiceApp, StopStatus
 from bot.surface import (
     RESUME_KEY_PREFIX,
     ApprovalRequest,
+    Attachment,
     Command,
     CommandReply,
     Coordinates,
     Decision,
     DecisionReply,
+    FileNote,
     Incoming,
     Outcome,
     Receipt,
     Totals,
 )
+from domain.errors import DomainError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -166,6 +169,30 @@ class OpsloopService:
             return False
         return totals.messages > 0
 
+    async def attach(
+        self, conversation_id: str, files: Sequence[Attachment], *, by: str
+    ) -> list[FileNote]:
+        """Save a recorded message's attachments in the inbox, or refuse them; each recorded."""
+        cid = await self.resolve(conversation_id)
+        return await files_in(self.app, self.runner, cid, attachments=files, by=by)
+
+    async def feedback(
+        self, coordinates: Coordinates, *, by: str, value: str, answer_sha256: str
+    ) -> bool:
+        """Record a rating of an answer of the conversation at these coordinates; False when
+        that conversation gave no answer with this sha256 (or the value is not one), or when
+        ``by`` may not use the bot there."""
+        if refusal(self.access, coordinates=coordinates, author=by, roles=self.roles):
+            return False
+        try:
+            cid = await _thread(self.app.current_id, coordinates)
+            await _thread(
+                self.app.record_feedback, cid, by=by, value=value, answer_sha256=answer_sha256
+            )
+        except (NotFound, DomainError):
+            return False
+        return True
+
     async def run(self, conversation_id: str, progress: Progress) -> Outcome:
         """Run the loop of this conversation until it answers, stops or has nothing to do."""
         cid = await self.resolve(conversation_id)
@@ -287,6 +314,21 @@ class OpsloopService:
             return UUID(id_or_prefix)
         except ValueError:
             return await _thread(self.app.resolve, id_or_prefix)
+
+
+async def files_in(
+    app: ServiceApp, runner: LoopRunner, cid: UUID, *, attachments: Sequence[Attachment], by: str
+) -> list[FileNote]:
+    """``files.receive`` with the runner's sandbox, workspace and caps."""
+    return await files.receive(
+        app,
+        runner.sandbox,
+        cid,
+        workspace=runner.workspace_for(cid),
+        files=attachments,
+        by=by,
+        caps=runner.file_caps,
+    )
 
 
 async def _thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

@@ -8,6 +8,7 @@ check the recorded prompt fingerprint. ``bot.prompt.context`` fits them into a m
 from __future__ import annotations
 
 import dataclasses
+import json
 import signal as signals
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -207,6 +208,9 @@ in prose, put it in backticks.{turns}
 {memory_mb} MB of memory; it is killed when it goes past either.
 - /workspace is this conversation's persistent working directory, shared by all its blocks \
 and kept between messages: save files there to use them in later blocks. {persists}
+- Files the user attaches are saved in /workspace/inbox/ (you are told their names and \
+sizes). Files you write to /workspace/outbox/ are sent to the user with your answer (a \
+report, a CSV, a PNG plot shown inline).
 - {mounts}
 - The machine you run on is the sandbox, not the user's servers."""
 
@@ -333,6 +337,8 @@ def history_from_timeline(timeline: Sequence[Mapping[str, Any]]) -> list[History
             items.append(
                 UserMessage(event["text"], author=event.get("author", ""), trusted=trusted)
             )
+        elif kind in ("FileReceived", "FileRefused"):
+            items.append(UserMessage(file_note(event), author=event.get("by", "")))
         elif kind == "ModelReplied":
             cut, dropped = event.get("truncated"), int(event.get("discarded_chars") or 0)
             items.append(ModelTurn(text=event["text"], truncated=cut, discarded_chars=dropped))
@@ -348,6 +354,14 @@ def history_from_timeline(timeline: Sequence[Mapping[str, Any]]) -> list[History
             tools = tuple(dict.fromkeys(called.get(event["block_id"], ())))
             items.append(dataclasses.replace(outcome, tools=tools, nonce=nonce))
     return items
+
+
+def file_note(event: Mapping[str, Any]) -> str:
+    """What the model is told of a file attached to the message (its name is the user's data)."""
+    name = json.dumps(str(event.get("name", "")), ensure_ascii=False)
+    if str(event.get("type", "")).endswith("FileRefused"):
+        return f"[attached file {name} was not saved: {event.get('reason', '')}]"
+    return f"[attached file saved as /workspace/inbox/{name[1:-1]} ({event.get('bytes', 0)} bytes)]"
 
 
 _NOT_RUN: dict[str, OutcomeStatus] = {

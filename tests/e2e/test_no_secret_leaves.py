@@ -167,6 +167,9 @@ class Watched:
         self.printed.append(result.stdout + result.stderr)
         return result
 
+    async def read_outbox(self, **given: Any) -> Any:
+        return await self.jail.read_outbox(**given)
+
 
 @pytest.fixture(params=["stand-in", pytest.param("nsjail", marks=pytest.mark.nsjail)])
 def sandbox(request: pytest.FixtureRequest) -> Any:

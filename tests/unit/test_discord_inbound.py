@@ -145,3 +145,11 @@ def test_other_components_and_clicks_without_a_request_or_a_user_are_ignored() -
         replace(CLICK, user_id=""),
     ):
         assert isinstance(click_decision(facts), Ignore)
+
+
+def test_a_slash_command_acts_on_the_dm_or_the_thread_it_is_used_in_never_a_bare_channel() -> None:
+    from adapters.discord.slash import Where, conversation_at
+
+    assert conversation_at(Where(None, "D1", None)) == Coordinates("discord", "", "D1", "D1")
+    assert conversation_at(Where("G1", "T1", "C1")) == Coordinates("discord", "G1", "C1", "T1")
+    assert conversation_at(Where("G1", "C1", None)) is None

@@ -11,6 +11,7 @@ from bot.app.application import open_app
 from bot.ports import ModelReply
 from bot.surface import Coordinates
 from domain import events as ev
+from domain.conversation_files import text_sha256
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 LIBRARY_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
@@ -79,10 +80,16 @@ def test_replayed_json_lines_conform_to_the_schema() -> None:
     )
     app.start_block(cid, block_id="t1b1", limits={"wall_s": 1})
     app.mark_block_unknown(cid, block_id="t1b1", detail="restarted")
+    sha = "0" * 64
+    app.record_file_received(cid, name="a.log", size=3, sha256=sha, by="a")
+    app.record_file_refused(cid, name="b.bin", reason="too big", by="a")
+    app.record_file_sent(cid, name="r.txt", size=3, sha256=sha)
+    app.answer(cid, text="done")
+    app.record_feedback(cid, by="b", value="good", answer_sha256=text_sha256("done"))
     app.stop(cid, reason="cancelled")
     app.renew(coordinates=here, by="a")
     doc = schema()
     items = app.timeline(cid)
-    assert len(items) == 7
+    assert len(items) == 12
     for item in items:
         assert conforms(json.loads(json.dumps(item)), doc), item
