@@ -26,6 +26,7 @@ from adapters.terminal.outbound import render_totals, shown
 from adapters.terminal.progress import TerminalProgress
 from bot.audit.replay import render as render_replay
 from bot.errors import OpsloopError
+from bot.files import private_dir, private_file
 from bot.ports import ChatService
 from bot.surface import (
     Command,
@@ -106,7 +107,8 @@ class ChatRepl:
         def _newline(event: Any) -> None:
             event.current_buffer.insert_text("\n")
 
-        self.history_file.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.history_file.parent)  # every line typed is in it: its owner's only
+        private_file(self.history_file)
         return PromptSession(
             history=FileHistory(str(self.history_file)), multiline=True, key_bindings=bindings
         )

@@ -283,12 +283,17 @@ class ConversationApp(LoopRecords, ConversationQueries, Application[UUID]):
 
 
 def open_app(
-    *, database_url: str, cipher_key: str | None = None, redactor: Redactor | None = None
+    *,
+    database_url: str,
+    cipher_key: str | None = None,
+    redactor: Redactor | None = None,
+    create: bool = False,
 ) -> ConversationApp:
     """The application on the store named by ``database_url`` (see bot/app/store.py),
-    redacting what it stores with ``redactor``."""
+    redacting what it stores with ``redactor``; ``create`` allows making a SQLite file's
+    missing directory."""
     return ConversationApp(
-        store_env(database_url, cipher_key=cipher_key),
+        store_env(database_url, cipher_key=cipher_key, create=create),
         database_url=database_url,
         redactor=redactor,
     )
