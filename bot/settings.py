@@ -98,6 +98,20 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.data_dir / 'opsloop.sqlite3'}"
 
 
+def env_name(field: str) -> str:
+    """The environment variable of a ``Settings`` field (``OLLAMA_HOST``, ``OPSLOOP_MODEL``)."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return str(alias) if alias else f"OPSLOOP_{field.upper()}"
+
+
+def env_names(*, only: tuple[str, ...] = (), without: tuple[str, ...] = ()) -> list[str]:
+    """The environment variables of the fields ``only`` (default: all) but ``without``."""
+    fields = only or tuple(Settings.model_fields)
+    return [env_name(f) for f in fields if f not in without]
+
+
 def read_settings() -> Settings:
     """The settings of this process; an invalid one is a one-line ``ConfigError``."""
     try:

@@ -14,20 +14,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from bot.cli.options import ModelOpt, ProviderOpt
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from bot.loop.service import OpsloopService
-
-ProviderOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--provider", help="ollama | openai | groq | scripted (default: OPSLOOP_PROVIDER)."
-    ),
-]
-ModelOpt = Annotated[
-    str | None, typer.Option("--model", help="Model name, or a script file for scripted.")
-]
 
 
 TERMINAL_PLATFORMS = ("terminal", "cli")  # whose answers belong in this terminal
