@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import platformdirs
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
     discord_token: str | None = Field(default=None, validation_alias="DISCORD_TOKEN")
 
+    @field_validator("ollama_host")
+    @classmethod
+    def _ollama_url(cls, value: str) -> str:
+        """``http(s)://host[:port]`` or ``host:port``, as the Ollama client takes it; a word
+        alone (``notaurl``) is a mistake the client would turn into ``http://notaurl:11434``."""
+        if not ollama_host_ok(value):
+            raise ValueError(
+                f"{value!r} is not an Ollama server URL (expected http://host:port, "
+                "e.g. http://127.0.0.1:11434)"
+            )
+        return value
+
     def secrets(self) -> dict[str, str]:
         """opsloop's own secrets that are set, by their variable's name (for redaction)."""
         found = {
@@ -96,6 +108,20 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'opsloop.sqlite3'}"
+
+
+def ollama_host_ok(value: str) -> bool:
+    """``http(s)://host[:port][/path]`` or ``host:port`` (pure)."""
+    text = value.strip()
+    if "://" not in text:
+        host, _, port = text.rpartition(":")
+        return bool(host) and port.isdigit()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def env_name(field: str) -> str:
@@ -119,4 +145,5 @@ def read_settings() -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"invalid setting {where}: {message}") from None

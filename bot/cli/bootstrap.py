@@ -167,8 +167,12 @@ def build_chat_service(
     model: str | None = None,
     create: bool = False,
 ) -> OpsloopService:
-    """The ``ChatService`` every surface uses, wired from settings and policy."""
+    """The ``ChatService`` every surface uses, wired from settings and policy (failing at
+    once when no model is configured and the default has no server: ``bot.cli.firstrun``)."""
+    from bot.cli.firstrun import check_default_model
     from bot.providers import make_model
+
+    check_default_model(settings, provider=provider, model=model)
 
     chat_model = make_model(settings=settings, policy=policy, provider=provider, model=model)
     sandbox = make_sandbox(settings=settings, policy=policy)
