@@ -19,6 +19,7 @@ import typer
 from bot.errors import ConfigError, OpsloopError
 from bot.visible import visible, visible_json
 
+PLATFORMS = ("slack", "discord", "terminal", "cli")  # where conversations come from
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -94,6 +95,8 @@ def conversations(
 
     if fmt not in ("text", "json"):
         raise ConfigError(f"unknown format {fmt!r}: use text or json")
+    if platform is not None and platform not in PLATFORMS:
+        raise ConfigError(f"unknown platform {platform!r}: use one of {', '.join(PLATFORMS)}")
     since_at, until_at = parse_when(since), parse_when(until)
     app = open_app(read_settings())
     try:
@@ -130,8 +133,10 @@ def verify(
     from bot.cli.bootstrap import open_app
     from bot.settings import read_settings
 
-    if bool(conversation) == all_:
-        raise OpsloopError("give a conversation id or --all (not both)")
+    if conversation and all_:
+        raise OpsloopError("give a conversation id or --all, not both")
+    if not conversation and not all_:
+        raise OpsloopError("give a conversation id (or a prefix of one), or --all for every one")
     app = open_app(read_settings())
     try:
         report = app.verify(None if all_ else app.resolve(conversation or ""))

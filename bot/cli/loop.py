@@ -50,9 +50,13 @@ def chat(
     async def main() -> None:
         async with chat_service(provider=provider, model=model) as (service, settings):
             history = settings.data_dir / "chat_history"
-            repl = ChatRepl(service=service, console=console, history_file=history)
-            if new:
-                await service.new_conversation(repl.coordinates)
+            repl = ChatRepl(
+                service=service,
+                console=console,
+                history_file=history,
+                model_name=service.model_name,
+                fresh=new,
+            )
             await repl.run()
 
     asyncio.run(main())
@@ -117,10 +121,16 @@ def _say_refused_approvals(result: dict[str, Any]) -> None:
 
 def demo(
     keep: Annotated[
-        bool, typer.Option("--keep/--fresh", help="Keep earlier demo runs in the demo database.")
+        bool,
+        typer.Option(
+            "--keep/--fresh",
+            hidden=True,  # the demo no longer has a database of its own; still accepted
+            help="No effect (the demo records in the event store).",
+        ),
     ] = False,
 ) -> None:
-    """Run a built-in scripted conversation on SQLite and nsjail, then print its replay."""
+    """Run a built-in scripted conversation in the event store and nsjail, then print its
+    replay and what to run next."""
     from rich.console import Console
 
     from adapters.terminal.progress import TerminalProgress
