@@ -31,7 +31,8 @@ def prepare(path: Path, *, create: bool) -> None:
         if not create:
             raise StoreUnreachable(
                 f"the directory {parent} of the SQLite database does not exist: check "
-                "OPSLOOP_DATABASE_URL, or pass --create to start a new event store there"
+                "OPSLOOP_DATABASE_URL, or pass --create (ask, chat, serve) to start a new "
+                "event store there"
             )
         _make(parent)
     elif not parent.is_dir():

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bot.cli.options import ModelOpt, ProviderOpt
+from bot.cli.options import CreateOpt, ModelOpt, ProviderOpt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -38,6 +38,7 @@ def chat(
     provider: ProviderOpt = None,
     model: ModelOpt = None,
     new: Annotated[bool, typer.Option("--new", help="Start a fresh conversation.")] = False,
+    create: CreateOpt = False,
 ) -> None:
     """Chat with opsloop in this terminal (resumes interrupted loops first)."""
     from rich.console import Console
@@ -48,7 +49,10 @@ def chat(
     console = Console(highlight=False)
 
     async def main() -> None:
-        async with chat_service(provider=provider, model=model) as (service, settings):
+        async with chat_service(provider=provider, model=model, create=create) as (
+            service,
+            settings,
+        ):
             history = settings.data_dir / "chat_history"
             repl = ChatRepl(
                 service=service,
@@ -75,6 +79,7 @@ def ask(
         bool,
         typer.Option("--approve", help="Approve, as yourself, every block that needs approval."),
     ] = False,
+    create: CreateOpt = False,
 ) -> None:
     """Ask once and print the answer; exit 1 when the loop stopped without one."""
     from bot.cli.bootstrap import chat_service
@@ -82,7 +87,7 @@ def ask(
     from bot.visible import visible, visible_json
 
     async def main() -> dict[str, object]:
-        async with chat_service(provider=provider, model=model) as (service, _):
+        async with chat_service(provider=provider, model=model, create=create) as (service, _):
             return await ask_once(service, text=text, conversation=conversation, approve=approve)
 
     result = asyncio.run(main())

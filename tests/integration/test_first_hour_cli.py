@@ -212,3 +212,10 @@ def test_with_log_format_json_every_log_line_of_serve_is_a_json_object(tmp_path:
     entries = [json.loads(line) for line in logged]
     assert entries and all({"time", "level", "logger", "message"} <= set(e) for e in entries)
     assert "token` will be unused" not in done.stderr  # bolt's noise is dropped
+
+
+def test_ask_with_create_starts_a_new_private_store_where_asked(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/new/dir/events.db"
+    args = ("ask", "--create", "--provider", "scripted", "--model", "demo", "hi")
+    done = run(tmp_path, *args, OPSLOOP_DATABASE_URL=url, OPSLOOP_SANDBOX="unsafe-local")
+    assert (tmp_path / "new/dir/events.db").stat().st_mode & 0o777 == 0o600, done.stderr
