@@ -219,3 +219,21 @@ def test_ask_with_create_starts_a_new_private_store_where_asked(tmp_path: Path) 
     args = ("ask", "--create", "--provider", "scripted", "--model", "demo", "hi")
     done = run(tmp_path, *args, OPSLOOP_DATABASE_URL=url, OPSLOOP_SANDBOX="unsafe-local")
     assert (tmp_path / "new/dir/events.db").stat().st_mode & 0o777 == 0o600, done.stderr
+
+
+def test_the_readmes_sample_session_is_what_the_built_in_model_answers(
+    jail_reachable_dir: Path, jails_work: None
+) -> None:
+    import shlex
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    session = readme.split("## A session", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    first, _, rest = session.partition("\n")
+    expected = rest.split("\n$ ", 1)[0].strip()
+    words = shlex.split(first.removeprefix("$ "))
+    assert words[:2] == ["opsloop", "ask"] and "demo" in words
+
+    done = run(jail_reachable_dir, *words[1:])
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
