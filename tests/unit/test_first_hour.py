@@ -152,3 +152,46 @@ def test_the_chat_names_each_block_a_resume_found_of_unknown_outcome() -> None:
         "block t1b1: outcome unknown, not run again: the process died"
     ]
     assert unknown_outcomes(events[:1]) == []
+
+
+async def test_after_a_resume_the_chat_says_a_blocks_outcome_is_unknown(
+    memory_app: object, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+    from uuid import UUID
+
+    from rich.console import Console
+
+    from adapters.terminal.repl import ChatRepl, terminal_coordinates
+    from bot.cli.bootstrap import build_service
+    from bot.config import Policy
+    from bot.surface import Incoming
+    from tests.port_fakes import FakeSandbox, WatchedModel
+
+    block = '<helpers lang="bash">\necho restart >> /workspace/runs.txt\n</helpers>'
+    service = build_service(
+        settings=Settings(database_url="memory:"),
+        policy=Policy(),
+        model=WatchedModel([block, "It may have restarted; check before running it again."]),
+        sandbox=FakeSandbox(),
+        app=memory_app,
+    )
+    coords = terminal_coordinates()
+    receipt = await service.receive(Incoming(coords, "k1", coords.channel, "restart it"))
+    cid = UUID(receipt.conversation_id)
+    # What a process killed mid-block leaves: the reply and BlockStarted, nothing else.
+    prompt = service.runner.build_prompt(service.app.timeline(cid))
+    reply = await WatchedModel([block]).reply(prompt.messages)
+    service.app.record_model_reply(cid, reply=reply, prompt_fingerprint=prompt.fingerprint)
+    service.app.start_block(cid, block_id="t1b1", limits={})
+    service.runner.now = lambda: datetime.now(UTC) + timedelta(minutes=5)  # past its wall time
+    console = Console(record=True, width=200)
+    repl = ChatRepl(
+        service=service, console=console, history_file=tmp_path / "h", coordinates=coords
+    )
+
+    await repl.resume_interrupted()
+
+    screen = console.export_text()
+    assert "block t1b1: outcome unknown, not run again" in screen
+    assert "check before running it again" in screen
