@@ -216,7 +216,8 @@ class ChatRepl:
         """The read-run-show loop, until /exit or end of input."""
         read = self._read_prompt() if sys.stdin.isatty() else self._read_piped
         await self.resume_interrupted()
-        self.console.print(shown(self.banner(), style="bold"))
+        cid = None if self.fresh else await self.service.current_conversation(self.coordinates)
+        self.console.print(shown(self.banner(cid), style="bold"))
         while True:
             try:
                 text = await read()
@@ -237,10 +238,12 @@ class ChatRepl:
                 self.progress.reset()
                 self.console.print(shown(f"opsloop: {exc}", style="red"))
 
-    def banner(self) -> str:
-        """The first line: the model in use and the commands."""
+    def banner(self, conversation_id: str | None) -> str:
+        """The first line: the model in use, the conversation (none yet after ``--new``: it
+        starts with the first message) and the commands."""
         model = f" · model {self.model_name}" if self.model_name else ""
-        return f"opsloop chat{model} · {COMMANDS}"
+        where = f"conversation {conversation_id[:8]}" if conversation_id else "new conversation"
+        return f"opsloop chat{model} · {where} · {COMMANDS}"
 
     async def send(self, text: str) -> Outcome | None:
         """Record one message and run its loop (in a new conversation after ``--new``)."""

@@ -97,7 +97,9 @@ def test_a_closed_port_has_no_server_and_a_listening_one_has() -> None:
 
 
 def test_a_configured_model_is_never_probed() -> None:
-    check_default_model(Settings(ollama_host=f"http://127.0.0.1:{closed_port()}"))
+    settings = Settings(ollama_host=f"http://127.0.0.1:{closed_port()}")
+    assert not server_listens(settings.ollama_host)
+    assert check_default_model(settings) is None  # no ConfigError: its own retries apply
 
 
 @pytest.mark.parametrize(

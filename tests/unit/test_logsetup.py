@@ -27,9 +27,9 @@ def test_json_lines_carry_time_level_logger_and_message(
     root_handlers: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logsetup.configure("json", level=logging.INFO)
-    logging.getLogger("opsloop.test").info("started \x1b[2J on %s", "slack")
+    logging.getLogger("logsetup.test").warning("started \x1b[2J on %s", "slack")
     entry = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
-    assert entry["level"] == "INFO" and entry["logger"] == "opsloop.test"
+    assert entry["level"] == "WARNING" and entry["logger"] == "logsetup.test"
     assert entry["message"] == "started \x1b[2J on slack" and entry["time"].endswith("+00:00")
 
 
