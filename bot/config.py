@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -30,7 +30,8 @@ _MOUNT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # as sandbox.mounts ch
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: TOML has real types, so `turns_per_message = true` is a mistake, not a 1
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class LoopPolicy(_Section):
@@ -120,7 +121,9 @@ class PromptPolicy(_Section):
     """How prompts are built."""
 
     result_chars: int = Field(default=4000, ge=200)  # head+tail of each stream sent back
-    context_tokens: dict[str, int] = Field(default_factory=dict)  # per model; default 8192
+    # per model; default 8192. At least 1024: a smaller window cannot hold the system
+    # prompt and a question, and the question would be cut to make room.
+    context_tokens: dict[str, Annotated[int, Field(ge=1024)]] = Field(default_factory=dict)
 
 
 class ModelOverride(_Section):
@@ -325,13 +328,22 @@ def load_policy(path: Path | None) -> Policy:
     """Read ``path`` (or ``./opsloop.toml`` when it exists); defaults when there is none."""
     if path is None:
         candidate = Path("opsloop.toml")
-        if not candidate.is_file():
+        if not candidate.exists():
             return Policy()
         path = candidate
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start} cannot be read); "
+            "save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import platformdirs
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.app.store import PoolSizes
@@ -101,6 +101,18 @@ class Settings(BaseSettings):
             timeout_seconds=self.postgres_pool_timeout,
         )
 
+    @field_validator("ollama_host")
+    @classmethod
+    def _ollama_url(cls, value: str) -> str:
+        """``http(s)://host[:port]`` or ``host:port``, as the Ollama client takes it; a word
+        alone (``notaurl``) is a mistake the client would turn into ``http://notaurl:11434``."""
+        if not ollama_host_ok(value):
+            raise ValueError(
+                f"{value!r} is not an Ollama server URL (expected http://host:port, "
+                "e.g. http://127.0.0.1:11434)"
+            )
+        return value
+
     def secrets(self) -> dict[str, str]:
         """opsloop's own secrets that are set, by their variable's name (for redaction)."""
         found = {
@@ -146,6 +158,34 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.data_dir / 'opsloop.sqlite3'}"
 
 
+def ollama_host_ok(value: str) -> bool:
+    """``http(s)://host[:port][/path]`` or ``host:port`` (pure)."""
+    text = value.strip()
+    if "://" not in text:
+        host, _, port = text.rpartition(":")
+        return bool(host) and port.isdigit()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a ``Settings`` field (``OLLAMA_HOST``, ``OPSLOOP_MODEL``)."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return str(alias) if alias else f"OPSLOOP_{field.upper()}"
+
+
+def env_names(*, only: tuple[str, ...] = (), without: tuple[str, ...] = ()) -> list[str]:
+    """The environment variables of the fields ``only`` (default: all) but ``without``."""
+    fields = only or tuple(Settings.model_fields)
+    return [env_name(f) for f in fields if f not in without]
+
+
 def read_settings() -> Settings:
     """The settings of this process; an invalid one is a one-line ``ConfigError``."""
     try:
@@ -153,4 +193,5 @@ def read_settings() -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"invalid setting {where}: {message}") from None

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, assert_never
+from typing import Any, Protocol, assert_never
 
 from rich.console import Console
 from rich.text import Text
@@ -27,7 +27,8 @@ from adapters.terminal.outbound import render_totals, shown
 from adapters.terminal.progress import TerminalProgress
 from bot.audit.replay import render as render_replay
 from bot.errors import OpsloopError
-from bot.ports import ChatService
+from bot.files import private_dir, private_file
+from bot.ports import ChatService, CommandTarget
 from bot.surface import (
     Command,
     CommandName,
@@ -75,17 +76,32 @@ async def run_with_ctrl_c(
             loop.remove_signal_handler(signal.SIGINT)
 
 
+class TerminalService(ChatService, CommandTarget, Protocol):
+    """What the chat needs: the chat service and the commands' own calls."""
+
+
+def unknown_outcomes(events: list[dict[str, Any]]) -> list[str]:
+    """One line per block whose outcome a resume recorded as unknown (it may have run)."""
+    return [
+        f"block {e.get('block_id', '?')}: outcome unknown, not run again: {e.get('detail', '')}"
+        for e in events
+        if e.get("type") == "BlockOutcomeUnknown"
+    ]
+
+
 class ChatRepl:
     """``opsloop chat``: read a message, run the loop, show it; slash commands in between."""
 
     def __init__(
         self,
         *,
-        service: ChatService,
+        service: TerminalService,
         console: Console,
         history_file: Path,
         coordinates: Coordinates | None = None,
         files_dir: Path | None = None,
+        model_name: str = "",
+        fresh: bool = False,
     ) -> None:
         self.service = service
         self.console = console
@@ -94,6 +110,8 @@ class ChatRepl:
         self.progress = TerminalProgress(console)
         self.files_dir = files_dir or history_file.parent / "files"  # answers' files go here
         self.attached: list[Path] = []  # /attach: sent with the next message
+        self.model_name = model_name  # "provider:model", for the banner
+        self.fresh = fresh  # --new: a new conversation starts with the first message
 
     def _session(self) -> Any:
         from prompt_toolkit import PromptSession
@@ -110,7 +128,8 @@ class ChatRepl:
         def _newline(event: Any) -> None:
             event.current_buffer.insert_text("\n")
 
-        self.history_file.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.history_file.parent)  # every line typed is in it: its owner's only
+        private_file(self.history_file)
         return PromptSession(
             history=FileHistory(str(self.history_file)), multiline=True, key_bindings=bindings
         )
@@ -190,7 +209,10 @@ class ChatRepl:
         about the blocks still waiting for a yes here (nobody else can give it)."""
         for cid, _coords in await self.service.interrupted(platform=self.coordinates.platform):
             self.console.print(f"[dim]resuming interrupted conversation {cid[:8]}…[/dim]")
+            seen = len(await self.service.timeline(cid))
             await self.run_loop(cid)
+            for line in unknown_outcomes((await self.service.timeline(cid))[seen:]):
+                self.console.print(shown(line, style="yellow"))
         for request in await self.service.pending_approvals():
             if request.coordinates.platform != self.coordinates.platform:
                 continue
@@ -206,8 +228,8 @@ class ChatRepl:
         """The read-run-show loop, until /exit or end of input."""
         read = self._read_prompt() if sys.stdin.isatty() else self._read_piped
         await self.resume_interrupted()
-        cid = await self.service.current_conversation(self.coordinates)
-        self.console.print(f"[bold]opsloop chat[/bold] · conversation {cid[:8]} · {COMMANDS}")
+        cid = None if self.fresh else await self.service.current_conversation(self.coordinates)
+        self.console.print(shown(self.banner(cid), style="bold"))
         while True:
             try:
                 text = await read()
@@ -228,8 +250,18 @@ class ChatRepl:
                 self.progress.reset()
                 self.console.print(shown(f"opsloop: {exc}", style="red"))
 
+    def banner(self, conversation_id: str | None) -> str:
+        """The first line: the model in use, the conversation (none yet after ``--new``: it
+        starts with the first message) and the commands."""
+        model = f" · model {self.model_name}" if self.model_name else ""
+        where = f"conversation {conversation_id[:8]}" if conversation_id else "new conversation"
+        return f"opsloop chat{model} · {where} · {COMMANDS}"
+
     async def send(self, text: str) -> Outcome | None:
-        """Record one message and run its loop."""
+        """Record one message and run its loop (in a new conversation after ``--new``)."""
+        if self.fresh:  # only now: opening and closing the chat records nothing
+            await self.service.new_conversation(self.coordinates, by=self.coordinates.channel)
+            self.fresh = False
         incoming = Incoming(
             coordinates=self.coordinates,
             message_key=f"terminal-{uuid.uuid4()}",

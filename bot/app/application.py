@@ -338,13 +338,15 @@ def open_app(
     redactor: Redactor | None = None,
     audit_key: bytes | None = None,
     allow_mixed: bool = False,
+    create: bool = False,
 ) -> ConversationApp:
     """The application on the store named by ``database_url`` (see bot/app/store.py),
     redacting what it stores with ``redactor`` and sealing it with ``audit_key``; its schema
     is brought up to date first (bot/app/schema.py), and it refuses to make a mixed store
-    unless ``allow_mixed`` (``opsloop db encrypt``)."""
+    unless ``allow_mixed`` (``opsloop db encrypt``); ``create`` allows making a SQLite file's
+    missing directory."""
     return ConversationApp(
-        store_env(database_url, cipher_key=cipher_key, pool=pool),
+        store_env(database_url, cipher_key=cipher_key, pool=pool, create=create),
         database_url=database_url,
         redactor=redactor,
         audit_key=audit_key,

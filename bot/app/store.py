@@ -21,6 +21,7 @@ import binascii
 import contextlib
 import functools
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from bot.app import sqlite_file
 from bot.errors import (
     ConfigError,
     StoreError,
@@ -90,9 +92,16 @@ def retrying(attempt: Callable[[], T], *, on_conflict: Callable[[], None] = lamb
 
 
 def store_env(
-    database_url: str, *, cipher_key: str | None = None, pool: PoolSizes | None = None
+    database_url: str,
+    *,
+    cipher_key: str | None = None,
+    pool: PoolSizes | None = None,
+    create: bool = False,
 ) -> dict[str, str]:
-    """The library environment for ``database_url`` (and encryption when a key is given)."""
+    """The library environment for ``database_url`` (and encryption when a key is given).
+
+    A SQLite file is checked and created private first; ``create`` allows making its missing
+    directory (see ``bot.app.sqlite_file``)."""
     url = (database_url or "").strip()
     env: dict[str, str] = {}
     if url in ("memory:", "memory://"):
@@ -101,7 +110,7 @@ def store_env(
         # connection of this process (a plain ":memory:" would be one database per connection).
         env["SQLITE_DBNAME"] = f"file:opsloop-{uuid4().hex}?mode=memory&cache=shared"
     elif url.startswith("sqlite:"):
-        env.update(_sqlite_env(url))
+        env.update(_sqlite_env(url, create=create))
     elif url.startswith(("postgresql:", "postgres:")):
         env.update(_postgres_env(url, pool or PoolSizes()))
     else:
@@ -114,21 +123,14 @@ def store_env(
     return env
 
 
-def _sqlite_env(url: str) -> dict[str, str]:
+def _sqlite_env(url: str, *, create: bool) -> dict[str, str]:
     if not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
         raise StoreUnreachable(
             f"malformed SQLite URL {url!r}: expected sqlite:///relative/path or "
             "sqlite:////absolute/path"
         )
     path = Path(unquote(url[len("sqlite:///") :]))
-    if path.is_dir():
-        raise StoreUnreachable(f"cannot open the SQLite database {path}: it is a directory")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreUnreachable(
-            f"cannot create the directory of the SQLite database {path}: {exc.strerror}"
-        ) from None
+    sqlite_file.prepare(path, create=create)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(path),
@@ -216,7 +218,7 @@ def translated(database_url: str = "") -> Iterator[None]:
     """Turn the library's persistence failures into opsloop's one-line errors."""
     try:
         yield
-    except PersistenceError as exc:
+    except (PersistenceError, sqlite3.Error) as exc:  # the library lets some driver errors out
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = f" at {describe(database_url)}" if database_url else ""
         raise StoreUnreachable(f"cannot use the event store{where}: {detail}") from None

@@ -47,8 +47,10 @@ def verify(
     from bot.audit.verify import verify_log
     from bot.settings import read_settings
 
-    if bool(conversation) == all_:
-        raise OpsloopError("give a conversation id or --all (not both)")
+    if conversation and all_:
+        raise OpsloopError("give a conversation id or --all, not both")
+    if not conversation and not all_:
+        raise OpsloopError("give a conversation id (or a prefix of one), or --all for every one")
     checkpoints = [(str(p), load(p)) for p in against or []]
     with audit_source(read_settings()) as source:
         report = verify_log(

@@ -42,9 +42,13 @@ def load_settings() -> tuple[Settings, Policy]:
     return settings, load_policy(settings.config)
 
 
-def open_app(settings: Settings, *, redactor: Redactor | None = None) -> ConversationApp:
+def open_app(
+    settings: Settings, *, redactor: Redactor | None = None, create: bool = False
+) -> ConversationApp:
     """The conversation application on the configured event store (redacting what it
-    stores with ``redactor``: the loop's; credential shapes only for reading commands)."""
+    stores with ``redactor``: the loop's; credential shapes only for reading commands). A
+    SQLite file's missing directory is created with ``create`` (``--create``), and always
+    for the default store."""
     from bot.app.application import open_app as open_store
 
     return open_store(
@@ -53,6 +57,7 @@ def open_app(settings: Settings, *, redactor: Redactor | None = None) -> Convers
         pool=settings.pool_sizes(),
         redactor=redactor,
         audit_key=settings.audit_key_bytes(),
+        create=create or settings.database_url is None,
     )
 
 
@@ -121,13 +126,14 @@ def build_service(
     sandbox: Sandbox,
     app: Any | None = None,
     workspace_for: Callable[[Any], str] = str,
+    create: bool = False,
 ) -> OpsloopService:
     """A service from explicit parts (tests, the demo and the benchmark pass their own; an
     app passed in keeps its own redactor for what it stores)."""
     tools = tool_registry(policy, settings=settings)
     redactor = redactor_for(settings=settings, policy=policy, tools=tools)
     redact_logs(redactor)  # the process's own log lines too
-    app = app if app is not None else open_app(settings, redactor=redactor)
+    app = app if app is not None else open_app(settings, redactor=redactor, create=create)
     runner = LoopRunner(
         app=app,
         model=model,
@@ -156,12 +162,14 @@ def _turn_seconds(policy: Policy, model_name: str) -> float:
 
 @contextlib.asynccontextmanager
 async def chat_service(
-    *, provider: str | None = None, model: str | None = None
+    *, provider: str | None = None, model: str | None = None, create: bool = False
 ) -> AsyncIterator[tuple[OpsloopService, Settings]]:
     """The service of a terminal command, from this process's settings and policy, closed
     (model clients, store) when the command is done."""
     settings, policy = load_settings()
-    service = build_chat_service(settings=settings, policy=policy, provider=provider, model=model)
+    service = build_chat_service(
+        settings=settings, policy=policy, provider=provider, model=model, create=create
+    )
     try:
         yield service, settings
     finally:
@@ -174,10 +182,17 @@ def build_chat_service(
     policy: Policy,
     provider: str | None = None,
     model: str | None = None,
+    create: bool = False,
 ) -> OpsloopService:
-    """The ``ChatService`` every surface uses, wired from settings and policy."""
+    """The ``ChatService`` every surface uses, wired from settings and policy (failing at
+    once when no model is configured and the default has no server: ``bot.cli.firstrun``)."""
+    from bot.cli.firstrun import check_default_model
     from bot.providers import make_model
+
+    check_default_model(settings, provider=provider, model=model)
 
     chat_model = make_model(settings=settings, policy=policy, provider=provider, model=model)
     sandbox = make_sandbox(settings=settings, policy=policy)
-    return build_service(settings=settings, policy=policy, model=chat_model, sandbox=sandbox)
+    return build_service(
+        settings=settings, policy=policy, model=chat_model, sandbox=sandbox, create=create
+    )

@@ -16,9 +16,11 @@ from importlib import resources
 from typing import Any
 
 from bot.ports import ChatMessage
-from bot.providers.scripted import ScriptedModel, ScriptedTurn, parse_script
+from bot.providers.pricing import PriceTable
+from bot.providers.scripted import SCRIPT_EXHAUSTED, ScriptedModel, ScriptedTurn, parse_script
 
 SCRIPT = "demo_script.toml"
+DEMO_MODEL = "demo"  # --provider scripted --model demo: the built-in model anyone can chat with
 PLACEHOLDER = "{last_stdout}"
 NO_RESULT = (
     "The sandbox gave me no output to answer from (see the block results above), so I have "
@@ -65,13 +67,39 @@ class DemoModel(ScriptedModel):
 
     def turn_for(self, messages: Sequence[ChatMessage]) -> ScriptedTurn:
         """The scripted turn, with the placeholder replaced by the last block's stdout."""
-        turn = super().turn_for(messages)
+        return self.filled(super().turn_for(messages), messages)
+
+    def filled(self, turn: ScriptedTurn, messages: Sequence[ChatMessage]) -> ScriptedTurn:
+        """``turn`` with the placeholder replaced by the last block's stdout."""
         if PLACEHOLDER not in turn.text:
             return turn
         output = last_stdout(messages)
         if not output.strip():  # never claim a result the sandbox did not produce
             return ScriptedTurn(text=NO_RESULT)
         return ScriptedTurn(text=turn.text.replace(PLACEHOLDER, output.rstrip("\n")))
+
+
+class ChatDemoModel(DemoModel):
+    """``--provider scripted --model demo``: the demo's turns played again for every question,
+    so anyone can chat (``opsloop chat``, ``ask``, a surface) with no model server. It does
+    not read the question: it is a stand-in for a model, and its banner says so."""
+
+    def turn_for(self, messages: Sequence[ChatMessage]) -> ScriptedTurn:
+        """The turn of the demo script that follows the newest question."""
+        since = 0
+        for message in messages:
+            if message.role == "assistant":
+                since += 1
+            elif message.role == "user" and RESULT_HEADER not in message.content:
+                since = 0  # a question (a block result is a user message too)
+        turn = self.turns[since] if since < len(self.turns) else ScriptedTurn(SCRIPT_EXHAUSTED)
+        return self.filled(turn, messages)
+
+
+def chat_demo_model(*, prices: PriceTable | None = None) -> ChatDemoModel:
+    """The built-in scripted model ``demo`` (``--provider scripted --model demo``)."""
+    _question, turns = load_demo_script()
+    return ChatDemoModel(turns, label=DEMO_MODEL, prices=prices)
 
 
 def demo_model(*, chunk_delay: float = 0.01) -> tuple[str, DemoModel]:

@@ -1,8 +1,10 @@
-"""Running ``opsloop demo``: its own SQLite file, the real sandbox, the terminal, the replay.
+"""Running ``opsloop demo``: the event store, the real sandbox, the terminal, the replay.
 
-The demo never touches the operator's event store: it writes ``demo.sqlite3`` in the data
-directory (fresh each run unless ``--keep``), so a first-time user can run it with no
-configuration and replay it afterwards with the command it prints.
+The demo records its conversation in the operator's own event store (the default SQLite file
+in the data directory, or ``OPSLOOP_DATABASE_URL``), so the commands it prints next
+(``opsloop replay``, ``audit verify``, ``conversations``) find it as printed. Its workspace is
+throw-away. The hints name the ``opsloop`` that ran, and say how to put it on PATH when the
+shell would not find it (``bot.cli.hints``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.text import Text
 
+from bot.cli.hints import next_steps
 from bot.surface import Coordinates, Incoming, Outcome
 from bot.visible import visible
 from domain.state import block_failed
@@ -26,8 +29,6 @@ if TYPE_CHECKING:
     from bot.loop.service import OpsloopService
     from bot.ports import Progress
     from bot.settings import Settings
-
-DEMO_DB = "demo.sqlite3"
 
 
 async def run_demo(
@@ -39,13 +40,13 @@ async def run_demo(
     keep: bool = False,
 ) -> Outcome:
     """Play the demo conversation end to end, showing it through ``progress``, then its replay."""
-    from bot.app.application import open_app
     from bot.cli.bootstrap import build_service, make_sandbox
     from bot.cli.demo import demo_model
     from bot.cli.sandboxing import release_workspaces
     from sandbox import tree
 
-    url = _fresh_store(settings, keep=keep)
+    del keep  # --keep/--fresh: accepted, no longer needed (the demo uses the event store)
+    url = settings.resolved_database_url()
     question, model = demo_model()
     # The demo's workspace is throw-away and must be reachable by the jail user (nobody),
     # which a data directory under /root is not: a world-searchable temp dir always is.
@@ -54,13 +55,7 @@ async def run_demo(
     sandbox_policy = policy.sandbox.model_copy(update={"workspace_root": scratch})
     policy = policy.model_copy(update={"sandbox": sandbox_policy})
     sandbox = make_sandbox(settings=settings, policy=policy)  # nsjail unless configured otherwise
-    service = build_service(
-        settings=settings,
-        policy=policy,
-        model=model,
-        sandbox=sandbox,
-        app=open_app(database_url=url),
-    )
+    service = build_service(settings=settings, policy=policy, model=model, sandbox=sandbox)
     try:
         console.print(Rule("opsloop demo"))
         console.print(
@@ -72,16 +67,6 @@ async def run_demo(
         await service.aclose()
         release_workspaces(sandbox)
         tree.remove_path(scratch, budget=tree.Budget(seconds=30))
-
-
-def _fresh_store(settings: Settings, *, keep: bool) -> str:
-    """The demo's own SQLite file, emptied first unless ``keep``."""
-    path = settings.data_dir / DEMO_DB
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not keep:
-        for leftover in (path, path.with_name(DEMO_DB + "-wal"), path.with_name(DEMO_DB + "-shm")):
-            leftover.unlink(missing_ok=True)
-    return f"sqlite:///{path}"
 
 
 async def _play(
@@ -107,11 +92,8 @@ async def _play(
     for line in render(timeline, fmt="text"):
         console.print(Text(line))
     console.print(Rule())
-    console.print(
-        f"Replay it again: OPSLOOP_DATABASE_URL={url} opsloop replay "
-        f"{receipt.conversation_id[:8]}\n"
-        f"Verify its hash chain: OPSLOOP_DATABASE_URL={url} opsloop audit verify"
-    )
+    for line in next_steps(receipt.conversation_id[:8]):
+        console.print(Text(line), soft_wrap=True)  # never wrapped: each line is pasted whole
     if all_blocks_succeeded(timeline):
         return outcome
     console.print(

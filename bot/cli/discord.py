@@ -15,6 +15,15 @@ from typing import Annotated
 
 import typer
 
+from bot.cli.options import (
+    SLACK_FIELDS,
+    CreateOpt,
+    LogFormatOpt,
+    ModelOpt,
+    ProviderOpt,
+    ServeOptions,
+    environment_epilog,
+)
 from bot.errors import ConfigError
 
 
@@ -26,11 +35,16 @@ def register(serve_app: typer.Typer, app: typer.Typer | None = None) -> None:
         app.add_typer(discord_app, name="discord")
         discord_app.command("register-commands")(register_commands)
 
-    @serve_app.command("discord")
+    epilog = environment_epilog(
+        without=SLACK_FIELDS, note="Tools' ${env:VAR} secrets (opsloop.toml) are read too."
+    )
+
+    @serve_app.command("discord", epilog=epilog)
     def serve_discord(
         shards: str | None = typer.Option(
             None,
             "--shards",
+            metavar="N|auto",
             help="Run sharded (discord.py's AutoShardedClient): a shard count, or 'auto' "
             "for the count Discord recommends. Needed from 2,500 servers on.",
         ),
@@ -38,14 +52,19 @@ def register(serve_app: typer.Typer, app: typer.Typer | None = None) -> None:
             None, "--metrics-port", help="Serve /healthz, /readyz and /metrics on this port."
         ),
         host: str = typer.Option("0.0.0.0", "--host", help="Address of --metrics-port."),
+        provider: ProviderOpt = None,
+        model: ModelOpt = None,
+        create: CreateOpt = False,
+        log_format: LogFormatOpt = None,
     ) -> None:
         """Answer DMs (and mentions in enabled servers) on Discord."""
-        sharded, count = parse_shards(shards)
-        from bot.visible import visible_stderr
+        from bot.cli import logsetup
 
-        log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-        logging.basicConfig(level=logging.INFO, handlers=[visible_stderr(log_format)])
-        asyncio.run(_serve(sharded=sharded, shard_count=count, metrics=(host, metrics_port)))
+        sharded, count = parse_shards(shards)
+        logsetup.configure(log_format, level=logging.INFO)
+        chosen = ServeOptions(provider=provider, model=model, create=create)
+        metrics = (host, metrics_port)
+        asyncio.run(_serve(sharded=sharded, shard_count=count, chosen=chosen, metrics=metrics))
 
 
 def register_commands(
@@ -121,7 +140,11 @@ def parse_shards(value: str | None) -> tuple[bool, int | None]:
 
 
 async def _serve(
-    *, sharded: bool, shard_count: int | None, metrics: tuple[str, int | None] = ("", None)
+    *,
+    sharded: bool,
+    shard_count: int | None,
+    chosen: ServeOptions | None = None,
+    metrics: tuple[str, int | None] = ("", None),
 ) -> None:
     import aiohttp
     import discord
@@ -137,7 +160,14 @@ async def _serve(
         raise ConfigError(
             "DISCORD_TOKEN is not set (the bot token from the Developer Portal's Bot page)"
         )
-    service = build_chat_service(settings=settings, policy=policy)
+    chosen = chosen or ServeOptions()
+    service = build_chat_service(
+        settings=settings,
+        policy=policy,
+        provider=chosen.provider,
+        model=chosen.model,
+        create=chosen.create,
+    )
     surface = DiscordSurface(service=service, mention_guilds=policy.discord.mention_guilds)
     client = make_client(surface, sharded=sharded, shards=shard_count)
     host, port = metrics

@@ -20,6 +20,7 @@ import typer
 from bot.errors import ConfigError
 from bot.visible import visible, visible_json
 
+PLATFORMS = ("slack", "discord", "terminal", "cli")  # where conversations come from
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -98,6 +99,8 @@ def conversations(
 
     if fmt not in ("text", "json"):
         raise ConfigError(f"unknown format {fmt!r}: use text or json")
+    if platform is not None and platform not in PLATFORMS:
+        raise ConfigError(f"unknown platform {platform!r}: use one of {', '.join(PLATFORMS)}")
     since_at, until_at = parse_when(since), parse_when(until)
     app = open_app(read_settings())
     try:

@@ -16,20 +16,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from bot.cli.options import CreateOpt, ModelOpt, ProviderOpt
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from bot.loop.service import OpsloopService
-
-ProviderOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--provider", help="ollama | openai | groq | scripted (default: OPSLOOP_PROVIDER)."
-    ),
-]
-ModelOpt = Annotated[
-    str | None, typer.Option("--model", help="Model name, or a script file for scripted.")
-]
 
 
 TERMINAL_PLATFORMS = ("terminal", "cli")  # whose answers belong in this terminal
@@ -48,6 +40,7 @@ def chat(
     provider: ProviderOpt = None,
     model: ModelOpt = None,
     new: Annotated[bool, typer.Option("--new", help="Start a fresh conversation.")] = False,
+    create: CreateOpt = False,
 ) -> None:
     """Chat with opsloop in this terminal (resumes interrupted loops first)."""
     from rich.console import Console
@@ -58,16 +51,19 @@ def chat(
     console = Console(highlight=False)
 
     async def main() -> None:
-        async with chat_service(provider=provider, model=model) as (service, settings):
+        async with chat_service(provider=provider, model=model, create=create) as (
+            service,
+            settings,
+        ):
             history = settings.data_dir / "chat_history"
             repl = ChatRepl(
                 service=service,
                 console=console,
                 history_file=history,
                 files_dir=settings.data_dir / "files",
+                model_name=service.model_name,
+                fresh=new,
             )
-            if new:
-                await service.new_conversation(repl.coordinates)
             await repl.run()
 
     asyncio.run(main())
@@ -93,6 +89,7 @@ def ask(
             help="Attach a file (repeatable): saved in /workspace/inbox/ before the loop runs.",
         ),
     ] = None,
+    create: CreateOpt = False,
 ) -> None:
     """Ask once and print the answer; exit 1 when the loop stopped without one.
 
@@ -103,7 +100,10 @@ def ask(
     from bot.visible import visible, visible_json
 
     async def main() -> dict[str, object]:
-        async with chat_service(provider=provider, model=model) as (service, settings):
+        async with chat_service(provider=provider, model=model, create=create) as (
+            service,
+            settings,
+        ):
             return await ask_once(
                 service,
                 text=text,
@@ -162,10 +162,16 @@ def _say_refused_approvals(result: dict[str, Any]) -> None:
 
 def demo(
     keep: Annotated[
-        bool, typer.Option("--keep/--fresh", help="Keep earlier demo runs in the demo database.")
+        bool,
+        typer.Option(
+            "--keep/--fresh",
+            hidden=True,  # the demo no longer has a database of its own; still accepted
+            help="No effect (the demo records in the event store).",
+        ),
     ] = False,
 ) -> None:
-    """Run a built-in scripted conversation on SQLite and nsjail, then print its replay."""
+    """Run a built-in scripted conversation in the event store and nsjail, then print its
+    replay and what to run next."""
     from rich.console import Console
 
     from adapters.terminal.progress import TerminalProgress

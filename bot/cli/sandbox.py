@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
+from bot.cli.options import LogFormatOpt, environment_epilog
 from bot.visible import visible
 
 if TYPE_CHECKING:
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from sandbox.result import RunResult
 
 run_help = "Run one helper block (FILE, or - for stdin) in the sandbox."
+# What ``opsloop serve sandbox`` reads (OPSLOOP_SANDBOX_URL is ignored: it serves locally).
+SANDBOX_SERVICE_FIELDS = ("sandbox_token", "sandbox", "nsjail", "data_dir", "config")
 
 
 def _exit_status(result: RunResult) -> int:
@@ -40,7 +43,9 @@ def register(app: typer.Typer, serve_app: typer.Typer) -> None:
     sandbox_app.command("run", help=run_help)(run)
     sandbox_app.command("check", help="Can jails run here, and which limits are enforced?")(check)
     serve_app.command(
-        "sandbox", help="Serve the sandbox over HTTP (POST /v1/run; GET /v1/run/ws with tools)."
+        "sandbox",
+        help="Serve the sandbox over HTTP (POST /v1/run; GET /v1/run/ws with tools).",
+        epilog=environment_epilog(only=SANDBOX_SERVICE_FIELDS),
     )(serve_sandbox)
 
 
@@ -187,15 +192,17 @@ def serve_sandbox(
     max_connections: Annotated[
         int, typer.Option(help="Open connections; beyond, the oldest idle are closed.")
     ] = 1024,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """``opsloop serve sandbox``: the in-process sandbox behind HTTP, for other hosts."""
     import logging
 
+    from bot.cli import logsetup
     from bot.cli.bootstrap import load_settings
     from bot.cli.sandboxing import limits_from, make_sandbox
     from sandbox.service import ServiceOptions, check_bind, serve
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logsetup.configure(log_format, level=logging.INFO)
     settings, policy = load_settings()
     if socket is None:
         check_bind(host=host, token=settings.sandbox_token)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bot.config import Policy, SandboxPolicy
 from bot.errors import ConfigError
+from bot.files import private_dir
 from bot.ports import Sandbox
 from bot.settings import Settings
 from sandbox.errors import SandboxError
@@ -55,10 +56,16 @@ def workspace_root(*, settings: Settings, policy: SandboxPolicy) -> Path:
 
 
 def workspaces_from(*, settings: Settings, policy: SandboxPolicy) -> Workspaces:
-    """The per-conversation workspaces under the data directory."""
+    """The per-conversation workspaces under the data directory (created private, so the
+    sandbox, which makes only the workspaces' own directory, finds it so)."""
+    root = workspace_root(settings=settings, policy=policy)
+    try:
+        private_dir(root.parent)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {root.parent}: {exc.strerror or exc}") from None
     try:
         return Workspaces(
-            root=workspace_root(settings=settings, policy=policy),
+            root=root,
             quota_bytes=policy.workspace_quota_mb * 1024 * 1024,
             idle_seconds=policy.workspace_idle_hours * 3600,
             max_files=policy.workspace_files,

@@ -16,6 +16,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from bot.cli.options import (
+    DISCORD_FIELDS,
+    CreateOpt,
+    LogFormatOpt,
+    ModelOpt,
+    ProviderOpt,
+    ServeOptions,
+    environment_epilog,
+)
 from bot.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -28,8 +37,13 @@ if TYPE_CHECKING:
 
 def register(serve_app: typer.Typer) -> None:
     """Add this surface's ``serve`` command to ``serve_app``."""
+    epilog = environment_epilog(
+        without=DISCORD_FIELDS,
+        note="SLACK_APP_TOKEN is for Socket Mode, SLACK_SIGNING_SECRET for --http; tools' "
+        "${env:VAR} secrets (opsloop.toml) are read too.",
+    )
 
-    @serve_app.command("slack")
+    @serve_app.command("slack", epilog=epilog)
     def serve_slack(
         http: bool = typer.Option(
             False, "--http", help="Serve the Events API over HTTP instead of Socket Mode."
@@ -42,18 +56,27 @@ def register(serve_app: typer.Typer) -> None:
             help="Serve /healthz, /readyz and /metrics on this port (on --host); HTTP mode "
             "also serves them beside /slack/events.",
         ),
+        provider: ProviderOpt = None,
+        model: ModelOpt = None,
+        create: CreateOpt = False,
+        log_format: LogFormatOpt = None,
     ) -> None:
         """Answer mentions and DMs in Slack; each thread is one conversation."""
-        from bot.visible import visible_stderr
+        from bot.cli import logsetup
 
-        log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-        logging.basicConfig(level=logging.INFO, handlers=[visible_stderr(log_format)])
-        asyncio.run(_serve(http=http, host=host, port=port, metrics_port=metrics_port))
+        logsetup.configure(log_format, level=logging.INFO)
+        chosen = ServeOptions(provider=provider, model=model, create=create)
+        asyncio.run(
+            _serve(http=http, host=host, port=port, chosen=chosen, metrics_port=metrics_port)
+        )
 
 
-async def _serve(*, http: bool, host: str, port: int, metrics_port: int | None) -> None:
+async def _serve(
+    *, http: bool, host: str, port: int, chosen: ServeOptions, metrics_port: int | None = None
+) -> None:
     from adapters.slack.app import SlackSurface
     from adapters.slack.server import build_client, serve_http, serve_socket_mode
+    from adapters.slack.tokens import token_problem
     from bot.cli.bootstrap import load_settings
     from bot.cli.checkpoints import checkpoints_every
     from bot.health import routes, service_readiness, start_server
@@ -70,7 +93,12 @@ async def _serve(*, http: bool, host: str, port: int, metrics_port: int | None) 
             "set SLACK_APP_TOKEN (an xapp- token with connections:write) for Socket Mode, "
             "or pass --http to receive events over HTTP"
         )
-    service = _build_service(settings=settings, policy=policy)
+    problem = token_problem(
+        bot_token=settings.slack_bot_token, app_token=None if http else settings.slack_app_token
+    )
+    if problem:
+        raise ConfigError(problem)
+    service = _build_service(settings=settings, policy=policy, chosen=chosen)
     client = build_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     surface = SlackSurface(
         service=service,
@@ -116,7 +144,13 @@ async def _check_token(client: AsyncWebClient, *, url: str) -> None:
         raise ConfigError(f"cannot reach Slack's Web API at {url}: {exc}") from None
 
 
-def _build_service(*, settings: Settings, policy: Policy) -> ChatService:
+def _build_service(*, settings: Settings, policy: Policy, chosen: ServeOptions) -> ChatService:
     from bot.cli.bootstrap import build_chat_service
 
-    return build_chat_service(settings=settings, policy=policy)
+    return build_chat_service(
+        settings=settings,
+        policy=policy,
+        provider=chosen.provider,
+        model=chosen.model,
+        create=chosen.create,
+    )

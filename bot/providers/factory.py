@@ -29,7 +29,7 @@ def default_model(provider: str) -> str:
     if provider not in DEFAULT_MODELS:
         raise ConfigError(
             f"the {provider} provider needs a model: "
-            "set OPSLOOP_MODEL (or --model) to a script file"
+            "set OPSLOOP_MODEL (or --model) to a script file, or to demo for the built-in one"
         )
     return DEFAULT_MODELS[provider]
 
@@ -86,6 +86,11 @@ def build_one(choice: ModelChoice, *, settings: Settings, policy: Policy) -> Pro
         )
     if choice.provider == "scripted":
         from bot.providers.scripted import ScriptedModel
+
+        if model == "demo" and not Path(model).is_file():  # the built-in one (bot/cli/demo.py)
+            from bot.cli.demo import chat_demo_model
+
+            return chat_demo_model(prices=prices)
 
         return ScriptedModel.from_file(Path(model), prices=prices)
     raise ConfigError(f"unknown provider {choice.provider!r} (known: {', '.join(PROVIDERS)})")

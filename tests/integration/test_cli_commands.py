@@ -135,7 +135,7 @@ def test_the_demo_answers_from_what_its_blocks_printed_in_the_sandbox(
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr
     assert "logged the most errors" in done.stdout
     assert "answer:" in done.stdout  # the replay was printed
-    assert (home / "demo.sqlite3").exists()
+    assert (home / "opsloop.sqlite3").exists()  # the event store the next commands read
 
 
 def closed_port() -> int:

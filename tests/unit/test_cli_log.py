@@ -42,7 +42,13 @@ def test_verify_needs_an_id_or_all(
 ) -> None:
     monkeypatch.setenv("OPSLOOP_DATABASE_URL", "memory:")
     code, _, err = run(monkeypatch, capsys, "audit", "verify")
-    assert code != 0 and err.strip() == "opsloop: give a conversation id or --all (not both)"
+    assert code != 0
+    assert (
+        err.strip()
+        == "opsloop: give a conversation id (or a prefix of one), or --all for every one"
+    )
+    code, _, err = run(monkeypatch, capsys, "audit", "verify", "1b51", "--all")
+    assert code != 0 and err.strip() == "opsloop: give a conversation id or --all, not both"
 
 
 def test_an_empty_store_lists_nothing_and_verifies_intact(

@@ -279,7 +279,7 @@ def test_urls_map_to_the_library_environment(tmp_path: object) -> None:
     env = store_env("postgresql://bot:s%40cret@db.example:6543/opsloop?schema=audit")
     assert env["POSTGRES_PASSWORD"] == "s@cret" and env["POSTGRES_PORT"] == "6543"
     assert (env["POSTGRES_DBNAME"], env["POSTGRES_SCHEMA"]) == ("opsloop", "audit")
-    env = store_env(f"sqlite:///{tmp_path}/x/events.db")
+    env = store_env(f"sqlite:///{tmp_path}/x/events.db", create=True)
     assert env["SQLITE_DBNAME"] == f"{tmp_path}/x/events.db"
     env = store_env("memory:", cipher_key=base64.b64encode(bytes(32)).decode())
     assert env["CIPHER_TOPIC"].endswith("AESCipher") and env["COMPRESSOR_TOPIC"].endswith(

@@ -86,3 +86,31 @@ def test_the_demo_model_admits_it_has_no_result_when_nothing_was_printed() -> No
         result_message(ran("t2b2", "")),
     ]
     assert model.turn_for(messages).text == NO_RESULT
+
+
+def test_the_built_in_demo_model_plays_its_turns_again_for_every_question() -> None:
+    from bot.cli.demo import chat_demo_model
+
+    model = chat_demo_model()
+    _, turns = load_demo_script()
+    first = [ChatMessage("user", "anything at all?")]
+    assert model.turn_for(first) == turns[0]
+    finished = [
+        *first,
+        ChatMessage("assistant", "1"),
+        result_message(ran("t1b1", "wrote\n")),
+        ChatMessage("assistant", "2"),
+        result_message(ran("t2b2", "api logged the most errors\n")),
+        ChatMessage("assistant", "3"),
+    ]
+    assert model.turn_for([*finished, ChatMessage("user", "and again?")]) == turns[0]
+    assert "api logged the most errors" in model.turn_for(finished[:-1]).text
+
+
+def test_scripted_demo_names_the_built_in_model_not_a_file(tmp_path: object) -> None:
+    from bot.config import Policy
+    from bot.providers import make_model
+    from bot.settings import Settings
+
+    model = make_model(settings=Settings(), policy=Policy(), provider="scripted", model="demo")
+    assert model.name == "scripted:demo"
