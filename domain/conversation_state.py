@@ -20,7 +20,7 @@ from domain.conversation_files import text_sha256
 from domain.conversation_loop import LoopControl
 from domain.errors import UnknownBlock
 from domain.helpers import parse_helpers
-from domain.state import Approval, BlockState, ConversationStatus, block_failed
+from domain.state import Approval, BlockState, ConversationStatus, approval_from, block_failed
 
 
 class ConversationState(LoopControl):
@@ -89,14 +89,15 @@ class ConversationState(LoopControl):
         """Blocks of the latest reply, in order."""
         approvals = self.__dict__.get("_approvals", {})
         return tuple(
-            BlockState(**b, approval=_approval(approvals.get(b["block_id"]))) for b in self._blocks
+            BlockState(**b, approval=approval_from(approvals.get(b["block_id"])))
+            for b in self._blocks
         )
 
     def approval_of(self, request_id: str) -> tuple[str, Approval] | None:
         """The block and the approval of request ``request_id`` in the last turn, if any."""
         for block_id, entry in self.__dict__.get("_approvals", {}).items():
             if entry["request_id"] == request_id:
-                approval = _approval(entry)
+                approval = approval_from(entry)
                 assert approval is not None
                 return block_id, approval
         return None
@@ -394,16 +395,3 @@ class ConversationState(LoopControl):
         """When Started was recorded."""
         return self.created_on
 
-
-def _approval(entry: dict[str, Any] | None) -> Approval | None:
-    if entry is None:
-        return None
-    return Approval(
-        request_id=entry["request_id"],
-        status=entry["status"],
-        tools=tuple(entry["tools"]),
-        expires_at=float(entry["expires_at"]),
-        requested_from=tuple(entry.get("requested_from", ())),
-        by=entry.get("by", ""),
-        reason=entry.get("reason", ""),
-    )

@@ -1,8 +1,9 @@
 """The events of a ``Conversation`` (past tense, plain-value payloads).
 
 Each event's ``apply`` hands itself to the aggregate's ``_evolve``, which changes state and
-advances the hash chain. Field lists are the stored schema: add a field only together with
-a ``class_version`` bump and an ``upcast_vN_vN+1`` (see ``ModelFailed``), and document it in
+advances the hash chain (their base: domain/event_base.py; the file events are in
+domain/file_events.py). Field lists are the stored schema: add a field only together with a
+``class_version`` bump and an ``upcast_vN_vN+1`` (see ``ModelFailed``), and document it in
 docs/events.md.
 """
 
@@ -13,15 +14,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-
-class ConversationEvent(Aggregate.Event):
-    """Base of every conversation event: carries the hash of its predecessor."""
-
-    prev_hash: str
-
-    def apply(self, aggregate: Any) -> None:
-        """Evolve ``aggregate`` (a ``Conversation``) by this event."""
-        aggregate._evolve(self)  # every subclass is one of ``AnyEvent``
+from domain.event_base import ConversationEvent
+from domain.file_events import FeedbackGiven, FileReceived, FileRefused, FileSent
 
 
 class Started(ConversationEvent, Aggregate.Created):
@@ -316,37 +310,6 @@ class BlockFinishedLate(ConversationEvent):
     unsafe_local: bool
     redacted: dict[str, list[str]]  # field -> names of the secrets redacted in it
     kernel: str  # as BlockFinished's
-class FileReceived(ConversationEvent):
-    """A file attached to a person's message was saved at /workspace/inbox/NAME."""
-
-    name: str  # as saved (a safe name, made unique in the inbox)
-    bytes: int
-    sha256: str
-    by: str  # who attached it
-
-
-class FileRefused(ConversationEvent):
-    """A file attached to a person's message was not saved: over a cap, or not the file."""
-
-    name: str  # as the platform named it
-    reason: str
-    by: str
-
-
-class FileSent(ConversationEvent):
-    """A file a block wrote to /workspace/outbox/ went out with the answer."""
-
-    name: str
-    bytes: int
-    sha256: str
-
-
-class FeedbackGiven(ConversationEvent):
-    """Someone rated an answer of this conversation (thumbs up or down)."""
-
-    by: str
-    value: str  # "good" | "bad"
-    answer_sha256: str  # the answer rated: sha256 of its text
 
 
 class Renewed(ConversationEvent):

@@ -8,7 +8,7 @@ function of recorded facts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 BlockStatus = Literal[
     "pending",  # parsed from the model's reply, not started
@@ -115,3 +115,18 @@ class LoopState(Protocol):
     def cost_used(self) -> float:
         """USD spent on the whole conversation."""
         ...
+
+
+def approval_from(entry: dict[str, Any] | None) -> Approval | None:
+    """The ``Approval`` of a stored approval entry (the aggregate's plain-value state)."""
+    if entry is None:
+        return None
+    return Approval(
+        request_id=entry["request_id"],
+        status=entry["status"],
+        tools=tuple(entry["tools"]),
+        expires_at=float(entry["expires_at"]),
+        requested_from=tuple(entry.get("requested_from", ())),
+        by=entry.get("by", ""),
+        reason=entry.get("reason", ""),
+    )

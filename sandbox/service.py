@@ -158,9 +158,6 @@ def make_app(*, runner: Runner, options: ServiceOptions) -> web.Application:
     runner = _Counted(runner)  # the same run(), each finished run counted
     metrics.watch(admitted=lambda: gate.admitted, concurrency=options.concurrency)
 
-    async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "admitted": gate.admitted})
-
     async def run(request: web.Request) -> web.StreamResponse:
         if not authenticate(request):
             return _error(401, "missing or wrong bearer token")
@@ -197,7 +194,6 @@ def make_app(*, runner: Runner, options: ServiceOptions) -> web.Application:
         client_max_size=options.max_body_bytes, middlewares=[guard.middleware, _no_tracebacks]
     )
     app[GUARD] = guard
-    app.router.add_get("/healthz", healthz)
     app.router.add_routes(_probes(gate))
     app.router.add_post("/v1/run", run)
     ws = make_ws_handler(
@@ -210,8 +206,11 @@ def make_app(*, runner: Runner, options: ServiceOptions) -> web.Application:
 
 
 def _probes(gate: Gate) -> list[web.RouteDef]:
-    """``/readyz`` (ready while the queue has room: a full one sends new runs to other
-    replicas) and ``/metrics`` (sandbox/metrics.py), unauthenticated like ``/healthz``."""
+    """``/healthz`` (alive), ``/readyz`` (ready while the queue has room: a full one sends new
+    runs to other replicas) and ``/metrics`` (sandbox/metrics.py), all unauthenticated."""
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "admitted": gate.admitted})
 
     async def readyz(request: web.Request) -> web.Response:
         room = gate.admitted < gate.capacity
@@ -225,7 +224,7 @@ def _probes(gate: Gate) -> list[web.RouteDef]:
         response.headers["Content-Type"] = content_type
         return response
 
-    return [web.get("/readyz", readyz), web.get("/metrics", scrape)]
+    return [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", scrape)]
 
 
 class _Counted:

@@ -43,6 +43,7 @@ from adapters.slack.inbound import (
     click_from_action,
     inbound_from_event,
 )
+from adapters.slack.memory import remember
 from adapters.slack.pacer import ChannelPacer
 from adapters.slack.progress import SlackProgress
 from adapters.slack.thread import Capabilities, Thread
@@ -52,7 +53,6 @@ from bot.ports import ChatService
 from bot.surface import Command, Coordinates
 
 log = logging.getLogger(__name__)
-_MEMORY = 10_000  # thread, command and notice keys remembered in process
 
 
 @dataclass
@@ -188,7 +188,7 @@ class SlackSurface:
         incoming = inbound.incoming
         if inbound.command is not None:
             await ack()
-            if self._remember(self._seen, ("command", incoming.message_key)):
+            if remember(self._seen, ("command", incoming.message_key)):
                 self._spawn(self._command(inbound))
             return
         try:
@@ -202,30 +202,20 @@ class SlackSurface:
         self._notify(inbound, receipt.reply if receipt.status == "refused" else "")
         if receipt.status != "recorded":
             return
-        self._remember(self._threads, inbound.coordinates)
+        remember(self._threads, inbound.coordinates)
         self._spawn(self._start(receipt.conversation_id, self._progress(inbound), inbound))
 
     # -- background work --------------------------------------------------------------------
 
     def _notify(self, inbound: Inbound, text: str) -> None:
         """Post ``text`` in the thread once per message, however often Slack redelivers it."""
-        if text and self._remember(self._seen, ("notice", inbound.incoming.message_key)):
+        if text and remember(self._seen, ("notice", inbound.incoming.message_key)):
             self._spawn(self._progress(inbound).post_text(outbound.escape(text)))
 
     def _spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)  # keep a reference: the loop holds tasks only weakly
         task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    def _remember(memory: OrderedDict[Any, None], key: Any) -> bool:
-        """Add ``key``; False when it was there already. Bounded, oldest forgotten first."""
-        if key in memory:
-            return False
-        memory[key] = None
-        while len(memory) > _MEMORY:
-            memory.popitem(last=False)
-        return True
 
     def _progress(self, inbound: Inbound) -> SlackProgress:
         return self._progress_at(
@@ -264,7 +254,7 @@ class SlackSurface:
     def _after_click(self, conversation_id: str, click: Click) -> None:
         """A recorded decision: the loop runs on in the thread, as after a message."""
         coordinates = click.decision.coordinates
-        self._remember(self._threads, coordinates)
+        remember(self._threads, coordinates)
         self._kick(conversation_id, self._progress_in(coordinates, user=click.decision.by))
 
     async def _in_thread(self, coordinates: Coordinates) -> bool:
@@ -276,7 +266,7 @@ class SlackSurface:
         except OpsloopError:
             return False
         if known:
-            self._remember(self._threads, coordinates)
+            remember(self._threads, coordinates)
         return known
 
     async def _start(self, conversation_id: str, progress: SlackProgress, inbound: Inbound) -> None:
@@ -351,7 +341,7 @@ class SlackSurface:
         pairs = await self.service.interrupted(platform="slack")
         pairs = [(cid, c) for cid, c in pairs if cid not in self._runs]
         for conversation_id, c in pairs:
-            self._remember(self._threads, c)
+            remember(self._threads, c)
             self._kick(conversation_id, self._progress_in(c, preface=outbound.RESUMED_TEXT))
         return len(pairs)
 

@@ -29,6 +29,7 @@ from slack_bolt.context.set_suggested_prompts.async_set_suggested_prompts import
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.memory import remember
 from adapters.slack.stream import SLACK_ERRORS
 from bot.errors import OpsloopError
 from bot.ports import ChatService
@@ -37,14 +38,6 @@ from bot.surface import Coordinates
 log = logging.getLogger(__name__)
 FEEDBACK_ACTION = "opsloop_feedback"
 TITLE_CHARS = 80
-_MEMORY = 10_000
-
-
-def _remember(memory: OrderedDict[Any, Any], key: Any, value: Any = None) -> None:
-    memory[key] = value
-    memory.move_to_end(key)
-    while len(memory) > _MEMORY:
-        memory.popitem(last=False)
 
 
 class MemoryContexts(AsyncAssistantThreadContextStore):
@@ -55,7 +48,7 @@ class MemoryContexts(AsyncAssistantThreadContextStore):
 
     async def save(self, *, channel_id: str, thread_ts: str, context: dict[str, str]) -> None:
         """Keep the context of one thread."""
-        _remember(self.contexts, (channel_id, thread_ts), dict(context))
+        remember(self.contexts, (channel_id, thread_ts), dict(context), refresh=True)
 
     async def find(self, *, channel_id: str, thread_ts: str) -> AssistantThreadContext | None:
         """The context kept for a thread, if any."""
@@ -119,7 +112,7 @@ class AssistantThreads:
     ) -> None:
         thread = payload.get("assistant_thread") or {}
         channel, ts = str(thread.get("channel_id") or ""), str(thread.get("thread_ts") or "")
-        _remember(self._untitled, (channel, ts))
+        remember(self._untitled, (channel, ts), refresh=True)
         await self.contexts.save(channel_id=channel, thread_ts=ts, context=_context(thread))
         if not self.prompts:
             return

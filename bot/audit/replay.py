@@ -19,6 +19,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from bot.audit.replay_lines import (
+    FILE_EVENTS,
+    LATE,
+    LOOP_EVENTS,
+    approval_line,
+    file_line,
+    loop_line,
+)
 from bot.visible import visible, visible_json
 from domain.chain import NOT_PAYLOAD
 from domain.runaway import CUT_BY
@@ -143,10 +151,10 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
         t = e["type"]
         head = f"#{e.get('version', '?')}  {when_of(e['timestamp'])}  "
         if t.startswith("Approval"):
-            yield f"{head}{_approval(e, requests)}"
+            yield f"{head}{approval_line(e, requests)}"
             continue
-        if t in _LOOP_EVENTS:
-            yield f"{head}{_loop_line(e)}"
+        if t in LOOP_EVENTS:
+            yield f"{head}{loop_line(e)}"
             continue
         if t == "Started":
             yield (
@@ -184,8 +192,8 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"{head}replaced by {e['successor_id']} (new, by {e.get('by', '?')})"
         elif t == "UserErased":
             yield f"{head}the words of {e['user']} were erased (their key was destroyed)"
-        elif t in _FILE_EVENTS:
-            yield f"{head}{_file(e, e.get('name', ''))}"
+        elif t in FILE_EVENTS:
+            yield f"{head}{file_line(e, e.get('name', ''))}"
         else:
             yield f"{head}{t}"
 
@@ -213,7 +221,7 @@ def _text_block(e: dict[str, Any], head: str) -> Iterator[str]:
         unsafe = "  UNSAFE-LOCAL" if e.get("unsafe_local") else ""
         limits = f", limit hit: {', '.join(flags)}" if flags else ""
         yield (
-            f"{head}block {e['block_id']} finished{_LATE if t == 'BlockFinishedLate' else ''}: "
+            f"{head}block {e['block_id']} finished{LATE if t == 'BlockFinishedLate' else ''}: "
             f"{_exit(e)} in {e['duration_ms']} ms{_kernel(e)}{limits}{unsafe}{_redacted(e)}"
         )
         if e.get("stdout"):
@@ -226,19 +234,6 @@ def _text_block(e: dict[str, Any], head: str) -> Iterator[str]:
         yield f"{head}block {e['block_id']} {t[5:].lower()}: {e['reason']}"
     elif t == "BlockOutcomeUnknown":
         yield f"{head}block {e['block_id']} outcome unknown: {e['detail']}"
-
-
-_LOOP_EVENTS = ("LoopClaimed", "StopRequested")
-_LATE = " LATE (its outcome had been recorded as unknown; nothing was re-run)"
-
-
-def _loop_line(e: dict[str, Any]) -> str:
-    """Who runs the loop from here on, or who asked it to stop."""
-    if e["type"] == "StopRequested":
-        return f"{e['by']} asked the loop to stop"
-    taken = e.get("taken_over_from")
-    how = f"took over the loop from {taken} (its lease had expired)" if taken else "runs the loop"
-    return f"replica {e['by']} {how}, lease {e['token']} until {e['lease_until']}"
 
 
 def _tool(e: dict[str, Any], author: str) -> list[str]:
@@ -267,48 +262,12 @@ def _tool(e: dict[str, Any], author: str) -> list[str]:
     return [f"{head}{cut}{redacted}:", *_lines(shown or "")]
 
 
-_FILE_EVENTS = frozenset({"FileReceived", "FileRefused", "FileSent", "FeedbackGiven"})
-
-
-def _file(e: dict[str, Any], name: str) -> str:
-    """A file or feedback event as one line; ``name`` as the format shows a file's name."""
-    t = e["type"]
-    if t == "FeedbackGiven":
-        return f"{e['by']} rated the answer (sha256 {e['answer_sha256'][:12]}) {e['value']}"
-    if t == "FileRefused":
-        return f"file {name} from {e['by']} refused: {e['reason']}"
-    size = f"{e['bytes']} bytes, sha256 {e['sha256'][:12]}"
-    if t == "FileReceived":
-        return f"file {name} ({size}) received from {e['by']}, in /workspace/inbox"
-    return f"file {name} ({size}) sent with the answer"
-
-
 def _code(text: str) -> str:
     """``text`` as a markdown code span no backtick in it can close."""
     ticks = "`"
     while ticks in text:
         ticks += "`"
     return f"{ticks} {text} {ticks}"
-
-
-def _approval(e: dict[str, Any], requests: dict[str, dict[str, Any]]) -> str:
-    """An approval event as one line; a decision names the block and code it was about."""
-    t = e["type"]
-    if t == "ApprovalRequested":
-        requests[e["request_id"]] = e
-        tools = ", ".join(e["tools"]) or "none"
-        return (
-            f"approval {e['request_id'][:8]} of block {e['block_id']} (code sha256 "
-            f"{e['code_sha256'][:12]}, tools: {tools}) requested from "
-            f"{', '.join(e['requested_from'])}, expires {e['expires_at']}"
-        )
-    asked = requests.get(e["request_id"], {})
-    about = f"block {asked.get('block_id', '?')} (code sha256 {asked.get('code_sha256', '?')[:12]})"
-    if t == "ApprovalGranted":
-        return f"{about} approved by {e['by']}"
-    if t == "ApprovalDenied":
-        return f"{about} denied by {e['by']}" + (f": {e['reason']}" if e.get("reason") else "")
-    return f"{about}: approval expired, nobody decided"
 
 
 def _fence(text: str, lang: str = "") -> Iterator[str]:
@@ -328,8 +287,8 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
     for e in items:
         author = e["author"] if e["type"] == "MessageReceived" else author
         t, when = e["type"], f"#{e.get('version', '?')}, {when_of(e['timestamp'], millis=False)}"
-        if t.startswith("Approval") or t in _LOOP_EVENTS:
-            line = _approval(e, requests) if t.startswith("Approval") else _loop_line(e)
+        if t.startswith("Approval") or t in LOOP_EVENTS:
+            line = approval_line(e, requests) if t.startswith("Approval") else loop_line(e)
             yield f"*{line}* ({when})"
             yield ""
             continue
@@ -371,8 +330,8 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"Replaced by `{e['successor_id']}` ({when})."
         elif t == "UserErased":
             yield f"*The words of {e['user']} were erased* ({when})."
-        elif t in _FILE_EVENTS:
-            yield f"{_file(e, _code(e.get('name', '')))} ({when})"
+        elif t in FILE_EVENTS:
+            yield f"{file_line(e, _code(e.get('name', '')))} ({when})"
         yield ""
 
 
@@ -385,7 +344,7 @@ def _markdown_block(e: dict[str, Any]) -> Iterator[str]:
         yield from _fence(e["code"], e["language"])
     elif t in ("BlockFinished", "BlockFinishedLate"):
         flags = _limits_hit(e)
-        late = _LATE if t == "BlockFinishedLate" else ""
+        late = LATE if t == "BlockFinishedLate" else ""
         yield (
             f"Block {e['block_id']}{late}: **{_exit(e)}** in {e['duration_ms']} ms{_kernel(e)}"
             + (f", limit hit: {', '.join(flags)}" if flags else "")

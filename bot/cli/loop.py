@@ -69,6 +69,15 @@ def chat(
     asyncio.run(main())
 
 
+_FileOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--file",
+        help="Attach a file (repeatable): saved in /workspace/inbox/ before the loop runs.",
+    ),
+]
+
+
 def ask(
     text: Annotated[str, typer.Argument(help="The question.")],
     conversation: Annotated[
@@ -82,13 +91,7 @@ def ask(
         bool,
         typer.Option("--approve", help="Approve, as yourself, every block that needs approval."),
     ] = False,
-    file: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--file",
-            help="Attach a file (repeatable): saved in /workspace/inbox/ before the loop runs.",
-        ),
-    ] = None,
+    file: _FileOpt = None,
     create: CreateOpt = False,
 ) -> None:
     """Ask once and print the answer; exit 1 when the loop stopped without one.

@@ -78,21 +78,9 @@ async def ask_once(
         receipt.conversation_id, [local_attachment(p) for p in files], by=user
     )
     progress = progress or QuietProgress()
-    outcome = await _run(service, receipt.conversation_id, progress, key=incoming.message_key)
-    approvals: list[dict[str, Any]] = []
-    while (request := outcome.awaiting) is not None:
-        decision = Decision(
-            coordinates=request.coordinates,
-            by=user,
-            approve=approve,
-            request_id=request.request_id,
-            reason="" if approve else NOT_APPROVED,
-        )
-        reply = await service.decide(decision)
-        approvals.append(
-            {"block_id": request.block_id, "tools": list(request.tools), "decision": reply.status}
-        )
-        outcome = await _run(service, receipt.conversation_id, progress, key=incoming.message_key)
+    outcome, approvals = await _run_deciding(
+        service, receipt.conversation_id, progress, key=incoming.message_key, approve=approve
+    )
     totals = await service.totals(receipt.conversation_id)
     return {
         "conversation_id": receipt.conversation_id,
@@ -109,6 +97,30 @@ async def ask_once(
         "approvals": approvals,  # blocks that needed approval, and what became of them
         **_files_fields(attached, outcome, (files_dir or Path.cwd()) / receipt.conversation_id),
     }
+
+
+async def _run_deciding(
+    service: OpsloopService, cid: str, progress: Progress, *, key: str, approve: bool
+) -> tuple[Outcome, list[dict[str, Any]]]:
+    """Run the loop; each block that waits for approval is approved (``approve``) or denied
+    as the local user, and the loop run again. The outcome, and what became of each."""
+    user = getpass.getuser()
+    outcome = await _run(service, cid, progress, key=key)
+    approvals: list[dict[str, Any]] = []
+    while (request := outcome.awaiting) is not None:
+        decision = Decision(
+            coordinates=request.coordinates,
+            by=user,
+            approve=approve,
+            request_id=request.request_id,
+            reason="" if approve else NOT_APPROVED,
+        )
+        reply = await service.decide(decision)
+        approvals.append(
+            {"block_id": request.block_id, "tools": list(request.tools), "decision": reply.status}
+        )
+        outcome = await _run(service, cid, progress, key=key)
+    return outcome, approvals
 
 
 def _files_fields(attached: Sequence[FileNote], outcome: Outcome, out_dir: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.loop.approval_steps import author_of, coordinates_of
-from bot.ports import LoopApp
+from bot.ports_app import LoopApp
 from domain.budgets import DailyBudgets, day_of
 from domain.budgets import over_budget as decide
 from domain.state import LoopState

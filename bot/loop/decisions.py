@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     from bot.policy.approvals import ApprovalPolicy
-    from bot.ports import ServiceApp
+    from bot.ports_app import ServiceApp
     from domain.state import Approval
 
 log = logging.getLogger(__name__)

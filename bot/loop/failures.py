@@ -18,7 +18,7 @@ from sandbox.errors import OutcomeUnknown, SandboxError
 if TYPE_CHECKING:
     from uuid import UUID
 
-    from bot.ports import LoopApp
+    from bot.ports_app import LoopApp
 
 log = logging.getLogger(__name__)
 

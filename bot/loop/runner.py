@@ -34,7 +34,8 @@ from bot.loop.safe_progress import SafeProgress
 from bot.loop.tool_calls import AppToolLog
 from bot.loop.turn_cap import DEFAULT_TURN_SECONDS, bounded_reply, cut_note
 from bot.policy.approvals import ApprovalPolicy
-from bot.ports import ChatModel, LoopApp, Progress, PromptBuilder, ProviderFailure, Sandbox
+from bot.ports import ChatModel, Progress, PromptBuilder, ProviderFailure, Sandbox
+from bot.ports_app import LoopApp
 from bot.surface import Outcome
 from bot.tools.broker import BlockBroker
 from bot.tools.registry import ToolRegistry
@@ -202,7 +203,7 @@ class LoopRunner:
                     self.app.skip_block, cid, block_id=step.block.block_id, reason=step.reason
                 )
             case step_types.Wait():  # another process may still be running it: look again
-                await self._cancellable(running, self.sleep(min(step.until - now, RECHECK_SECONDS)))
+                await cancellable(running, self.sleep(min(step.until - now, RECHECK_SECONDS)))
             case step_types.ResolveUnknown():
                 await self._call(
                     self.app.mark_block_unknown,
@@ -249,7 +250,7 @@ class LoopRunner:
                 on_text=progress.model_text,
                 turn_seconds=self.turn_seconds,
             )
-            reply = await self._cancellable(running, call)
+            reply = await cancellable(running, call)
         except (LoopCancelled, asyncio.CancelledError):
             raise
         except ModelUnavailable as exc:
@@ -329,7 +330,7 @@ class LoopRunner:
         mounts = self.mounts_for(approval_steps.conversation_caller(state, self.approvals))
         try:
             run = self._in_sandbox(cid, block, broker, mounts)
-            result = await self._cancellable(running, run)
+            result = await cancellable(running, run)
         except BaseException as exc:
             if broker is not None:
                 await broker.settle()  # every call's outcome before the block's
@@ -382,10 +383,6 @@ class LoopRunner:
         return Outcome(conversation_id=str(cid), answer=None, stopped_reason=reason, detail=detail)
 
     # -- plumbing ----------------------------------------------------------------------
-
-    async def _cancellable(self, running: Running, work: Awaitable[T]) -> T:
-        """Await ``work`` so that ``cancel`` interrupts it (and only it, never a record)."""
-        return await cancellable(running, work)
 
     async def _call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a synchronous application call in a thread; a record is never half-cancelled."""

@@ -23,7 +23,8 @@ from bot.loop.runner import LoopRunner
 from bot.loop.safe_progress import NoProgress
 from bot.policy.access import refusal
 from bot.policy.roles import RolesTable
-from bot.ports import Progress, ServiceApp, StopStatus
+from bot.ports import Progress, StopStatus
+from bot.ports_app import ServiceApp
 from bot.surface import (
     RESUME_KEY_PREFIX,
     ApprovalRequest,

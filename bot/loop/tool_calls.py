@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from bot.ports import LoopApp
+from bot.ports_app import LoopApp
 from bot.tools.values import ToolOutcome
 
 AppCall = Callable[..., Awaitable[Any]]  # the runner's ``_call``: fn, *args, **kwargs

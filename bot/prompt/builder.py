@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from bot.config import Policy
 from bot.ports import PromptBuilder
 from bot.prompt.context import build_prompt, context_tokens_for
+from bot.prompt.history import history_from_timeline
 from bot.prompt.redacted import redacted_history, redacted_prompt
-from bot.prompt.system import history_from_timeline, system_prompt
+from bot.prompt.system import system_prompt
 from bot.surface import RESUME_KEY_PREFIX
 from domain.redaction import Redactor
 

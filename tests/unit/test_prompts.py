@@ -19,13 +19,13 @@ from bot.prompt.context import (
     context_tokens_for,
     fingerprint,
 )
+from bot.prompt.history import history_from_timeline
 from bot.prompt.system import (
     BlockOutcome,
     HistoryItem,
     ModelTurn,
     UserMessage,
     clip,
-    history_from_timeline,
     render_problems,
     render_result,
     system_prompt,

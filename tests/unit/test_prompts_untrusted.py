@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from bot.config import Policy
 from bot.prompt.builder import prompt_builder
 from bot.prompt.context import build_prompt, fingerprint
-from bot.prompt.system import BlockOutcome, UserMessage, history_from_timeline
+from bot.prompt.history import history_from_timeline
+from bot.prompt.system import BlockOutcome, UserMessage
 from bot.prompt.untrusted import data_id, message, stream_frame
 from domain.redaction import Redactor
 
