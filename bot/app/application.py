@@ -31,7 +31,7 @@ from bot.app.queries import ConversationQueries
 from bot.app.readmodel import ReadModel
 from bot.app.records import LoopRecords
 from bot.app.schema import Schema, migrations
-from bot.app.store import PoolSizes, probe, retrying, store_env, translated
+from bot.app.store import InFlight, PoolSizes, probe, retrying, store_env, translated
 from bot.app.store import boundary as _boundary
 from bot.app.usage import UsageLog
 from bot.errors import NotFound
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 SNAPSHOT_INTERVAL = 100
+CLOSE_WAIT_SECONDS = 30.0  # a call under way when the app closes may finish first
 
 
 class ConversationApp(
@@ -71,6 +72,7 @@ class ConversationApp(
         self.audit_key = audit_key
         self.redactor = redactor if redactor is not None else Redactor({})
         self._generations: dict[Coordinates, int] = {}
+        self.calls = InFlight()  # closing waits for the calls under way
         self._fences: dict[UUID, int] = {}
         self.on_conflict: Callable[[], None] = metrics.conflict  # each retried conflict
         with translated(database_url):
@@ -108,6 +110,11 @@ class ConversationApp(
             event = recording.domain_event
             metrics.observe(event, surface=surfaces.get(event.originator_id, "?"))
         return recordings
+
+    def close(self) -> None:
+        """Close the store once the calls under way in other threads are done."""
+        self.calls.wait_idle(CLOSE_WAIT_SECONDS)
+        super().close()
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only the given env: opsloop's settings, not stray library variables."""

@@ -22,6 +22,7 @@ import contextlib
 import functools
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,13 +225,43 @@ def translated(database_url: str = "") -> Iterator[None]:
         raise StoreUnreachable(f"cannot use the event store{where}: {detail}") from None
 
 
+class InFlight:
+    """The application's calls under way, in any thread, so that closing waits for them:
+    SQLite crashes the whole process when a connection is closed under a running statement
+    (a lease keeper's last look at the log, say, still in its worker thread)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def counted(self) -> Iterator[None]:
+        """Count one call while it runs."""
+        with self._changed:
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._count -= 1
+                self._changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no call is under way (False: still some after ``timeout`` seconds)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._count == 0, timeout)
+
+
 def boundary(method: Callable[P, T]) -> Callable[P, T]:
-    """Translate the library's persistence failures into opsloop's errors."""
+    """Translate the library's persistence failures into opsloop's errors, and count the call
+    as under way (``InFlight``) while it runs."""
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         app = args[0]
-        with translated(getattr(app, "database_url", "")):
+        calls = getattr(app, "calls", None)
+        counted = calls.counted() if isinstance(calls, InFlight) else contextlib.nullcontext()
+        with counted, translated(getattr(app, "database_url", "")):
             return method(*args, **kwargs)
 
     return wrapper
