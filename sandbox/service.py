@@ -228,10 +228,14 @@ def _probes(gate: Gate) -> list[web.RouteDef]:
 
 
 class _Counted:
-    """The runner, each finished run counted (sandbox/metrics.py)."""
+    """The runner, each finished run counted (sandbox/metrics.py); everything else (the file
+    methods, closing its kernels) is the runner's own."""
 
     def __init__(self, inner: Runner) -> None:
         self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
     async def run(self, **kwargs: Any) -> RunResult:
         started = time.monotonic()
