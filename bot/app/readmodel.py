@@ -30,25 +30,20 @@ from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
+from bot.app.follower import LogFollower
 from bot.app.summary import COLUMNS, ConversationSummary, fold, summary_from_row
 
 _BATCH = 500
 
 
-class ReadModel:
+class ReadModel(LogFollower):
     """Listing, prefix lookup and open conversations without loading aggregates."""
 
     def __init__(
         self, *, recorder: ApplicationRecorder, mapper: Mapper, datastore: Any, postgres: bool
     ) -> None:
-        self._recorder = recorder
-        self._mapper = mapper
-        self._datastore = datastore
-        self._pg = postgres
-        schema = getattr(datastore, "schema", "") if postgres else ""
-        prefix = f"{schema}." if schema else ""
-        self._table = f"{prefix}opsloop_conversations"
-        self._position = f"{prefix}opsloop_readmodel_position"
+        super().__init__(recorder=recorder, mapper=mapper, datastore=datastore, postgres=postgres)
+        self._table = f"{self._prefix}opsloop_conversations"
 
     # -- schema --------------------------------------------------------------------------
     def create_statements(self) -> list[str]:

@@ -35,6 +35,7 @@ from typing import Any, Literal, get_args
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 from eventsourcing.utils import get_topic
 
+from bot.app.follower import LogFollower
 from domain import events as ev
 from domain.budgets import Spend, day_of
 
@@ -126,21 +127,15 @@ def fold(authors: dict[str, dict[str, Any]], e: Any) -> tuple[Any, ...] | None:
     return None
 
 
-class UsageLog:
+class UsageLog(LogFollower):
     """The spend ledger: caught up from the notification log, summed when read."""
 
     def __init__(
         self, *, recorder: ApplicationRecorder, mapper: Mapper, datastore: Any, postgres: bool
     ) -> None:
-        self._recorder = recorder
-        self._mapper = mapper
-        self._datastore = datastore
-        self._pg = postgres
-        schema = getattr(datastore, "schema", "") if postgres else ""
-        prefix = f"{schema}." if schema else ""
-        self._table = f"{prefix}opsloop_usage"
-        self._authors = f"{prefix}opsloop_usage_authors"
-        self._position = f"{prefix}opsloop_readmodel_position"
+        super().__init__(recorder=recorder, mapper=mapper, datastore=datastore, postgres=postgres)
+        self._table = f"{self._prefix}opsloop_usage"
+        self._authors = f"{self._prefix}opsloop_usage_authors"
         self._topics = [get_topic(c) for c in (ev.Started, ev.MessageReceived, ev.ModelReplied)]
 
     def create_statements(self) -> list[str]:
