@@ -30,7 +30,6 @@ from bot.surface import (
 )
 
 if TYPE_CHECKING:
-
     from bot.tools.values import ToolSpec
     from sandbox.files import Outbox, StoredFile
     from sandbox.limits import Limits

@@ -317,6 +317,19 @@ class Conversation(FilesAndFeedback, ToolCalls, ConversationState, Aggregate):
         the log, not a step of the conversation)."""
         self._trigger(ev.UserErased, user=user)
 
+    @property
+    def audit_key_id(self) -> str | None:
+        """The audit key this conversation was switched to (``AuditKeyed``); None when it
+        never was: sealed from its start, or not sealed at all."""
+        return self.__dict__.get("_audit_key_id")  # snapshots from before the event: None
+
+    def record_key_switch(self, *, key_id: str, unsealed: int) -> None:
+        """Record that from now on this conversation is sealed with audit key ``key_id``,
+        after ``unsealed`` events written without one (allowed in any state, once)."""
+        if self.audit_key_id is not None:
+            raise InvalidTransition(f"the conversation is already sealed with {self.audit_key_id}")
+        self._trigger(ev.AuditKeyed, key_id=key_id, unsealed=unsealed)
+
     # -- guards --------------------------------------------------------------------------
     def _check_not_renewed(self) -> None:
         if self._successor_id is not None:

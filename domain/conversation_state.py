@@ -217,11 +217,7 @@ class ConversationState(LoopControl):
             case ev.ApprovalExpired():
                 self._decide(event.request_id, "expired")
             case ev.ToolCalled():
-                self._calls()[event.call_id] = {
-                    "block_id": event.block_id,
-                    "tool": event.tool,
-                    "status": "called",
-                }
+                self._set_call(event.call_id, "called", block_id=event.block_id, tool=event.tool)
             case ev.ToolReturned():
                 self._set_call(event.call_id, "returned")
             case ev.ToolRefused():
@@ -237,10 +233,12 @@ class ConversationState(LoopControl):
                 self._successor_id = event.successor_id
             case ev.LoopClaimed() | ev.StopRequested() | ev.BlockFinishedLate():
                 self._evolve_loop(event)
-            case ev.UserErased():
-                pass  # the text is erased in the store; state keeps nothing of it to drop
+            case ev.AuditKeyed():
+                self._audit_key_id = event.key_id
             case ev.FileReceived() | ev.FileRefused() | ev.FileSent() | ev.FeedbackGiven():
                 pass  # facts for the audit and the prompt: the loop's state is unchanged
+            case ev.UserErased():
+                pass  # the text is erased in the store; state keeps nothing of it to drop
             case _:
                 assert_never(event)
         self._last_hash = hash_of(event)
@@ -394,4 +392,3 @@ class ConversationState(LoopControl):
     def started_at(self) -> datetime:
         """When Started was recorded."""
         return self.created_on
-

@@ -41,5 +41,7 @@ class UnknownApproval(DomainError):
 
 class LoopTakenOver(DomainError):
     """Another process holds this conversation's loop now; this one may record no step."""
+
+
 class UnknownAnswer(DomainError):
     """Feedback names an answer this conversation never gave."""

@@ -2,18 +2,19 @@
 
 Each event's ``apply`` hands itself to the aggregate's ``_evolve``, which changes state and
 advances the hash chain (their base: domain/event_base.py; the file events are in
-domain/file_events.py). Field lists are the stored schema: add a field only together with a
-``class_version`` bump and an ``upcast_vN_vN+1`` (see ``ModelFailed``), and document it in
-docs/events.md.
+domain/file_events.py, the audit trail's own in domain/audit_events.py). Field lists are the
+stored schema: add a field only together with a ``class_version`` bump and an
+``upcast_vN_vN+1`` (see ``ModelFailed``), and document it in docs/events.md.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from domain.audit_events import AuditKeyed
 from domain.event_base import ConversationEvent
 from domain.file_events import FeedbackGiven, FileReceived, FileRefused, FileSent
 
@@ -352,40 +353,11 @@ AnyEvent = (
     | StopRequested
     | BlockFinishedLate
     | UserErased
+    | AuditKeyed
     | FileReceived
     | FileRefused
     | FileSent
     | FeedbackGiven
 )  # every event the aggregate evolves by: ``_evolve`` matches each, and mypy checks it does
 
-EVENT_TYPES: tuple[type[ConversationEvent], ...] = (
-    Started,
-    MessageReceived,
-    MessageRefused,
-    ModelReplied,
-    ModelFailed,
-    BlockStarted,
-    BlockFinished,
-    BlockSkipped,
-    BlockRefused,
-    BlockOutcomeUnknown,
-    ApprovalRequested,
-    ApprovalGranted,
-    ApprovalDenied,
-    ApprovalExpired,
-    ToolCalled,
-    ToolReturned,
-    ToolRefused,
-    ToolOutcomeUnknown,
-    Answered,
-    Stopped,
-    Renewed,
-    LoopClaimed,
-    StopRequested,
-    BlockFinishedLate,
-    UserErased,
-    FileReceived,
-    FileRefused,
-    FileSent,
-    FeedbackGiven,
-)
+EVENT_TYPES: tuple[type[ConversationEvent], ...] = get_args(AnyEvent)

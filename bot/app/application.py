@@ -22,6 +22,7 @@ from eventsourcing.utils import Environment, EnvType
 
 from bot import metrics
 from bot.app.files import FileRecords
+from bot.app.keyed import KeySwitch
 from bot.app.lease import LeaseTable
 from bot.app.mapper import CheckedMapper, SealedSnapshots
 from bot.app.mixed import refuse_mixed
@@ -49,7 +50,7 @@ CLOSE_WAIT_SECONDS = 30.0  # a call under way when the app closes may finish fir
 
 
 class ConversationApp(
-    LoopOwnership, FileRecords, LoopRecords, ConversationQueries, Application[UUID]
+    KeySwitch, LoopOwnership, FileRecords, LoopRecords, ConversationQueries, Application[UUID]
 ):
     """Event-sourced conversations: record what happens, list, replay and verify.
 
@@ -271,7 +272,7 @@ class ConversationApp(
         def attempt() -> UUID:
             current, generation = self._current(coordinates)
             try:
-                old = self._load(current)
+                old = self._load_for_change(current)
             except NotFound:
                 conv = self._start(coordinates, generation=generation, by=by)
                 self.save(conv)
@@ -301,7 +302,7 @@ class ConversationApp(
         generation = self._generations.get(coordinates)
         if generation is not None:
             with contextlib.suppress(NotFound):
-                conv = self._load(self._id(coordinates, generation))
+                conv = self._load_for_change(self._id(coordinates, generation))
                 if conv.successor_id is None:
                     return conv
         cid, generation = self._current(coordinates)
@@ -309,7 +310,7 @@ class ConversationApp(
             self._generations.clear()
         self._generations[coordinates] = generation
         try:
-            return self._load(cid)
+            return self._load_for_change(cid)
         except NotFound:
             return self._start(coordinates, generation=generation, by=by)
 
@@ -324,7 +325,7 @@ class ConversationApp(
         command, save; reloaded and reapplied when another writer appended first."""
 
         def attempt() -> None:
-            conv = self._load(conversation_id)
+            conv = self._load_for_change(conversation_id)
             if fenced:
                 self._check_fence(conv)
             command(conv)

@@ -33,7 +33,7 @@ class LoopOwnership:
         database_url: str
         leases: LeaseTable
 
-        def _load(self, conversation_id: UUID) -> Conversation: ...
+        def _load_for_change(self, conversation_id: UUID) -> Conversation: ...
         def _update(
             self,
             conversation_id: UUID,
@@ -96,7 +96,7 @@ class LoopOwnership:
         """Record ``StopRequested`` (False: a redelivery, or nothing is being worked on)."""
 
         def attempt() -> bool:
-            conv = self._load(conversation_id)
+            conv = self._load_for_change(conversation_id)
             recorded = conv.request_stop(message_key=message_key, by=by)
             if recorded:
                 self.save(conv)

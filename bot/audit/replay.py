@@ -25,6 +25,7 @@ from bot.audit.replay_lines import (
     LOOP_EVENTS,
     approval_line,
     file_line,
+    keyed_line,
     loop_line,
 )
 from bot.visible import visible, visible_json
@@ -192,6 +193,8 @@ def _text(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"{head}replaced by {e['successor_id']} (new, by {e.get('by', '?')})"
         elif t == "UserErased":
             yield f"{head}the words of {e['user']} were erased (their key was destroyed)"
+        elif t == "AuditKeyed":
+            yield f"{head}{keyed_line(e)}"
         elif t in FILE_EVENTS:
             yield f"{head}{file_line(e, e.get('name', ''))}"
         else:
@@ -330,6 +333,9 @@ def _markdown(items: list[dict[str, Any]]) -> Iterator[str]:
             yield f"Replaced by `{e['successor_id']}` ({when})."
         elif t == "UserErased":
             yield f"*The words of {e['user']} were erased* ({when})."
+        elif t == "AuditKeyed":
+            line = keyed_line(e)
+            yield f"*{line[0].upper()}{line[1:]}* ({when})."
         elif t in FILE_EVENTS:
             yield f"{file_line(e, _code(e.get('name', '')))} ({when})"
         yield ""

@@ -1,5 +1,6 @@
 """One-line renderings of the events that read the same in every replay format: who runs
-the loop, files and feedback, approvals (part of bot/audit/replay.py)."""
+the loop, files and feedback, approvals, the switch to the audit key (part of
+bot/audit/replay.py)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,13 @@ def approval_line(e: dict[str, Any], requests: dict[str, dict[str, Any]]) -> str
     if t == "ApprovalDenied":
         return f"{about} denied by {e['by']}" + (f": {e['reason']}" if e.get("reason") else "")
     return f"{about}: approval expired, nobody decided"
+
+
+def keyed_line(e: dict[str, Any]) -> str:
+    """The switch to the audit key (``AuditKeyed``)."""
+    n = int(e["unsealed"])
+    before = "event 1 was" if n == 1 else f"events 1 to {n} were"
+    return (
+        f"sealed with audit key {e['key_id']} from here on ({before} written before the "
+        "store had one; this event's hash chain vouches for them)"
+    )

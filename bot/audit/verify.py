@@ -7,7 +7,8 @@ id, that each event's ``prev_hash`` is the hash of the stored event before it, a
 seal holds under the audit key (``domain.seal``): a seal covers the whole record, so an edit,
 a recomputed chain, a dropped ``class_version`` or an event moved or copied from elsewhere
 breaks it, and the seal names the event that is wrong. Once the store is keyed, an unsealed
-event after the switch was written without the key: tampering too.
+event after the switch was written without the key: tampering too. A conversation that began
+unsealed records the switch, ``AuditKeyed``, as its first sealed event.
 
 When event *i* does not link to event *i-1* and *i*'s seal holds, *i-1* is the altered one;
 for unsealed events (written before the audit key), if event *i+1* still links to *i*, then
@@ -160,6 +161,35 @@ def _seal_problem(item: Item, keyed_since: int | None, sealed_before: bool) -> P
     return None
 
 
+def _switch_problem(item: Item, *, unsealed_before: int, sealed_before: bool) -> Problem | None:
+    """The switch to the audit key is recorded, once, where it happened: a conversation that
+    began unsealed has ``AuditKeyed`` as its first sealed event, counting the events before it
+    and naming the key that seals it (bot/app/keyed.py)."""
+    keyed = item.type_name == "AuditKeyed"
+    if item.seal_status != "ok" or (sealed_before and not keyed):
+        return None
+    assert item.state is not None
+    if not keyed:
+        if not unsealed_before:
+            return None
+        return _bad(
+            item,
+            f"is the first sealed event, after {unsealed_before} unsealed ones, but no "
+            "AuditKeyed records the switch to the audit key",
+        )
+    if sealed_before or not unsealed_before:
+        return _bad(item, "records a switch to the audit key where there was none")
+    if item.state.get("unsealed") != unsealed_before:
+        return _bad(
+            item,
+            f"records {item.state.get('unsealed')} unsealed events before it, "
+            f"but there are {unsealed_before}",
+        )
+    if item.state.get("key_id") != (item.seal or "").partition(":")[0]:
+        return _bad(item, "names another audit key than the one that seals it")
+    return None
+
+
 def _chain(
     cid: UUID, items: list[Item], keyed_since: int | None, row: dict[str, Any] | None
 ) -> Problem | None:
@@ -175,7 +205,9 @@ def _chain(
             )
         if item.state is None:
             return _bad(item, "cannot be decoded: it was altered (its stored bytes were changed)")
-        problem = _seal_problem(item, keyed_since, sealed_before)
+        problem = _seal_problem(item, keyed_since, sealed_before) or _switch_problem(
+            item, unsealed_before=i if not sealed_before else 0, sealed_before=sealed_before
+        )
         if problem:
             return problem
         sealed_before = sealed_before or item.seal_status == "ok"
