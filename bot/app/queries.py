@@ -183,6 +183,7 @@ class ConversationQueries:
             mapper=mapper,
             readmodel=self.readmodel,
             snapshot_recorder=snapshots.recorder if snapshots else None,
+            usage_log=self.usage_log,
         )
         return verify_log(source, conversation_id, checkpoints=checkpoints)
 

@@ -234,6 +234,12 @@ class UsageLog(LogFollower):
             c.execute(self._sql(moved), (_NAME, position))
 
     # -- queries -------------------------------------------------------------------------
+    def raw_rows(self) -> list[dict[str, Any]]:
+        """Every ledger row as stored (for the audit, which trusts none of them)."""
+        with self._datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT {', '.join(_COLUMNS)} FROM {self._table}")
+            return [{k: r[k] for k in _COLUMNS} for r in c.fetchall()]
+
     def spend(
         self, *, platform: str, day: date, user: str | None = None, channel: str | None = None
     ) -> Spend:

@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from uuid import UUID
 
-Kind = Literal["event", "listing", "snapshot", "checkpoint", "log"]
+Kind = Literal["event", "listing", "snapshot", "checkpoint", "log", "usage"]
 
 
 @dataclass(frozen=True)
 class Problem:
-    """The first bad event of one conversation (``kind="event"``), or a listing row, a
-    checkpoint or the order of the log that is wrong while the events are not."""
+    """The first bad event of one conversation (``kind="event"``), or a listing row, a usage
+    ledger row, a snapshot, a checkpoint or the order of the log that is wrong while the
+    events are not."""
 
     conversation_id: UUID | None
     version: int
@@ -26,6 +27,9 @@ class Problem:
             return f"{where} {self.reason}"
         if self.kind == "listing":
             return f"conversation {self.conversation_id}: listing row {self.reason}"
+        if self.kind == "usage":
+            where = f"conversation {self.conversation_id}: usage ledger row of event {self.version}"
+            return f"{where} {self.reason}"
         if self.kind in ("checkpoint", "log"):
             return f"{self.kind}: {self.reason}"
         kind = f" ({self.event_type})" if self.event_type else ""

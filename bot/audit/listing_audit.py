@@ -53,7 +53,7 @@ def listing_problems(
         expected = _folded(mapper, [i.stored for i in items])
         if expected is None:
             continue
-        wrong = [c for c in COLUMNS if not _same(row.get(c), expected.get(c))]
+        wrong = [c for c in COLUMNS if not same_value(row.get(c), expected.get(c))]
         if wrong:
             col = wrong[0]
             problems.append(
@@ -79,7 +79,8 @@ def _folded(mapper: CheckedMapper, stored: list[Any]) -> dict[str, Any] | None:
     return next(iter(folded.values()), None)
 
 
-def _same(stored: object, expected: object) -> bool:
+def same_value(stored: object, expected: object) -> bool:
+    """A stored column equals the value folded from the events (floats within rounding)."""
     if isinstance(expected, float) or isinstance(stored, float):
         try:
             return abs(float(stored) - float(expected)) <= 1e-9 * max(1.0, abs(float(expected)))  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ from bot.errors import AmbiguousId, NotFound, StoreUnreachable
 
 if TYPE_CHECKING:
     from bot.app.readmodel import ReadModel
+    from bot.app.usage import UsageLog
 
 _BATCH = 1000
 
@@ -72,6 +73,11 @@ class Source(Protocol):
 
     def listing_position(self) -> int:
         """The notification position the listing says it has folded."""
+        ...
+
+    def usage(self) -> tuple[dict[tuple[UUID, int], dict[str, Any]], int] | None:
+        """The usage ledger's rows by (conversation, version), and the position it says it
+        has folded (None when the ledger does not exist)."""
         ...
 
 
@@ -201,6 +207,17 @@ class RawReader:
         )
         return int(rows[0][0]) if rows else 0
 
+    def usage(self) -> tuple[dict[tuple[UUID, int], dict[str, Any]], int] | None:
+        """The usage ledger's rows and folded position."""
+        table = self.listing_table.replace("opsloop_conversations", "opsloop_usage")
+        if not self._exists(table) or not self._exists(self.position_table):
+            return None
+        cur = self.conn.execute(f"SELECT * FROM {table}")
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        at = self._rows(f"SELECT position FROM {self.position_table} WHERE name = ?", ("usage",))
+        return ledger_by_event(rows), int(at[0][0]) if at else 0
+
     def close(self) -> None:
         """Close the connection (ending the read-only transaction)."""
         self.conn.close()
@@ -281,7 +298,9 @@ class AppSource:
         mapper: CheckedMapper,
         readmodel: ReadModel,
         snapshot_recorder: Any = None,
+        usage_log: UsageLog | None = None,
     ) -> None:
+        self.usage_log = usage_log
         self.recorder = recorder
         self.snapshot_recorder = snapshot_recorder
         self.mapper = mapper
@@ -314,6 +333,12 @@ class AppSource:
         """The listing's folded position."""
         return self.readmodel.position()
 
+    def usage(self) -> tuple[dict[tuple[UUID, int], dict[str, Any]], int] | None:
+        """The usage ledger's rows and folded position."""
+        if self.usage_log is None:
+            return None
+        return ledger_by_event(self.usage_log.raw_rows()), self.usage_log.position()
+
     def snapshots(self, ids: Iterable[UUID]) -> Iterator[StoredEvent]:
         """The snapshots of ``ids``."""
         if self.snapshot_recorder is None:
@@ -328,6 +353,11 @@ class AppSource:
     def events(self, conversation_id: UUID) -> list[StoredEvent]:
         """One conversation's records, in version order."""
         return list(self.recorder.select_events(conversation_id))
+
+
+def ledger_by_event(rows: Iterable[dict[str, Any]]) -> dict[tuple[UUID, int], dict[str, Any]]:
+    """Usage ledger rows keyed by the event they say they come from."""
+    return {(UUID(str(r["conversation_id"])), int(r["version"])): r for r in rows}
 
 
 def resolve_id(text: str, known: Iterable[UUID]) -> UUID:

@@ -15,8 +15,9 @@ for unsealed events (written before the audit key), if event *i+1* still links t
 *i* is intact and *i-1* is named.
 
 What seals cannot show -- a tail cut off, a whole conversation removed, the log reordered --
-is shown against checkpoints (``bot.audit.against``); the listing table is checked against
-the events it summarises and blamed on its own (``bot.audit.listing_audit``).
+is shown against checkpoints (``bot.audit.against``); the listing table and the usage ledger
+are checked against the events they summarise and blamed on their own
+(``bot.audit.listing_audit``, ``bot.audit.usage_audit``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from bot.audit.listing_audit import listing_problems
 from bot.audit.reader import Source, resolve_id
 from bot.audit.scan import Item, scan
 from bot.audit.snapshots_audit import read_snapshots, snapshot_problems
+from bot.audit.usage_audit import inserted, usage_problems
 from bot.errors import AuditKeyProblem, NotFound
 from domain.chain import event_hash, genesis_hash
 from domain.seal import CONTENT_HASH
@@ -67,6 +69,11 @@ def verify_log(
     intact = {c: rows[c] for c in selected if c not in first and rows.get(c)}
     if source.listing() is not None:
         others += listing_problems(source.mapper, intact, listing, source.listing_position())
+    usage = source.usage()
+    if usage is not None:
+        ledger = {k: r for k, r in usage[0].items() if k[0] in selected}
+        others += usage_problems(source.mapper, intact, ledger, usage[1])
+        others += inserted(ledger if conversation_id else usage[0], rows, set(first))
     snaps = read_snapshots(source, selected)
     erased = {c for c, items in rows.items() if any(i.type_name == "UserErased" for i in items)}
     others += snapshot_problems(snaps, checkpoints, conversation_id, erased)

@@ -40,6 +40,7 @@ class Store:
         self.app.record_model_reply(self.b, reply=reply("yes"), prompt_fingerprint="f")
         self.app.answer(self.b, text="yes, ci-9 is up")
         self.app.list_conversations()  # the listing has folded everything
+        self.app.usage()  # and so has the usage ledger
         self.checkpoint = tmp / "checkpoint.json"
         take_checkpoint(url, self.checkpoint)
         self.attacker = Attacker(url)
