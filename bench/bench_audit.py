@@ -57,6 +57,7 @@ def fill(app: ConversationApp, *, conversations: int, events_each: int) -> None:
         for n in range(events_each - 2):  # Started and the first message: 2 events
             app.record_model_reply(cid, reply=reply(n), prompt_fingerprint="f")
     app.list_conversations()
+    app.usage()  # the usage ledger caught up too: verify checks every row of it
 
 
 def best(fn: Callable[[], object], rounds: int = 3) -> float:

@@ -11,15 +11,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from bot.app.mapper import CheckedMapper
 from bot.app.summary import COLUMNS, fold
 from bot.audit.findings import Problem
-from bot.audit.scan import Item
-from bot.errors import OpsloopError
+from bot.audit.scan import Decoded, Item
 
 
 def listing_problems(
-    mapper: CheckedMapper,
+    decoded: Decoded,
     rows: dict[UUID, list[Item]],
     listing: dict[UUID, dict[str, Any]],
     position: int,
@@ -50,7 +48,7 @@ def listing_problems(
             continue
         if int(row.get("version") or 0) < last.version:
             continue  # behind the log: it catches up on its next query
-        expected = _folded(mapper, [i.stored for i in items])
+        expected = _folded(decoded(cid, items))
         if expected is None:
             continue
         wrong = [c for c in COLUMNS if not same_value(row.get(c), expected.get(c))]
@@ -69,13 +67,10 @@ def listing_problems(
     return problems
 
 
-def _folded(mapper: CheckedMapper, stored: list[Any]) -> dict[str, Any] | None:
+def _folded(events: list[Any] | None) -> dict[str, Any] | None:
     folded: dict[str, dict[str, Any]] = {}
-    try:
-        for s in stored:
-            fold(folded, mapper.to_domain_event(s))
-    except OpsloopError:
-        return None
+    for e in events or ():
+        fold(folded, e)
     return next(iter(folded.values()), None)
 
 

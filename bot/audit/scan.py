@@ -15,6 +15,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from bot.app.mapper import CheckedMapper
 from bot.audit.reader import Note, Source
 from bot.errors import AuditKeyProblem, OpsloopError, WrongCipherKey
 from domain.seal import (
@@ -124,3 +125,23 @@ def _item(
         stored=stored,
     )
     return item, error
+
+
+class Decoded:
+    """One conversation's events decoded (and upcast) for the folds that check the derived
+    tables, the listing and the usage ledger: each conversation is decoded once for both, and
+    only the latest is kept, so memory stays one conversation's worth."""
+
+    def __init__(self, mapper: CheckedMapper) -> None:
+        self._mapper = mapper
+        self._last: tuple[UUID, list[Any] | None] | None = None
+
+    def __call__(self, cid: UUID, items: list[Item]) -> list[Any] | None:
+        """The events of ``items`` (None when one cannot be decoded)."""
+        if self._last is None or self._last[0] != cid:
+            try:
+                events: list[Any] | None = [self._mapper.to_domain_event(i.stored) for i in items]
+            except OpsloopError:
+                events = None
+            self._last = (cid, events)
+        return self._last[1]

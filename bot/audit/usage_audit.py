@@ -14,12 +14,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from bot.app.mapper import CheckedMapper
 from bot.app.usage import fold
 from bot.audit.findings import Problem
 from bot.audit.listing_audit import same_value
-from bot.audit.scan import Item
-from bot.errors import OpsloopError
+from bot.audit.scan import Decoded, Item
 
 COMPARED = ("day", "platform", "channel", "user_id", "provider", "model", "input_tokens",
             "output_tokens", "cost")  # fmt: skip
@@ -27,7 +25,7 @@ _NAMES = ("conversation_id", "version", "at", *COMPARED)
 
 
 def usage_problems(
-    mapper: CheckedMapper,
+    decoded: Decoded,
     intact: dict[UUID, list[Item]],
     ledger: dict[tuple[UUID, int], dict[str, Any]],
     position: int,
@@ -36,7 +34,7 @@ def usage_problems(
     ``position``: how far the ledger says it has folded the log."""
     problems: list[Problem] = []
     for cid, items in intact.items():
-        expected = _expected(mapper, items)
+        expected = _expected(decoded(cid, items), items)
         if expected is None:
             continue
         for version, (at, want) in expected.items():
@@ -80,18 +78,17 @@ def inserted(
 
 
 def _expected(
-    mapper: CheckedMapper, items: list[Item]
+    events: list[Any] | None, items: list[Item]
 ) -> dict[int, tuple[int, dict[str, Any]]] | None:
     """Each reply's ledger row as the ledger's own fold makes it, with its log position."""
+    if events is None:
+        return None
     authors: dict[str, dict[str, Any]] = {}
     out: dict[int, tuple[int, dict[str, Any]]] = {}
-    try:
-        for item in items:
-            row = fold(authors, mapper.to_domain_event(item.stored))
-            if row is not None:
-                out[item.version] = (item.position, dict(zip(_NAMES, row, strict=True)))
-    except OpsloopError:
-        return None
+    for item, event in zip(items, events, strict=True):
+        row = fold(authors, event)
+        if row is not None:
+            out[item.version] = (item.position, dict(zip(_NAMES, row, strict=True)))
     return out
 
 

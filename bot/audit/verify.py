@@ -31,7 +31,7 @@ from bot.audit.checkpoint import signature_holds
 from bot.audit.findings import Problem, VerifyReport
 from bot.audit.listing_audit import listing_problems
 from bot.audit.reader import Source, resolve_id
-from bot.audit.scan import Item, scan
+from bot.audit.scan import Decoded, Item, scan
 from bot.audit.snapshots_audit import read_snapshots, snapshot_problems
 from bot.audit.usage_audit import inserted, usage_problems
 from bot.errors import AuditKeyProblem, NotFound
@@ -67,13 +67,7 @@ def verify_log(
             first[cid] = problem
     others = _against_all(sc, checkpoints, public_key, source, first, conversation_id)
     intact = {c: rows[c] for c in selected if c not in first and rows.get(c)}
-    if source.listing() is not None:
-        others += listing_problems(source.mapper, intact, listing, source.listing_position())
-    usage = source.usage()
-    if usage is not None:
-        ledger = {k: r for k, r in usage[0].items() if k[0] in selected}
-        others += usage_problems(source.mapper, intact, ledger, usage[1])
-        others += inserted(ledger if conversation_id else usage[0], rows, set(first))
+    others += _derived_problems(source, intact, rows, first, only=conversation_id)
     snaps = read_snapshots(source, selected)
     erased = {c for c, items in rows.items() if any(i.type_name == "UserErased" for i in items)}
     others += snapshot_problems(snaps, checkpoints, conversation_id, erased)
@@ -86,6 +80,28 @@ def verify_log(
         unsealed=sum(1 for i in items if i.seal_status == "unsealed"),
         checkpoints=tuple(name for name, _ in checkpoints),
     )
+
+
+def _derived_problems(
+    source: Source,
+    intact: dict[UUID, list[Item]],
+    rows: dict[UUID, list[Item]],
+    first: dict[UUID, Problem],
+    *,
+    only: UUID | None,
+) -> list[Problem]:
+    """The listing's and the usage ledger's rows against the intact conversations' events,
+    each conversation decoded once for both."""
+    listing, usage = source.listing(), source.usage()
+    ledger = {k: r for k, r in usage[0].items() if only in (None, k[0])} if usage else {}
+    decoded, found = Decoded(source.mapper), []
+    at = source.listing_position() if listing is not None else 0
+    for cid, items in intact.items():
+        if listing is not None:
+            found += listing_problems(decoded, {cid: items}, listing, at)
+        if usage is not None:
+            found += usage_problems(decoded, {cid: items}, ledger, usage[1])
+    return found + (inserted(ledger, rows, set(first)) if usage is not None else [])
 
 
 def _resolve(conversation: UUID | str | None, known: list[UUID]) -> UUID | None:
