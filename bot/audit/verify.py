@@ -184,10 +184,14 @@ def _seal_problem(item: Item, keyed_since: int | None, sealed_before: bool) -> P
     return None
 
 
-def _switch_problem(item: Item, *, unsealed_before: int, sealed_before: bool) -> Problem | None:
+def _switch_problem(
+    items: list[Item], i: int, *, unsealed_before: int, sealed_before: bool
+) -> Problem | None:
     """The switch to the audit key is recorded, once, where it happened: a conversation that
     began unsealed has ``AuditKeyed`` as its first sealed event, counting the events before it
-    and naming the key that seals it (bot/app/keyed.py)."""
+    and naming the key that seals it (bot/app/keyed.py). Without it, the unsealed event just
+    before is blamed: its seal was stripped (or an opsloop older than the event wrote it)."""
+    item = items[i]
     keyed = item.type_name == "AuditKeyed"
     if item.seal_status != "ok" or (sealed_before and not keyed):
         return None
@@ -196,9 +200,10 @@ def _switch_problem(item: Item, *, unsealed_before: int, sealed_before: bool) ->
         if not unsealed_before:
             return None
         return _bad(
-            item,
-            f"is the first sealed event, after {unsealed_before} unsealed ones, but no "
-            "AuditKeyed records the switch to the audit key",
+            items[i - 1],
+            f"is not sealed, but event {item.version} after it is, with no AuditKeyed "
+            "between: its seal was stripped (or an opsloop older than AuditKeyed wrote the "
+            "switch)",
         )
     if sealed_before or not unsealed_before:
         return _bad(item, "records a switch to the audit key where there was none")
@@ -229,7 +234,7 @@ def _chain(
         if item.state is None:
             return _bad(item, "cannot be decoded: it was altered (its stored bytes were changed)")
         problem = _seal_problem(item, keyed_since, sealed_before) or _switch_problem(
-            item, unsealed_before=i if not sealed_before else 0, sealed_before=sealed_before
+            items, i, unsealed_before=i if not sealed_before else 0, sealed_before=sealed_before
         )
         if problem:
             return problem

@@ -10,7 +10,7 @@ from pathlib import Path
 from uuid import UUID
 
 from bot.app.application import ConversationApp, open_app
-from domain.seal import key_id
+from domain.seal import SEAL, key_id
 from tests.integration.audit_helpers import KEY, Attacker, run_audit, take_checkpoint
 from tests.integration.test_event_store import HERE, conversation, database_url, reply
 
@@ -107,7 +107,7 @@ def test_verify_names_a_sealed_switch_that_counts_the_unsealed_events_wrongly(
     )
 
 
-def test_verify_names_the_first_sealed_event_when_no_switch_was_recorded(
+def test_verify_names_the_unsealed_event_before_a_sealed_one_with_no_switch_between(
     database_url: str,
 ) -> None:
     cid = legacy_conversation(database_url)
@@ -119,8 +119,29 @@ def test_verify_names_the_first_sealed_event_when_no_switch_was_recorded(
     result = run_audit(database_url, "audit", "verify", "--all")
     assert result.returncode == 1
     assert (
-        f"conversation {cid}: event 7 (MessageReceived) is the first sealed event, after 6 "
-        "unsealed ones, but no AuditKeyed records the switch to the audit key" in result.stdout
+        f"conversation {cid}: event 6 (Answered) is not sealed, but event 7 after it is, with "
+        "no AuditKeyed between: its seal was stripped" in result.stdout
+    )
+
+
+def test_a_seal_stripped_from_the_first_events_of_a_keyed_conversation_is_named(
+    database_url: str,
+) -> None:
+    """Without a checkpoint: the attacker strips the seal of the store's very first sealed
+    records, so the store seems keyed only from later on."""
+    keyed = open_app(database_url=database_url, audit_key=KEY)
+    cid = conversation(keyed)
+    keyed.close()
+    attacker = Attacker(database_url)
+    for version in (1, 2):
+        state = attacker.decoded(cid, version)
+        del state[SEAL]
+        attacker.set_decoded(cid, version, state)
+    result = run_audit(database_url, "audit", "verify", "--all")
+    assert result.returncode == 1
+    assert (
+        f"conversation {cid}: event 2 (MessageReceived) is not sealed, but event 3 after it "
+        "is, with no AuditKeyed between: its seal was stripped" in result.stdout
     )
 
 
