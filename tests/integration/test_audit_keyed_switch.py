@@ -5,11 +5,13 @@ conversation that began unsealed, on real SQLite and real PostgreSQL (docs/audit
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from uuid import UUID
 
 from bot.app.application import ConversationApp, open_app
+from domain.conversation import Conversation
 from domain.seal import SEAL, key_id
 from tests.integration.audit_helpers import KEY, Attacker, run_audit, take_checkpoint
 from tests.integration.test_event_store import HERE, conversation, database_url, reply
@@ -88,39 +90,41 @@ def test_the_replay_shows_the_switch_with_its_key_and_the_events_it_vouches_for(
     assert f"*Sealed with audit key {key_id(KEY)} from here on" in markdown.stdout
 
 
+def verify_after_keyed_writer(url: str, change: Callable[[Conversation], None]) -> str:
+    """A legacy conversation changed by a keyed writer that skips opsloop's switch (the
+    command straight on the aggregate); what ``verify --all`` prints (it must fail)."""
+    cid = legacy_conversation(url)
+    keyed = open_app(database_url=url, audit_key=KEY)
+    conv = keyed._load(cid)
+    change(conv)
+    keyed.save(conv)
+    keyed.close()
+    result = run_audit(url, "audit", "verify", "--all")
+    assert result.returncode == 1, result.stdout + result.stderr
+    return f"conversation {cid}: " + result.stdout.partition(f"conversation {cid}: ")[2]
+
+
 def test_verify_names_a_sealed_switch_that_counts_the_unsealed_events_wrongly(
-    database_url: str, tmp_path: Path
+    database_url: str,
 ) -> None:
     """A sealed event cannot be forged without the key; what verify checks here is the
     writer's own promise, so an opsloop that miscounted would not pass unnoticed."""
-    cid = legacy_conversation(database_url)
-    keyed = open_app(database_url=database_url, audit_key=KEY)
-    conv = keyed._load(cid)
-    conv.record_key_switch(key_id=key_id(KEY), unsealed=5)  # a writer that miscounts
-    keyed.save(conv)
-    keyed.close()
-    result = run_audit(database_url, "audit", "verify", "--all")
-    assert result.returncode == 1
-    assert (
-        f"conversation {cid}: event 7 (AuditKeyed) records 5 unsealed events before it, "
-        "but there are 6" in result.stdout
+    out = verify_after_keyed_writer(
+        database_url, lambda c: c.record_key_switch(key_id=key_id(KEY), unsealed=5)
     )
+    assert "event 7 (AuditKeyed) records 5 unsealed events before it, but there are 6" in out
 
 
 def test_verify_names_the_unsealed_event_before_a_sealed_one_with_no_switch_between(
     database_url: str,
 ) -> None:
-    cid = legacy_conversation(database_url)
-    keyed = open_app(database_url=database_url, audit_key=KEY)
-    conv = keyed._load(cid)  # as the version before AuditKeyed wrote: straight to the change
-    conv.receive_message(message_key="m2", author="alice", text="and now?", redacted={})
-    keyed.save(conv)
-    keyed.close()
-    result = run_audit(database_url, "audit", "verify", "--all")
-    assert result.returncode == 1
+    out = verify_after_keyed_writer(  # as the version before AuditKeyed wrote
+        database_url,
+        lambda c: c.receive_message(message_key="m2", author="alice", text="?", redacted={}),
+    )
     assert (
-        f"conversation {cid}: event 6 (Answered) is not sealed, but event 7 after it is, with "
-        "no AuditKeyed between: its seal was stripped" in result.stdout
+        "event 6 (Answered) is not sealed, but event 7 after it is, with no AuditKeyed "
+        "between: its seal was stripped" in out
     )
 
 
