@@ -97,16 +97,14 @@ class SlackProgress:
             "chat_postMessage", channel=t.channel, thread_ts=t.thread_ts, text=message.text, **extra
         )
         for upload in message.uploads:
-            await self._pacer.wait(t.channel)
-            await self._call(
-                "files_upload_v2",
-                channel=t.channel,
-                thread_ts=t.thread_ts,
-                content=upload.content,
-                filename=upload.filename,
-                title=upload.title,
-            )
+            await self._upload(content=upload.content, filename=upload.filename, title=upload.title)
         return str((data or {}).get("ts") or "")
+
+    async def _upload(self, **file: Any) -> None:
+        """One file into the thread (files upload v2), paced like a post."""
+        t = self._thread
+        await self._pacer.wait(t.channel)
+        await self._call("files_upload_v2", channel=t.channel, thread_ts=t.thread_ts, **file)
 
     # -- status -----------------------------------------------------------------------------
 
@@ -246,17 +244,8 @@ class SlackProgress:
     async def send_files(self, outcome: Outcome) -> None:
         """Upload the files the answer carries (files upload v2; images show inline), and
         name in one line those of the outbox that were not sent."""
-        t = self._thread
         for file in outcome.files:
-            await self._pacer.wait(t.channel)
-            await self._call(
-                "files_upload_v2",
-                channel=t.channel,
-                thread_ts=t.thread_ts,
-                file=file.data,
-                filename=file.name,
-                title=file.name,
-            )
+            await self._upload(file=file.data, filename=file.name, title=file.name)
         if outcome.files_skipped:
             text = "Not sent from /workspace/outbox: " + "; ".join(outcome.files_skipped)
             await self.post_text(outbound.escape(text))
