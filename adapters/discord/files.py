@@ -16,6 +16,7 @@ import aiohttp
 
 from adapters.discord.outbound import Attachment as Upload
 from adapters.discord.outbound import Outgoing
+from adapters.download import read_at_most
 from bot.errors import FileNotFetched
 from bot.surface import Attachment
 from sandbox.files import OutboxFile
@@ -61,14 +62,10 @@ def attachment(facts: FileFacts, *, api_base: str) -> Attachment:
         ):
             if response.status != 200:
                 raise FileNotFetched(f"Discord answered HTTP {response.status} for it")
-            data = bytearray()
-            async for chunk in response.content.iter_chunked(256 * 1024):
-                data += chunk
-                if len(data) > most:
-                    break
+            data = await read_at_most(response, most)
         if facts.size is not None and len(data) <= most and len(data) != facts.size:
             raise FileNotFetched(f"{len(data)} bytes arrived where Discord declared {facts.size}")
-        return bytes(data)
+        return data
 
     return Attachment(name=facts.name, size=facts.size, fetch=fetch)
 

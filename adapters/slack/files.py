@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
+from adapters.download import read_at_most
 from bot.errors import FileNotFetched
 from bot.surface import Attachment
 
@@ -106,19 +107,10 @@ async def download(file: SlackFile, *, token: str, api_url: str, most: int) -> b
                     continue
                 if response.status != 200:
                     raise FileNotFetched(f"Slack answered HTTP {response.status} for it")
-                data = await _bounded(response, most)
+                data = await read_at_most(response, most)
                 _check(file, response.headers.get("Content-Type", ""), data, most)
                 return data
     raise FileNotFetched(f"more than {REDIRECTS} redirects")
-
-
-async def _bounded(response: aiohttp.ClientResponse, most: int) -> bytes:
-    data = bytearray()
-    async for chunk in response.content.iter_chunked(256 * 1024):
-        data += chunk
-        if len(data) > most:
-            break
-    return bytes(data)
 
 
 def _check(file: SlackFile, content_type: str, data: bytes, most: int) -> None:
