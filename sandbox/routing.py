@@ -11,16 +11,18 @@ the workspaces that hashed to it.
 
 A replica that is down is not replaced by another for its workspaces (the block would find
 its files missing): the run fails with the replica's own error, and is retried by the
-client as usual. Runs without a workspace go to the replica of their code's hash.
+client as usual. Runs without a workspace go to the replica of their code's hash. A
+workspace's files (its inbox and outbox) go to its replica too.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sandbox.client import SandboxClient
+from sandbox.files import Outbox, StoredFile
 from sandbox.limits import Limits
 from sandbox.relay import ToolRelay
 from sandbox.result import RunResult
@@ -71,6 +73,23 @@ class RoutedSandbox:
             workspace=workspace,
             tools=tools,
             mounts=mounts,
+        )
+
+    async def put_file(self, *, workspace: str, name: str, data: bytes) -> StoredFile:
+        """Save a file in the inbox of the workspace, on its replica."""
+        return await self.client_for(workspace).put_file(workspace=workspace, name=name, data=data)
+
+    async def read_outbox(
+        self,
+        *,
+        workspace: str,
+        sent: Collection[tuple[str, str]] = (),
+        max_files: int,
+        max_bytes: int,
+    ) -> Outbox:
+        """What the workspace's outbox holds that was not sent, from its replica."""
+        return await self.client_for(workspace).read_outbox(
+            workspace=workspace, sent=sent, max_files=max_files, max_bytes=max_bytes
         )
 
     async def ping(self) -> str:

@@ -7,10 +7,13 @@ which workspaces it saw.
 
 from __future__ import annotations
 
+import hashlib
+
 from aiohttp.test_utils import TestServer
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sandbox.files import Outbox, StoredFile
 from sandbox.result import RunResult
 from sandbox.routing import RoutedSandbox, replica_for, split_urls
 
@@ -35,14 +38,23 @@ def test_the_url_setting_is_split_on_commas() -> None:
 
 
 class NotingRunner:
-    """A sandbox runner that notes the workspaces it ran in."""
+    """A sandbox runner that notes the workspaces it ran in, and whose files it kept."""
 
     def __init__(self) -> None:
         self.workspaces: list[str | None] = []
+        self.files: list[tuple[str, str]] = []  # (what, workspace)
 
     async def run(self, *, workspace: str | None = None, **_: object) -> RunResult:
         self.workspaces.append(workspace)
         return RunResult(exit_code=0, signal=None, stdout="", stderr="", duration_ms=1)
+
+    async def put_file(self, *, workspace: str, name: str, data: bytes) -> StoredFile:
+        self.files.append(("inbox", workspace))
+        return StoredFile(name=name, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+    async def read_outbox(self, *, workspace: str, **_: object) -> Outbox:
+        self.files.append(("outbox", workspace))
+        return Outbox()
 
 
 async def test_every_run_of_a_workspace_goes_to_the_same_service() -> None:
@@ -73,3 +85,33 @@ async def test_every_run_of_a_workspace_goes_to_the_same_service() -> None:
         home = urls.index(replica_for(f"conversation-{n}", urls))
         assert f"conversation-{n}" in seen[home]
     assert all(url in pinged for url in urls)
+
+
+async def test_a_workspaces_files_go_to_the_service_that_runs_its_blocks() -> None:
+    from sandbox.service import ServiceOptions, make_app
+
+    runners = [NotingRunner(), NotingRunner()]
+    servers = [
+        TestServer(make_app(runner=r, options=ServiceOptions(token="t")), host="127.0.0.1")
+        for r in runners
+    ]
+    for server in servers:
+        await server.start_server()
+    urls = [str(s.make_url("")).rstrip("/") for s in servers]
+    routed = RoutedSandbox.from_urls(urls, token="t")
+    workspaces = [f"conversation-{n}" for n in range(12)]
+    try:
+        for w in workspaces:
+            stored = await routed.put_file(workspace=w, name="app.log", data=b"x")
+            await routed.run(language="python", code="print(1)", workspace=w)
+            outbox = await routed.read_outbox(workspace=w, max_files=10, max_bytes=1024)
+            assert stored.bytes == 1 and outbox == Outbox()
+    finally:
+        await routed.aclose()
+        for server in servers:
+            await server.close()
+    for w in workspaces:
+        home = runners[urls.index(replica_for(w, urls))]
+        assert w in home.workspaces
+        assert ("inbox", w) in home.files and ("outbox", w) in home.files
+    assert all(r.files for r in runners)  # both replicas kept files
