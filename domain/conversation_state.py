@@ -33,6 +33,7 @@ class ConversationState(LoopControl):
     _tool_calls: dict[str, dict[str, Any]]
     _approvals: dict[str, dict[str, Any]]  # block id -> its approval (plain values)
     _answer: str | None
+    _last_truncated: str | None
     _turn: int
     created_on: datetime
 

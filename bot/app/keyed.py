@@ -14,13 +14,13 @@ commands read nothing more; forgetting one costs a one-row read, never a wrong a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from uuid import UUID
 
 from domain.seal import key_id
 
 if TYPE_CHECKING:
-    from eventsourcing.persistence import ApplicationRecorder
+    from eventsourcing.persistence import ApplicationRecorder, Mapper
 
     from bot.app.mapper import CheckedMapper
     from domain.conversation import Conversation
@@ -35,9 +35,7 @@ class KeySwitch:
     if TYPE_CHECKING:
         audit_key: bytes | None
         recorder: ApplicationRecorder
-
-        @property
-        def mapper(self) -> CheckedMapper: ...
+        mapper: Mapper[UUID]
 
         def _load(self, conversation_id: UUID) -> Conversation: ...
 
@@ -66,7 +64,8 @@ class KeySwitch:
         """How many of the conversation's first ``upto`` records carry no seal (0 at once
         when its first record is sealed)."""
         first = self.recorder.select_events(conversation_id, limit=1)
-        if not first or self.mapper.record_of(first[0])[2] is not None:
+        mapper = cast("CheckedMapper", self.mapper)  # ConversationApp.construct_mapper's
+        if not first or mapper.record_of(first[0])[2] is not None:
             return 0
         records = self.recorder.select_events(conversation_id, lte=upto)
-        return sum(1 for stored in records if self.mapper.record_of(stored)[2] is None)
+        return sum(1 for stored in records if mapper.record_of(stored)[2] is None)

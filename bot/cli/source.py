@@ -27,6 +27,7 @@ def audit_source(settings: Settings) -> Iterator[Source]:
                 mapper=app.mapper,  # type: ignore[arg-type]
                 readmodel=app.readmodel,
                 snapshot_recorder=app.snapshots.recorder if app.snapshots else None,
+                usage_log=app.usage_log,
             )
         finally:
             app.close()
