@@ -8,9 +8,11 @@ import pty
 import re
 import select
 import signal
+import sys
 import time
 from pathlib import Path
 
+OPSLOOP = str(Path(sys.executable).with_name("opsloop"))  # the venv's entry point
 ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]|\x1b\][^\x07]*\x07|\x1b[=>]|\r")
 
 
@@ -67,3 +69,18 @@ class Terminal:
         """SIGKILL, as a crash or ``kill -9`` would end it, and reap it."""
         os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
+
+
+def scripted_env(home: Path, *, columns: int = 100, lines: int = 40) -> dict[str, str]:
+    """An opsloop with its data in ``home``, the scripted model reading ``home/script.toml``,
+    on an xterm of this size; none of the caller's own ``OPSLOOP_`` settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOP_")}
+    env.update(
+        OPSLOOP_DATA_DIR=str(home),
+        OPSLOOP_PROVIDER="scripted",
+        OPSLOOP_MODEL=str(home / "script.toml"),
+        TERM="xterm",
+        COLUMNS=str(columns),
+        LINES=str(lines),
+    )
+    return env

@@ -6,14 +6,12 @@ answers the next command, and leaves with status 0.
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_real
-from tests.pty_terminal import Terminal
+from tests.pty_terminal import OPSLOOP, Terminal, scripted_env
 
 SCRIPT = """
 [[turns]]
@@ -40,17 +38,8 @@ def test_ctrl_c_stops_the_running_loop_and_the_chat_goes_on(home: Path) -> None:
     from sandbox.check import diagnose_sync
 
     require_real(diagnose_sync().jails_work, "nsjail cannot run blocks on this host")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOP_")}
-    env.update(
-        OPSLOOP_DATA_DIR=str(home),
-        OPSLOOP_PROVIDER="scripted",
-        OPSLOOP_MODEL=str(home / "script.toml"),
-        TERM="xterm",
-        COLUMNS="100",
-        LINES="40",
-    )
-    opsloop = str(Path(sys.executable).with_name("opsloop"))
-    term = Terminal([opsloop, "chat", "--new"], env=env, cwd=home)
+    env = scripted_env(home)
+    term = Terminal([OPSLOOP, "chat", "--new"], env=env, cwd=home)
 
     term.read_until("you>")
     term.type("run the slow check\r")

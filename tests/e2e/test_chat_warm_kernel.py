@@ -4,14 +4,12 @@ real nsjail kernel and the scripted model."""
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_real
-from tests.pty_terminal import Terminal
+from tests.pty_terminal import OPSLOOP, Terminal, scripted_env
 
 SCRIPT = """
 [[turns]]
@@ -45,17 +43,8 @@ def test_a_variable_set_in_one_block_is_there_in_the_next_messages_block(
     require_real(diagnose_sync().jails_work, "nsjail cannot run blocks on this host")
     home = jail_reachable_dir
     (home / "script.toml").write_text(SCRIPT, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOP_")}
-    env.update(
-        OPSLOOP_DATA_DIR=str(home),
-        OPSLOOP_PROVIDER="scripted",
-        OPSLOOP_MODEL=str(home / "script.toml"),
-        TERM="xterm",
-        COLUMNS="100",
-        LINES="40",
-    )
-    opsloop = str(Path(sys.executable).with_name("opsloop"))
-    term = Terminal([opsloop, "chat", "--new"], env=env, cwd=home)
+    env = scripted_env(home)
+    term = Terminal([OPSLOOP, "chat", "--new"], env=env, cwd=home)
 
     term.read_until("you>")
     term.type("set x\r")

@@ -8,15 +8,13 @@ clear screen, a C1 CSI, a right-to-left override); none may reach the terminal's
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_real
-from tests.e2e.test_chat_terminal import Terminal
+from tests.pty_terminal import OPSLOOP, Terminal, scripted_env
 
 # TOML decodes the \u escapes: the model "writes" real control characters.
 SCRIPT = r'''
@@ -54,25 +52,12 @@ def home(jail_reachable_dir: Path) -> Path:
 
 
 def environment(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOP_")}
-    env.update(
-        OPSLOOP_DATA_DIR=str(home),
-        OPSLOOP_PROVIDER="scripted",
-        OPSLOOP_MODEL=str(home / "script.toml"),
-        TERM="xterm",
-        COLUMNS="200",
-        LINES="50",
-    )
-    return env
-
-
-def opsloop() -> str:
-    return str(Path(sys.executable).with_name("opsloop"))
+    return scripted_env(home, columns=200, lines=50)
 
 
 @pytest.mark.slow
 def test_a_hostile_conversation_in_opsloop_chat_never_drives_the_terminal(home: Path) -> None:
-    term = Terminal([opsloop(), "chat", "--new"], env=environment(home), cwd=home)
+    term = Terminal([OPSLOOP, "chat", "--new"], env=environment(home), cwd=home)
     term.read_until("you>")
     term.type("show me\r")
     term.read_until("Answer: ")
@@ -104,7 +89,7 @@ def test_sandbox_run_on_a_terminal_shows_control_characters(
     home: Path, hostile_block: Path
 ) -> None:
     term = Terminal(
-        [opsloop(), "sandbox", "run", str(hostile_block)], env=environment(home), cwd=home
+        [OPSLOOP, "sandbox", "run", str(hostile_block)], env=environment(home), cwd=home
     )
     assert term.wait(timeout=60) == 0
     for sequence in OBEYED:
@@ -116,7 +101,7 @@ def test_sandbox_run_into_a_pipe_passes_the_output_unchanged(
     home: Path, hostile_block: Path
 ) -> None:
     done = subprocess.run(
-        [opsloop(), "sandbox", "run", str(hostile_block)],
+        [OPSLOOP, "sandbox", "run", str(hostile_block)],
         env=environment(home),
         cwd=home,
         capture_output=True,

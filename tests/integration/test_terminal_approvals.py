@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import require_real
-from tests.pty_terminal import Terminal
+from tests.pty_terminal import OPSLOOP, Terminal, scripted_env
 
 SCRIPT = """
 [[turns]]
@@ -41,7 +39,6 @@ blocks = "always"
 """
 QUESTION = "run this block? [y/N]"
 PRINTED = "42123"  # only the sandbox prints this: the script never says it
-OPSLOOP = str(Path(sys.executable).with_name("opsloop"))
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +56,7 @@ def home(jail_reachable_dir: Path) -> Path:
 
 
 def environment(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOP_")}
-    env.update(
-        OPSLOOP_DATA_DIR=str(home),
-        OPSLOOP_PROVIDER="scripted",
-        OPSLOOP_MODEL=str(home / "script.toml"),
-        TERM="xterm",
-        COLUMNS="100",
-        LINES="40",
-    )
-    return env
+    return scripted_env(home)
 
 
 def opsloop(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
