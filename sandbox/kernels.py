@@ -117,13 +117,13 @@ class Kernels:
         kernel = self.warm.get(name)
         restarted = False
         if kernel is not None and (
-            not kernel.alive() or kernel.shape != shape or self._old(kernel)
+            not kernel.alive() or kernel.shape != shape or self._old(kernel) or self._moved(kernel)
         ):
             await self._retire(name)
             kernel, restarted = None, True
         if kernel is not None:
             self.warm[name] = self.warm.pop(name)  # most recently used now
-            return kernel, "warm", await prepare(None, None)
+            return kernel, "warm", kernel.attached
         restarted = restarted or await asyncio.to_thread(self.workspaces.had_kernel, name)
         self._pool_shape = shape
         taken = await self._from_pool(name, shape, prepare)
@@ -133,6 +133,7 @@ class Kernels:
         else:
             kernel, workspace = taken
         kernel.workspace = name
+        kernel.attached, kernel.identity = workspace, self.workspaces.identity(workspace)
         self.warm[name] = kernel
         await asyncio.to_thread(self.workspaces.note_kernel, name)
         return kernel, "restarted" if restarted else "new", workspace
@@ -172,6 +173,13 @@ class Kernels:
             self._users[name] -= 1
             if not self._users[name]:
                 del self._users[name], self._locks[name]
+
+    def _moved(self, kernel: Kernel) -> bool:
+        """Is the kernel's workspace not the one it was given (removed, remounted, made
+        again)? A warm block skips ``prepare``: its workspace is mounted in the kernel's
+        jail already, and the last block's ``finish`` closed it to others again."""
+        attached = kernel.attached
+        return attached is None or self.workspaces.identity(attached) != kernel.identity
 
     def _old(self, kernel: Kernel) -> bool:
         return time.monotonic() - kernel.created > self.options.max_age_seconds

@@ -30,13 +30,13 @@ from pathlib import Path
 
 from sandbox import images, quota, tree
 from sandbox.errors import SandboxError, SandboxUnavailable
+from sandbox.images import resolve_fs
 from sandbox.layout import JAIL_UID, jail_owner, unreachable_part
 from sandbox.process import Watch
 from sandbox.request import check_workspace
 from sandbox.uids import DEFAULT_UID_RANGE, UidRange
 
 log = logging.getLogger(__name__)
-FS_KINDS = ("auto", "image", "directory")
 PRUNE_EVERY_SECONDS = 600.0
 UNMOUNT_IDLE_SECONDS = 2 * 3600.0  # longer than any block can run: no jail still holds it
 FINISH_SECONDS = 5.0  # the after-run walk of one workspace
@@ -61,16 +61,6 @@ class _Record:
     gid: int
     fs: str
     used: float  # last use, as opsloop recorded it
-
-
-def resolve_fs(wanted: str) -> str:
-    """``auto`` as ``image`` where images work, else ``directory``; ``image`` or an error."""
-    if wanted not in FS_KINDS:
-        raise SandboxUnavailable(f"workspace_fs {wanted!r} is not one of {', '.join(FS_KINDS)}")
-    reason = images.unavailable_reason() if wanted != "directory" else None
-    if wanted == "image" and reason:
-        raise SandboxUnavailable(f"workspace_fs = 'image' cannot work here: {reason}")
-    return "directory" if wanted == "directory" or reason else "image"
 
 
 class Workspaces:
@@ -261,6 +251,17 @@ class Workspaces:
     def had_kernel(self, name: str) -> bool:
         """Did a kernel run for ``name`` before, in any process (by our record)?"""
         return (self.root / META / f"{check_workspace(name)}.kernel").exists()
+
+    def identity(self, workspace: Workspace) -> tuple[int, int, int] | None:
+        """Two stats, cheap enough for every warm block: the workspace root's device and
+        inode (not following a link; another mount changes the device) and its record's
+        inode (made again when the workspace is). None when either is gone."""
+        try:
+            root = os.stat(workspace.path, follow_symlinks=False)
+            record = os.stat(self._record_path(workspace.name))
+        except OSError:
+            return None
+        return root.st_dev, root.st_ino, record.st_ino
 
     def finish(self, workspace: Workspace) -> str | None:
         """After a run: close it to others again, strip what no block may leave, and (for a
