@@ -270,9 +270,12 @@ async def _send_result(
     try:
         async with asyncio.timeout(seconds):
             await response.prepare(request)
+            last = b""  # sent with the end: a small result goes in one write, headers and all
             for chunk in gathered(object_pieces(result.to_dict())):
-                await response.write(chunk)
-            await response.write_eof()
+                if last:
+                    await response.write(last)
+                last = chunk
+            await response.write_eof(last)
     except TimeoutError:
         log.warning("a caller did not read its result within %g s: connection closed", seconds)
         if request.transport is not None:
