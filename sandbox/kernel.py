@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox import spares
 from sandbox.cgroups import RunCgroup
 from sandbox.kernel_io import OutputPipe, parent_of, read_count, stat_fields, write_all
 from sandbox.process import ExitStatus, ProcessOutcome, Started, Watch, watch_until
@@ -383,6 +384,5 @@ class Kernel:
                 self.release()
             self.release = None
         await asyncio.to_thread(self.run_dir.remove)
-        if self.spare is not None:  # never used: renamed into a workspace otherwise
-            with contextlib.suppress(OSError):
-                self.spare.unlink()
+        if self.spare is not None:  # never used: taken by a workspace otherwise
+            await asyncio.to_thread(spares.drop, self.spare)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from sandbox import spares
 from sandbox.errors import SandboxError
 from sandbox.kernel import Kernel
 from sandbox.workspace import Workspace, Workspaces
@@ -240,12 +241,15 @@ class Kernels:
             uid = await asyncio.to_thread(self.workspaces.spare_uid, besides=uids)
             if uid is None:
                 return
+            spare = None
             try:
                 spare = await asyncio.to_thread(self.workspaces.make_spare, uid)
                 kernel = await self._start(shape, None, (uid, uid))
                 kernel.spare = spare
             except (SandboxError, OSError) as exc:
                 log.warning("could not prestart a kernel: %s", exc)
+                if spare is not None:
+                    await asyncio.to_thread(spares.drop, spare)
                 self._paused_until = time.monotonic() + REFILL_PAUSE_SECONDS
                 return
             if self._closed:

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox import images, quota, tree
+from sandbox import images, quota, spares, tree
 from sandbox.errors import SandboxError, SandboxUnavailable
 from sandbox.images import resolve_fs
 from sandbox.layout import JAIL_UID, jail_owner, unreachable_part
@@ -209,7 +209,8 @@ class Workspaces:
             owner = (uid, uid)
         path.mkdir(mode=0o700)
         if self.fs == "image" and spare is not None and owner[0] == uid and spare.is_file():
-            spare.rename(self._image(name))  # made for this uid: no mkfs while the user waits
+            # Made and mounted for this uid: no mkfs nor mount while the user waits.
+            spares.take(spare, to_image=self._image(name), to_dir=path)
         elif self.fs == "image":
             self._make_image(name, owner)
         self._write_record(name, owner=owner)
@@ -236,7 +237,7 @@ class Workspaces:
             return None
         self._ensure_root()
         spare = self.root / IMAGES / f"{SPARE}{os.urandom(8).hex()}.ext4"
-        images.create(spare, quota_bytes=self.quota_bytes, files=self.max_files, owner=(uid, uid))
+        spares.make(spare, quota_bytes=self.quota_bytes, files=self.max_files, owner=(uid, uid))
         return spare
 
     def exists(self, name: str) -> bool:
@@ -335,11 +336,8 @@ class Workspaces:
             except (OSError, SandboxError) as exc:
                 log.warning("workspace %s could not be pruned: %s; skipped", name, exc)
         self._empty_trash()
-        with contextlib.suppress(OSError), os.scandir(self.root / IMAGES) as entries:
-            for entry in entries:  # spares of a process that stopped (a live one's are younger)
-                if entry.name.startswith(SPARE) and now - entry.stat().st_mtime > SPARE_SECONDS:
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
+        # Spares of a process that stopped (a live one's are younger).
+        spares.sweep(self.root / IMAGES, prefix=SPARE, older_than=now - SPARE_SECONDS)
         return sorted(removed)
 
     def remove(self, name: str) -> bool:

@@ -80,6 +80,8 @@ class _Kernel:
         # of their finalizers can run during a later block either. They are pinned (held
         # here), so none of them can die, and a block that froze objects of its own (after
         # a thaw) leaves more frozen than the kernel did: settle() sees it and thaws all.
+        # The compiler's first use costs about 1 ms: paid here, before the first block.
+        _compile(b"pass\n", "/opsloop/code", "exec", dont_inherit=True)
         while gc.collect():
             pass
         self.pinned = gc.get_objects()
