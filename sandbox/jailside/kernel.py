@@ -13,8 +13,8 @@ references to what it uses (``exec``, ``os.write``, its stdout), so a block that
 builtins, ``sys.stdout`` or signal handlers changes its own namespace, not the framing; and
 it puts the standard streams, fds 0-2, the working directory, signal handlers and timers
 back before each block. After each block, before its DONE, it collects the block's garbage
-(the collector on, its thresholds as at start, nothing frozen but the kernel's own start-up
-objects), so no finalizer of one block runs unasked during the next.
+(the collector on, its thresholds as at start, nothing frozen), so no finalizer of one
+block runs unasked during the next.
 
 Standard library only, and only what starts fast: this runs on the jail's own python3.
 """
@@ -74,19 +74,8 @@ class _Kernel:
         main.__dict__["__builtins__"] = builtins
         sys.modules["__main__"] = main
         self.namespace = main.__dict__
-        # The kernel's own objects (the standard library it loaded, itself) go to the
-        # permanent generation: the collection after each block then walks what blocks
-        # made, not them (0.2 ms less a block). Frozen objects are never collected, so none
-        # of their finalizers can run during a later block either. They are pinned (held
-        # here), so none of them can die, and a block that froze objects of its own (after
-        # a thaw) leaves more frozen than the kernel did: settle() sees it and thaws all.
         # The compiler's first use costs about 1 ms: paid here, before the first block.
         _compile(b"pass\n", "/opsloop/code", "exec", dont_inherit=True)
-        while gc.collect():
-            pass
-        self.pinned = gc.get_objects()
-        gc.freeze()
-        self.frozen = gc.get_freeze_count()
 
     def _control(self) -> tuple[int, int]:
         return _fstat(self.read_fd).st_ino, _fstat(self.write_fd).st_ino
@@ -128,9 +117,7 @@ class _Kernel:
         # never run during the next block. The collector is put back as it was.
         gc.enable()
         gc.set_threshold(*self.gc_threshold)
-        if gc.get_freeze_count() != self.frozen:  # a block froze or thawed objects: thaw
-            gc.unfreeze()  # everything, and from now on collect everything after each block
-            self.frozen = 0
+        gc.unfreeze()
         while gc.collect():
             pass
         sys.unraisablehook = sys.__unraisablehook__  # hooks that run unasked go back
