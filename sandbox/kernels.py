@@ -88,6 +88,7 @@ class Kernels:
         self._reaper: asyncio.TimerHandle | None = None
         self._paused_until = 0.0
         self._closed = False
+        self._closing: set[asyncio.Task[None]] = set()  # evicted kernels being closed
 
     @contextlib.asynccontextmanager
     async def kernel_for(
@@ -105,7 +106,7 @@ class Kernels:
                     kernel.last_used = time.monotonic()
                     if not kernel.alive():
                         await self._retire(name)
-            await self._trim()
+            self._trim()
             self._background()
         finally:
             self._users[name] -= 1
@@ -190,13 +191,16 @@ class Kernels:
         if kernel is not None:
             await kernel.close()
 
-    async def _trim(self) -> None:
-        """Least recently used first, while more than ``max_kernels`` are warm."""
+    def _trim(self) -> None:
+        """Least recently used first, while more than ``max_kernels`` are warm: out of
+        ``warm`` now, closed in the background (not on the path of the block that ended)."""
         for name in list(self.warm):
             if len(self.warm) <= self.options.max_kernels:
                 return
             if name not in self._locks:  # not in use, nor waited for
-                await self._retire(name)
+                closing = asyncio.get_running_loop().create_task(self.warm.pop(name).close())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
 
     # -- in the background: the pool, idle and old kernels -------------------------------
 
@@ -270,3 +274,4 @@ class Kernels:
         self.warm.clear()
         self.pool.clear()
         await asyncio.gather(*(kernel.close() for kernel in kernels), return_exceptions=True)
+        await asyncio.gather(*self._closing, return_exceptions=True)
