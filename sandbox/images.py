@@ -124,3 +124,16 @@ def free(path: Path) -> tuple[int, int]:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
+
+
+FS_KINDS = ("auto", "image", "directory")
+
+
+def resolve_fs(wanted: str) -> str:
+    """``auto`` as ``image`` where images work, else ``directory``; ``image`` or an error."""
+    if wanted not in FS_KINDS:
+        raise SandboxUnavailable(f"workspace_fs {wanted!r} is not one of {', '.join(FS_KINDS)}")
+    reason = unavailable_reason() if wanted != "directory" else None
+    if wanted == "image" and reason:
+        raise SandboxUnavailable(f"workspace_fs = 'image' cannot work here: {reason}")
+    return "directory" if wanted == "directory" or reason else "image"

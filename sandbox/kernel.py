@@ -31,17 +31,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox import spares
 from sandbox.cgroups import RunCgroup
-from sandbox.kernel_io import OutputPipe, parent_of, stat_fields, write_all
+from sandbox.kernel_io import OutputPipe, parent_of, read_count, stat_fields, write_all
 from sandbox.process import ExitStatus, ProcessOutcome, Started, Watch, watch_until
 from sandbox.relay import RelayServer, ToolRelay
 from sandbox.result import RESTARTED as RESTARTED
 from sandbox.rundir import RunDir
+from sandbox.workspace import Workspace
 
 READY_SECONDS = 10.0  # from the jail's start to the kernel's READY
 GONE_SECONDS = 2.0  # after a kill, waiting for the jail to be reaped
 MAX_LINE = 200  # a control line is short; a longer one is tampering
 TICKS = os.sysconf("SC_CLK_TCK")
+INLINE_CODE_BYTES = 64 * 1024  # a block's code up to this is written on the event loop
 TAMPERED = "\nopsloop: the block wrote to the interpreter's control channel; it was stopped\n"
 
 
@@ -78,12 +81,15 @@ class Kernel:
     shape: Any
     status_of: Callable[[ExitStatus | None], tuple[int | None, int | None]]
     workspace: str | None = None
+    attached: Workspace | None = None  # the workspace mounted at its /workspace
+    identity: tuple[int, int, int] | None = None  # and what it was then (Workspaces.identity)
     created: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     seq: int = 0
     kernel_pid: int | None = None
     pids_dir: Path | None = None  # NSJAIL.<kernel pid>, found at start
+    pids_fd: int | None = None  # its pids.current, open for the kernel's life
     dirty: str | None = None  # why it must be retired (stray output, a bad line)
     block_relay: ToolRelay | None = None  # the tool relay of the block running now
     release: Callable[[], None] | None = None  # gives its memory cgroup back
@@ -130,6 +136,9 @@ class Kernel:
             pid = entry.name.partition(".")[2]
             if pid.isdigit() and parent_of(int(pid)) == self.started.pid:
                 self.pids_dir = entry
+                with contextlib.suppress(OSError):
+                    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+                    self.pids_fd = os.open(entry / "pids.current", flags)
                 return int(pid)
         return None
 
@@ -194,15 +203,19 @@ class Kernel:
         """Run one block (the caller holds ``lock``)."""
         assert self._out is not None and self._err is not None
         self.seq += 1
-        await asyncio.to_thread(self._write_code, code)
-        self._cap_cpu(cpu_seconds)
+        if len(code) <= INLINE_CODE_BYTES:  # one small write: cheaper than a thread's handoff
+            self._write_code(code)
+        else:
+            await asyncio.to_thread(self._write_code, code)
+        stat = stat_fields(self.kernel_pid)  # read once: the CPU cap and the block's start
+        self._cap_cpu(cpu_seconds, stat)
         if self.cgroup is not None:
             self.cgroup.oom_killed()  # forget what happened before this block
         if self.relay is not None:
             self.relay.next_run()
         self._out.begin(output_bytes)
         self._err.begin(output_bytes)
-        cpu_before = self._cpu_ticks()
+        cpu_before = None if stat is None else sum(stat)
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[int] = loop.create_future()
         self._answer = answer
@@ -297,20 +310,17 @@ class Kernel:
         finally:
             os.close(fd)
 
-    def _cap_cpu(self, seconds: float) -> None:
-        """RLIMIT_CPU of the kernel: what it used so far plus this block's limit. As root the
-        hard limit moves with it, so the block cannot raise it."""
+    def _cap_cpu(self, seconds: float, stat: tuple[int, int, int, int] | None) -> None:
+        """RLIMIT_CPU of the kernel: what it used so far (``stat``: its /proc stat times)
+        plus this block's limit. As root the hard limit moves with it, so the block cannot
+        raise it."""
         if self.kernel_pid is None:
             return
-        used = (self._own_ticks() or 0) // TICKS
+        used = (0 if stat is None else stat[0] + stat[1]) // TICKS
         cap = used + max(1, round(seconds + 0.499))
         hard = cap if os.geteuid() == 0 else resource.RLIM_INFINITY
         with contextlib.suppress(OSError):
             resource.prlimit(self.kernel_pid, resource.RLIMIT_CPU, (cap, hard))
-
-    def _own_ticks(self) -> int | None:
-        stat = stat_fields(self.kernel_pid)
-        return None if stat is None else stat[0] + stat[1]
 
     def _cpu_ticks(self) -> int | None:
         """User + system ticks of the kernel and the children it reaped."""
@@ -319,12 +329,9 @@ class Kernel:
 
     def _leftovers(self) -> bool:
         """Does the jail hold anything but the kernel's one thread? (Unknown counts as yes.)"""
-        if self.pids_dir is None:
+        if self.pids_fd is None:
             return True
-        try:
-            return int((self.pids_dir / "pids.current").read_text()) != 1
-        except (OSError, ValueError):
-            return True
+        return read_count(self.pids_fd) != 1
 
     def _exit_status(self) -> ExitStatus | None:
         exited = self.started.exited
@@ -361,9 +368,11 @@ class Kernel:
                 stream.close()
         with contextlib.suppress(Exception):
             loop.remove_reader(self.from_kernel)
-        for fd in (self.to_kernel, self.from_kernel):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        for fd in (self.to_kernel, self.from_kernel, self.pids_fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.pids_fd = None
         for pipe in (self.started.process.stdout, self.started.process.stderr):
             if pipe is not None:
                 with contextlib.suppress(OSError):
@@ -375,6 +384,5 @@ class Kernel:
                 self.release()
             self.release = None
         await asyncio.to_thread(self.run_dir.remove)
-        if self.spare is not None:  # never used: renamed into a workspace otherwise
-            with contextlib.suppress(OSError):
-                self.spare.unlink()
+        if self.spare is not None:  # never used: taken by a workspace otherwise
+            await asyncio.to_thread(spares.drop, self.spare)

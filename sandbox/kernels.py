@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from sandbox import spares
 from sandbox.errors import SandboxError
 from sandbox.kernel import Kernel
 from sandbox.workspace import Workspace, Workspaces
@@ -87,6 +88,7 @@ class Kernels:
         self._reaper: asyncio.TimerHandle | None = None
         self._paused_until = 0.0
         self._closed = False
+        self._closing: set[asyncio.Task[None]] = set()  # evicted kernels being closed
 
     @contextlib.asynccontextmanager
     async def kernel_for(
@@ -104,7 +106,7 @@ class Kernels:
                     kernel.last_used = time.monotonic()
                     if not kernel.alive():
                         await self._retire(name)
-            await self._trim()
+            self._trim()
             self._background()
         finally:
             self._users[name] -= 1
@@ -117,13 +119,13 @@ class Kernels:
         kernel = self.warm.get(name)
         restarted = False
         if kernel is not None and (
-            not kernel.alive() or kernel.shape != shape or self._old(kernel)
+            not kernel.alive() or kernel.shape != shape or self._old(kernel) or self._moved(kernel)
         ):
             await self._retire(name)
             kernel, restarted = None, True
         if kernel is not None:
             self.warm[name] = self.warm.pop(name)  # most recently used now
-            return kernel, "warm", await prepare(None, None)
+            return kernel, "warm", kernel.attached
         restarted = restarted or await asyncio.to_thread(self.workspaces.had_kernel, name)
         self._pool_shape = shape
         taken = await self._from_pool(name, shape, prepare)
@@ -133,6 +135,7 @@ class Kernels:
         else:
             kernel, workspace = taken
         kernel.workspace = name
+        kernel.attached, kernel.identity = workspace, self.workspaces.identity(workspace)
         self.warm[name] = kernel
         await asyncio.to_thread(self.workspaces.note_kernel, name)
         return kernel, "restarted" if restarted else "new", workspace
@@ -173,6 +176,13 @@ class Kernels:
             if not self._users[name]:
                 del self._users[name], self._locks[name]
 
+    def _moved(self, kernel: Kernel) -> bool:
+        """Is the kernel's workspace not the one it was given (removed, remounted, made
+        again)? A warm block skips ``prepare``: its workspace is mounted in the kernel's
+        jail already, and the last block's ``finish`` closed it to others again."""
+        attached = kernel.attached
+        return attached is None or self.workspaces.identity(attached) != kernel.identity
+
     def _old(self, kernel: Kernel) -> bool:
         return time.monotonic() - kernel.created > self.options.max_age_seconds
 
@@ -181,13 +191,16 @@ class Kernels:
         if kernel is not None:
             await kernel.close()
 
-    async def _trim(self) -> None:
-        """Least recently used first, while more than ``max_kernels`` are warm."""
+    def _trim(self) -> None:
+        """Least recently used first, while more than ``max_kernels`` are warm: out of
+        ``warm`` now, closed in the background (not on the path of the block that ended)."""
         for name in list(self.warm):
             if len(self.warm) <= self.options.max_kernels:
                 return
             if name not in self._locks:  # not in use, nor waited for
-                await self._retire(name)
+                closing = asyncio.get_running_loop().create_task(self.warm.pop(name).close())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
 
     # -- in the background: the pool, idle and old kernels -------------------------------
 
@@ -232,12 +245,15 @@ class Kernels:
             uid = await asyncio.to_thread(self.workspaces.spare_uid, besides=uids)
             if uid is None:
                 return
+            spare = None
             try:
                 spare = await asyncio.to_thread(self.workspaces.make_spare, uid)
                 kernel = await self._start(shape, None, (uid, uid))
                 kernel.spare = spare
             except (SandboxError, OSError) as exc:
                 log.warning("could not prestart a kernel: %s", exc)
+                if spare is not None:
+                    await asyncio.to_thread(spares.drop, spare)
                 self._paused_until = time.monotonic() + REFILL_PAUSE_SECONDS
                 return
             if self._closed:
@@ -258,3 +274,4 @@ class Kernels:
         self.warm.clear()
         self.pool.clear()
         await asyncio.gather(*(kernel.close() for kernel in kernels), return_exceptions=True)
+        await asyncio.gather(*self._closing, return_exceptions=True)

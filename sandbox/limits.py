@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import reprlib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from sandbox.errors import BadRequest
@@ -74,8 +74,9 @@ class Limits:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values, for JSON and event payloads."""
-        return asdict(self)
+        """Plain values, for JSON and event payloads (every field is a scalar: no deep copy,
+        which ``dataclasses.asdict`` would spend a tenth of a millisecond on)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Limits:

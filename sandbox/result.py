@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sandbox.errors import BadRequest
@@ -34,8 +34,9 @@ class RunResult:
     kernel: str = "new"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values, for JSON and event payloads."""
-        return asdict(self)
+        """Plain values, for JSON and event payloads (every field is a scalar: no deep copy,
+        which ``dataclasses.asdict`` would spend a tenth of a millisecond on)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:

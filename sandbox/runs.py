@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox import tree
 from sandbox.errors import SandboxError, SandboxUnavailable
 from sandbox.process import ProcessOutcome
 from sandbox.result import RunResult
@@ -20,6 +21,7 @@ from sandbox.workspace import Workspace, Workspaces
 
 log = logging.getLogger(__name__)
 SUFFIXES = {"python": ".py", "bash": ".sh"}
+QUICK_ENTRIES = 64  # a workspace's entries walked on the event loop after a block, at most
 STOPPED = "\nopsloop: the block was stopped: its workspace went over its cap\n"
 
 
@@ -49,7 +51,10 @@ class Run:
         """Close the workspace to others and check its caps, once; a notice for stderr."""
         if not self._settled and self.workspace is not None:
             self._settled = True
-            self._notice = await asyncio.to_thread(self.workspaces.finish, self.workspace)
+            try:  # a small image workspace on the event loop: cheaper than a thread's handoff
+                self._notice = self.workspaces.finish(self.workspace, quick=QUICK_ENTRIES)
+            except tree.TooLong:
+                self._notice = await asyncio.to_thread(self.workspaces.finish, self.workspace)
         self._settled = True
         return self._notice
 

@@ -55,7 +55,7 @@ from sandbox.request import MAX_CODE_BYTES
 from sandbox.result import RunResult
 from sandbox.service_files import FileSettings, add_file_routes
 from sandbox.service_ws import WsSettings, make_ws_handler
-from sandbox.wire import gathered, object_pieces, parse_run_request
+from sandbox.wire import parse_run_request, result_chunks
 
 __all__ = ["Runner", "RunningService", "ServiceOptions", "check_bind", "make_app", "serve"]
 log = logging.getLogger(__name__)
@@ -270,9 +270,12 @@ async def _send_result(
     try:
         async with asyncio.timeout(seconds):
             await response.prepare(request)
-            for chunk in gathered(object_pieces(result.to_dict())):
-                await response.write(chunk)
-            await response.write_eof()
+            last = b""  # sent with the end: a small result goes in one write, headers and all
+            for chunk in result_chunks(result.to_dict()):
+                if last:
+                    await response.write(last)
+                last = chunk
+            await response.write_eof(last)
     except TimeoutError:
         log.warning("a caller did not read its result within %g s: connection closed", seconds)
         if request.transport is not None:

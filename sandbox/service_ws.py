@@ -32,7 +32,7 @@ from sandbox.http_guard import Handler
 from sandbox.limits import Limits
 from sandbox.relay import MAX_RESPONSE_BYTES
 from sandbox.result import RunResult
-from sandbox.wire import gathered, json_bytes, object_pieces, parse_run_request
+from sandbox.wire import json_bytes, parse_run_request, result_chunks
 
 log = logging.getLogger(__name__)
 ENVELOPE_BYTES = 64 * 1024  # room around a frame for its envelope
@@ -223,7 +223,7 @@ async def _send_result(ws: web.WebSocketResponse, result: RunResult, *, seconds:
     """The result's JSON in pieces (no encoded copy of it all), then ``done``."""
     try:
         async with asyncio.timeout(seconds):
-            for chunk in gathered(object_pieces(result.to_dict())):
+            for chunk in result_chunks(result.to_dict()):
                 await ws.send_bytes(chunk)
             await ws.send_str('{"type":"done"}')
     except TimeoutError:

@@ -34,6 +34,10 @@ _SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID
 Identity = tuple[int, int]  # (st_dev, st_ino)
 
 
+class TooLong(Exception):
+    """A quick walk met more than it may look at (``Workspaces.finish``'s ``quick``)."""
+
+
 @dataclass
 class Budget:
     """How long a walk may take and how many entries it may look at."""
@@ -309,3 +313,14 @@ def remove_path(path: str | os.PathLike[str], *, budget: Budget) -> bool:
         return remove(parent_fd, name, budget=budget)
     finally:
         os.close(parent_fd)
+
+
+def close_to_others(path: str | os.PathLike[str], owner: tuple[int, int]) -> None:
+    """The workspace's root belongs to its uid and is 0700, whatever a block did to it."""
+    fd = open_dir(path)  # O_NOFOLLOW: a link planted in its place is refused
+    try:
+        if os.geteuid() == 0:
+            os.fchown(fd, *owner)
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)

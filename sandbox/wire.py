@@ -101,3 +101,12 @@ def gathered(pieces: Iterator[bytes], *, size: int = WRITE_BYTES) -> Iterator[by
             buffer.clear()
     if buffer:
         yield bytes(buffer)
+
+
+def result_chunks(fields: Mapping[str, object]) -> Iterator[bytes]:
+    """A result as the writes that send it: one ``json_bytes`` when its strings are short
+    (the same bytes, a tenth of the encoder calls), else gathered pieces."""
+    if sum(len(value) for value in fields.values() if isinstance(value, str)) <= PIECE_CHARS:
+        yield json_bytes(fields)
+        return
+    yield from gathered(object_pieces(fields))

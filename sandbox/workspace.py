@@ -28,15 +28,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox import images, quota, tree
+from sandbox import images, quota, spares, tree
 from sandbox.errors import SandboxError, SandboxUnavailable
+from sandbox.images import resolve_fs
 from sandbox.layout import JAIL_UID, jail_owner, unreachable_part
 from sandbox.process import Watch
 from sandbox.request import check_workspace
 from sandbox.uids import DEFAULT_UID_RANGE, UidRange
 
 log = logging.getLogger(__name__)
-FS_KINDS = ("auto", "image", "directory")
 PRUNE_EVERY_SECONDS = 600.0
 UNMOUNT_IDLE_SECONDS = 2 * 3600.0  # longer than any block can run: no jail still holds it
 FINISH_SECONDS = 5.0  # the after-run walk of one workspace
@@ -61,16 +61,6 @@ class _Record:
     gid: int
     fs: str
     used: float  # last use, as opsloop recorded it
-
-
-def resolve_fs(wanted: str) -> str:
-    """``auto`` as ``image`` where images work, else ``directory``; ``image`` or an error."""
-    if wanted not in FS_KINDS:
-        raise SandboxUnavailable(f"workspace_fs {wanted!r} is not one of {', '.join(FS_KINDS)}")
-    reason = images.unavailable_reason() if wanted != "directory" else None
-    if wanted == "image" and reason:
-        raise SandboxUnavailable(f"workspace_fs = 'image' cannot work here: {reason}")
-    return "directory" if wanted == "directory" or reason else "image"
 
 
 class Workspaces:
@@ -200,7 +190,7 @@ class Workspaces:
                     self._make_image(name, owner)
             if self.fs == "image" and not images.is_mounted(path):
                 images.mount(self._image(name), path)
-            _close_to_others(path, owner)
+            tree.close_to_others(path, owner)
             self._touch(name)
         return Workspace(name=name, path=path, owner=owner)
 
@@ -219,7 +209,8 @@ class Workspaces:
             owner = (uid, uid)
         path.mkdir(mode=0o700)
         if self.fs == "image" and spare is not None and owner[0] == uid and spare.is_file():
-            spare.rename(self._image(name))  # made for this uid: no mkfs while the user waits
+            # Made and mounted for this uid: no mkfs nor mount while the user waits.
+            spares.take(spare, to_image=self._image(name), to_dir=path)
         elif self.fs == "image":
             self._make_image(name, owner)
         self._write_record(name, owner=owner)
@@ -246,7 +237,7 @@ class Workspaces:
             return None
         self._ensure_root()
         spare = self.root / IMAGES / f"{SPARE}{os.urandom(8).hex()}.ext4"
-        images.create(spare, quota_bytes=self.quota_bytes, files=self.max_files, owner=(uid, uid))
+        spares.make(spare, quota_bytes=self.quota_bytes, files=self.max_files, owner=(uid, uid))
         return spare
 
     def exists(self, name: str) -> bool:
@@ -262,17 +253,35 @@ class Workspaces:
         """Did a kernel run for ``name`` before, in any process (by our record)?"""
         return (self.root / META / f"{check_workspace(name)}.kernel").exists()
 
-    def finish(self, workspace: Workspace) -> str | None:
+    def identity(self, workspace: Workspace) -> tuple[int, int, int] | None:
+        """Two stats, cheap enough for every warm block: the workspace root's device and
+        inode (not following a link; another mount changes the device) and its record's
+        inode (made again when the workspace is). None when either is gone."""
+        try:
+            root = os.stat(workspace.path, follow_symlinks=False)
+            record = os.stat(self._record_path(workspace.name))
+        except OSError:
+            return None
+        return root.st_dev, root.st_ino, record.st_ino
+
+    def finish(self, workspace: Workspace, *, quick: int | None = None) -> str | None:
         """After a run: close it to others again, strip what no block may leave, and (for a
-        directory) empty it when it is over a cap. Returns a notice for the block's stderr."""
+        directory) empty it when it is over a cap. Returns a notice for the block's stderr.
+        ``quick``: at most that many entries (on the event loop); ``tree.TooLong`` when the
+        image holds more, or for a directory (then finish it off the loop: nothing is lost)."""
+        if quick is not None and self.fs == "directory":
+            raise tree.TooLong
         try:
             fd = tree.open_dir(workspace.path)
         except OSError:
             return None
         try:
             os.fchmod(fd, 0o700)
-            budget = tree.Budget(seconds=FINISH_SECONDS, entries=4 * self.max_files + 1000)
+            entries = 4 * self.max_files + 1000 if quick is None else quick
+            budget = tree.Budget(seconds=FINISH_SECONDS, entries=entries)
             changed, complete = tree.strip_special(fd, budget=budget)
+            if quick is not None and not complete:
+                raise tree.TooLong
             if changed or not complete:
                 log.warning(
                     "workspace %s: %d setuid/setgid bits or device nodes removed%s",
@@ -327,11 +336,8 @@ class Workspaces:
             except (OSError, SandboxError) as exc:
                 log.warning("workspace %s could not be pruned: %s; skipped", name, exc)
         self._empty_trash()
-        with contextlib.suppress(OSError), os.scandir(self.root / IMAGES) as entries:
-            for entry in entries:  # spares of a process that stopped (a live one's are younger)
-                if entry.name.startswith(SPARE) and now - entry.stat().st_mtime > SPARE_SECONDS:
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
+        # Spares of a process that stopped (a live one's are younger).
+        spares.sweep(self.root / IMAGES, prefix=SPARE, older_than=now - SPARE_SECONDS)
         return sorted(removed)
 
     def remove(self, name: str) -> bool:
@@ -385,14 +391,3 @@ class Workspaces:
             path = self.path(name)
             if images.is_mounted(path) and (problem := images.unmount(path)):
                 log.warning("workspace %s stays mounted: %s", name, problem)
-
-
-def _close_to_others(path: Path, owner: tuple[int, int]) -> None:
-    """The workspace's root belongs to its uid and is 0700, whatever a block did to it."""
-    fd = tree.open_dir(path)  # O_NOFOLLOW: a link planted in its place is refused
-    try:
-        if os.geteuid() == 0:
-            os.fchown(fd, *owner)
-        os.fchmod(fd, 0o700)
-    finally:
-        os.close(fd)

@@ -8,7 +8,9 @@ Real nsjail; under CI=true a missing jail fails the test rather than skipping it
 from __future__ import annotations
 
 import asyncio
+import os
 import textwrap
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -369,6 +371,49 @@ async def test_a_prestarted_kernel_gets_its_workspace_with_its_own_uid(
     path = warm.workspaces.path("conv-pooled") / "f"
     assert (result.stdout, result.kernel) == ("65534\n", "new"), result
     assert path.stat().st_uid == owner[0] != warm.workspaces.owner("conv-first")[0]
+
+
+def spare_mounts() -> list[str]:
+    """Mount points of spares (``sandbox.spares``) in this mount namespace."""
+    with open("/proc/self/mountinfo") as lines:
+        return [line.split()[4] for line in lines if "/.spare-" in line.split()[4]]
+
+
+async def test_a_spare_waits_mounted_where_no_jail_reaches_and_becomes_the_workspace(
+    warm, data_dir: Path
+) -> None:
+    await py(warm, "1", "conv-spare-first")  # the pool fills after a first kernel
+    for _ in range(100):
+        if warm.kernels().pool and spare_mounts():
+            break
+        await asyncio.sleep(0.05)
+    waiting = spare_mounts()
+    assert len(waiting) == 1, waiting
+    images = Path(waiting[0]).parent
+    assert images.stat().st_uid == 0 and images.stat().st_mode & 0o777 == 0o700
+    result = await py(warm, "open('/workspace/f', 'w').write('x')\nprint(1)", "conv-spare")
+    assert (result.stdout, result.kernel) == ("1\n", "new"), result
+    home = warm.workspaces.path("conv-spare")
+    assert os.path.ismount(home) and (home / "f").read_text() == "x"
+    flags = os.statvfs(home).f_flag
+    assert flags & os.ST_NOSUID and flags & os.ST_NODEV  # the spare's mount, moved as it was
+    assert waiting[0] not in spare_mounts()  # moved, not copied
+    await warm.aclose()
+    assert spare_mounts() == [], "a spare of a closed pool stayed mounted"
+
+
+def test_stale_spares_of_a_stopped_process_are_unmounted_and_deleted(tmp_path: Path) -> None:
+    from sandbox import spares
+    from sandbox.images import unavailable_reason
+
+    require_real(unavailable_reason() is None, f"images: {unavailable_reason()}")
+    image = tmp_path / ".spare-0123.ext4"
+    spares.make(image, quota_bytes=16 << 20, files=100, owner=(0, 0))
+    assert os.path.ismount(spares.mount_point(image))
+    spares.sweep(tmp_path, prefix=".spare-", older_than=time.time() - 3600)  # still young
+    assert os.path.ismount(spares.mount_point(image))
+    spares.sweep(tmp_path, prefix=".spare-", older_than=time.time() + 60)
+    assert not spares.mount_point(image).exists() and not image.exists()
 
 
 async def test_tools_reach_each_blocks_own_relay_in_a_kernel(warm) -> None:

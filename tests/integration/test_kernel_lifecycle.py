@@ -170,3 +170,21 @@ async def test_bash_blocks_run_in_fresh_jails_on_the_same_workspace_as_the_kerne
         )
     assert shell.kernel == "new" and shell.stdout.startswith("py ")
     assert (back.kernel, back.stdout) == ("warm", "sh 42\n"), back
+
+
+async def test_a_kernel_whose_workspace_was_removed_and_made_again_is_not_used_again(
+    workspaces: Workspaces,
+) -> None:
+    async with sandbox_with(workspaces) as sandbox:
+        code = "open('/workspace/mark', 'w').write('old')\nprint(1)"
+        first = await sandbox.run(
+            language="python", code=code, limits=LIMITS, workspace="conv-moved"
+        )
+        assert first.kernel == "new", first
+        assert await asyncio.to_thread(workspaces.remove, "conv-moved")
+        code = "import os\nprint(os.path.exists('/workspace/mark'))"
+        again = await sandbox.run(
+            language="python", code=code, limits=LIMITS, workspace="conv-moved"
+        )
+        # The warm kernel's mount is the removed workspace's: a new kernel gets the new one.
+        assert (again.kernel, again.stdout) == ("restarted", "False\n"), again

@@ -162,6 +162,23 @@ async def test_a_setuid_python_planted_in_a_workspace_is_useless_to_local_users(
     assert tried.returncode != 0 and "Permission denied" in tried.stderr
 
 
+async def test_a_setuid_file_behind_more_entries_than_the_quick_walk_looks_at_is_stripped(
+    jail, workspace_fs: str, data_dir: Path
+) -> None:
+    from sandbox.runs import QUICK_ENTRIES
+
+    jail.workspaces = workspaces_for(data_dir, fs=workspace_fs)
+    many = 4 * QUICK_ENTRIES  # the walk after the block goes off the event loop, whole
+    code = (
+        f"mkdir -p /workspace/a && touch $(seq -f '/workspace/a/f%g' 1 {many}) && "
+        "cp /usr/bin/python3 /workspace/zz && chmod 6755 /workspace/zz"
+    )
+    assert (await sh(jail, code, workspace="conv-many")).exit_code == 0
+    home = jail.workspaces.path("conv-many")
+    assert len(os.listdir(home / "a")) == many
+    assert not (home / "zz").stat().st_mode & (stat.S_ISUID | stat.S_ISGID)
+
+
 async def test_a_workspace_opened_to_everyone_is_closed_again_after_and_before_each_run(
     jail,
 ) -> None:

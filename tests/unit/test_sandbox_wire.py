@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from sandbox.errors import BadRequest
 from sandbox.limits import Limits
 from sandbox.result import RunResult
-from sandbox.wire import PIECE_CHARS, gathered, json_bytes, object_pieces, parse_run_request
+from sandbox.wire import (
+    PIECE_CHARS,
+    gathered,
+    json_bytes,
+    object_pieces,
+    parse_run_request,
+    result_chunks,
+)
 
 SERVICE = Limits(wall_seconds=5, memory_mb=128)
 
@@ -118,3 +125,20 @@ def test_any_body_is_either_run_arguments_or_a_bad_request(raw: bytes) -> None:
     except BadRequest:
         return
     assert parsed["limits"].over(SERVICE) is None
+
+
+@given(st.text(), st.text(alphabet=st.characters(min_codepoint=0xDC00, max_codepoint=0xDFFF)))
+def test_a_result_is_sent_whole_when_short_and_reads_back_the_same_either_way(
+    text: str, surrogates: str
+) -> None:
+    fields = result(text + surrogates, stderr=text)
+    chunks = list(result_chunks(fields))
+    assert json.loads(b"".join(chunks).decode("utf-8")) == fields
+    short = 2 * len(text) + len(surrogates) <= PIECE_CHARS
+    if short:
+        assert len(chunks) == 1
+
+
+def test_a_long_result_is_still_sent_in_pieces() -> None:
+    fields = result("x" * (3 * PIECE_CHARS), stderr="y" * PIECE_CHARS)
+    assert b"".join(result_chunks(fields)) == b"".join(gathered(object_pieces(fields)))
