@@ -123,7 +123,7 @@ class Kernels:
         ):
             await self._retire(name)
             kernel, restarted = None, True
-        if kernel is not None:
+        if kernel is not None and kernel.attached is not None:  # (not _moved: it is)
             self.warm[name] = self.warm.pop(name)  # most recently used now
             return kernel, "warm", kernel.attached
         restarted = restarted or await asyncio.to_thread(self.workspaces.had_kernel, name)
