@@ -5,6 +5,11 @@ workspace image is (``nosuid,nodev``, lost+found gone), at ``.images/.spare-<hex
 are inside ``.images``, root's and 0700: no jail and no local user can reach a spare before
 it is a workspace, and it holds nothing but an empty filesystem of that uid.
 
+A spare's name carries its maker, ``.spare-<pid>-<start time>-<hex>``, so that the sweep
+drops the spares of a process that is gone at once (a service restarting in a loop would
+otherwise pile up mounted loop devices until they run out), whatever their age; a reused pid
+has another start time. Spares with no maker in their name go by age.
+
 A new workspace takes a spare by renaming the image and *moving* its mount onto the
 workspace's directory (``mount(2)`` with ``MS_MOVE``: one system call instead of a ``mount``
 process and a loop device set up while the user waits). The moved mount is the same mount,
@@ -22,6 +27,29 @@ from pathlib import Path
 from sandbox import images
 
 MS_MOVE = 8192
+
+
+def maker() -> str:
+    """This process, as a spare's name carries it: its pid and start time."""
+    return f"{os.getpid()}-{_start_time(os.getpid())}"
+
+
+def _start_time(pid: int) -> str:
+    """The start time of process ``pid`` (clock ticks since boot), "" when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return ""
+    return stat.rpartition(b")")[2].split()[19].decode()
+
+
+def _maker_gone(name: str, prefix: str) -> bool:
+    """Is the process that made spare ``name`` gone? False when the name does not say."""
+    pid, _, rest = name[len(prefix) :].partition("-")
+    started = rest.partition("-")[0]
+    if not (pid.isdigit() and started.isdigit()):
+        return False
+    return _start_time(int(pid)) != started
 
 
 def mount_point(image: Path) -> Path:
@@ -68,14 +96,18 @@ def drop(image: Path) -> None:
 
 
 def sweep(directory: Path, *, prefix: str, older_than: float) -> None:
-    """Drop spares (``prefix``...) last changed before ``older_than``: a stopped process's."""
+    """Drop spares (``prefix``...) whose maker is gone, or last changed before
+    ``older_than``: a stopped process's."""
     stale: list[Path] = []
     with contextlib.suppress(OSError), os.scandir(directory) as entries:
         stale = [
             Path(entry.path)
             for entry in entries
             if entry.name.startswith(prefix)
-            and entry.stat(follow_symlinks=False).st_mtime < older_than
+            and (
+                _maker_gone(entry.name, prefix)
+                or entry.stat(follow_symlinks=False).st_mtime < older_than
+            )
         ]
     for path in stale:
         drop(path if path.suffix == ".ext4" else path.with_suffix(".ext4"))

@@ -236,7 +236,7 @@ class Workspaces:
         if self.fs != "image":
             return None
         self._ensure_root()
-        spare = self.root / IMAGES / f"{SPARE}{os.urandom(8).hex()}.ext4"
+        spare = self.root / IMAGES / f"{SPARE}{spares.maker()}-{os.urandom(8).hex()}.ext4"
         spares.make(spare, quota_bytes=self.quota_bytes, files=self.max_files, owner=(uid, uid))
         return spare
 
@@ -336,7 +336,7 @@ class Workspaces:
             except (OSError, SandboxError) as exc:
                 log.warning("workspace %s could not be pruned: %s; skipped", name, exc)
         self._empty_trash()
-        # Spares of a process that stopped (a live one's are younger).
+        # Spares of a process that stopped (by their maker, or by age: a live one's are younger).
         spares.sweep(self.root / IMAGES, prefix=SPARE, older_than=now - SPARE_SECONDS)
         return sorted(removed)
 

@@ -416,6 +416,31 @@ def test_stale_spares_of_a_stopped_process_are_unmounted_and_deleted(tmp_path: P
     assert not spares.mount_point(image).exists() and not image.exists()
 
 
+def test_young_spares_of_a_process_that_is_gone_are_swept_at_once(tmp_path: Path) -> None:
+    """A service restarting in a loop must not pile up mounted spares (and loop devices)."""
+    import subprocess
+
+    from sandbox import spares
+    from sandbox.images import unavailable_reason
+
+    require_real(unavailable_reason() is None, f"images: {unavailable_reason()}")
+    child = subprocess.Popen(["sleep", "60"])
+    started = Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[19]
+    theirs = tmp_path / f".spare-{child.pid}-{started}-ab12.ext4"
+    ours = tmp_path / f".spare-{spares.maker()}-cd34.ext4"
+    for image in (theirs, ours):
+        spares.make(image, quota_bytes=16 << 20, files=100, owner=(0, 0))
+    young = time.time() - 3600
+    spares.sweep(tmp_path, prefix=".spare-", older_than=young)
+    assert os.path.ismount(spares.mount_point(theirs))  # its maker still runs
+    child.kill()
+    child.wait()
+    spares.sweep(tmp_path, prefix=".spare-", older_than=young)
+    assert not spares.mount_point(theirs).exists() and not theirs.exists()
+    assert os.path.ismount(spares.mount_point(ours))  # this process's: kept
+    spares.drop(ours)
+
+
 async def test_tools_reach_each_blocks_own_relay_in_a_kernel(warm) -> None:
     seen: list[str] = []
 
