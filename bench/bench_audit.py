@@ -188,8 +188,10 @@ def main() -> None:
         "",
         "| measure | opsloop | baseline | ratio | target | met |",
         "|---|---|---|---|---|---|",
-        *(f"| {m} | {v} | {b} | {r} | {t} | {'yes' if ok else '**no**'} |"
-          for m, v, b, r, t, ok in rows),  # fmt: skip
+        *(
+            f"| {m} | {v} | {b} | {r} | {t} | {'yes' if ok else '**no**'} |"
+            for m, v, b, r, t, ok in rows
+        ),  # fmt: skip
     ]
     text = "\n".join(lines) + "\n"
     print(text)

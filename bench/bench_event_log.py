@@ -76,8 +76,9 @@ def stored_size(app: ConversationApp) -> int:
     return len(app.mapper.to_stored_event(conv.collect_events()[-1]).state)
 
 
-def paired(first: Callable[[], None], second: Callable[[], None], *, n: int,
-           rounds: int = 7) -> tuple[float, float]:
+def paired(
+    first: Callable[[], None], second: Callable[[], None], *, n: int, rounds: int = 7
+) -> tuple[float, float]:
     """Seconds per call of each, alternating rounds so both see the same machine load."""
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(rounds):
@@ -96,13 +97,17 @@ def raw_sqlite_inserter(path: str, size: int) -> Inserter:
     """A raw sqlite3 INSERT of a blob of ``size`` bytes into a WAL-mode file."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE blobs (id TEXT, version INTEGER, topic TEXT, state BLOB, "
-                 "PRIMARY KEY (id, version))")
+    conn.execute(
+        "CREATE TABLE blobs (id TEXT, version INTEGER, topic TEXT, state BLOB, "
+        "PRIMARY KEY (id, version))"
+    )
     blob, counter = os.urandom(size), iter(range(10**9))
 
     def insert() -> None:
-        conn.execute("INSERT INTO blobs VALUES (?, ?, ?, ?)",
-                     ("a" * 32, next(counter), "domain.events:MessageReceived", blob))
+        conn.execute(
+            "INSERT INTO blobs VALUES (?, ?, ?, ?)",
+            ("a" * 32, next(counter), "domain.events:MessageReceived", blob),
+        )
 
     return insert, conn.close
 
@@ -112,13 +117,17 @@ def raw_postgres_inserter(url: str, size: int) -> Inserter:
     import psycopg
 
     conn = psycopg.connect(url, autocommit=True)
-    conn.execute("CREATE TABLE IF NOT EXISTS blobs (id UUID, version INTEGER, topic TEXT, "
-                 "state BYTEA, PRIMARY KEY (id, version))")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS blobs (id UUID, version INTEGER, topic TEXT, "
+        "state BYTEA, PRIMARY KEY (id, version))"
+    )
     blob, counter, uid = os.urandom(size), iter(range(10**9)), uuid4()
 
     def insert() -> None:
-        conn.execute("INSERT INTO blobs VALUES (%s, %s, %s, %s)",
-                     (uid, next(counter), "domain.events:MessageReceived", blob))
+        conn.execute(
+            "INSERT INTO blobs VALUES (%s, %s, %s, %s)",
+            (uid, next(counter), "domain.events:MessageReceived", blob),
+        )
 
     return insert, conn.close
 
@@ -134,16 +143,32 @@ def grow(app: ConversationApp, *, events: int, thread: str) -> Conversation:
         if conv.status != "open":
             conv.receive_message(message_key=f"k{n}", author="alice", text=TEXT)
         conv.record_model_reply(
-            provider="ollama", model="llama3.1", text="let me look <helpers>df -h</helpers>",
-            input_tokens=900, output_tokens=40, tokens_estimated=False, cost=0.0, priced=False,
-            latency_ms=800, attempts=1, prompt_fingerprint="fp",
+            provider="ollama",
+            model="llama3.1",
+            text="let me look <helpers>df -h</helpers>",
+            input_tokens=900,
+            output_tokens=40,
+            tokens_estimated=False,
+            cost=0.0,
+            priced=False,
+            latency_ms=800,
+            attempts=1,
+            prompt_fingerprint="fp",
         )
         block = conv.last_turn_blocks[0].block_id
         conv.start_block(block_id=block, limits={"wall_s": 10, "memory_mb": 256})
         conv.finish_block(
-            block_id=block, exit_code=0, signal=None, stdout="/dev/sda1 100G 99G 1G 99% /\n" * 5,
-            stderr="", duration_ms=40, cpu_ms=10, timed_out=False, memory_exceeded=False,
-            output_truncated=False, unsafe_local=False,
+            block_id=block,
+            exit_code=0,
+            signal=None,
+            stdout="/dev/sda1 100G 99G 1G 99% /\n" * 5,
+            stderr="",
+            duration_ms=40,
+            cpu_ms=10,
+            timed_out=False,
+            memory_exceeded=False,
+            output_truncated=False,
+            unsafe_local=False,
         )
         conv.answer(text="the disk is 99% full: /var/log")
         if len(conv.pending_events) >= 200 or conv.version >= events:
@@ -177,8 +202,15 @@ def replay_in_process(url: str, cid: str) -> float:
 
 
 def replay_process(url: str, cid: str) -> tuple[float, int]:
-    cmd = [sys.executable, "-c", "from bot.cli import main; main()", "replay", cid, "--format",
-           "json"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from bot.cli import main; main()",
+        "replay",
+        cid,
+        "--format",
+        "json",
+    ]
     e = {**os.environ, "OPSLOOP_DATABASE_URL": url}
     t0 = time.perf_counter()
     out = subprocess.run(cmd, env=e, capture_output=True, check=True)
@@ -195,8 +227,9 @@ def bench_store(name: str, url: str, baseline: Callable[[int], Inserter]) -> lis
         counter = iter(range(10**9))
 
         def append() -> None:
-            app.receive_message(coordinates=HERE, message_key=f"k-{next(counter):06d}",
-                                author="alice", text=TEXT)
+            app.receive_message(
+                coordinates=HERE, message_key=f"k-{next(counter):06d}", author="alice", text=TEXT
+            )
 
         size = stored_size(app)
         raw_insert, close_raw = baseline(size)
@@ -205,9 +238,17 @@ def bench_store(name: str, url: str, baseline: Callable[[int], Inserter]) -> lis
         finally:
             close_raw()
         ratio = per_append / per_raw
-        rows.append(Row(name, f"append one MessageReceived ({size} B stored)",
-                        f"{per_append * 1e3:.3f} ms", f"raw INSERT {per_raw * 1e3:.3f} ms",
-                        f"{ratio:.2f}x", "<= 3x", ratio <= 3))
+        rows.append(
+            Row(
+                name,
+                f"append one MessageReceived ({size} B stored)",
+                f"{per_append * 1e3:.3f} ms",
+                f"raw INSERT {per_raw * 1e3:.3f} ms",
+                f"{ratio:.2f}x",
+                "<= 3x",
+                ratio <= 3,
+            )
+        )
 
         # 2. load a 1,000-event conversation with and without snapshots.
         conv = grow(app, events=1000, thread="load-1000")
@@ -218,18 +259,44 @@ def bench_store(name: str, url: str, baseline: Callable[[int], Inserter]) -> lis
         with_snap = best_per_op(lambda: snapshotted.get(conv.id), n=20)
         without = best_per_op(lambda: plain.get(conv.id), n=5)
         speedup = without / with_snap
-        rows.append(Row(name, f"load {conv.version}-event conversation with snapshots",
-                        f"{with_snap * 1e3:.2f} ms", f"without {without * 1e3:.2f} ms",
-                        f"{speedup:.1f}x faster", ">= 10x", speedup >= 10))
+        rows.append(
+            Row(
+                name,
+                f"load {conv.version}-event conversation with snapshots",
+                f"{with_snap * 1e3:.2f} ms",
+                f"without {without * 1e3:.2f} ms",
+                f"{speedup:.1f}x faster",
+                ">= 10x",
+                speedup >= 10,
+            )
+        )
 
         # 3. replay --format json of 10,000 events.
         big = grow(app, events=10_000, thread="replay-10000")
         in_process = min(replay_in_process(url, str(big.id)) for _ in range(3))
         whole, lines = min(replay_process(url, str(big.id)) for _ in range(2))
-        rows.append(Row(name, f"replay --format json, {lines} events (in process)",
-                        f"{in_process:.3f} s", "-", "-", "< 1 s", in_process < 1))
-        rows.append(Row(name, f"replay --format json, {lines} events (whole opsloop process)",
-                        f"{whole:.3f} s", "-", "-", "< 1 s", whole < 1))
+        rows.append(
+            Row(
+                name,
+                f"replay --format json, {lines} events (in process)",
+                f"{in_process:.3f} s",
+                "-",
+                "-",
+                "< 1 s",
+                in_process < 1,
+            )
+        )
+        rows.append(
+            Row(
+                name,
+                f"replay --format json, {lines} events (whole opsloop process)",
+                f"{whole:.3f} s",
+                "-",
+                "-",
+                "< 1 s",
+                whole < 1,
+            )
+        )
     finally:
         app.close()
     return rows
@@ -257,8 +324,11 @@ def main() -> None:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         raw_path = f"{tmp}/raw.sqlite3"
-        rows += bench_store("SQLite", f"sqlite:///{tmp}/events.sqlite3",
-                            lambda size: raw_sqlite_inserter(raw_path, size))
+        rows += bench_store(
+            "SQLite",
+            f"sqlite:///{tmp}/events.sqlite3",
+            lambda size: raw_sqlite_inserter(raw_path, size),
+        )
     pg = os.environ.get("OPSLOOP_TEST_POSTGRES_URL")
     skipped = "" if pg else "\nPostgreSQL: skipped (OPSLOOP_TEST_POSTGRES_URL is not set).\n"
     if pg:
@@ -272,8 +342,11 @@ def main() -> None:
         "| store | measure | opsloop | baseline | ratio | target | met |",
         "|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {r.store} | {r.measure} | {r.value} | {r.baseline} | {r.ratio} | {r.target} | "
-              f"{'yes' if r.met else '**no**'} |" for r in rows]
+    lines += [
+        f"| {r.store} | {r.measure} | {r.value} | {r.baseline} | {r.ratio} | {r.target} | "
+        f"{'yes' if r.met else '**no**'} |"
+        for r in rows
+    ]
     text = "\n".join(lines) + "\n" + skipped
     print(text)
     if args.output:

@@ -30,8 +30,9 @@ async def test_a_burst_runs_at_most_max_loops_loops_at_once_and_the_rest_later()
     service = scripted_service(hold=hold)
     surface = DiscordSurface(service=service, max_loops=1)
     c1, c2 = [
-        (await service.receive(Incoming(Coordinates("discord", "", dm, dm), dm, "42", "disk?")))
-        .conversation_id
+        (
+            await service.receive(Incoming(Coordinates("discord", "", dm, dm), dm, "42", "disk?"))
+        ).conversation_id
         for dm in ("501", "502")
     ]
     first, second = FakeChannel(), FakeChannel()

@@ -34,7 +34,7 @@ def test_a_bare_block_is_python_and_the_prose_around_it_is_the_text() -> None:
 
 def test_the_design_example_gives_two_blocks_in_order() -> None:
     reply = (
-        "<helpers>\nimport shutil; print(shutil.disk_usage(\"/\"))\n</helpers>\n"
+        '<helpers>\nimport shutil; print(shutil.disk_usage("/"))\n</helpers>\n'
         '<helpers lang="bash">\nls -la /workspace\n</helpers>\n'
     )
     parsed = parse_helpers(reply)
@@ -46,14 +46,23 @@ def test_the_design_example_gives_two_blocks_in_order() -> None:
 
 
 def test_lang_may_be_double_quoted_single_quoted_or_bare() -> None:
-    for tag in ('<helpers lang="bash">', "<helpers lang='bash'>", "<helpers lang=bash>",
-                '<helpers  lang = "bash" >', '<HELPERS LANG="BASH">'):
+    for tag in (
+        '<helpers lang="bash">',
+        "<helpers lang='bash'>",
+        "<helpers lang=bash>",
+        '<helpers  lang = "bash" >',
+        '<HELPERS LANG="BASH">',
+    ):
         assert codes(f"{tag}\nls\n</helpers>") == [("bash", "ls")], tag
 
 
 def test_language_aliases_are_normalised_and_unknown_ones_kept_as_written() -> None:
     assert [normalise_language(name) for name in ("py", "Python3", "python", "sh", "shell")] == [
-        "python", "python", "python", "bash", "bash",
+        "python",
+        "python",
+        "python",
+        "bash",
+        "bash",
     ]
     assert codes('<helpers lang="Ruby">\nputs 1\n</helpers>') == [("Ruby", "puts 1")]
 
@@ -97,7 +106,7 @@ def test_an_indented_block_is_dedented_so_python_accepts_it() -> None:
 
 
 def test_a_closing_tag_inside_a_string_literal_does_not_close_the_block() -> None:
-    reply = '<helpers>\nprint("</helpers>")\nprint(\'x </helpers>\')\n</helpers>\nok'
+    reply = "<helpers>\nprint(\"</helpers>\")\nprint('x </helpers>')\n</helpers>\nok"
     assert codes(reply) == [("python", "print(\"</helpers>\")\nprint('x </helpers>')")]
     assert parse_helpers(reply).text == "ok"
 
@@ -137,7 +146,7 @@ def test_an_unclosed_block_becomes_text_and_a_problem() -> None:
 
 
 def test_blocks_before_an_unclosed_one_still_run() -> None:
-    parsed = parse_helpers("<helpers>\na = 1\n</helpers>\n<helpers>\nprint(\"</helpers>\")")
+    parsed = parse_helpers('<helpers>\na = 1\n</helpers>\n<helpers>\nprint("</helpers>")')
     assert [b.code for b in parsed.blocks] == ["a = 1"]
     assert parsed.unclosed
     assert "inside a quoted string" in parsed.problems[0]
@@ -192,8 +201,27 @@ def test_many_quoted_tags_on_one_line_are_all_skipped() -> None:
 # -- properties --------------------------------------------------------------------------
 
 TAGGY = st.sampled_from(
-    ["<helpers>", "</helpers>", '<helpers lang="bash">', "<helpers lang=", "```", "```py\n",
-     '"', "'", "\\", "#", "\n", " ", "`", "<", ">", "print(", ")", "</helpers", "<HELPERS >"]
+    [
+        "<helpers>",
+        "</helpers>",
+        '<helpers lang="bash">',
+        "<helpers lang=",
+        "```",
+        "```py\n",
+        '"',
+        "'",
+        "\\",
+        "#",
+        "\n",
+        " ",
+        "`",
+        "<",
+        ">",
+        "print(",
+        ")",
+        "</helpers",
+        "<HELPERS >",
+    ]
 )
 
 

@@ -95,7 +95,10 @@ def test_the_system_prompt_documents_the_closing_tag_rule() -> None:
 
 def test_the_system_prompt_names_the_languages_and_extra_mounts() -> None:
     prompt = system_prompt(
-        wall_seconds=10, memory_mb=256, languages=("python",), extra_mounts=("/opt/venv",),
+        wall_seconds=10,
+        memory_mb=256,
+        languages=("python",),
+        extra_mounts=("/opt/venv",),
         result_chars=1234,
     )
     assert "Languages: python." in prompt
@@ -161,8 +164,9 @@ def test_long_output_keeps_its_head_and_tail_and_says_how_much_was_cut() -> None
 
 
 def test_the_limit_that_was_hit_is_named_when_known() -> None:
-    timed_out = finished(status="failed", exit_code=None, signal=9, timed_out=True,
-                         wall_seconds=2.5)
+    timed_out = finished(
+        status="failed", exit_code=None, signal=9, timed_out=True, wall_seconds=2.5
+    )
     assert "killed by signal 9 (SIGKILL): it ran past the 2.5-second wall-time limit." in (
         render_result(timed_out)
     )
@@ -210,8 +214,9 @@ def test_clip_keeps_a_prefix_and_a_suffix_and_accounts_for_every_character(
 def conversation() -> list[HistoryItem]:
     return [
         UserMessage("why is the disk full?"),
-        ModelTurn("Checking.\n<helpers>\nprint(1)\n</helpers>\n"
-                  "<helpers lang=bash>\ndf\n</helpers>"),
+        ModelTurn(
+            "Checking.\n<helpers>\nprint(1)\n</helpers>\n<helpers lang=bash>\ndf\n</helpers>"
+        ),
         finished("t1b1", stdout="1\n"),
         finished("t1b2", status="failed", exit_code=1, stderr="df: oops\n"),
         ModelTurn("It is /var/log."),
@@ -222,7 +227,12 @@ def conversation() -> list[HistoryItem]:
 def test_a_prompt_that_fits_is_sent_whole_with_results_as_user_messages() -> None:
     prompt = build_prompt(system="SYSTEM", history=conversation())
     assert [m.role for m in prompt.messages] == [
-        "system", "user", "assistant", "user", "assistant", "user",
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
     ]
     results = prompt.messages[3].content
     assert results.startswith("Result of block t1b1 (python): exit status 0 (success).")
@@ -244,8 +254,12 @@ def test_the_fingerprint_is_a_sha256_of_the_messages_and_is_stable() -> None:
 def test_consecutive_user_messages_are_merged_so_roles_alternate() -> None:
     prompt = build_prompt(
         system="S",
-        history=[UserMessage("one"), ModelTurn("<helpers>\nx\n</helpers>"), finished(),
-                 UserMessage("two")],
+        history=[
+            UserMessage("one"),
+            ModelTurn("<helpers>\nx\n</helpers>"),
+            finished(),
+            UserMessage("two"),
+        ],
     )
     assert [m.role for m in prompt.messages] == ["system", "user", "assistant", "user"]
     assert prompt.messages[-1].content.endswith("\n\ntwo")
@@ -262,8 +276,10 @@ def test_the_oldest_outputs_are_shortened_first() -> None:
     big = "x" * 3000 + "\n"
     history: list[HistoryItem] = [
         UserMessage("go"),
-        ModelTurn("<helpers>\na\n</helpers>"), finished("t1b1", stdout=big),
-        ModelTurn("<helpers>\nb\n</helpers>"), finished("t2b1", stdout=big),
+        ModelTurn("<helpers>\na\n</helpers>"),
+        finished("t1b1", stdout=big),
+        ModelTurn("<helpers>\nb\n</helpers>"),
+        finished("t2b1", stdout=big),
     ]
     whole = build_prompt(system="S", history=history, context_tokens=100_000).tokens
     # room for everything but about 2000 characters: shortening the oldest output is enough
@@ -279,9 +295,12 @@ def test_after_shortening_the_oldest_outputs_are_left_out() -> None:
     big = "x" * 3000
     history: list[HistoryItem] = [
         UserMessage("go"),
-        ModelTurn("<helpers>\na\n</helpers>"), finished("t1b1", stdout=big),
-        ModelTurn("<helpers>\nb\n</helpers>"), finished("t2b1", stdout=big),
-        ModelTurn("<helpers>\nc\n</helpers>"), finished("t3b1", stdout=big),
+        ModelTurn("<helpers>\na\n</helpers>"),
+        finished("t1b1", stdout=big),
+        ModelTurn("<helpers>\nb\n</helpers>"),
+        finished("t2b1", stdout=big),
+        ModelTurn("<helpers>\nc\n</helpers>"),
+        finished("t3b1", stdout=big),
     ]
     prompt = build_prompt(system="S", history=history, context_tokens=chars(1200), reply_tokens=0)
     assert prompt.notes.startswith("shortened output of t1b1, t2b1, t3b1; left out output of t1b1")
@@ -368,7 +387,9 @@ ITEM = st.one_of(
     st.builds(ModelTurn, st.text(max_size=400)),
     st.builds(
         lambda n, out, err, status: finished(f"t1b{n}", stdout=out, stderr=err, status=status),
-        st.integers(1, 9), st.text(max_size=3000), st.text(max_size=500),
+        st.integers(1, 9),
+        st.text(max_size=3000),
+        st.text(max_size=500),
         st.sampled_from(["succeeded", "failed", "skipped", "unknown"]),
     ),
 )
@@ -402,9 +423,10 @@ def test_any_history_fits_keeps_the_latest_user_message_and_alternates_roles(
         for text in user_texts(history):  # every user message, in order
             position = sent.index(text, position) + len(text)
     if not prompt.notes:
-        assert prompt.tokens == build_prompt(
-            system="SYSTEM", history=history, context_tokens=10**9
-        ).tokens
+        assert (
+            prompt.tokens
+            == build_prompt(system="SYSTEM", history=history, context_tokens=10**9).tokens
+        )
 
 
 # -- from a timeline ---------------------------------------------------------------------
@@ -416,13 +438,30 @@ def test_a_timeline_maps_to_history_items() -> None:
         {"type": "Started", "platform": "terminal"},
         {"type": "MessageReceived", "message_key": "k1", "author": "ann", "text": "hi"},
         {"type": "ModelReplied", "turn": 1, "text": reply, "provider": "scripted"},
-        {"type": "BlockStarted", "block_id": "t1b1", "turn": 1, "index": 1,
-         "language": "python", "code": "print(1)",
-         "limits": {"wall_seconds": 5.0, "memory_mb": 128}},
-        {"type": "BlockFinished", "block_id": "t1b1", "exit_code": None, "signal": 9,
-         "stdout": "", "stderr": "", "duration_ms": 5, "cpu_ms": None, "timed_out": True,
-         "memory_exceeded": False, "output_truncated": False, "unsafe_local": False,
-         "kernel": "restarted"},
+        {
+            "type": "BlockStarted",
+            "block_id": "t1b1",
+            "turn": 1,
+            "index": 1,
+            "language": "python",
+            "code": "print(1)",
+            "limits": {"wall_seconds": 5.0, "memory_mb": 128},
+        },
+        {
+            "type": "BlockFinished",
+            "block_id": "t1b1",
+            "exit_code": None,
+            "signal": 9,
+            "stdout": "",
+            "stderr": "",
+            "duration_ms": 5,
+            "cpu_ms": None,
+            "timed_out": True,
+            "memory_exceeded": False,
+            "output_truncated": False,
+            "unsafe_local": False,
+            "kernel": "restarted",
+        },
         {"type": "BlockSkipped", "block_id": "t1b2", "reason": "t1b1 failed"},
         {"type": "ModelReplied", "turn": 2, "text": "Done."},
         {"type": "Answered", "text": "Done."},
@@ -430,11 +469,21 @@ def test_a_timeline_maps_to_history_items() -> None:
     assert history_from_timeline(timeline) == [
         UserMessage("hi", author="ann"),
         ModelTurn(reply),
-        BlockOutcome(block_id="t1b1", language="python", code="print(1)", status="failed",
-                     exit_code=None, signal=9, timed_out=True, wall_seconds=5.0, memory_mb=128,
-                     kernel="restarted"),
-        BlockOutcome(block_id="t1b2", language="bash", code="ls", status="skipped",
-                     detail="t1b1 failed"),
+        BlockOutcome(
+            block_id="t1b1",
+            language="python",
+            code="print(1)",
+            status="failed",
+            exit_code=None,
+            signal=9,
+            timed_out=True,
+            wall_seconds=5.0,
+            memory_mb=128,
+            kernel="restarted",
+        ),
+        BlockOutcome(
+            block_id="t1b2", language="bash", code="ls", status="skipped", detail="t1b1 failed"
+        ),
         ModelTurn("Done."),
     ]
 
@@ -446,10 +495,16 @@ def test_refused_and_unknown_outcomes_map_with_their_reason() -> None:
         {"type": "BlockOutcomeUnknown", "block_id": "t4b1", "detail": "interrupted"},
     ]
     items = history_from_timeline(timeline)
-    assert items[1] == BlockOutcome(block_id="t3b1", language="ruby", code="puts 1",
-                                    status="refused", detail="ruby is not supported")
-    assert items[2] == BlockOutcome(block_id="t4b1", language="?", code="", status="unknown",
-                                    detail="interrupted")
+    assert items[1] == BlockOutcome(
+        block_id="t3b1",
+        language="ruby",
+        code="puts 1",
+        status="refused",
+        detail="ruby is not supported",
+    )
+    assert items[2] == BlockOutcome(
+        block_id="t4b1", language="?", code="", status="unknown", detail="interrupted"
+    )
 
 
 def test_the_loops_prompt_builder_leaves_out_a_retry_recorded_by_resume() -> None:

@@ -1,6 +1,6 @@
-"""The static checks are part of the suite: ruff's lint rules, and mypy over the packages
-named in pyproject.toml. mypy is what notices a port implementation that misses a method of
-its Protocol (a routed sandbox without the file methods the files branch added)."""
+"""The static checks are part of the suite: ruff's lint rules and its format, and mypy over
+the packages named in pyproject.toml. mypy is what notices a port implementation that misses
+a method of its Protocol (a routed sandbox without the file methods the files branch added)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
 
 def test_ruff_finds_nothing_to_fix() -> None:
     result = run(sys.executable, "-m", "ruff", "check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_would_change_nothing() -> None:
+    result = run(sys.executable, "-m", "ruff", "format", "--check", ".")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
