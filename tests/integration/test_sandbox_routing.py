@@ -7,7 +7,9 @@ which workspaces it saw.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator
 
 from aiohttp.test_utils import TestServer
 from hypothesis import given
@@ -57,7 +59,10 @@ class NotingRunner:
         return Outbox()
 
 
-async def test_every_run_of_a_workspace_goes_to_the_same_service() -> None:
+@contextlib.asynccontextmanager
+async def two_services() -> AsyncIterator[tuple[list[NotingRunner], list[str], RoutedSandbox]]:
+    """Two real sandbox services on loopback, each over a noting runner, and the routed
+    client over both."""
     from sandbox.service import ServiceOptions, make_app
 
     runners = [NotingRunner(), NotingRunner()]
@@ -70,14 +75,19 @@ async def test_every_run_of_a_workspace_goes_to_the_same_service() -> None:
     urls = [str(s.make_url("")).rstrip("/") for s in servers]
     routed = RoutedSandbox.from_urls(urls, token="t")
     try:
-        for _ in range(3):
-            for n in range(20):
-                await routed.run(language="bash", code="true", workspace=f"conversation-{n}")
-        pinged = await routed.ping()
+        yield runners, urls, routed
     finally:
         await routed.aclose()
         for server in servers:
             await server.close()
+
+
+async def test_every_run_of_a_workspace_goes_to_the_same_service() -> None:
+    async with two_services() as (runners, urls, routed):
+        for _ in range(3):
+            for n in range(20):
+                await routed.run(language="bash", code="true", workspace=f"conversation-{n}")
+        pinged = await routed.ping()
     seen = [set(r.workspaces) for r in runners]
     assert seen[0] and seen[1] and not seen[0] & seen[1]  # both used, never the same one
     assert all(r.workspaces.count(w) == 3 for r in runners for w in set(r.workspaces))
@@ -88,28 +98,13 @@ async def test_every_run_of_a_workspace_goes_to_the_same_service() -> None:
 
 
 async def test_a_workspaces_files_go_to_the_service_that_runs_its_blocks() -> None:
-    from sandbox.service import ServiceOptions, make_app
-
-    runners = [NotingRunner(), NotingRunner()]
-    servers = [
-        TestServer(make_app(runner=r, options=ServiceOptions(token="t")), host="127.0.0.1")
-        for r in runners
-    ]
-    for server in servers:
-        await server.start_server()
-    urls = [str(s.make_url("")).rstrip("/") for s in servers]
-    routed = RoutedSandbox.from_urls(urls, token="t")
     workspaces = [f"conversation-{n}" for n in range(12)]
-    try:
+    async with two_services() as (runners, urls, routed):
         for w in workspaces:
             stored = await routed.put_file(workspace=w, name="app.log", data=b"x")
             await routed.run(language="python", code="print(1)", workspace=w)
             outbox = await routed.read_outbox(workspace=w, max_files=10, max_bytes=1024)
             assert stored.bytes == 1 and outbox == Outbox()
-    finally:
-        await routed.aclose()
-        for server in servers:
-            await server.close()
     for w in workspaces:
         home = runners[urls.index(replica_for(w, urls))]
         assert w in home.workspaces
