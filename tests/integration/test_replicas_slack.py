@@ -167,6 +167,21 @@ async def test_three_replicas_each_mention_sent_to_two_answer_each_once(
     assert not any("Traceback" in e for e in errors), errors
 
 
+async def start_slow_block(
+    replica: Replica, home: Path, *, channel: str, ts: str, event: str
+) -> Path:
+    """Mention the bot on ``replica`` with the slow script; wait (up to 60 s) until its block
+    has started; the workspaces' directory, where the block leaves its marker."""
+    async with EventSender(url=f"{replica.base}/slack/events", secret=SECRET) as sender:
+        body = envelope(mention(channel=channel, ts=ts, text="slow?"), event_id=event)
+        assert (await sender.send(body))[0] == 200
+    marker = home / "workspaces"
+    deadline = time.monotonic() + 60
+    while not list(marker.glob("*/slow-started")) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return marker
+
+
 async def test_killing_the_owner_mid_block_lets_another_replica_take_over_after_the_lease(
     fresh_postgres: str,  # noqa: F811
     jail_reachable_dir: Path,
@@ -181,13 +196,7 @@ async def test_killing_the_owner_mid_block_lets_another_replica_take_over_after_
         async with aiohttp.ClientSession() as session:
             await first.ready(session)
             await second.ready(session)
-            async with EventSender(url=f"{first.base}/slack/events", secret=SECRET) as sender:
-                body = envelope(mention(channel="C9", ts="9.1", text="slow?"), event_id="Ev9")
-                assert (await sender.send(body))[0] == 200
-            marker = tmp_path / "workspaces"
-            deadline = time.monotonic() + 60
-            while not list(marker.glob("*/slow-started")) and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
+            marker = await start_slow_block(first, tmp_path, channel="C9", ts="9.1", event="Ev9")
             found = timeline(fresh_postgres, conversation_of(fresh_postgres, "C9"))
             assert list(marker.glob("*/slow-started")), [
                 (e["type"], e.get("stdout"), e.get("stderr"), e.get("reason")) for e in found
@@ -232,13 +241,7 @@ async def test_a_stop_sent_to_another_replica_stops_the_owner_within_two_seconds
         async with aiohttp.ClientSession() as session:
             await owner.ready(session)
             await other.ready(session)
-            async with EventSender(url=f"{owner.base}/slack/events", secret=SECRET) as sender:
-                body = envelope(mention(channel="C7", ts="7.1", text="slow?"), event_id="Ev7")
-                assert (await sender.send(body))[0] == 200
-            marker = tmp_path / "workspaces"
-            deadline = time.monotonic() + 60
-            while not list(marker.glob("*/slow-started")) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            marker = await start_slow_block(owner, tmp_path, channel="C7", ts="7.1", event="Ev7")
             assert list(marker.glob("*/slow-started")), "the block never started"
             cid = conversation_of(fresh_postgres, "C7")
             async with EventSender(url=f"{other.base}/slack/events", secret=SECRET) as sender:
