@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import date, datetime
 
     from bot.ports import ModelReply
@@ -71,7 +72,14 @@ class LoopApp(Protocol):
         self, conversation_id: UUID, *, name: str, size: int, sha256: str
     ) -> None: ...
     def stop(self, conversation_id: UUID, *, reason: str, detail: str = "") -> None: ...
-    def claim_loop(self, conversation_id: UUID, *, holder: str, seconds: float) -> Any: ...
+    def claim_loop(
+        self,
+        conversation_id: UUID,
+        *,
+        holder: str,
+        seconds: float,
+        wanted: Callable[[Any], bool] | None = None,
+    ) -> Any: ...
     def renew_loop(
         self, conversation_id: UUID, *, holder: str, token: int, seconds: float
     ) -> float | None: ...

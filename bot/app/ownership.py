@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+class _NothingToDo(Exception):
+    """Raised inside a claim's transaction to leave it without recording anything."""
+
+
 class LoopOwnership:
     """Claim, renew and release a loop's lease; fence its commands; record stop requests."""
 
@@ -47,15 +51,28 @@ class LoopOwnership:
     _fences: dict[UUID, int]
 
     @boundary
-    def claim_loop(self, conversation_id: UUID, *, holder: str, seconds: float) -> Lease | None:
+    def claim_loop(
+        self,
+        conversation_id: UUID,
+        *,
+        holder: str,
+        seconds: float,
+        wanted: Callable[[Conversation], bool] | None = None,
+    ) -> Lease | None:
         """Take this conversation's loop for ``holder`` (None while another holds it),
-        recording ``LoopClaimed`` for a new token; this application is fenced by it."""
+        recording ``LoopClaimed`` for a new token; this application is fenced by it.
+
+        ``wanted`` looks at the conversation once the lease is held: when it says there is
+        nothing to do (another process answered while this one was deciding to claim), the
+        lease is let go, nothing is recorded and the result is None."""
         lease = self.leases.claim(conversation_id, holder=holder, seconds=seconds)
         if lease is None:
             return None
         until = datetime.fromtimestamp(lease.until, UTC)
 
         def claim(conv: Conversation) -> None:
+            if wanted is not None and not wanted(conv):
+                raise _NothingToDo
             if conv.loop_holder != (holder, lease.token):
                 conv.claim_loop(
                     by=holder,
@@ -66,8 +83,10 @@ class LoopOwnership:
 
         try:
             self._update(conversation_id, claim, fenced=False)
-        except BaseException:
+        except BaseException as exc:
             self.leases.release(conversation_id, holder=holder, token=lease.token)
+            if isinstance(exc, _NothingToDo):
+                return None
             raise
         self._fences[conversation_id] = lease.token
         return lease

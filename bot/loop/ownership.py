@@ -63,10 +63,13 @@ class Held:
     taken_from: str
 
 
-async def claim(app: Any, cid: UUID, policy: LeasePolicy) -> Held | None:
-    """The conversation's loop for this process, or None while another process holds it."""
+async def claim(
+    app: Any, cid: UUID, policy: LeasePolicy, *, wanted: Callable[[Any], bool]
+) -> Held | None:
+    """The conversation's loop for this process, or None while another process holds it or
+    when, once the lease is held, ``wanted`` finds nothing left to do."""
     lease = await asyncio.to_thread(
-        app.claim_loop, cid, holder=policy.holder, seconds=policy.seconds
+        app.claim_loop, cid, holder=policy.holder, seconds=policy.seconds, wanted=wanted
     )
     if lease is None:
         return None

@@ -128,9 +128,11 @@ class LoopRunner:
         process recorded meanwhile found the lease held, and is ours to answer)."""
         outcome = Outcome(conversation_id=str(cid), answer=None, stopped_reason=None)
         while not isinstance((await self._decide(cid))[1], step_types.Idle):
-            held = await claim(self.app, cid, self.lease)
-            if held is None:  # the holder picks our message up before it lets go
-                return dataclasses.replace(outcome, elsewhere=True)
+            held = await claim(self.app, cid, self.lease, wanted=self._has_work)
+            if held is None:
+                if isinstance((await self._decide(cid))[1], step_types.Idle):
+                    return outcome  # another process answered it meanwhile: see the log
+                return dataclasses.replace(outcome, elsewhere=True)  # the holder answers it
             async with kept(self.app, held, self.lease, on_stop=lambda: self.interrupt(cid)):
                 with metrics.LOOPS_RUNNING.track_inprogress():
                     latest = await self._loop(cid, progress, running)
@@ -141,8 +143,14 @@ class LoopRunner:
 
     async def _decide(self, cid: UUID) -> tuple[LoopState, step_types.Step]:
         state: LoopState = await self._call(self.app.get, cid)
+        return state, self._next(state)
+
+    def _next(self, state: LoopState) -> step_types.Step:
         rules = self.approvals.rules_for(approval_steps.coordinates_of(state))
-        return state, next_step(state, self.limits, now=self.now().timestamp(), approvals=rules)
+        return next_step(state, self.limits, now=self.now().timestamp(), approvals=rules)
+
+    def _has_work(self, state: LoopState) -> bool:
+        return not isinstance(self._next(state), step_types.Idle)
 
     async def _loop(self, cid: UUID, progress: Progress, running: Running) -> Outcome:
         while True:

@@ -45,6 +45,37 @@ async def test_nothing_to_do_claims_nothing(memory_app: ConversationApp) -> None
     assert len(loop.events("LoopClaimed")) == 1
 
 
+async def test_a_message_answered_elsewhere_between_the_look_and_the_claim_claims_nothing(
+    memory_app: ConversationApp,
+) -> None:
+    """The race CI caught: this runner saw work, then another process answered it and let
+    the lease go before this one claimed; a claim then would end the log on a bare
+    ``LoopClaimed``."""
+    loop = a_loop(memory_app, ["never asked"], lease=FAST)
+    claim_here = memory_app.claim_loop
+
+    def answered_there_first(cid: UUID, **kwargs: object) -> object:
+        there = claim_here(cid, holder="replica-there", seconds=30)
+        assert there is not None
+        memory_app.record_model_reply(
+            cid,
+            reply=ModelReply("Answered there.", "test", "m", 1, 1, False, 0.0, True, 1, 1),
+            prompt_fingerprint="f",
+        )
+        memory_app.answer(cid, text="Answered there.")
+        memory_app.release_loop(cid, holder="replica-there", token=there.token)
+        return claim_here(cid, **kwargs)  # type: ignore[arg-type]
+
+    memory_app.claim_loop = answered_there_first  # type: ignore[method-assign]
+    outcome = await loop.runner.run(loop.cid, RecordingProgress())
+
+    assert not outcome.elsewhere and outcome.answer is None  # the asker reads the log
+    assert loop.model.prompts == []
+    assert loop.kinds()[-1] == "Answered"
+    assert [e["by"] for e in loop.events("LoopClaimed")] == ["replica-there"]
+    assert memory_app.held_loops() == {}
+
+
 async def test_a_loop_held_by_another_process_is_left_to_it_and_taken_when_let_go(
     memory_app: ConversationApp,
 ) -> None:
