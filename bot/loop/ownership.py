@@ -5,7 +5,10 @@ a row in the shared store, and ``LoopClaimed`` in the log when the token is new)
 that finds the lease held elsewhere does nothing more: the message it recorded is picked up
 by the holder, which looks at the log once more after it lets the lease go (the lease is
 released *before* that last look, so a message recorded while the holder was finishing is
-either seen by that look or finds the lease free).
+either seen by that look or finds the lease free). A claim looks at the log once more under
+the lease, and one that finds nothing left to do (the holder answered the message between
+this process's look and its claim) lets the lease go and records nothing: every
+``LoopClaimed`` is followed by a step.
 
 While the loop runs, a keeper beside it, every ``tick`` seconds:
 
