@@ -24,14 +24,13 @@ from uuid import UUID
 
 from bot import metrics
 from bot.errors import ModelUnavailable, one_line
-from bot.loop import approval_steps, files
+from bot.loop import approval_steps, files, tool_calls
 from bot.loop.budget import over_budget
 from bot.loop.failures import INTERRUPTED_DETAIL, LoopCancelled, record_failure
 from bot.loop.ownership import LeasePolicy, claim, kept
 from bot.loop.plumbing import Running, call_app, cancellable
 from bot.loop.redacting import no_secrets, show
 from bot.loop.safe_progress import SafeProgress
-from bot.loop.tool_calls import AppToolLog
 from bot.loop.turn_cap import DEFAULT_TURN_SECONDS, bounded_reply, cut_note
 from bot.policy.approvals import ApprovalPolicy
 from bot.ports import ChatModel, Progress, PromptBuilder, ProviderFailure, Sandbox
@@ -39,7 +38,7 @@ from bot.ports_app import LoopApp
 from bot.surface import Outcome
 from bot.tools.broker import BlockBroker
 from bot.tools.registry import ToolRegistry
-from bot.tools.values import Caller, ToolSpec
+from bot.tools.values import Caller
 from domain import steps as step_types
 from domain.budgets import DailyBudgets
 from domain.errors import DomainError, LoopTakenOver
@@ -247,7 +246,7 @@ class LoopRunner:
             if over is not None:  # before the prompt is built: nothing more is spent
                 return await self._stop(cid, progress, reason="budget", detail=over)
         timeline = await self._call(self.app.timeline, cid)
-        tools = await self._tools_for(state)
+        tools = await tool_calls.tools_for(self.tools, state, self.approvals)
         mounts = self.mounts_for(approval_steps.conversation_caller(state, self.approvals))
         prompt = self.build_prompt(timeline, tools=tools, mounts=mounts)
         await progress.thinking()
@@ -334,7 +333,16 @@ class LoopRunner:
         await progress.block_started(
             index=block.index, total=total, language=block.language, code=block.code
         )
-        broker = self._broker(cid, block, state, approved=step.approved)
+        broker = tool_calls.block_broker(
+            self.tools,
+            self.app,
+            cid,
+            block,
+            state,
+            self.approvals,
+            approved=step.approved,
+            call=self._call,
+        )
         mounts = self.mounts_for(approval_steps.conversation_caller(state, self.approvals))
         try:
             run = self._in_sandbox(cid, block, broker, mounts)
@@ -350,24 +358,6 @@ class LoopRunner:
         await progress.block_finished(
             index=block.index, total=total, language=block.language, code=block.code, result=result
         )
-
-    async def _tools_for(self, state: LoopState) -> list[ToolSpec]:
-        """The tools this conversation's author may call (none when none are configured)."""
-        if self.tools is None or not self.tools.names:
-            return []
-        return await self.tools.tools_for(approval_steps.conversation_caller(state, self.approvals))
-
-    def _broker(
-        self, cid: UUID, block: BlockState, state: LoopState, *, approved: tuple[str, ...]
-    ) -> BlockBroker | None:
-        """The broker of this block's run, when tools are configured."""
-        if self.tools is None or not self.tools.names:
-            return None
-        caller = approval_steps.block_caller(state, block, self.approvals, approved)
-        record = AppToolLog(
-            app=self.app, conversation_id=cid, block_id=block.block_id, call=self._call
-        )
-        return BlockBroker(registry=self.tools, caller=caller, block_id=block.block_id, log=record)
 
     def _in_sandbox(
         self, cid: UUID, block: BlockState, broker: BlockBroker | None, mounts: tuple[str, ...]

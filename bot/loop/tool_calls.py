@@ -1,7 +1,8 @@
 """The glue between a running block's broker and the conversation it belongs to.
 
 ``AppToolLog`` records the broker's calls as events of the conversation, through the
-runner's thread-safe, never-half-cancelled application calls.
+runner's thread-safe, never-half-cancelled application calls; ``tools_for`` and
+``block_broker`` are what the runner asks of the tool registry for a prompt and a block.
 """
 
 from __future__ import annotations
@@ -11,8 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from bot.loop import approval_steps
+from bot.policy.approvals import ApprovalPolicy
 from bot.ports_app import LoopApp
-from bot.tools.values import ToolOutcome
+from bot.tools.broker import BlockBroker
+from bot.tools.registry import ToolRegistry
+from bot.tools.values import ToolOutcome, ToolSpec
+from domain.state import BlockState, LoopState
 
 AppCall = Callable[..., Awaitable[Any]]  # the runner's ``_call``: fn, *args, **kwargs
 
@@ -64,3 +70,31 @@ class AppToolLog:
         await self.call(
             self.app.mark_tool_unknown, self.conversation_id, call_id=call_id, detail=detail
         )
+
+
+async def tools_for(
+    tools: ToolRegistry | None, state: LoopState, approvals: ApprovalPolicy
+) -> list[ToolSpec]:
+    """The tools this conversation's author may call (none when none are configured)."""
+    if tools is None or not tools.names:
+        return []
+    return await tools.tools_for(approval_steps.conversation_caller(state, approvals))
+
+
+def block_broker(
+    tools: ToolRegistry | None,
+    app: LoopApp,
+    cid: UUID,
+    block: BlockState,
+    state: LoopState,
+    approvals: ApprovalPolicy,
+    *,
+    approved: tuple[str, ...],
+    call: AppCall,
+) -> BlockBroker | None:
+    """The broker of this block's run, when tools are configured."""
+    if tools is None or not tools.names:
+        return None
+    caller = approval_steps.block_caller(state, block, approvals, approved)
+    record = AppToolLog(app=app, conversation_id=cid, block_id=block.block_id, call=call)
+    return BlockBroker(registry=tools, caller=caller, block_id=block.block_id, log=record)
