@@ -48,6 +48,12 @@ TOO_MANY_CONNECTIONS = {"ok": False, "error": f"too many open connections ({MAX_
 ANSWER_TOO_LARGE = {"ok": False, "error": "the answer is over 16 MiB and was dropped"}
 
 
+class CallerGone(ConnectionError):
+    """Raised by a relay whose caller went away (the service's WebSocket closed mid-run): the
+    run is being stopped, so a frame sent meanwhile is answered as documented ("the tool
+    broker failed") but is no failure of the broker's to log."""
+
+
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -233,6 +239,8 @@ class RelayServer:
     async def _ask(self, frame: dict[str, Any]) -> object:
         try:
             return await self.relay(frame)
+        except CallerGone:
+            return BROKER_FAILED
         except Exception:  # the broker's fault, not the block's: logged, answered generically
             self.failures += 1
             if self.failures == 1:

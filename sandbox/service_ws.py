@@ -30,7 +30,7 @@ from sandbox.admission import RETRY_AFTER_SECONDS, Gate, Runner, error_response,
 from sandbox.errors import BadRequest, SandboxError, SandboxUnavailable
 from sandbox.http_guard import Handler
 from sandbox.limits import Limits
-from sandbox.relay import MAX_RESPONSE_BYTES
+from sandbox.relay import MAX_RESPONSE_BYTES, CallerGone
 from sandbox.result import RunResult
 from sandbox.wire import json_bytes, parse_run_request, result_chunks
 
@@ -63,7 +63,7 @@ class _Link:
     async def relay(self, frame: dict[str, Any]) -> dict[str, Any]:
         """The ``ToolRelay`` of the run: the caller answers each frame."""
         if self.gone:
-            raise ConnectionError("the caller went away")
+            raise CallerGone("the caller went away")
         self.sent += 1
         number = self.sent
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -88,7 +88,7 @@ class _Link:
             self.gone = True
             for future in self.pending.values():
                 if not future.done():
-                    future.set_exception(ConnectionError("the caller went away"))
+                    future.set_exception(CallerGone("the caller went away"))
 
     def _answer(self, text: str) -> None:
         try:
