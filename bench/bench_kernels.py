@@ -2,7 +2,8 @@
 
 Run through ``bench/bench_sandbox.py --kernels [--runs 40] [--out FILE]``. Cases:
 
-- ``print(1)`` in a warm kernel, in process and through ``opsloop serve sandbox``;
+- ``print(1)`` in a warm kernel, in process and through ``opsloop serve sandbox`` (on loopback
+  TCP, and a second service on its unix socket, ``--socket``);
 - the first block of a new conversation, with the prestarted pool (refilled, untimed,
   before every case, as it is between conversations that do not start within milliseconds
   of each other) and without it;
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sandbox.client import SandboxClient  # noqa: E402
+from sandbox.errors import SandboxUnavailable  # noqa: E402
 from sandbox.jail import NsjailSandbox  # noqa: E402
 from sandbox.kernels import KernelOptions  # noqa: E402
 from sandbox.limits import Limits  # noqa: E402
@@ -119,13 +121,22 @@ async def burst(run: Callable[[str], Awaitable[object]], conversations: int, eac
 
 
 def latency_cases(
-    jail: NsjailSandbox, nopool: NsjailSandbox, client: SandboxClient, python: str
+    jail: NsjailSandbox,
+    nopool: NsjailSandbox,
+    clients: tuple[SandboxClient, SandboxClient],
+    python: str,
 ) -> tuple[dict[str, Case], dict[str, Case]]:
+    client, unix = clients  # the service on loopback TCP, and a second one on a unix socket
+
     async def warm() -> None:
         check(await jail.run(language="python", code="print(1)", limits=LIMITS, workspace="w1"))
 
     async def remote() -> None:
         result = await client.run(language="python", code="print(1)", limits=LIMITS, workspace="w2")
+        check(result)
+
+    async def local_socket() -> None:
+        result = await unix.run(language="python", code="print(1)", limits=LIMITS, workspace="w4")
         check(result)
 
     def first(sandbox: NsjailSandbox) -> Case:
@@ -148,6 +159,7 @@ def latency_cases(
         f"bare `{python} -c 'print(1)'`": lambda: bare([python, "-c", "print(1)"]),
         "warm kernel, in process": warm,
         "warm kernel, HTTP service": remote,
+        "warm kernel, HTTP service on its unix socket": local_socket,
         "first block of a new conversation, prestarted pool": first(jail),
         "first block of a new conversation, no pool": first(nopool),
         "warm kernels off (one jail per block), in process": cold,
@@ -239,20 +251,22 @@ async def service_rows(client: SandboxClient, pid: int) -> list[str]:
     ]
 
 
-async def measure(data: Path, client: SandboxClient, service_pid: int, runs: int) -> list[str]:
+async def measure(
+    data: Path, clients: tuple[SandboxClient, SandboxClient], service_pid: int, runs: int
+) -> list[str]:
     workspaces = Workspaces(root=data / "workspaces", quota_bytes=QUOTA, idle_seconds=3600)
     jail = NsjailSandbox.create(workspaces=workspaces, kernels=KernelOptions(prestarted=2))
     nopool = NsjailSandbox.create(workspaces=workspaces, kernels=KernelOptions(prestarted=0))
     python = jail.layout.interpreter("python").path
     try:
-        cases, before = latency_cases(jail, nopool, client, python)
+        cases, before = latency_cases(jail, nopool, clients, python)
         samples = await timed(cases, runs, before)
 
         async def local(name: str) -> None:
             check(await jail.run(language="python", code="print(1)", limits=LIMITS, workspace=name))
 
         rate = await burst(local, 8, 25)
-        service = await service_rows(client, service_pid)
+        service = await service_rows(clients[0], service_pid)
         state = await state_rows(jail, python, runs)
     finally:
         await jail.aclose()
@@ -282,6 +296,17 @@ async def measure(data: Path, client: SandboxClient, service_pid: int, runs: int
     ]
 
 
+async def wait_pinged(client: SandboxClient) -> None:
+    """Wait until the service behind ``client`` answers ``/healthz``."""
+    for _ in range(200):
+        try:
+            await client.ping()
+            return
+        except SandboxUnavailable:
+            await asyncio.sleep(0.05)
+    raise SystemExit(f"the sandbox service at {client.url} did not start")
+
+
 async def kernels_report(runs: int) -> str:
     """The whole warm-kernel benchmark, as a markdown section."""
     from bench_sandbox import TOKEN, free_port, start_service, wait_healthy
@@ -295,15 +320,23 @@ async def kernels_report(runs: int) -> str:
         data / "service", port, "--concurrency", "8", "--queue", "64", config=config
     )
     client = SandboxClient(url=f"http://127.0.0.1:{port}", token=TOKEN)
+    # The same service on a 0600 unix socket (``--socket``), in a second process.
+    (data / "unix").mkdir(mode=0o755)
+    sock = data / "unix" / "sandbox.sock"
+    unix_service = start_service(data / "unix", free_port(), "--socket", str(sock), config=config)
+    unix = SandboxClient(url=f"unix://{sock}", token=TOKEN)
     try:
         await wait_healthy(f"http://127.0.0.1:{port}")
-        lines = await measure(data, client, service.pid, runs)
+        await wait_pinged(unix)
+        lines = await measure(data, (client, unix), service.pid, runs)
     finally:
-        await client.aclose()
-        service.terminate()
-        service.wait(timeout=30)
-        left = Workspaces(root=data / "service" / "workspaces", quota_bytes=QUOTA, idle_seconds=1)
-        await asyncio.to_thread(left.prune, now=time.time() + 10 * 3600)
+        for each, process in ((client, service), (unix, unix_service)):
+            await each.aclose()
+            process.terminate()
+            process.wait(timeout=30)
+        for name in ("service", "unix"):
+            left = Workspaces(root=data / name / "workspaces", quota_bytes=QUOTA, idle_seconds=1)
+            await asyncio.to_thread(left.prune, now=time.time() + 10 * 3600)
         shutil.rmtree(data, ignore_errors=True)
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return "\n".join([f"## Warm kernels ({when})", "", *lines]) + "\n"

@@ -213,10 +213,11 @@ class SandboxClient:
         raise refusal(status, error=error, retry_after=retry_after)
 
 
-async def _read_at_most(response: aiohttp.ClientResponse, most: int) -> bytearray | None:
+async def _read_at_most(response: aiohttp.ClientResponse, most: int) -> bytes | bytearray | None:
     """The body (one buffer, no copy), or None when it is over ``most`` bytes (reading stops)."""
-    if (response.content_length or 0) > most:
-        return None
+    length = response.content_length
+    if length is not None:  # the service's short results: read whole, in one call
+        return await response.read() if length <= most else None
     body = bytearray()
     async for chunk in response.content.iter_chunked(256 * 1024):
         body += chunk

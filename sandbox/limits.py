@@ -38,19 +38,18 @@ class Limits:
     output_bytes: int = MIB  # per stream (stdout and stderr each keep this much of their head)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None and f.name == "cpu_seconds":
+        for name, whole, low, high in _CHECKS:
+            value = getattr(self, name)
+            if value is None and name == "cpu_seconds":
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise BadRequest(f"limit {f.name} must be a number, not {_show(value)}")
-            if f.type == "int" and not isinstance(value, int):
-                raise BadRequest(f"limit {f.name} must be a whole number, not {_show(value)}")
-            low, high = _RANGES[f.name]
+                raise BadRequest(f"limit {name} must be a number, not {_show(value)}")
+            if whole and not isinstance(value, int):
+                raise BadRequest(f"limit {name} must be a whole number, not {_show(value)}")
             # Compare first: math.isfinite() overflows on integers too large for a float.
             if not (low <= value <= high and math.isfinite(value)):
                 raise BadRequest(
-                    f"limit {f.name}={_show(value)} is out of range ({low:g} to {high:g})"
+                    f"limit {name}={_show(value)} is out of range ({low:g} to {high:g})"
                 )
 
     @property
@@ -60,13 +59,13 @@ class Limits:
 
     def over(self, maxima: Limits) -> tuple[str, float, float] | None:
         """The first field above ``maxima`` as (name, value, maximum), or None if none is."""
-        for f in fields(self):
-            if f.name == "cpu_seconds":  # None means "the wall limit": compare what applies
+        for name in _NAMES:
+            if name == "cpu_seconds":  # None means "the wall limit": compare what applies
                 value, maximum = self.cpu_limit, maxima.cpu_limit
             else:
-                value, maximum = getattr(self, f.name), getattr(maxima, f.name)
+                value, maximum = getattr(self, name), getattr(maxima, name)
             if value > maximum:
-                return f.name, value, maximum
+                return name, value, maximum
         return None
 
     def replaced(self, **changes: Any) -> Limits:
@@ -76,18 +75,23 @@ class Limits:
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for JSON and event payloads (every field is a scalar: no deep copy,
         which ``dataclasses.asdict`` would spend a tenth of a millisecond on)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in _NAMES}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Limits:
         """The inverse of ``to_dict``; unknown keys are a ``BadRequest``."""
         if not isinstance(data, dict):
             raise BadRequest("limits must be an object")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - _KNOWN)
         if unknown:
-            raise BadRequest(f"unknown limit {unknown[0]!r} (known: {', '.join(sorted(known))})")
+            raise BadRequest(f"unknown limit {unknown[0]!r} (known: {', '.join(sorted(_KNOWN))})")
         return cls(**data)
+
+
+# The fields, read once (``dataclasses.fields`` costs microseconds a call, on every block).
+_NAMES = tuple(f.name for f in fields(Limits))
+_KNOWN = frozenset(_NAMES)
+_CHECKS = tuple((f.name, f.type == "int", *_RANGES[f.name]) for f in fields(Limits))
 
 
 def merge_requested(requested: object, *, defaults: Limits) -> Limits:

@@ -36,13 +36,16 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for JSON and event payloads (every field is a scalar: no deep copy,
         which ``dataclasses.asdict`` would spend a tenth of a millisecond on)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in _NAMES}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:
         """The inverse of ``to_dict``; missing optional fields take their defaults."""
-        known = {f.name for f in fields(cls)}
         try:
-            return cls(**{k: v for k, v in data.items() if k in known})
+            return cls(**{k: v for k, v in data.items() if k in _KNOWN})
         except TypeError as exc:
             raise BadRequest(f"not a run result: {exc}") from None
+
+
+_NAMES = tuple(f.name for f in fields(RunResult))  # read once, not on every block
+_KNOWN = frozenset(_NAMES)

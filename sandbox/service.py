@@ -12,7 +12,8 @@ no caller:
 - a request's limits are clamped to the service's own (``ServiceOptions.maxima``, from
   ``[sandbox]``): omitted fields take them, larger ones are a 400 naming the limit;
 - bodies are size- and time-limited, and anything that does not parse is a 400;
-- results are streamed as UTF-8 JSON in pieces, so memory stays a small multiple of the
+- a short result is one UTF-8 JSON body with its ``Content-Length``, sent with the headers
+  in one write; a long one is streamed in pieces, so memory stays a small multiple of the
   output cap however the output is made up;
 - connections are guarded (``sandbox.http_guard``): deadlines for request heads and idle
   connections, a cap on open ones that evicts the oldest idle unauthenticated connection.
@@ -54,8 +55,9 @@ from sandbox.listen import (
 from sandbox.request import MAX_CODE_BYTES
 from sandbox.result import RunResult
 from sandbox.service_files import FileSettings, add_file_routes
+from sandbox.service_result import send_result
 from sandbox.service_ws import WsSettings, make_ws_handler
-from sandbox.wire import parse_run_request, result_chunks
+from sandbox.wire import parse_run_request
 
 __all__ = ["Runner", "RunningService", "ServiceOptions", "check_bind", "make_app", "serve"]
 log = logging.getLogger(__name__)
@@ -188,7 +190,7 @@ def make_app(*, runner: Runner, options: ServiceOptions) -> web.Application:
             return _error(500, str(exc))
         finally:
             gate.admitted -= 1
-        return await _send_result(request, result, seconds=options.send_seconds)
+        return await send_result(request, result, seconds=options.send_seconds)
 
     app = web.Application(
         client_max_size=options.max_body_bytes, middlewares=[guard.middleware, _no_tracebacks]
@@ -262,29 +264,6 @@ async def _read_body(request: web.Request, *, options: ServiceOptions) -> bytes:
         raise _Refused(408, f"the body did not arrive within {options.body_seconds:g} s") from None
 
 
-async def _send_result(
-    request: web.Request, result: RunResult, *, seconds: float
-) -> web.StreamResponse:
-    """Stream ``result`` as JSON, a piece at a time; a reader too slow for ``seconds`` is cut."""
-    response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
-    try:
-        async with asyncio.timeout(seconds):
-            await response.prepare(request)
-            last = b""  # sent with the end: a small result goes in one write, headers and all
-            for chunk in result_chunks(result.to_dict()):
-                if last:
-                    await response.write(last)
-                last = chunk
-            await response.write_eof(last)
-    except TimeoutError:
-        log.warning("a caller did not read its result within %g s: connection closed", seconds)
-        if request.transport is not None:
-            request.transport.abort()
-    except ConnectionError:  # the caller went away; nothing to tell it
-        pass
-    return response
-
-
 @dataclass
 class RunningService:
     """A started service: where it listens, and how to stop it."""
@@ -322,6 +301,7 @@ async def start_service(
         keepalive_timeout=options.idle_seconds,
         auto_decompress=False,  # our client never compresses; a gzip bomb stays a 400
         lingering_time=LINGER_SECONDS,
+        access_log=None,  # a log line per block was 3% of a warm block's time; runs are metrics
     )
     await web_runner.setup()
     assert web_runner.server is not None

@@ -193,3 +193,28 @@ async def test_a_real_jail_behind_the_service_runs_a_block(jail) -> None:
         await client.aclose()
         await server.close()
     assert result.stdout == "hi from 65534\n" and result.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("stdout", "streamed"), [("short", False), ("é" * 40_000, True)], ids=["short", "long"]
+)
+async def test_a_short_result_comes_with_its_length_and_a_long_one_streamed(
+    stdout: str, streamed: bool
+) -> None:
+    server = await serve(FakeRunner(stdout=stdout), token=TOKEN)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    client = SandboxClient(url=str(server.make_url("/")), token=TOKEN)
+    try:
+        async with aiohttp.ClientSession(headers=headers) as session:
+            body = {"language": "python", "code": "print(1)"}
+            async with session.post(server.make_url("/v1/run"), json=body) as response:
+                assert response.status == 200
+                assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+                assert ("Transfer-Encoding" in response.headers) is streamed
+                assert (response.content_length is None) is streamed
+                assert (await response.json())["stdout"] == stdout
+        result = await client.run(language="python", code="print(1)")
+    finally:
+        await client.aclose()
+        await server.close()
+    assert result.stdout == stdout

@@ -178,9 +178,15 @@ def read_until_closed(port: int, request: bytes) -> bytes:
     return received
 
 
-async def read_chunked_response(reader: asyncio.StreamReader) -> bytes:
-    """One streamed (chunked) response, up to its last chunk."""
-    return await asyncio.wait_for(reader.readuntil(b"\r\n0\r\n\r\n"), 10)
+async def read_one_response(reader: asyncio.StreamReader) -> bytes:
+    """One response of a short result: its head, then the ``Content-Length`` bytes of its body."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return head + await asyncio.wait_for(reader.readexactly(length), 10)
 
 
 async def test_a_caller_with_the_token_keeps_its_connection_between_blocks(
@@ -194,7 +200,7 @@ async def test_a_caller_with_the_token_keeps_its_connection_between_blocks(
         try:
             for _ in range(3):
                 writer.write(request)
-                assert b'"stdout":"hi\\n"' in await read_chunked_response(reader)
+                assert b'"stdout":"hi\\n"' in await read_one_response(reader)
                 await asyncio.sleep(1.5)  # longer than the head deadline, within the idle one
         finally:
             writer.close()
